@@ -1,0 +1,66 @@
+"""kaptrain: continuing-education courses in Ketamine-Assisted Psychotherapy for clinicians."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from kaptrain.config import PROJECT_ROOT, load_config
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: config, database, extensions, blueprints, CLI, errors, security headers."""
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        instance_path=str(PROJECT_ROOT / "instance"),
+    )
+    app.config.update(load_config(config))
+    _register_database(app)
+    _register_extensions(app)
+    _register_blueprints(app)
+    _register_cli(app)
+    _register_web(app)
+    return app
+
+
+def _register_database(app: Flask) -> None:
+    from kaptrain.db import init_db
+
+    if app.config["DATABASE_URL"].startswith("sqlite:///"):
+        PROJECT_ROOT.joinpath("instance").mkdir(exist_ok=True)
+    init_db(app)
+
+
+def _register_extensions(app: Flask) -> None:
+    from kaptrain.auth import init_auth
+    from kaptrain.extensions import csrf, limiter
+
+    csrf.init_app(app)
+    app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URI"]
+    limiter.init_app(app)
+    init_auth(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from kaptrain.accounts.views import bp as accounts_bp
+    from kaptrain.courses.views import bp as courses_bp
+    from kaptrain.quizzes.views import bp as quizzes_bp
+
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(courses_bp)
+    app.register_blueprint(quizzes_bp)
+
+
+def _register_cli(app: Flask) -> None:
+    from kaptrain.cli import register_cli
+
+    register_cli(app)
+
+
+def _register_web(app: Flask) -> None:
+    from kaptrain.web import init_web
+
+    init_web(app)

@@ -1,0 +1,71 @@
+"""Role and ownership checks shared by every blueprint, and the Flask-Login wiring."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+from flask import Flask, abort
+from flask_login import current_user, login_required
+
+from kaptrain.accounts.models import Role, User
+from kaptrain.accounts.services import load_session_user
+from kaptrain.db import get_session
+from kaptrain.extensions import login_manager
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def init_auth(app: Flask) -> None:
+    """Attach Flask-Login: sessions carry "id:version" so logout invalidates old cookies."""
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def _load(token: str) -> User | None:
+        return load_session_user(get_session(), token)
+
+
+def user() -> User:
+    """The logged-in user (call only behind login_required)."""
+    return cast(User, current_user._get_current_object())  # noqa: SLF001 - werkzeug proxy
+
+
+def role_required(*roles: Role) -> Callable[[F], F]:
+    """Decorator: log in first, then 403 unless the user holds one of the roles (admins pass)."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not user().has_role(*roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return cast(F, wrapped)
+
+    return decorator
+
+
+def require_owner(owner_id: int) -> None:
+    """404 unless the logged-in user owns the record; staff see others' records via admin views."""
+    if user().id != owner_id:
+        # 404, not 403: do not confirm that someone else's record exists.
+        abort(404)
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Return target only when it is a path on this site; otherwise the default (ASVS V5.1.5)."""
+    if not target or any(c in target for c in "\\\r\n\t") or not target.startswith("/"):
+        return default
+    if target.startswith("//"):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target

@@ -1,0 +1,194 @@
+"""Flask CLI commands: db, content, users, demo. Each command commits once or not at all."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import Engine
+
+from kaptrain import migrate
+from kaptrain.accounts import services as accounts
+from kaptrain.accounts.models import Role
+from kaptrain.content.files import ContentError, read_content, write_content
+from kaptrain.content.loader import export_content, import_content
+from kaptrain.db import get_session
+
+db_cli = AppGroup("db", help="Database schema migrations (Alembic).")
+content_cli = AppGroup("content", help="Check, import and export course content files.")
+users_cli = AppGroup("users", help="Create and manage accounts.")
+demo_cli = AppGroup("demo", help="Demo accounts for trying the site.")
+
+DEMO_ACCOUNTS = (
+    ("learner@example.com", "Demo Learner, LPC", Role.LEARNER, "Counsellor / therapist"),
+    ("instructor@example.com", "Demo Instructor, PhD", Role.INSTRUCTOR, "Psychologist"),
+    ("admin@example.com", "Demo Administrator", Role.ADMIN, "Other licensed clinician"),
+)
+DEMO_PASSWORD = "kaptrain-demo-2026"  # noqa: S105 - documented demo credential, never in production
+
+
+def register_cli(app: Flask) -> None:
+    """Attach the command groups to the app."""
+    for group in (db_cli, content_cli, users_cli, demo_cli):
+        app.cli.add_command(group)
+
+
+def _engine() -> Engine:
+    engine: Engine = current_app.extensions["kaptrain.db"].engine
+    return engine
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    migrate.upgrade(_engine(), revision)
+    click.echo(f"Database is at {revision}.")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ("base" removes every table)."""
+    migrate.downgrade(_engine(), revision)
+    click.echo(f"Database is at {revision}.")
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration changes.")
+def db_revision(message: str) -> None:
+    """Autogenerate a migration from the models (review it before committing)."""
+    migrate.revision(_engine(), message)
+
+
+@db_cli.command("check")
+def db_check() -> None:
+    """Exit 1 when the models and the migrated database disagree."""
+    diffs = migrate.pending_model_changes(_engine())
+    for d in diffs:
+        click.echo(f"  {d}")
+    if diffs:
+        click.echo("Models and migrations disagree: run `flask --app kaptrain db revision -m ...`.")
+        sys.exit(1)
+    click.echo("Models and migrations agree.")
+
+
+def _content_dirs(modules: str | None, quizzes: str | None) -> tuple[Path, Path]:
+    return (Path(modules or current_app.config["MODULES_DIR"]),
+            Path(quizzes or current_app.config["QUIZZES_DIR"]))
+
+
+_dir_options = [
+    click.option("--modules", "modules_dir", type=click.Path(file_okay=False), help="Default: modules/"),
+    click.option("--quizzes", "quizzes_dir", type=click.Path(file_okay=False), help="Default: quizzes/"),
+]
+
+
+def _with_dirs(f):  # type: ignore[no-untyped-def]
+    for opt in reversed(_dir_options):
+        f = opt(f)
+    return f
+
+
+def _read_or_exit(modules_dir: str | None, quizzes_dir: str | None):  # type: ignore[no-untyped-def]
+    try:
+        return read_content(*_content_dirs(modules_dir, quizzes_dir))
+    except ContentError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{len(exc.problems)} problem(s) found; nothing was imported.", err=True)
+        sys.exit(1)
+
+
+@content_cli.command("check")
+@_with_dirs
+def content_check(modules_dir: str | None, quizzes_dir: str | None) -> None:
+    """Validate every course, module and question file; list every problem (exit 1)."""
+    courses = _read_or_exit(modules_dir, quizzes_dir)
+    for c in courses:
+        n_q = sum(len(q.questions) for q in c.quizzes)
+        click.echo(f"{c.course.slug}: {len(c.modules)} modules, {len(c.quizzes)} quizzes, {n_q} questions")
+    click.echo("All content files are valid.")
+
+
+@content_cli.command("import")
+@_with_dirs
+def content_import(modules_dir: str | None, quizzes_dir: str | None) -> None:
+    """Load the files into the database in one transaction: all or nothing."""
+    courses = _read_or_exit(modules_dir, quizzes_dir)
+    session = get_session()
+    steps = sum(len(c.modules) + len(c.quizzes) for c in courses)
+    with click.progressbar(length=steps, label="Importing content", file=sys.stderr) as bar:
+        stats = import_content(session, courses, progress=lambda _: bar.update(1))
+    session.commit()
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(stats.items())) or "nothing to do"
+    click.echo(f"Imported: {summary}.")
+
+
+@content_cli.command("export")
+@click.argument("directory", type=click.Path(file_okay=False))
+def content_export(directory: str) -> None:
+    """Write the database's current content to DIRECTORY/modules and DIRECTORY/quizzes."""
+    root = Path(directory)
+    written = write_content(export_content(get_session()), root / "modules", root / "quizzes")
+    click.echo(f"Wrote {len(written)} files under {root}.")
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="Full name as it should appear on certificates.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.LEARNER.value)
+@click.option("--profession", default="Other licensed clinician", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(email: str, name: str, role: str, profession: str, password_stdin: bool) -> None:
+    """Create an account (password from a prompt, or --password-stdin)."""
+    session = get_session()
+    try:
+        user = accounts.create_user(session, email, _read_password(password_stdin),
+                                    accounts.Profile(full_name=name, profession=profession), Role(role))
+    except accounts.AccountError as exc:
+        raise click.ClickException(f"{exc.field or 'account'}: {exc}") from None
+    session.commit()
+    click.echo(f"Created {user.role.value} {user.email}.")
+
+
+@users_cli.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice([r.value for r in Role]))
+def users_set_role(email: str, role: str) -> None:
+    """Change an account's role."""
+    session = get_session()
+    user = accounts.find_user_by_email(session, email)
+    if user is None:
+        raise click.ClickException(f"No account with email {email}.")
+    user.role = Role(role)
+    user.session_version += 1  # a role change takes effect at the next login
+    session.commit()
+    click.echo(f"{user.email} is now {role}.")
+
+
+@demo_cli.command("create")
+def demo_create() -> None:
+    """Create the demo learner, instructor and admin (skips any that exist)."""
+    session = get_session()
+    created = []
+    with click.progressbar(DEMO_ACCOUNTS, label="Demo accounts", file=sys.stderr) as bar:
+        for email, name, role, profession in bar:
+            if accounts.find_user_by_email(session, email) is None:
+                accounts.create_user(session, email, DEMO_PASSWORD,
+                                     accounts.Profile(full_name=name, profession=profession), role)
+                created.append(email)
+    session.commit()
+    click.echo("Demo accounts (password for each: " + DEMO_PASSWORD + "):")
+    for email, _name, role, _p in DEMO_ACCOUNTS:
+        click.echo(f"  {role.value:<10} {email}{'  (created)' if email in created else ''}")
+

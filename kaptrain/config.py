@@ -1,0 +1,82 @@
+"""Configuration: safe defaults, overridden by KAPTRAIN_* environment variables or a test mapping."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS: dict[str, Any] = {
+    "ENV": "development",
+    "SECRET_KEY": None,
+    "DATABASE_URL": f"sqlite:///{PROJECT_ROOT / 'instance' / 'kaptrain.sqlite3'}",
+    "MODULES_DIR": str(PROJECT_ROOT / "modules"),
+    "QUIZZES_DIR": str(PROJECT_ROOT / "quizzes"),
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_ENABLED": True,
+    "LOGIN_RATE_LIMIT": "10 per minute",
+    "ACCREDITATION_STATEMENT": (
+        "Accreditation statement not configured: set KAPTRAIN_ACCREDITATION_STATEMENT to the wording "
+        "your accrediting body approved."
+    ),
+    "SITE_NAME": "kaptrain",
+    "TRUSTED_PROXIES": 0,
+    "SESSION_HOURS": 12,
+}
+
+# Values read from the environment are strings; these keys are converted.
+_INT_KEYS = {"TRUSTED_PROXIES", "SESSION_HOURS"}
+_BOOL_KEYS = {"RATELIMIT_ENABLED"}
+
+_DEV_SECRET = "dev-only-not-secret"  # noqa: S105 - used only outside production, see load_config
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run the app (e.g. production without a secret key)."""
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in DEFAULTS:
+        raw = environ.get(f"KAPTRAIN_{key}")
+        if raw is None:
+            continue
+        if key in _INT_KEYS:
+            out[key] = int(raw)
+        elif key in _BOOL_KEYS:
+            out[key] = raw.strip().lower() in {"1", "true", "yes", "on"}
+        else:
+            out[key] = raw
+    return out
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Merge defaults, KAPTRAIN_* environment variables and explicit overrides, then check them."""
+    cfg = dict(DEFAULTS)
+    cfg.update(_from_env(os.environ if environ is None else environ))
+    cfg.update(overrides or {})
+    production = cfg["ENV"] == "production"
+    if not cfg["SECRET_KEY"]:
+        if production:
+            raise ConfigError(
+                "KAPTRAIN_SECRET_KEY is not set. In production the secret key signs sessions and CSRF "
+                "tokens and must be a long random value shared by every server, e.g. "
+                "python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+        cfg["SECRET_KEY"] = _DEV_SECRET
+    cfg.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=production,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=production,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        RATELIMIT_STORAGE_URI=cfg["RATELIMIT_STORAGE_URI"],
+    )
+    return cfg

@@ -1,0 +1,334 @@
+"""Read, validate and write the content files; pure functions, no Flask and no database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta, QuestionFile, QuizFile
+
+FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n(.*)\Z", re.DOTALL)
+HEADING = re.compile(r"^##\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a content file, located as precisely as we can."""
+
+    path: str
+    field: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.field or '(file)'}: {self.message}"
+
+
+@dataclass
+class CourseContent:
+    """One course as read from its files."""
+
+    course: CourseFile
+    modules: list[ModuleFile] = field(default_factory=list)
+    quizzes: list[QuizFile] = field(default_factory=list)
+
+
+class ContentError(Exception):
+    """Content files failed validation; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the content files")
+        self.problems = problems
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _node_line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """Follow a pydantic error location through a composed YAML node tree to a line number."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+        line = node.start_mark.line + 1
+    return line
+
+
+def _validation_problems(
+    path: str, exc: ValidationError, root: yaml.Node | None, line_offset: int = 0, strip: str = ""
+) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if strip and loc[:1] == (strip,):
+            loc = loc[1:]
+        line = _node_line(root, loc) if root is not None else None
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check its spelling)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        problems.append(
+            Problem(path, ".".join(str(p) for p in loc), msg, line + line_offset if line else None)
+        )
+    return problems
+
+
+def _parse_yaml(path: str, text: str, line_offset: int = 0) -> tuple[Any, yaml.Node | None, list[Problem]]:
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 + line_offset if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        return None, None, [Problem(path, "", f"not valid YAML: {reason}", line)]
+    if not isinstance(data, dict):
+        return None, None, [Problem(path, "", "expected a mapping of fields at the top level", 1)]
+    return data, root, []
+
+
+def _validate(model: type[BaseModel], path: str, data: Any, root: yaml.Node | None, offset: int = 0,
+              strip: str = "") -> tuple[Any, list[Problem]]:
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, _validation_problems(path, exc, root, offset, strip)
+
+
+def parse_course(path: str, text: str) -> tuple[CourseFile | None, list[Problem]]:
+    """Parse a course.yaml."""
+    data, root, problems = _parse_yaml(path, text)
+    if problems:
+        return None, problems
+    course, problems = _validate(CourseFile, path, data, root)
+    return course, problems
+
+
+def parse_module(path: str, text: str) -> tuple[ModuleFile | None, list[Problem]]:
+    """Parse a module file: YAML front matter between --- lines, then the Markdown body."""
+    match = FRONT_MATTER.match(text.replace("\r\n", "\n"))
+    if not match:
+        return None, [Problem(path, "", "missing YAML front matter: start the file with a --- line, "
+                              "then the fields, then another --- line", 1)]
+    meta_text, body = match.groups()
+    data, root, problems = _parse_yaml(path, meta_text, line_offset=1)
+    if problems:
+        return None, problems
+    meta, problems = _validate(ModuleMeta, path, data, root, offset=1)
+    if problems:
+        return None, problems
+    body_line = meta_text.count("\n") + 3
+    try:
+        return ModuleFile(meta=meta, body=body), []
+    except ValidationError as exc:
+        return None, [Problem(path, "body", e["msg"].removeprefix("Value error, "), body_line)
+                      for e in exc.errors()]
+
+
+def parse_quiz(path: str, text: str) -> tuple[QuizFile | None, list[Problem]]:
+    """Parse a question bank."""
+    data, root, problems = _parse_yaml(path, text)
+    if problems:
+        return None, problems
+    quiz, problems = _validate(QuizFile, path, data, root)
+    return quiz, problems
+
+
+def module_sections(module: ModuleFile) -> list[str]:
+    """The module's ## section headings, which questions name in `section`."""
+    return [m.group(1).strip() for m in HEADING.finditer(module.body)]
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base.parent))
+    except ValueError:
+        return str(path)
+
+
+def read_content(modules_dir: Path, quizzes_dir: Path) -> list[CourseContent]:
+    """Read and validate every content file; raise ContentError listing every problem."""
+    problems: list[Problem] = []
+    courses: dict[str, CourseContent] = {}
+    if not modules_dir.is_dir():
+        raise ContentError([Problem(str(modules_dir), "", "content folder not found")])
+    for course_dir in sorted(p for p in modules_dir.iterdir() if p.is_dir()):
+        course_path = course_dir / "course.yaml"
+        if not course_path.exists():
+            problems.append(Problem(_rel(course_dir, modules_dir), "", "folder has no course.yaml"))
+            continue
+        course, errs = parse_course(_rel(course_path, modules_dir), course_path.read_text("utf-8"))
+        problems += errs
+        if course is None:
+            continue
+        if course.slug != course_dir.name:
+            problems.append(Problem(_rel(course_path, modules_dir), "slug",
+                                    f'slug "{course.slug}" must match its folder name "{course_dir.name}"', 1))
+        content = courses[course_dir.name] = CourseContent(course)
+        for md in sorted(course_dir.glob("*.md")):
+            module, errs = parse_module(_rel(md, modules_dir), md.read_text("utf-8"))
+            problems += errs
+            if module is not None:
+                content.modules.append(module)
+        for qf in sorted((quizzes_dir / course_dir.name).glob("*.yaml")):
+            quiz, errs = parse_quiz(_rel(qf, quizzes_dir), qf.read_text("utf-8"))
+            problems += errs
+            if quiz is not None:
+                content.quizzes.append(quiz)
+    if quizzes_dir.is_dir():
+        for qdir in sorted(p for p in quizzes_dir.iterdir() if p.is_dir()):
+            if qdir.name not in courses and not (modules_dir / qdir.name).is_dir():
+                problems.append(Problem(_rel(qdir, quizzes_dir), "", "no course folder of this name in modules/"))
+    for content in courses.values():
+        problems += _cross_checks(content, quizzes_dir)
+    if problems:
+        raise ContentError(problems)
+    return list(courses.values())
+
+
+def _cross_checks(content: CourseContent, quizzes_dir: Path) -> list[Problem]:
+    """Checks that span files: orders, unique slugs, quizzes pointing at real modules and sections."""
+    slug = content.course.slug
+    problems: list[Problem] = []
+    where = f"modules/{slug}"
+    orders = sorted(m.meta.order for m in content.modules)
+    if orders != list(range(1, len(orders) + 1)):
+        problems.append(Problem(where, "order", f"module orders must run 1..{len(orders)} without gaps "
+                                                f"or repeats; found {orders}"))
+    seen: set[str] = set()
+    for m in content.modules:
+        if m.meta.slug in seen:
+            problems.append(Problem(where, "slug", f'duplicate module slug "{m.meta.slug}"'))
+        seen.add(m.meta.slug)
+    by_slug = {m.meta.slug: m for m in content.modules}
+    qwhere = f"quizzes/{slug}"
+    quiz_slugs: set[str] = set()
+    quizzed: set[str] = set()
+    finals = 0
+    for quiz in content.quizzes:
+        s = quiz.quiz
+        if s.slug in quiz_slugs:
+            problems.append(Problem(qwhere, "quiz.slug", f'duplicate quiz slug "{s.slug}"'))
+        quiz_slugs.add(s.slug)
+        if s.kind == "final":
+            finals += 1
+            for q in quiz.questions:
+                if q.module not in by_slug:
+                    problems.append(Problem(qwhere, f"{s.slug}.{q.key}.module", f'no module "{q.module}"'))
+                elif q.section not in module_sections(by_slug[q.module]):
+                    problems.append(Problem(qwhere, f"{s.slug}.{q.key}.section",
+                                            f'"{q.section}" is not a ## heading of module "{q.module}"'))
+            continue
+        assert s.module is not None  # guaranteed by QuizSettings for module quizzes
+        if s.module not in by_slug:
+            problems.append(Problem(qwhere, f"{s.slug}.quiz.module", f'no module "{s.module}" in this course'))
+            continue
+        if s.module in quizzed:
+            problems.append(Problem(qwhere, f"{s.slug}.quiz.module", f'module "{s.module}" already has a quiz'))
+        quizzed.add(s.module)
+        sections = module_sections(by_slug[s.module])
+        for q in quiz.questions:
+            if q.section not in sections:
+                problems.append(Problem(qwhere, f"{s.slug}.{q.key}.section",
+                                        f'"{q.section}" is not a ## heading of module "{s.module}"'))
+    if finals > 1:
+        problems.append(Problem(qwhere, "quiz.kind", "a course has at most one final assessment"))
+    return problems
+
+
+# ---------------------------------------------------------------- writing
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style YAML with multi-line strings as literal blocks, for readable diffs."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+def _decimal_presenter(dumper: yaml.SafeDumper, data: Decimal) -> yaml.ScalarNode:
+    return dumper.represent_float(float(data))
+
+
+_Dumper.add_representer(str, _str_presenter)
+_Dumper.add_representer(Decimal, _decimal_presenter)
+
+
+def dump_yaml(data: Any) -> str:
+    """Serialise to YAML in the project's file style."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _plain(model: BaseModel) -> dict[str, Any]:
+    data = model.model_dump(mode="python", exclude_none=True)
+    return {k: v for k, v in data.items() if v != [] or k in {"objectives"}}
+
+
+def module_text(module: ModuleFile) -> str:
+    """A module file's full text."""
+    meta = _plain(module.meta)
+    if isinstance(meta.get("last_reviewed"), dt.date):
+        meta["last_reviewed"] = module.meta.last_reviewed
+    return f"---\n{dump_yaml(meta)}---\n{module.body}"
+
+
+def quiz_text(quiz: QuizFile) -> str:
+    """A question bank's full text."""
+    settings = quiz.quiz.model_dump(mode="python")
+    if settings["kind"] == "final":
+        settings.pop("module")
+    out: dict[str, Any] = {"quiz": settings}
+    if quiz.vignettes:
+        out["vignettes"] = [v.model_dump() for v in quiz.vignettes]
+    out["questions"] = [_question_dict(q) for q in quiz.questions]
+    return dump_yaml(out)
+
+
+def _question_dict(q: QuestionFile) -> dict[str, Any]:
+    d = q.model_dump(mode="python", exclude_none=True)
+    d["options"] = [{"text": o.text, "correct": True} if o.correct else {"text": o.text} for o in q.options]
+    return d
+
+
+def write_content(courses: list[CourseContent], modules_dir: Path, quizzes_dir: Path) -> list[Path]:
+    """Write courses back to files in the documented layout; returns the paths written."""
+    written: list[Path] = []
+    for content in courses:
+        slug = content.course.slug
+        cdir = modules_dir / slug
+        qdir = quizzes_dir / slug
+        cdir.mkdir(parents=True, exist_ok=True)
+        qdir.mkdir(parents=True, exist_ok=True)
+        path = cdir / "course.yaml"
+        path.write_text(dump_yaml(_plain(content.course)), "utf-8")
+        written.append(path)
+        orders = {}
+        for m in content.modules:
+            orders[m.meta.slug] = m.meta.order
+            path = cdir / f"{m.meta.order:02d}-{m.meta.slug}.md"
+            path.write_text(module_text(m), "utf-8")
+            written.append(path)
+        for q in content.quizzes:
+            name = "final" if q.quiz.kind == "final" else f"{orders.get(q.quiz.module or '', 0):02d}-{q.quiz.module}"
+            path = qdir / f"{name}.yaml"
+            path.write_text(quiz_text(q), "utf-8")
+            written.append(path)
+    return written

@@ -1,0 +1,87 @@
+"""Content models: a course, its modules and each module's immutable revisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kaptrain.db import Base, utcnow
+
+
+class Course(Base):
+    """A course in the catalogue; its settings come from the course file."""
+
+    __tablename__ = "courses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text)
+    audience: Mapped[str] = mapped_column(Text)
+    ce_hours: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    passing_score: Mapped[int]
+    provider: Mapped[str] = mapped_column(String(300))
+    financial_disclosure: Mapped[str] = mapped_column(Text)
+    off_label_statement: Mapped[str] = mapped_column(Text)
+    disclaimer: Mapped[str] = mapped_column(Text)
+    objectives: Mapped[list[Any]]
+    is_published: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    modules: Mapped[list[Module]] = relationship(
+        back_populates="course", order_by="Module.position", lazy="selectin"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Course {self.slug}>"
+
+
+class Module(Base):
+    """A module's identity and place in its course; what it says lives in its revisions."""
+
+    __tablename__ = "modules"
+    __table_args__ = (UniqueConstraint("course_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    slug: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int]
+    # Retired modules were removed from the files; learners' records that point at them remain.
+    is_retired: Mapped[bool] = mapped_column(default=False)
+
+    course: Mapped[Course] = relationship(back_populates="modules")
+    revisions: Mapped[list[ModuleRevision]] = relationship(
+        back_populates="module", order_by="ModuleRevision.number", lazy="raise_on_sql"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Module {self.slug}>"
+
+
+class ModuleRevision(Base):
+    """One immutable version of a module's text; the highest number is the current one."""
+
+    __tablename__ = "module_revisions"
+    __table_args__ = (UniqueConstraint("module_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    module_id: Mapped[int] = mapped_column(ForeignKey("modules.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    title: Mapped[str] = mapped_column(String(300))
+    estimated_minutes: Mapped[int]
+    last_reviewed: Mapped[dt.date]
+    objectives: Mapped[list[Any]]
+    references: Mapped[list[Any]]
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    module: Mapped[Module] = relationship(back_populates="revisions")
+
+    def __repr__(self) -> str:
+        return f"<ModuleRevision {self.module_id}#{self.number}>"

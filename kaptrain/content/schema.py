@@ -1,0 +1,198 @@
+"""Pydantic schemas for the course, module and question files (see docs/content-format.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=100)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Objective = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^The clinician can ")]
+HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://\S+$")]
+
+BANNED_OPTIONS = re.compile(r"\b(all|none) of the above\b", re.IGNORECASE)
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors, so a typo in a field name is reported, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CourseFile(Strict):
+    """modules/<course>/course.yaml"""
+
+    slug: Slug
+    title: Text
+    description: Text
+    audience: Text
+    ce_hours: Decimal = Field(gt=0, le=200, decimal_places=2)
+    passing_score: int = Field(ge=1, le=100)
+    provider: Text
+    financial_disclosure: Text
+    off_label_statement: Text
+    disclaimer: Text
+    objectives: list[Objective] = Field(min_length=1)
+
+
+class Reference(Strict):
+    """A published source the module cites."""
+
+    key: Slug
+    authors: Text
+    year: int = Field(ge=1800, le=2100)
+    title: Text
+    source: Text
+    doi: str | None = None
+    url: HttpsUrl | None = None
+
+    @property
+    def first_author(self) -> str:
+        """The first author's surname (or organisation), as the body must cite it."""
+        return re.split(r"[\s,]", self.authors, maxsplit=1)[0]
+
+
+class ModuleMeta(Strict):
+    """The YAML front matter of a module file."""
+
+    slug: Slug
+    title: Text
+    order: int = Field(ge=1)
+    estimated_minutes: int = Field(ge=1, le=1000)
+    last_reviewed: dt.date
+    objectives: list[Objective] = Field(min_length=1)
+    references: list[Reference] = Field(min_length=1)
+
+    @field_validator("references")
+    @classmethod
+    def _unique_keys(cls, refs: list[Reference]) -> list[Reference]:
+        keys = [r.key for r in refs]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"duplicate reference key(s): {', '.join(dupes)}")
+        return refs
+
+
+class ModuleFile(Strict):
+    """A module: front matter plus Markdown body."""
+
+    meta: ModuleMeta
+    body: Text
+
+    @model_validator(mode="after")
+    def _references_cited(self) -> ModuleFile:
+        missing = [
+            r.key
+            for r in self.meta.references
+            if r.first_author not in self.body or str(r.year) not in self.body
+        ]
+        if missing:
+            raise ValueError(
+                "reference(s) not cited in the body by first author and year: " + ", ".join(missing)
+            )
+        return self
+
+
+class QuizSettings(Strict):
+    """The `quiz:` block of a question bank."""
+
+    slug: Slug
+    title: Text
+    kind: Literal["module", "final"] = "module"
+    module: Slug | None = None
+    draw: int = Field(default=10, ge=1)
+    passing_score: int = Field(default=80, ge=1, le=100)
+    max_attempts: int = Field(default=3, ge=1)
+    cooldown_hours: int = Field(default=24, ge=0)
+    time_limit_minutes: int | None = Field(default=None, ge=1)
+    reveal_answers: Literal["after_pass", "always", "never"] = "after_pass"
+    partial_credit: bool = False
+
+    @model_validator(mode="after")
+    def _module_matches_kind(self) -> QuizSettings:
+        if self.kind == "module" and not self.module:
+            raise ValueError("a module quiz must name its module")
+        if self.kind == "final" and self.module:
+            raise ValueError("the final assessment belongs to the course, not a module")
+        return self
+
+
+class Vignette(Strict):
+    """A case shared by several questions."""
+
+    key: Slug
+    title: Text
+    text: Text
+
+
+class Option(Strict):
+    """One answer option."""
+
+    text: Text
+    correct: bool = False
+
+    @field_validator("text")
+    @classmethod
+    def _no_above(cls, text: str) -> str:
+        if BANNED_OPTIONS.search(text):
+            raise ValueError('"all/none of the above" is not allowed: options are shuffled')
+        return text
+
+
+class QuestionFile(Strict):
+    """One question in a bank."""
+
+    key: Slug
+    type: Literal["single", "multiple", "true_false"]
+    section: Text
+    module: Slug | None = None
+    vignette: Slug | None = None
+    stem: Text
+    options: list[Option]
+    explanation: Text
+
+    @model_validator(mode="after")
+    def _options_fit_type(self) -> QuestionFile:
+        texts = [o.text for o in self.options]
+        if len(set(texts)) != len(texts):
+            raise ValueError("two options have the same text")
+        n_correct = sum(o.correct for o in self.options)
+        if n_correct == 0:
+            raise ValueError("no option is marked correct: the correct answer is not among the options")
+        if self.type == "single" and not (3 <= len(texts) <= 6 and n_correct == 1):
+            raise ValueError("a single-answer question needs 3 to 6 options and exactly one correct")
+        if self.type == "multiple" and not 3 <= len(texts) <= 8:
+            raise ValueError("a multiple-answer question needs 3 to 8 options")
+        if self.type == "true_false" and (sorted(texts) != ["False", "True"] or n_correct != 1):
+            raise ValueError('a true/false question has exactly the options "True" and "False", one correct')
+        return self
+
+
+class QuizFile(Strict):
+    """quizzes/<course>/<name>.yaml"""
+
+    quiz: QuizSettings
+    vignettes: list[Vignette] = []
+    questions: list[QuestionFile] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> QuizFile:
+        keys = [q.key for q in self.questions]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"duplicate question key(s): {', '.join(dupes)}")
+        vkeys = {v.key for v in self.vignettes}
+        unknown = sorted({q.vignette for q in self.questions if q.vignette and q.vignette not in vkeys})
+        if unknown:
+            raise ValueError(f"question(s) name unknown vignette(s): {', '.join(unknown)}")
+        if self.quiz.draw > len(self.questions):
+            raise ValueError(
+                f"draw is {self.quiz.draw} but the bank has only {len(self.questions)} questions"
+            )
+        if self.quiz.kind == "final" and any(q.module is None for q in self.questions):
+            raise ValueError("every final-assessment question must name its module")
+        return self

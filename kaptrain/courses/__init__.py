@@ -1,0 +1,1 @@
+"""Courses: catalogue, enrolment, disclosures, progress and the module sequencing rule."""

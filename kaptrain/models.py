@@ -1,0 +1,23 @@
+"""Imports every model so that Base.metadata is complete (Alembic and tests need that)."""
+
+from kaptrain.accounts.models import User
+from kaptrain.content.models import Course, Module, ModuleRevision
+from kaptrain.courses.models import Enrolment, ModuleProgress
+from kaptrain.db import Base
+from kaptrain.quizzes.models import Accommodation, Attempt, AttemptItem, Question, QuestionRevision, Quiz
+
+__all__ = [
+    "Accommodation",
+    "Attempt",
+    "AttemptItem",
+    "Base",
+    "Course",
+    "Enrolment",
+    "Module",
+    "ModuleProgress",
+    "ModuleRevision",
+    "Question",
+    "QuestionRevision",
+    "Quiz",
+    "User",
+]

@@ -1,0 +1,1 @@
+"""Quizzes: question banks with immutable revisions, attempts, server-side grading, item analysis."""

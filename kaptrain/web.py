@@ -1,0 +1,84 @@
+"""Site-wide web behaviour: security headers, error pages, commit/rollback, template helpers."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+ERROR_TEXT = {
+    400: ("The request could not be understood", "Something in what was sent was missing or malformed. Go back, reload the page and try again."),
+    403: ("You do not have access to this page", "Your account's role does not allow this. If you think it should, contact an administrator."),
+    404: ("Page not found", "We could not find that page. It may have moved, or the link may be mistyped."),
+    405: ("That action is not allowed here", "This address does not accept that kind of request."),
+    409: ("That was already done", "This action has already been carried out, for example a quiz submitted twice."),
+    413: ("That upload is too large", "The file or form was larger than the site accepts."),
+    429: ("Too many attempts", "Please wait a minute before trying again."),
+    500: ("Something went wrong on our side", "The error has been logged. Nothing you entered was half-saved; please try again in a moment."),
+}
+
+
+def init_web(app: Flask) -> None:
+    """Register headers, error handlers and template globals."""
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1
+        )
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    app.jinja_env.globals["site_name"] = app.config["SITE_NAME"]
+    app.jinja_env.filters["reject_none"] = lambda d: {k: v for k, v in d.items() if v is not None}
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.endpoint and not request.endpoint.endswith("static"):
+        # Pages carry personal data and quiz state: never serve them from a shared cache.
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def error_page(code: int, detail: str | None = None) -> tuple[str, int]:
+    """Render the friendly error page for a status code."""
+    title, text = ERROR_TEXT.get(code, (f"Error {code}", "The request could not be completed."))
+    return render_template("errors/error.html", code=code, title=title, text=detail or text), code
+
+
+def _http_error(exc: HTTPException) -> tuple[str, int] | HTTPException:
+    if exc.code is None or exc.code < 400:
+        return exc
+    detail = exc.description if getattr(exc, "kaptrain_detail", False) else None
+    return error_page(exc.code, detail)
+
+
+def _csrf_error(exc: CSRFError) -> tuple[str, int]:
+    return error_page(
+        400,
+        "The form expired or was sent from another site. Reload the page and submit it again.",
+    )
+
+
+def _unexpected_error(exc: Exception) -> tuple[str, int]:
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)  # type: ignore[return-value]
+    log.exception("Unhandled error on %s %s", request.method, request.path)
+    return error_page(500)
