@@ -39,19 +39,20 @@ def _register_extensions(app: Flask) -> None:
     from kaptrain.extensions import csrf, limiter
 
     csrf.init_app(app)
-    app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URI"]
     limiter.init_app(app)
     init_auth(app)
 
 
 def _register_blueprints(app: Flask) -> None:
     from kaptrain.accounts.views import bp as accounts_bp
+    from kaptrain.admin.views import bp as admin_bp
     from kaptrain.courses.views import bp as courses_bp
     from kaptrain.quizzes.views import bp as quizzes_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(courses_bp)
     app.register_blueprint(quizzes_bp)
+    app.register_blueprint(admin_bp)
 
 
 def _register_cli(app: Flask) -> None:

@@ -60,7 +60,9 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front, so two requests racing to grade one attempt
+        # queue on busy_timeout instead of failing with a stale snapshot; readers are not blocked (WAL).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

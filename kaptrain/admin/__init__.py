@@ -1,0 +1,1 @@
+"""Administration: accommodations now; people, roles and certificates as they arrive."""

@@ -1,0 +1,122 @@
+"""Item analysis for instructors: facility, discrimination, option choices, score distribution."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kaptrain.quizzes.models import Attempt, AttemptStatus, Question, QuestionRevision, Quiz
+
+TOO_EASY = 0.90
+TOO_HARD = 0.30
+
+
+@dataclass
+class ItemStats:
+    """Figures for one question (all its revisions together; option counts for the current one)."""
+
+    key: str
+    stem: str
+    revisions: int
+    drawn: int = 0
+    facility: float | None = None  # share answered fully correctly
+    discrimination: float | None = None  # point-biserial of item vs rest-of-test score
+    option_counts: list[tuple[str, str, bool, int]] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QuizStats:
+    """Figures for one quiz."""
+
+    attempts: int
+    passed: int
+    histogram: list[tuple[str, int]]
+    items: list[ItemStats]
+
+    @property
+    def pass_rate(self) -> float | None:
+        """Share of graded attempts that passed."""
+        return self.passed / self.attempts if self.attempts else None
+
+
+def point_biserial(item_scores: list[float], rest_scores: list[float]) -> float | None:
+    """Correlation between a 0/1 item score and the rest-of-test score; None when undefined."""
+    n = len(item_scores)
+    if n < 2:
+        return None
+    mean_i = sum(item_scores) / n
+    mean_r = sum(rest_scores) / n
+    cov = sum((i - mean_i) * (r - mean_r) for i, r in zip(item_scores, rest_scores, strict=True))
+    var_i = sum((i - mean_i) ** 2 for i in item_scores)
+    var_r = sum((r - mean_r) ** 2 for r in rest_scores)
+    if var_i == 0 or var_r == 0:
+        return None
+    return cov / math.sqrt(var_i * var_r)
+
+
+def quiz_stats(session: Session, quiz: Quiz) -> QuizStats:
+    """Compute the item analysis of every graded attempt of a quiz."""
+    attempts = list(session.scalars(
+        select(Attempt).where(Attempt.quiz_id == quiz.id, Attempt.status == AttemptStatus.SUBMITTED)
+    ))
+    bins = Counter(min(int((a.score or 0) // 10), 9) for a in attempts)
+    histogram = [(f"{b * 10}–{b * 10 + 9 if b < 9 else 100}%", bins.get(b, 0)) for b in range(10)]
+    # Per question: (item credit, rest-of-attempt fraction) pairs, and option choices.
+    pairs: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    choices: dict[int, Counter[str]] = defaultdict(Counter)
+    for a in attempts:
+        n = len(a.items)
+        total = sum(i.credit or 0 for i in a.items)
+        for item in a.items:
+            credit = 1.0 if (item.credit or 0) >= 1.0 else 0.0
+            rest = (total - (item.credit or 0)) / (n - 1) if n > 1 else 0.0
+            qid = item.revision.question_id
+            pairs[qid].append((credit, rest))
+            choices[item.question_revision_id].update(item.selected or [])
+    items = []
+    questions = session.scalars(select(Question).where(Question.quiz_id == quiz.id).order_by(Question.position))
+    for q in questions:
+        revs = list(session.scalars(select(QuestionRevision).where(QuestionRevision.question_id == q.id)
+                                    .order_by(QuestionRevision.number)))
+        current = revs[-1]
+        data = pairs.get(q.id, [])
+        stats = ItemStats(key=q.key, stem=current.stem, revisions=len(revs), drawn=len(data))
+        if data:
+            stats.facility = sum(c for c, _ in data) / len(data)
+            stats.discrimination = point_biserial([c for c, _ in data], [r for _, r in data])
+        counts = choices.get(current.id, Counter())
+        stats.option_counts = [(o["id"], o["text"], bool(o["correct"]), counts.get(o["id"], 0))
+                               for o in current.options]
+        if stats.facility is not None and stats.facility > TOO_EASY:
+            stats.flags.append("too easy")
+        if stats.facility is not None and stats.facility < TOO_HARD:
+            stats.flags.append("too hard")
+        if stats.discrimination is not None and stats.discrimination < 0:
+            stats.flags.append("negative discrimination")
+        items.append(stats)
+    return QuizStats(len(attempts), sum(bool(a.passed) for a in attempts), histogram, items)
+
+
+def stats_csv(stats: QuizStats) -> str:
+    """The item analysis as CSV, one row per question."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["question", "revisions", "times_drawn", "facility", "discrimination", "flags",
+                     "option_choices", "stem"])
+    for s in stats.items:
+        writer.writerow([
+            s.key, s.revisions, s.drawn,
+            "" if s.facility is None else f"{s.facility:.3f}",
+            "" if s.discrimination is None else f"{s.discrimination:.3f}",
+            "; ".join(s.flags),
+            "; ".join(f"{oid}{'*' if ok else ''}={n}" for oid, _t, ok, n in s.option_counts),
+            s.stem,
+        ])
+    return out.getvalue()

@@ -1,0 +1,333 @@
+"""The attempt lifecycle: rules, drawing, submission and grading, review. Grading is server-side only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kaptrain.courses import services as courses
+from kaptrain.db import as_utc, utcnow
+from kaptrain.quizzes.bank import latest_question_revision
+from kaptrain.quizzes.grading import REGISTRY, correct_ids, grade
+from kaptrain.quizzes.models import (
+    Accommodation,
+    Attempt,
+    AttemptItem,
+    AttemptStatus,
+    Question,
+    Quiz,
+    QuizKind,
+    Reveal,
+)
+
+# A submission this soon after the deadline still counts: it covers the time the request takes.
+GRACE = dt.timedelta(seconds=30)
+
+
+class QuizError(Exception):
+    """A quiz action that cannot be carried out; the message is shown to the learner."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Rules:
+    """The limits that apply to one learner on one quiz, accommodations included."""
+
+    max_attempts: int
+    time_limit_minutes: int | None
+    extra_minutes: int = 0
+    extra_attempts: int = 0
+
+
+@dataclass
+class QuizState:
+    """Where one learner stands on one quiz."""
+
+    quiz: Quiz
+    rules: Rules
+    attempts: list[Attempt]
+    open_attempt: Attempt | None
+    passed: bool
+    attempts_left: int
+    cooldown_until: dt.datetime | None
+    locked_reason: str | None = None
+    history: list[Attempt] = field(default_factory=list)
+
+    @property
+    def can_start(self) -> bool:
+        """A new attempt may begin now."""
+        return (not self.passed and self.open_attempt is None and self.cooldown_until is None
+                and self.locked_reason is None)
+
+
+def get_quiz(session: Session, slug: str) -> Quiz | None:
+    """A quiz by slug."""
+    return session.scalar(select(Quiz).where(Quiz.slug == slug))
+
+
+def rules_for(session: Session, user_id: int, quiz: Quiz) -> Rules:
+    """The quiz's rules, adjusted by any accommodation granted to this learner."""
+    acc = session.scalar(select(Accommodation).where(Accommodation.user_id == user_id,
+                                                     Accommodation.quiz_id == quiz.id))
+    extra_min = acc.extra_minutes if acc else 0
+    extra_att = acc.extra_attempts if acc else 0
+    limit = quiz.time_limit_minutes + extra_min if quiz.time_limit_minutes else None
+    return Rules(quiz.max_attempts + extra_att, limit, extra_min, extra_att)
+
+
+def locked_reason(session: Session, user_id: int, quiz: Quiz) -> str | None:
+    """Why the learner may not take this quiz yet, or None. Uses the one sequencing rule."""
+    course = quiz.course
+    enrolment = courses.get_enrolment(session, user_id, course.id)
+    statuses = courses.module_statuses(session, user_id, course, enrolment)
+    if quiz.kind == QuizKind.MODULE:
+        status = next((s for s in statuses if s.module.id == quiz.module_id), None)
+        if status is None or status.state == courses.State.LOCKED:
+            return status.blocked_by if status and status.blocked_by else "Enrol in the course"
+        return None
+    unfinished = next((s for s in statuses if s.state != courses.State.COMPLETED), None)
+    if enrolment is None:
+        return "Enrol in the course"
+    if unfinished is not None:
+        return f"Complete module {unfinished.module.position}: {unfinished.revision.title}"
+    return None
+
+
+def quiz_state(session: Session, user_id: int, quiz: Quiz, now: dt.datetime | None = None) -> QuizState:
+    """The learner's attempts, attempts left and any cooldown on this quiz."""
+    now = now or utcnow()
+    rules = rules_for(session, user_id, quiz)
+    attempts = list(session.scalars(
+        select(Attempt).where(Attempt.user_id == user_id, Attempt.quiz_id == quiz.id).order_by(Attempt.number)
+    ))
+    open_attempt = next((a for a in attempts if a.status == AttemptStatus.OPEN), None)
+    if open_attempt is not None and is_expired(open_attempt, now):
+        close_expired(session, open_attempt, now)
+        open_attempt = None
+    passed = any(a.passed for a in attempts)
+    # Attempts come in blocks of max_attempts; after a block of failures the learner waits out the cooldown.
+    failures = [a for a in attempts if a.status == AttemptStatus.SUBMITTED and not a.passed]
+    used_in_block = len(failures) % rules.max_attempts
+    cooldown_until = None
+    if failures and used_in_block == 0 and quiz.cooldown_hours:
+        last = as_utc(failures[-1].submitted_at or failures[-1].started_at)
+        until = last + dt.timedelta(hours=quiz.cooldown_hours)
+        if now < until:
+            cooldown_until = until
+    attempts_left = rules.max_attempts - used_in_block
+    if open_attempt is not None:
+        attempts_left -= 1
+    return QuizState(quiz, rules, attempts, open_attempt, passed, attempts_left, cooldown_until,
+                     locked_reason(session, user_id, quiz), history=[a for a in attempts if a.status == AttemptStatus.SUBMITTED])
+
+
+def is_expired(attempt: Attempt, now: dt.datetime) -> bool:
+    """The attempt's time limit (plus grace) has run out."""
+    return attempt.deadline_at is not None and now > as_utc(attempt.deadline_at) + GRACE
+
+
+def close_expired(session: Session, attempt: Attempt, now: dt.datetime) -> None:
+    """Grade an attempt whose time ran out with no answers saved: it counts as a failed attempt."""
+    if _claim(session, attempt, as_utc(attempt.deadline_at or now)):
+        attempt.late = True
+        _grade(session, attempt, {})
+
+
+def start_attempt(session: Session, user_id: int, quiz: Quiz, rng: random.Random | None = None) -> Attempt:
+    """Draw questions and open an attempt; an attempt already open is returned instead."""
+    state = quiz_state(session, user_id, quiz)
+    if state.locked_reason:
+        raise QuizError(f"This quiz is not open yet. First: {state.locked_reason}.", 403)
+    if state.open_attempt is not None:
+        return state.open_attempt
+    if state.passed:
+        raise QuizError("You have already passed this quiz; your attempts stay available to review.")
+    if state.cooldown_until is not None:
+        raise QuizError(
+            f"You have used all {state.rules.max_attempts} attempts. You can try again after "
+            f"{state.cooldown_until:%d %B %Y at %H:%M} UTC. Reviewing the module meanwhile is a good idea.", 429)
+    rng = rng or random.SystemRandom()
+    questions = list(session.scalars(
+        select(Question).where(Question.quiz_id == quiz.id, Question.is_retired.is_(False))
+    ))
+    drawn = rng.sample(questions, min(quiz.draw, len(questions)))
+    now = utcnow()
+    rules = state.rules
+    number = (session.scalar(select(func.max(Attempt.number)).where(
+        Attempt.user_id == user_id, Attempt.quiz_id == quiz.id)) or 0) + 1
+    attempt = Attempt(
+        user_id=user_id, quiz_id=quiz.id, number=number, started_at=now,
+        passing_score=quiz.passing_score,
+        deadline_at=now + dt.timedelta(minutes=rules.time_limit_minutes) if rules.time_limit_minutes else None,
+    )
+    try:
+        with session.begin_nested():
+            session.add(attempt)
+            session.flush()
+            for position, question in enumerate(drawn):
+                revision = latest_question_revision(session, question)
+                assert revision is not None  # every imported question has a revision
+                order = [o["id"] for o in revision.options]
+                rng.shuffle(order)
+                session.add(AttemptItem(attempt_id=attempt.id, position=position,
+                                        question_revision_id=revision.id, option_order=order))
+            session.flush()
+    except IntegrityError:
+        # Another tab opened an attempt at the same moment: the database allows one; use it.
+        existing = session.scalar(select(Attempt).where(
+            Attempt.user_id == user_id, Attempt.quiz_id == quiz.id, Attempt.status == AttemptStatus.OPEN))
+        if existing is None:
+            raise QuizError("Another attempt was started at the same time. Reload the page.") from None
+        return existing
+    session.refresh(attempt)
+    return attempt
+
+
+def parse_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, frozenset[str]]:
+    """Check a submitted form against the attempt: every question answered, only its own options."""
+    items = {item.id: item for item in attempt.items}
+    answers: dict[int, frozenset[str]] = {}
+    for key, values in form.items():
+        if not key.startswith("q-"):
+            continue
+        raw_id = key[2:]
+        if not raw_id.isdigit() or int(raw_id) not in items:
+            raise QuizError("The answers sent do not belong to this attempt. Reload the quiz and try again.", 400)
+        item = items[int(raw_id)]
+        chosen = frozenset(values)
+        if not chosen <= set(item.option_order):
+            raise QuizError("An answer was not one of the options shown. Reload the quiz and try again.", 400)
+        if REGISTRY[item.revision.type].single_choice and len(chosen) > 1:
+            raise QuizError(f"Question {item.position + 1} takes one answer only.", 400)
+        answers[item.id] = chosen
+    missing = [str(item.position + 1) for item in attempt.items if not answers.get(item.id)]
+    if missing:
+        raise QuizError(f"Answer every question before submitting. Unanswered: {', '.join(missing)}.", 400)
+    return answers
+
+
+def submit_attempt(session: Session, attempt: Attempt, form: dict[str, list[str]],
+                   now: dt.datetime | None = None) -> Attempt:
+    """Grade an open attempt exactly once; a repeated submission returns the first result unchanged."""
+    now = now or utcnow()
+    if attempt.status == AttemptStatus.SUBMITTED:
+        return attempt
+    if is_expired(attempt, now):
+        raise QuizError(
+            "The time limit for this attempt ran out before it was submitted, so these answers were not "
+            "accepted. The attempt is closed and counts as not passed.", 409)
+    answers = parse_answers(attempt, form)
+    if not _claim(session, attempt, now):
+        session.refresh(attempt)
+        return attempt  # a concurrent submission graded it first
+    _grade(session, attempt, answers)
+    return attempt
+
+
+def _claim(session: Session, attempt: Attempt, submitted_at: dt.datetime) -> bool:
+    """Atomically move the attempt from open to submitted; False when another request already did."""
+    result = session.execute(
+        update(Attempt)
+        .where(Attempt.id == attempt.id, Attempt.status == AttemptStatus.OPEN)
+        .values(status=AttemptStatus.SUBMITTED, submitted_at=submitted_at)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.refresh(attempt)
+    return True
+
+
+def _grade(session: Session, attempt: Attempt, answers: dict[int, frozenset[str]]) -> None:
+    quiz = attempt.quiz
+    total = 0.0
+    for item in attempt.items:
+        chosen = answers.get(item.id, frozenset())
+        item.selected = sorted(chosen)
+        item.credit = grade(item.revision.type, item.revision.options, chosen, quiz.partial_credit) if chosen else 0.0
+        total += item.credit
+    attempt.score = round(100 * total / len(attempt.items), 2) if attempt.items else 0.0
+    attempt.passed = attempt.score >= attempt.passing_score
+    session.flush()
+    if attempt.passed:
+        if quiz.kind == QuizKind.MODULE and quiz.module_id is not None:
+            courses.complete_module(session, attempt.user_id, quiz.module_id)
+        courses.refresh_completion(session, attempt.user_id, quiz.course)
+
+
+@dataclass
+class ReviewOption:
+    """One option as shown in a review."""
+
+    id: str
+    text: str
+    chosen: bool
+    correct: bool | None  # None when answers are not revealed
+
+
+@dataclass
+class ReviewItem:
+    """One question in a review."""
+
+    item: AttemptItem
+    options: list[ReviewOption]
+    is_correct: bool
+    explanation: str | None
+
+
+def answers_revealed(attempt: Attempt) -> bool:
+    """Whether this attempt's review may show the correct answers and explanations."""
+    reveal = attempt.quiz.reveal_answers
+    if attempt.status != AttemptStatus.SUBMITTED or reveal == Reveal.NEVER:
+        return False
+    return reveal == Reveal.ALWAYS or bool(attempt.passed)
+
+
+def shown_options(item: AttemptItem) -> list[dict[str, str]]:
+    """The options of an open attempt in their shuffled order: id and text only, never the key."""
+    by_id = {o["id"]: o for o in item.revision.options}
+    return [{"id": oid, "text": by_id[oid]["text"]} for oid in item.option_order]
+
+
+def review(attempt: Attempt) -> list[ReviewItem]:
+    """A submitted attempt as the learner may see it, honouring the quiz's reveal setting."""
+    reveal = answers_revealed(attempt)
+    out = []
+    for item in attempt.items:
+        right = correct_ids(item.revision.options)
+        chosen = set(item.selected or [])
+        by_id = {o["id"]: o for o in item.revision.options}
+        options = [ReviewOption(oid, by_id[oid]["text"], oid in chosen, (oid in right) if reveal else None)
+                   for oid in item.option_order]
+        out.append(ReviewItem(item, options, (item.credit or 0) >= 1.0,
+                              item.revision.explanation if reveal else None))
+    return out
+
+
+def grant_accommodation(session: Session, user_id: int, quiz: Quiz, extra_minutes: int,
+                        extra_attempts: int, note: str, granted_by_id: int) -> Accommodation:
+    """Give one learner extra time and/or attempts on a quiz (replaces any earlier grant)."""
+    if extra_minutes < 0 or extra_attempts < 0:
+        raise QuizError("Extra time and extra attempts cannot be negative.", 400)
+    acc = session.scalar(select(Accommodation).where(Accommodation.user_id == user_id,
+                                                     Accommodation.quiz_id == quiz.id))
+    if acc is None:
+        acc = Accommodation(user_id=user_id, quiz_id=quiz.id)
+        session.add(acc)
+    acc.extra_minutes, acc.extra_attempts, acc.note = extra_minutes, extra_attempts, note.strip()
+    acc.granted_by_id, acc.granted_at = granted_by_id, utcnow()
+    session.flush()
+    return acc
+
+
+def all_quizzes(session: Session) -> list[Quiz]:
+    """Every quiz, by course and module order."""
+    return list(session.scalars(select(Quiz).order_by(Quiz.course_id, Quiz.kind, Quiz.module_id)))
