@@ -77,8 +77,7 @@ def db_check() -> None:
 
 
 def _content_dirs(modules: str | None, quizzes: str | None) -> tuple[Path, Path]:
-    return (Path(modules or current_app.config["MODULES_DIR"]),
-            Path(quizzes or current_app.config["QUIZZES_DIR"]))
+    return (Path(modules or current_app.config["MODULES_DIR"]), Path(quizzes or current_app.config["QUIZZES_DIR"]))
 
 
 _dir_options = [
@@ -153,8 +152,13 @@ def users_create(email: str, name: str, role: str, profession: str, password_std
     """Create an account (password from a prompt, or --password-stdin)."""
     session = get_session()
     try:
-        user = accounts.create_user(session, email, _read_password(password_stdin),
-                                    accounts.Profile(full_name=name, profession=profession), Role(role))
+        user = accounts.create_user(
+            session,
+            email,
+            _read_password(password_stdin),
+            accounts.Profile(full_name=name, profession=profession),
+            Role(role),
+        )
     except accounts.AccountError as exc:
         raise click.ClickException(f"{exc.field or 'account'}: {exc}") from None
     session.commit()
@@ -184,11 +188,11 @@ def demo_create() -> None:
     with click.progressbar(DEMO_ACCOUNTS, label="Demo accounts", file=sys.stderr) as bar:
         for email, name, role, profession in bar:
             if accounts.find_user_by_email(session, email) is None:
-                accounts.create_user(session, email, DEMO_PASSWORD,
-                                     accounts.Profile(full_name=name, profession=profession), role)
+                accounts.create_user(
+                    session, email, DEMO_PASSWORD, accounts.Profile(full_name=name, profession=profession), role
+                )
                 created.append(email)
     session.commit()
     click.echo("Demo accounts (password for each: " + DEMO_PASSWORD + "):")
     for email, _name, role, _p in DEMO_ACCOUNTS:
         click.echo(f"  {role.value:<10} {email}{'  (created)' if email in created else ''}")
-

@@ -53,9 +53,7 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def load_config(
-    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> dict[str, Any]:
+def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Merge defaults, KAPTRAIN_* environment variables and explicit overrides, then check them."""
     cfg = dict(DEFAULTS)
     cfg.update(_from_env(os.environ if environ is None else environ))

@@ -18,14 +18,23 @@ CSP = (
 )
 
 ERROR_TEXT = {
-    400: ("The request could not be understood", "Something in what was sent was missing or malformed. Go back, reload the page and try again."),
-    403: ("You do not have access to this page", "Your account's role does not allow this. If you think it should, contact an administrator."),
+    400: (
+        "The request could not be understood",
+        "Something in what was sent was missing or malformed. Go back, reload the page and try again.",
+    ),
+    403: (
+        "You do not have access to this page",
+        "Your account's role does not allow this. If you think it should, contact an administrator.",
+    ),
     404: ("Page not found", "We could not find that page. It may have moved, or the link may be mistyped."),
     405: ("That action is not allowed here", "This address does not accept that kind of request."),
     409: ("That was already done", "This action has already been carried out, for example a quiz submitted twice."),
     413: ("That upload is too large", "The file or form was larger than the site accepts."),
     429: ("Too many attempts", "Please wait a minute before trying again."),
-    500: ("Something went wrong on our side", "The error has been logged. Nothing you entered was half-saved; please try again in a moment."),
+    500: (
+        "Something went wrong on our side",
+        "The error has been logged. Nothing you entered was half-saved; please try again in a moment.",
+    ),
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from kaptrain.accounts.models import PROFESSIONS
@@ -23,23 +23,32 @@ class ProfileFields(FlaskForm):
         validators=[DataRequired(message="Enter your full name."), Length(max=200)],
     )
     profession = SelectField(
-        "Profession", choices=[("", "Choose your profession")] + [(p, p) for p in PROFESSIONS],
+        "Profession",
+        choices=[SelectChoice("", "Choose your profession")] + [SelectChoice(p, p) for p in PROFESSIONS],
         validators=[DataRequired(message="Choose your profession.")],
     )
     credential = StringField("Credential (e.g. LPC, LCSW, PhD, MD, RN)", validators=[Optional(), Length(max=100)])
     licence_number = StringField("Licence number (optional)", validators=[Optional(), Length(max=100)])
-    jurisdiction = StringField("Licensing jurisdiction (optional, e.g. Colorado, Ontario)",
-                               validators=[Optional(), Length(max=100)])
+    jurisdiction = StringField(
+        "Licensing jurisdiction (optional, e.g. Colorado, Ontario)", validators=[Optional(), Length(max=100)]
+    )
 
 
 class RegisterForm(ProfileFields):
     """Create an account."""
 
-    email = EmailField("Email", validators=[DataRequired(message="Enter your email address."),
-                                            Email(message="Enter a valid email address."), Length(max=254)])
+    email = EmailField(
+        "Email",
+        validators=[
+            DataRequired(message="Enter your email address."),
+            Email(message="Enter a valid email address."),
+            Length(max=254),
+        ],
+    )
     password = PasswordField(f"Password (at least {MIN_PASSWORD} characters)", validators=_password_rules)
-    confirm = PasswordField("Repeat the password",
-                            validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")])
+    confirm = PasswordField(
+        "Repeat the password", validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")]
+    )
     submit = SubmitField("Create account")
 
 
@@ -62,8 +71,10 @@ class PasswordForm(FlaskForm):
 
     current_password = PasswordField("Current password", validators=[DataRequired()])
     password = PasswordField(f"New password (at least {MIN_PASSWORD} characters)", validators=_password_rules)
-    confirm = PasswordField("Repeat the new password",
-                            validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")])
+    confirm = PasswordField(
+        "Repeat the new password",
+        validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")],
+    )
     submit = SubmitField("Change password")
 
 

@@ -62,9 +62,7 @@ def find_user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
-def create_user(
-    session: Session, email: str, password: str, profile: Profile, role: Role = Role.LEARNER
-) -> User:
+def create_user(session: Session, email: str, password: str, profile: Profile, role: Role = Role.LEARNER) -> User:
     """Create an account; raises AccountError for a taken email or a weak password."""
     email = normalise_email(email)
     check_password_rules(password)

@@ -17,8 +17,10 @@ bp = Blueprint("accounts", __name__)
 
 def _profile(form: ProfileForm | RegisterForm) -> services.Profile:
     return services.Profile(
-        full_name=form.full_name.data or "", profession=form.profession.data or "",
-        credential=form.credential.data or "", licence_number=form.licence_number.data or "",
+        full_name=form.full_name.data or "",
+        profession=form.profession.data or "",
+        credential=form.credential.data or "",
+        licence_number=form.licence_number.data or "",
         jurisdiction=form.jurisdiction.data or "",
     )
 
@@ -123,5 +125,4 @@ def change_password() -> ResponseReturnValue:
             login_user(me)  # re-issue this browser's session with the new version
             flash("Your password was changed. Other devices have been logged out.", "success")
             return redirect(url_for("accounts.profile"))
-    return render_template("accounts/profile.html", form=ProfileForm(obj=me, formdata=None),
-                           password_form=form), 422
+    return render_template("accounts/profile.html", form=ProfileForm(obj=me, formdata=None), password_form=form), 422

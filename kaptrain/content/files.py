@@ -83,9 +83,7 @@ def _validation_problems(
             msg = "unknown field (check its spelling)"
         elif err["type"] == "missing":
             msg = "required field is missing"
-        problems.append(
-            Problem(path, ".".join(str(p) for p in loc), msg, line + line_offset if line else None)
-        )
+        problems.append(Problem(path, ".".join(str(p) for p in loc), msg, line + line_offset if line else None))
     return problems
 
 
@@ -103,8 +101,9 @@ def _parse_yaml(path: str, text: str, line_offset: int = 0) -> tuple[Any, yaml.N
     return data, root, []
 
 
-def _validate(model: type[BaseModel], path: str, data: Any, root: yaml.Node | None, offset: int = 0,
-              strip: str = "") -> tuple[Any, list[Problem]]:
+def _validate(
+    model: type[BaseModel], path: str, data: Any, root: yaml.Node | None, offset: int = 0, strip: str = ""
+) -> tuple[Any, list[Problem]]:
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
@@ -124,8 +123,14 @@ def parse_module(path: str, text: str) -> tuple[ModuleFile | None, list[Problem]
     """Parse a module file: YAML front matter between --- lines, then the Markdown body."""
     match = FRONT_MATTER.match(text.replace("\r\n", "\n"))
     if not match:
-        return None, [Problem(path, "", "missing YAML front matter: start the file with a --- line, "
-                              "then the fields, then another --- line", 1)]
+        return None, [
+            Problem(
+                path,
+                "",
+                "missing YAML front matter: start the file with a --- line, then the fields, then another --- line",
+                1,
+            )
+        ]
     meta_text, body = match.groups()
     data, root, problems = _parse_yaml(path, meta_text, line_offset=1)
     if problems:
@@ -137,8 +142,7 @@ def parse_module(path: str, text: str) -> tuple[ModuleFile | None, list[Problem]
     try:
         return ModuleFile(meta=meta, body=body), []
     except ValidationError as exc:
-        return None, [Problem(path, "body", e["msg"].removeprefix("Value error, "), body_line)
-                      for e in exc.errors()]
+        return None, [Problem(path, "body", e["msg"].removeprefix("Value error, "), body_line) for e in exc.errors()]
 
 
 def parse_quiz(path: str, text: str) -> tuple[QuizFile | None, list[Problem]]:
@@ -178,9 +182,16 @@ def read_content(modules_dir: Path, quizzes_dir: Path) -> list[CourseContent]:
         if course is None:
             continue
         if course.slug != course_dir.name:
-            problems.append(Problem(_rel(course_path, modules_dir), "slug",
-                                    f'slug "{course.slug}" must match its folder name "{course_dir.name}"', 1))
+            problems.append(
+                Problem(
+                    _rel(course_path, modules_dir),
+                    "slug",
+                    f'slug "{course.slug}" must match its folder name "{course_dir.name}"',
+                    1,
+                )
+            )
         content = courses[course_dir.name] = CourseContent(course)
+        before = len(problems)
         for md in sorted(course_dir.glob("*.md")):
             module, errs = parse_module(_rel(md, modules_dir), md.read_text("utf-8"))
             problems += errs
@@ -191,26 +202,28 @@ def read_content(modules_dir: Path, quizzes_dir: Path) -> list[CourseContent]:
             problems += errs
             if quiz is not None:
                 content.quizzes.append(quiz)
+        if len(problems) == before:
+            # Checks across files only make sense once every file of the course parsed.
+            problems += _cross_checks(content)
     if quizzes_dir.is_dir():
         for qdir in sorted(p for p in quizzes_dir.iterdir() if p.is_dir()):
             if qdir.name not in courses and not (modules_dir / qdir.name).is_dir():
                 problems.append(Problem(_rel(qdir, quizzes_dir), "", "no course folder of this name in modules/"))
-    for content in courses.values():
-        problems += _cross_checks(content, quizzes_dir)
     if problems:
         raise ContentError(problems)
     return list(courses.values())
 
 
-def _cross_checks(content: CourseContent, quizzes_dir: Path) -> list[Problem]:
+def _cross_checks(content: CourseContent) -> list[Problem]:
     """Checks that span files: orders, unique slugs, quizzes pointing at real modules and sections."""
     slug = content.course.slug
     problems: list[Problem] = []
     where = f"modules/{slug}"
     orders = sorted(m.meta.order for m in content.modules)
     if orders != list(range(1, len(orders) + 1)):
-        problems.append(Problem(where, "order", f"module orders must run 1..{len(orders)} without gaps "
-                                                f"or repeats; found {orders}"))
+        problems.append(
+            Problem(where, "order", f"module orders must run 1..{len(orders)} without gaps or repeats; found {orders}")
+        )
     seen: set[str] = set()
     for m in content.modules:
         if m.meta.slug in seen:
@@ -232,8 +245,13 @@ def _cross_checks(content: CourseContent, quizzes_dir: Path) -> list[Problem]:
                 if q.module not in by_slug:
                     problems.append(Problem(qwhere, f"{s.slug}.{q.key}.module", f'no module "{q.module}"'))
                 elif q.section not in module_sections(by_slug[q.module]):
-                    problems.append(Problem(qwhere, f"{s.slug}.{q.key}.section",
-                                            f'"{q.section}" is not a ## heading of module "{q.module}"'))
+                    problems.append(
+                        Problem(
+                            qwhere,
+                            f"{s.slug}.{q.key}.section",
+                            f'"{q.section}" is not a ## heading of module "{q.module}"',
+                        )
+                    )
             continue
         assert s.module is not None  # guaranteed by QuizSettings for module quizzes
         if s.module not in by_slug:
@@ -245,8 +263,11 @@ def _cross_checks(content: CourseContent, quizzes_dir: Path) -> list[Problem]:
         sections = module_sections(by_slug[s.module])
         for q in quiz.questions:
             if q.section not in sections:
-                problems.append(Problem(qwhere, f"{s.slug}.{q.key}.section",
-                                        f'"{q.section}" is not a ## heading of module "{s.module}"'))
+                problems.append(
+                    Problem(
+                        qwhere, f"{s.slug}.{q.key}.section", f'"{q.section}" is not a ## heading of module "{s.module}"'
+                    )
+                )
     if finals > 1:
         problems.append(Problem(qwhere, "quiz.kind", "a course has at most one final assessment"))
     return problems
@@ -274,7 +295,7 @@ _Dumper.add_representer(Decimal, _decimal_presenter)
 
 def dump_yaml(data: Any) -> str:
     """Serialise to YAML in the project's file style."""
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return str(yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100))
 
 
 def _plain(model: BaseModel) -> dict[str, Any]:

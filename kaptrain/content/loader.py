@@ -15,8 +15,16 @@ from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta, Referenc
 from kaptrain.quizzes import bank
 
 COURSE_FIELDS = (
-    "title", "description", "audience", "ce_hours", "passing_score", "provider",
-    "financial_disclosure", "off_label_statement", "disclaimer", "objectives",
+    "title",
+    "description",
+    "audience",
+    "ce_hours",
+    "passing_score",
+    "provider",
+    "financial_disclosure",
+    "off_label_statement",
+    "disclaimer",
+    "objectives",
 )
 
 Progress = Callable[[str], None]
@@ -48,12 +56,15 @@ def _module_data(m: ModuleFile) -> dict[str, Any]:
 
 
 def _revision_data(rev: ModuleRevision) -> dict[str, Any]:
-    return {k: getattr(rev, k) for k in ("title", "estimated_minutes", "last_reviewed",
-                                         "objectives", "references", "body")}
+    return {
+        k: getattr(rev, k) for k in ("title", "estimated_minutes", "last_reviewed", "objectives", "references", "body")
+    }
 
 
 def import_content(
-    session: Session, courses: Iterable[CourseContent], progress: Progress = _noop,
+    session: Session,
+    courses: Iterable[CourseContent],
+    progress: Progress = _noop,
     author_id: int | None = None,
 ) -> Counter[str]:
     """Load validated content; flushes only, so the caller's single commit makes it all or nothing."""
@@ -93,12 +104,8 @@ def _sync_course(session: Session, data: CourseFile, stats: Counter[str]) -> Cou
     return course
 
 
-def _sync_module(
-    session: Session, course: Course, m: ModuleFile, stats: Counter[str], author_id: int | None
-) -> Module:
-    module = session.scalar(
-        select(Module).where(Module.course_id == course.id, Module.slug == m.meta.slug)
-    )
+def _sync_module(session: Session, course: Course, m: ModuleFile, stats: Counter[str], author_id: int | None) -> Module:
+    module = session.scalar(select(Module).where(Module.course_id == course.id, Module.slug == m.meta.slug))
     if module is None:
         module = Module(course_id=course.id, slug=m.meta.slug, position=m.meta.order)
         session.add(module)
@@ -131,8 +138,11 @@ def export_content(session: Session) -> list[CourseContent]:
             if rev is None:
                 continue
             meta = ModuleMeta(
-                slug=module.slug, title=rev.title, order=module.position,
-                estimated_minutes=rev.estimated_minutes, last_reviewed=rev.last_reviewed,
+                slug=module.slug,
+                title=rev.title,
+                order=module.position,
+                estimated_minutes=rev.estimated_minutes,
+                last_reviewed=rev.last_reviewed,
                 objectives=rev.objectives,
                 references=[Reference.model_validate(r) for r in rev.references],
             )

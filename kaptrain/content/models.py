@@ -33,9 +33,7 @@ class Course(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    modules: Mapped[list[Module]] = relationship(
-        back_populates="course", order_by="Module.position", lazy="selectin"
-    )
+    modules: Mapped[list[Module]] = relationship(back_populates="course", order_by="Module.position", lazy="selectin")
 
     def __repr__(self) -> str:
         return f"<Course {self.slug}>"

@@ -13,8 +13,33 @@ from mdit_py_plugins.container import container_plugin
 CALLOUTS = ("vignette", "caution", "key-points", "note")
 
 ALLOWED_TAGS = {
-    "p", "br", "hr", "h2", "h3", "h4", "h5", "h6", "strong", "em", "code", "pre", "blockquote",
-    "ul", "ol", "li", "a", "table", "thead", "tbody", "tr", "th", "td", "div", "sup", "sub", "s",
+    "p",
+    "br",
+    "hr",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "strong",
+    "em",
+    "code",
+    "pre",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "a",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "div",
+    "sup",
+    "sub",
+    "s",
 }
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
@@ -55,7 +80,4 @@ def render_markdown(text: str) -> str:
 def section_headings(text: str) -> list[tuple[str, str]]:
     """The module's ## headings as (anchor id, title), in order, for its table of contents."""
     html = render_markdown(text)
-    return [
-        (m.group(1), re.sub(r"<[^>]+>", "", m.group(2)))
-        for m in re.finditer(r'<h2 id="([^"]+)">(.*?)</h2>', html)
-    ]
+    return [(m.group(1), re.sub(r"<[^>]+>", "", m.group(2))) for m in re.finditer(r'<h2 id="([^"]+)">(.*?)</h2>', html)]

@@ -86,14 +86,10 @@ class ModuleFile(Strict):
     @model_validator(mode="after")
     def _references_cited(self) -> ModuleFile:
         missing = [
-            r.key
-            for r in self.meta.references
-            if r.first_author not in self.body or str(r.year) not in self.body
+            r.key for r in self.meta.references if r.first_author not in self.body or str(r.year) not in self.body
         ]
         if missing:
-            raise ValueError(
-                "reference(s) not cited in the body by first author and year: " + ", ".join(missing)
-            )
+            raise ValueError("reference(s) not cited in the body by first author and year: " + ", ".join(missing))
         return self
 
 
@@ -190,9 +186,7 @@ class QuizFile(Strict):
         if unknown:
             raise ValueError(f"question(s) name unknown vignette(s): {', '.join(unknown)}")
         if self.quiz.draw > len(self.questions):
-            raise ValueError(
-                f"draw is {self.quiz.draw} but the bank has only {len(self.questions)} questions"
-            )
+            raise ValueError(f"draw is {self.quiz.draw} but the bank has only {len(self.questions)} questions")
         if self.quiz.kind == "final" and any(q.module is None for q in self.questions):
             raise ValueError("every final-assessment question must name its module")
         return self

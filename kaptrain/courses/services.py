@@ -62,9 +62,7 @@ def active_modules(course: Course) -> list[Module]:
 
 def get_enrolment(session: Session, user_id: int, course_id: int) -> Enrolment | None:
     """The learner's enrolment in the course, if any."""
-    return session.scalar(
-        select(Enrolment).where(Enrolment.user_id == user_id, Enrolment.course_id == course_id)
-    )
+    return session.scalar(select(Enrolment).where(Enrolment.user_id == user_id, Enrolment.course_id == course_id))
 
 
 def enrol(session: Session, user_id: int, course: Course) -> Enrolment:
@@ -135,8 +133,9 @@ def module_statuses(session: Session, user_id: int, course: Course, enrolment: E
             state = State.COMPLETED
         else:
             state = State.LOCKED if blocked else State.OPEN
-        status = ModuleStatus(module, revision, p, quizzes.get(module.id), state,
-                              blocked if state == State.LOCKED else None)
+        status = ModuleStatus(
+            module, revision, p, quizzes.get(module.id), state, blocked if state == State.LOCKED else None
+        )
         out.append(status)
         previous = status
     return out
@@ -206,10 +205,13 @@ def course_complete(session: Session, user_id: int, course: Course) -> bool:
     final = final_quiz(session, course)
     if final is None:
         return True
-    return bool(session.scalar(
-        select(Attempt.id).where(Attempt.user_id == user_id, Attempt.quiz_id == final.id,
-                                 Attempt.passed.is_(True)).limit(1)
-    ))
+    return bool(
+        session.scalar(
+            select(Attempt.id)
+            .where(Attempt.user_id == user_id, Attempt.quiz_id == final.id, Attempt.passed.is_(True))
+            .limit(1)
+        )
+    )
 
 
 def refresh_completion(session: Session, user_id: int, course: Course) -> bool:
@@ -224,6 +226,6 @@ def refresh_completion(session: Session, user_id: int, course: Course) -> bool:
 
 def enrolments_for(session: Session, user_id: int) -> list[Enrolment]:
     """A learner's enrolments, newest first."""
-    return list(session.scalars(
-        select(Enrolment).where(Enrolment.user_id == user_id).order_by(Enrolment.enrolled_at.desc())
-    ))
+    return list(
+        session.scalars(select(Enrolment).where(Enrolment.user_id == user_id).order_by(Enrolment.enrolled_at.desc()))
+    )

@@ -55,8 +55,12 @@ def course(slug: str) -> ResponseReturnValue:
     user_id = current_user.id if current_user.is_authenticated else 0
     statuses = services.module_statuses(session, user_id, c, enrolment)
     return render_template(
-        "courses/course.html", course=c, enrolment=enrolment, statuses=statuses,
-        next_status=services.next_step(statuses), form=FlaskForm(),
+        "courses/course.html",
+        course=c,
+        enrolment=enrolment,
+        statuses=statuses,
+        next_status=services.next_step(statuses),
+        form=FlaskForm(),
         total_minutes=sum(s.revision.estimated_minutes for s in statuses),
         accreditation=current_app.config["ACCREDITATION_STATEMENT"],
     )
@@ -92,8 +96,13 @@ def disclosures(slug: str) -> ResponseReturnValue:
         if first:
             return redirect(url_for("courses.module", slug=slug, module_slug=first[0].slug))
         return redirect(url_for("courses.course", slug=slug))
-    return render_template("courses/disclosures.html", course=c, enrolment=enrolment, form=form,
-                           accreditation=current_app.config["ACCREDITATION_STATEMENT"])
+    return render_template(
+        "courses/disclosures.html",
+        course=c,
+        enrolment=enrolment,
+        form=form,
+        accreditation=current_app.config["ACCREDITATION_STATEMENT"],
+    )
 
 
 @bp.route("/courses/<slug>/modules/<module_slug>")
@@ -109,10 +118,15 @@ def module(slug: str, module_slug: str) -> ResponseReturnValue:
     session.commit()
     index = statuses.index(status)
     return render_template(
-        "courses/module.html", course=c, status=status, statuses=statuses,
-        body=render_markdown(status.revision.body), sections=section_headings(status.revision.body),
+        "courses/module.html",
+        course=c,
+        status=status,
+        statuses=statuses,
+        body=render_markdown(status.revision.body),
+        sections=section_headings(status.revision.body),
         following=statuses[index + 1] if index + 1 < len(statuses) else None,
-        form=FlaskForm(), heartbeat_seconds=services.HEARTBEAT_SECONDS,
+        form=FlaskForm(),
+        heartbeat_seconds=services.HEARTBEAT_SECONDS,
     )
 
 
@@ -140,8 +154,10 @@ def heartbeat(slug: str, module_slug: str) -> ResponseReturnValue:
     """Credit active seat time; the page calls this only while the learner is active."""
     c = _course_or_404(slug)
     _statuses, status = _status(c, module_slug)
-    if status.state == services.State.LOCKED or status.progress is None:
-        abort(409)
+    if status.state == services.State.LOCKED:
+        abort(403)
+    if status.progress is None:
+        abort(409)  # the page was never opened, so there is no clock to advance
     session = get_session()
     total = services.record_heartbeat(session, status.progress)
     session.commit()
@@ -157,10 +173,15 @@ def dashboard() -> ResponseReturnValue:
     for enrolment in services.enrolments_for(session, user().id):
         statuses = services.module_statuses(session, user().id, enrolment.course, enrolment)
         done = sum(s.state == services.State.COMPLETED for s in statuses)
-        rows.append({
-            "enrolment": enrolment, "course": enrolment.course, "statuses": statuses,
-            "done": done, "percent": round(100 * done / len(statuses)) if statuses else 0,
-            "next": services.next_step(statuses),
-            "final": services.final_quiz(session, enrolment.course),
-        })
+        rows.append(
+            {
+                "enrolment": enrolment,
+                "course": enrolment.course,
+                "statuses": statuses,
+                "done": done,
+                "percent": round(100 * done / len(statuses)) if statuses else 0,
+                "next": services.next_step(statuses),
+                "final": services.final_quiz(session, enrolment.course),
+            }
+        )
     return render_template("courses/dashboard.html", rows=rows)

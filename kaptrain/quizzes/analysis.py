@@ -63,9 +63,9 @@ def point_biserial(item_scores: list[float], rest_scores: list[float]) -> float 
 
 def quiz_stats(session: Session, quiz: Quiz) -> QuizStats:
     """Compute the item analysis of every graded attempt of a quiz."""
-    attempts = list(session.scalars(
-        select(Attempt).where(Attempt.quiz_id == quiz.id, Attempt.status == AttemptStatus.SUBMITTED)
-    ))
+    attempts = list(
+        session.scalars(select(Attempt).where(Attempt.quiz_id == quiz.id, Attempt.status == AttemptStatus.SUBMITTED))
+    )
     bins = Counter(min(int((a.score or 0) // 10), 9) for a in attempts)
     histogram = [(f"{b * 10}–{b * 10 + 9 if b < 9 else 100}%", bins.get(b, 0)) for b in range(10)]
     # Per question: (item credit, rest-of-attempt fraction) pairs, and option choices.
@@ -83,8 +83,11 @@ def quiz_stats(session: Session, quiz: Quiz) -> QuizStats:
     items = []
     questions = session.scalars(select(Question).where(Question.quiz_id == quiz.id).order_by(Question.position))
     for q in questions:
-        revs = list(session.scalars(select(QuestionRevision).where(QuestionRevision.question_id == q.id)
-                                    .order_by(QuestionRevision.number)))
+        revs = list(
+            session.scalars(
+                select(QuestionRevision).where(QuestionRevision.question_id == q.id).order_by(QuestionRevision.number)
+            )
+        )
         current = revs[-1]
         data = pairs.get(q.id, [])
         stats = ItemStats(key=q.key, stem=current.stem, revisions=len(revs), drawn=len(data))
@@ -92,8 +95,9 @@ def quiz_stats(session: Session, quiz: Quiz) -> QuizStats:
             stats.facility = sum(c for c, _ in data) / len(data)
             stats.discrimination = point_biserial([c for c, _ in data], [r for _, r in data])
         counts = choices.get(current.id, Counter())
-        stats.option_counts = [(o["id"], o["text"], bool(o["correct"]), counts.get(o["id"], 0))
-                               for o in current.options]
+        stats.option_counts = [
+            (o["id"], o["text"], bool(o["correct"]), counts.get(o["id"], 0)) for o in current.options
+        ]
         if stats.facility is not None and stats.facility > TOO_EASY:
             stats.flags.append("too easy")
         if stats.facility is not None and stats.facility < TOO_HARD:
@@ -108,15 +112,20 @@ def stats_csv(stats: QuizStats) -> str:
     """The item analysis as CSV, one row per question."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["question", "revisions", "times_drawn", "facility", "discrimination", "flags",
-                     "option_choices", "stem"])
+    writer.writerow(
+        ["question", "revisions", "times_drawn", "facility", "discrimination", "flags", "option_choices", "stem"]
+    )
     for s in stats.items:
-        writer.writerow([
-            s.key, s.revisions, s.drawn,
-            "" if s.facility is None else f"{s.facility:.3f}",
-            "" if s.discrimination is None else f"{s.discrimination:.3f}",
-            "; ".join(s.flags),
-            "; ".join(f"{oid}{'*' if ok else ''}={n}" for oid, _t, ok, n in s.option_counts),
-            s.stem,
-        ])
+        writer.writerow(
+            [
+                s.key,
+                s.revisions,
+                s.drawn,
+                "" if s.facility is None else f"{s.facility:.3f}",
+                "" if s.discrimination is None else f"{s.discrimination:.3f}",
+                "; ".join(s.flags),
+                "; ".join(f"{oid}{'*' if ok else ''}={n}" for oid, _t, ok, n in s.option_counts),
+                s.stem,
+            ]
+        )
     return out.getvalue()

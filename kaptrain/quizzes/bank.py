@@ -13,10 +13,18 @@ from kaptrain.content.models import Course, Module
 from kaptrain.content.schema import Option, QuestionFile, QuizFile, QuizSettings, Vignette
 from kaptrain.quizzes.models import Question, QuestionRevision, Quiz, QuizKind, Reveal
 
-SETTINGS = ("title", "draw", "passing_score", "max_attempts", "cooldown_hours",
-            "time_limit_minutes", "partial_credit")
-REVISION_FIELDS = ("type", "section", "module_slug", "vignette_key", "vignette_title",
-                   "vignette_text", "stem", "options", "explanation")
+SETTINGS = ("title", "draw", "passing_score", "max_attempts", "cooldown_hours", "time_limit_minutes", "partial_credit")
+REVISION_FIELDS = (
+    "type",
+    "section",
+    "module_slug",
+    "vignette_key",
+    "vignette_title",
+    "vignette_text",
+    "stem",
+    "options",
+    "explanation",
+)
 
 
 def latest_question_revision(session: Session, question: Question) -> QuestionRevision | None:
@@ -41,16 +49,19 @@ def revision_values(q: QuestionFile, vignettes: dict[str, Vignette]) -> dict[str
         "vignette_text": v.text if v else None,
         "stem": q.stem,
         "options": [
-            {"id": string.ascii_lowercase[i], "text": o.text, "correct": o.correct}
-            for i, o in enumerate(q.options)
+            {"id": string.ascii_lowercase[i], "text": o.text, "correct": o.correct} for i, o in enumerate(q.options)
         ],
         "explanation": q.explanation,
     }
 
 
 def sync_quiz(
-    session: Session, course: Course, data: QuizFile, modules: dict[str, Module],
-    stats: Counter[str], author_id: int | None = None,
+    session: Session,
+    course: Course,
+    data: QuizFile,
+    modules: dict[str, Module],
+    stats: Counter[str],
+    author_id: int | None = None,
 ) -> Quiz:
     """Create or update a quiz and its questions; changed questions get a new revision."""
     s = data.quiz
@@ -80,8 +91,7 @@ def sync_quiz(
             stats["questions unchanged"] += 1
             continue
         number = 1 if current is None else current.number + 1
-        session.add(QuestionRevision(question_id=question.id, number=number,
-                                     created_by_id=author_id, **values))
+        session.add(QuestionRevision(question_id=question.id, number=number, created_by_id=author_id, **values))
         stats["question revisions created"] += 1
     for question in existing.values():
         if not question.is_retired:
@@ -96,13 +106,17 @@ def export_quizzes(session: Session, course: Course) -> list[QuizFile]:
     out = []
     for quiz in session.scalars(select(Quiz).where(Quiz.course_id == course.id).order_by(Quiz.id)):
         settings = QuizSettings(
-            slug=quiz.slug, kind=quiz.kind.value, module=quiz.module.slug if quiz.module else None,
-            reveal_answers=quiz.reveal_answers.value, **{k: getattr(quiz, k) for k in SETTINGS},
+            slug=quiz.slug,
+            kind=quiz.kind.value,
+            module=quiz.module.slug if quiz.module else None,
+            reveal_answers=quiz.reveal_answers.value,
+            **{k: getattr(quiz, k) for k in SETTINGS},
         )
         vignettes: dict[str, Vignette] = {}
         questions = []
         rows = session.scalars(
-            select(Question).where(Question.quiz_id == quiz.id, Question.is_retired.is_(False))
+            select(Question)
+            .where(Question.quiz_id == quiz.id, Question.is_retired.is_(False))
             .order_by(Question.position)
         )
         for question in rows:
@@ -110,12 +124,20 @@ def export_quizzes(session: Session, course: Course) -> list[QuizFile]:
             if rev is None:
                 continue
             if rev.vignette_key and rev.vignette_title and rev.vignette_text:
-                vignettes.setdefault(rev.vignette_key, Vignette(
-                    key=rev.vignette_key, title=rev.vignette_title, text=rev.vignette_text))
-            questions.append(QuestionFile(
-                key=question.key, type=rev.type.value, section=rev.section, module=rev.module_slug,
-                vignette=rev.vignette_key, stem=rev.stem, explanation=rev.explanation,
-                options=[Option(text=o["text"], correct=o["correct"]) for o in rev.options],
-            ))
+                vignettes.setdefault(
+                    rev.vignette_key, Vignette(key=rev.vignette_key, title=rev.vignette_title, text=rev.vignette_text)
+                )
+            questions.append(
+                QuestionFile(
+                    key=question.key,
+                    type=rev.type.value,
+                    section=rev.section,
+                    module=rev.module_slug,
+                    vignette=rev.vignette_key,
+                    stem=rev.stem,
+                    explanation=rev.explanation,
+                    options=[Option(text=o["text"], correct=o["correct"]) for o in rev.options],
+                )
+            )
         out.append(QuizFile(quiz=settings, vignettes=list(vignettes.values()), questions=questions))
     return out

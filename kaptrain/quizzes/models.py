@@ -27,7 +27,7 @@ class QuizKind(enum.StrEnum):
 class Reveal(enum.StrEnum):
     """When the correct answers are shown in a learner's review."""
 
-    AFTER_PASS = "after_pass"
+    AFTER_PASS = "after_pass"  # noqa: S105 - not a password
     ALWAYS = "always"
     NEVER = "never"
 
@@ -54,9 +54,7 @@ class Quiz(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
-    module_id: Mapped[int | None] = mapped_column(
-        ForeignKey("modules.id", ondelete="CASCADE"), unique=True
-    )
+    module_id: Mapped[int | None] = mapped_column(ForeignKey("modules.id", ondelete="CASCADE"), unique=True)
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     kind: Mapped[QuizKind] = mapped_column(_enum(QuizKind))
     title: Mapped[str] = mapped_column(String(300))
@@ -93,9 +91,7 @@ class QuestionRevision(Base):
     __table_args__ = (UniqueConstraint("question_id", "number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    question_id: Mapped[int] = mapped_column(
-        ForeignKey("questions.id", ondelete="CASCADE"), index=True
-    )
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"), index=True)
     number: Mapped[int]
     type: Mapped[QuestionType] = mapped_column(_enum(QuestionType))
     section: Mapped[str] = mapped_column(String(300))
@@ -156,9 +152,7 @@ class AttemptItem(Base):
     __table_args__ = (UniqueConstraint("attempt_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    attempt_id: Mapped[int] = mapped_column(
-        ForeignKey("attempts.id", ondelete="CASCADE"), index=True
-    )
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"), index=True)
     position: Mapped[int]
     question_revision_id: Mapped[int] = mapped_column(
         ForeignKey("question_revisions.id", ondelete="RESTRICT"), index=True

@@ -64,8 +64,9 @@ class QuizState:
     @property
     def can_start(self) -> bool:
         """A new attempt may begin now."""
-        return (not self.passed and self.open_attempt is None and self.cooldown_until is None
-                and self.locked_reason is None)
+        return (
+            not self.passed and self.open_attempt is None and self.cooldown_until is None and self.locked_reason is None
+        )
 
 
 def get_quiz(session: Session, slug: str) -> Quiz | None:
@@ -75,8 +76,9 @@ def get_quiz(session: Session, slug: str) -> Quiz | None:
 
 def rules_for(session: Session, user_id: int, quiz: Quiz) -> Rules:
     """The quiz's rules, adjusted by any accommodation granted to this learner."""
-    acc = session.scalar(select(Accommodation).where(Accommodation.user_id == user_id,
-                                                     Accommodation.quiz_id == quiz.id))
+    acc = session.scalar(
+        select(Accommodation).where(Accommodation.user_id == user_id, Accommodation.quiz_id == quiz.id)
+    )
     extra_min = acc.extra_minutes if acc else 0
     extra_att = acc.extra_attempts if acc else 0
     limit = quiz.time_limit_minutes + extra_min if quiz.time_limit_minutes else None
@@ -105,9 +107,11 @@ def quiz_state(session: Session, user_id: int, quiz: Quiz, now: dt.datetime | No
     """The learner's attempts, attempts left and any cooldown on this quiz."""
     now = now or utcnow()
     rules = rules_for(session, user_id, quiz)
-    attempts = list(session.scalars(
-        select(Attempt).where(Attempt.user_id == user_id, Attempt.quiz_id == quiz.id).order_by(Attempt.number)
-    ))
+    attempts = list(
+        session.scalars(
+            select(Attempt).where(Attempt.user_id == user_id, Attempt.quiz_id == quiz.id).order_by(Attempt.number)
+        )
+    )
     open_attempt = next((a for a in attempts if a.status == AttemptStatus.OPEN), None)
     if open_attempt is not None and is_expired(open_attempt, now):
         close_expired(session, open_attempt, now)
@@ -125,8 +129,17 @@ def quiz_state(session: Session, user_id: int, quiz: Quiz, now: dt.datetime | No
     attempts_left = rules.max_attempts - used_in_block
     if open_attempt is not None:
         attempts_left -= 1
-    return QuizState(quiz, rules, attempts, open_attempt, passed, attempts_left, cooldown_until,
-                     locked_reason(session, user_id, quiz), history=[a for a in attempts if a.status == AttemptStatus.SUBMITTED])
+    return QuizState(
+        quiz,
+        rules,
+        attempts,
+        open_attempt,
+        passed,
+        attempts_left,
+        cooldown_until,
+        locked_reason(session, user_id, quiz),
+        history=[a for a in attempts if a.status == AttemptStatus.SUBMITTED],
+    )
 
 
 def is_expired(attempt: Attempt, now: dt.datetime) -> bool:
@@ -153,18 +166,25 @@ def start_attempt(session: Session, user_id: int, quiz: Quiz, rng: random.Random
     if state.cooldown_until is not None:
         raise QuizError(
             f"You have used all {state.rules.max_attempts} attempts. You can try again after "
-            f"{state.cooldown_until:%d %B %Y at %H:%M} UTC. Reviewing the module meanwhile is a good idea.", 429)
+            f"{state.cooldown_until:%d %B %Y at %H:%M} UTC. Reviewing the module meanwhile is a good idea.",
+            429,
+        )
     rng = rng or random.SystemRandom()
-    questions = list(session.scalars(
-        select(Question).where(Question.quiz_id == quiz.id, Question.is_retired.is_(False))
-    ))
+    questions = list(
+        session.scalars(select(Question).where(Question.quiz_id == quiz.id, Question.is_retired.is_(False)))
+    )
     drawn = rng.sample(questions, min(quiz.draw, len(questions)))
     now = utcnow()
     rules = state.rules
-    number = (session.scalar(select(func.max(Attempt.number)).where(
-        Attempt.user_id == user_id, Attempt.quiz_id == quiz.id)) or 0) + 1
+    number = (
+        session.scalar(select(func.max(Attempt.number)).where(Attempt.user_id == user_id, Attempt.quiz_id == quiz.id))
+        or 0
+    ) + 1
     attempt = Attempt(
-        user_id=user_id, quiz_id=quiz.id, number=number, started_at=now,
+        user_id=user_id,
+        quiz_id=quiz.id,
+        number=number,
+        started_at=now,
         passing_score=quiz.passing_score,
         deadline_at=now + dt.timedelta(minutes=rules.time_limit_minutes) if rules.time_limit_minutes else None,
     )
@@ -177,13 +197,19 @@ def start_attempt(session: Session, user_id: int, quiz: Quiz, rng: random.Random
                 assert revision is not None  # every imported question has a revision
                 order = [o["id"] for o in revision.options]
                 rng.shuffle(order)
-                session.add(AttemptItem(attempt_id=attempt.id, position=position,
-                                        question_revision_id=revision.id, option_order=order))
+                session.add(
+                    AttemptItem(
+                        attempt_id=attempt.id, position=position, question_revision_id=revision.id, option_order=order
+                    )
+                )
             session.flush()
     except IntegrityError:
         # Another tab opened an attempt at the same moment: the database allows one; use it.
-        existing = session.scalar(select(Attempt).where(
-            Attempt.user_id == user_id, Attempt.quiz_id == quiz.id, Attempt.status == AttemptStatus.OPEN))
+        existing = session.scalar(
+            select(Attempt).where(
+                Attempt.user_id == user_id, Attempt.quiz_id == quiz.id, Attempt.status == AttemptStatus.OPEN
+            )
+        )
         if existing is None:
             raise QuizError("Another attempt was started at the same time. Reload the page.") from None
         return existing
@@ -192,7 +218,10 @@ def start_attempt(session: Session, user_id: int, quiz: Quiz, rng: random.Random
 
 
 def parse_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, frozenset[str]]:
-    """Check a submitted form against the attempt: every question answered, only its own options."""
+    """Check a submitted form against the attempt: every question answered, only its own options.
+
+    The page names options by their shown position ("0", "1", ...), never by stored id, so not even
+    the original file order (where a correct answer might habitually sit) reaches the browser."""
     items = {item.id: item for item in attempt.items}
     answers: dict[int, frozenset[str]] = {}
     for key, values in form.items():
@@ -202,9 +231,10 @@ def parse_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, fro
         if not raw_id.isdigit() or int(raw_id) not in items:
             raise QuizError("The answers sent do not belong to this attempt. Reload the quiz and try again.", 400)
         item = items[int(raw_id)]
-        chosen = frozenset(values)
-        if not chosen <= set(item.option_order):
+        shown = len(item.option_order)
+        if not all(v.isdigit() and int(v) < shown for v in values):
             raise QuizError("An answer was not one of the options shown. Reload the quiz and try again.", 400)
+        chosen = frozenset(item.option_order[int(v)] for v in values)
         if REGISTRY[item.revision.type].single_choice and len(chosen) > 1:
             raise QuizError(f"Question {item.position + 1} takes one answer only.", 400)
         answers[item.id] = chosen
@@ -214,8 +244,9 @@ def parse_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, fro
     return answers
 
 
-def submit_attempt(session: Session, attempt: Attempt, form: dict[str, list[str]],
-                   now: dt.datetime | None = None) -> Attempt:
+def submit_attempt(
+    session: Session, attempt: Attempt, form: dict[str, list[str]], now: dt.datetime | None = None
+) -> Attempt:
     """Grade an open attempt exactly once; a repeated submission returns the first result unchanged."""
     now = now or utcnow()
     if attempt.status == AttemptStatus.SUBMITTED:
@@ -223,7 +254,9 @@ def submit_attempt(session: Session, attempt: Attempt, form: dict[str, list[str]
     if is_expired(attempt, now):
         raise QuizError(
             "The time limit for this attempt ran out before it was submitted, so these answers were not "
-            "accepted. The attempt is closed and counts as not passed.", 409)
+            "accepted. The attempt is closed and counts as not passed.",
+            409,
+        )
     answers = parse_answers(attempt, form)
     if not _claim(session, attempt, now):
         session.refresh(attempt)
@@ -292,9 +325,14 @@ def answers_revealed(attempt: Attempt) -> bool:
 
 
 def shown_options(item: AttemptItem) -> list[dict[str, str]]:
-    """The options of an open attempt in their shuffled order: id and text only, never the key."""
+    """The options of an open attempt in their shuffled order: position and text only, never the key."""
     by_id = {o["id"]: o for o in item.revision.options}
-    return [{"id": oid, "text": by_id[oid]["text"]} for oid in item.option_order]
+    return [{"value": str(i), "text": by_id[oid]["text"]} for i, oid in enumerate(item.option_order)]
+
+
+def form_for(item: AttemptItem, chosen_ids: list[str]) -> list[str]:
+    """The form values (shown positions) that select these option ids, for test clients and replays."""
+    return [str(item.option_order.index(oid)) for oid in chosen_ids]
 
 
 def review(attempt: Attempt) -> list[ReviewItem]:
@@ -305,20 +343,23 @@ def review(attempt: Attempt) -> list[ReviewItem]:
         right = correct_ids(item.revision.options)
         chosen = set(item.selected or [])
         by_id = {o["id"]: o for o in item.revision.options}
-        options = [ReviewOption(oid, by_id[oid]["text"], oid in chosen, (oid in right) if reveal else None)
-                   for oid in item.option_order]
-        out.append(ReviewItem(item, options, (item.credit or 0) >= 1.0,
-                              item.revision.explanation if reveal else None))
+        options = [
+            ReviewOption(oid, by_id[oid]["text"], oid in chosen, (oid in right) if reveal else None)
+            for oid in item.option_order
+        ]
+        out.append(ReviewItem(item, options, (item.credit or 0) >= 1.0, item.revision.explanation if reveal else None))
     return out
 
 
-def grant_accommodation(session: Session, user_id: int, quiz: Quiz, extra_minutes: int,
-                        extra_attempts: int, note: str, granted_by_id: int) -> Accommodation:
+def grant_accommodation(
+    session: Session, user_id: int, quiz: Quiz, extra_minutes: int, extra_attempts: int, note: str, granted_by_id: int
+) -> Accommodation:
     """Give one learner extra time and/or attempts on a quiz (replaces any earlier grant)."""
     if extra_minutes < 0 or extra_attempts < 0:
         raise QuizError("Extra time and extra attempts cannot be negative.", 400)
-    acc = session.scalar(select(Accommodation).where(Accommodation.user_id == user_id,
-                                                     Accommodation.quiz_id == quiz.id))
+    acc = session.scalar(
+        select(Accommodation).where(Accommodation.user_id == user_id, Accommodation.quiz_id == quiz.id)
+    )
     if acc is None:
         acc = Accommodation(user_id=user_id, quiz_id=quiz.id)
         session.add(acc)

@@ -72,10 +72,17 @@ def attempt(attempt_id: int) -> ResponseReturnValue:
     return _attempt_page(a, {}, None)
 
 
-def _attempt_page(a: Attempt, chosen: dict[str, list[str]], error: str | None, status: int = 200) -> ResponseReturnValue:
+def _attempt_page(
+    a: Attempt, chosen: dict[str, list[str]], error: str | None, status: int = 200
+) -> ResponseReturnValue:
     seconds_left = int((as_utc(a.deadline_at) - utcnow()).total_seconds()) if a.deadline_at else None
     return render_template(
-        "quizzes/attempt.html", attempt=a, quiz=a.quiz, error=error, chosen=chosen, form=FlaskForm(),
+        "quizzes/attempt.html",
+        attempt=a,
+        quiz=a.quiz,
+        error=error,
+        chosen=chosen,
+        form=FlaskForm(),
         items=[(item, services.shown_options(item), REGISTRY[item.revision.type]) for item in a.items],
         seconds_left=seconds_left,
     ), status
@@ -112,12 +119,20 @@ def result(attempt_id: int) -> ResponseReturnValue:
     state = services.quiz_state(session, user().id, a.quiz)
     next_module = None
     if a.passed and a.quiz.module is not None:
-        statuses = courses.module_statuses(session, user().id, a.quiz.course,
-                                           courses.get_enrolment(session, user().id, a.quiz.course_id))
+        statuses = courses.module_statuses(
+            session, user().id, a.quiz.course, courses.get_enrolment(session, user().id, a.quiz.course_id)
+        )
         next_module = courses.next_step(statuses)
-    return render_template("quizzes/result.html", attempt=a, quiz=a.quiz, state=state,
-                           review=services.review(a), revealed=services.answers_revealed(a),
-                           next_module=next_module, form=FlaskForm())
+    return render_template(
+        "quizzes/result.html",
+        attempt=a,
+        quiz=a.quiz,
+        state=state,
+        review=services.review(a),
+        revealed=services.answers_revealed(a),
+        next_module=next_module,
+        form=FlaskForm(),
+    )
 
 
 @bp.route("/instructor/quizzes")
@@ -134,8 +149,9 @@ def item_analysis(slug: str) -> ResponseReturnValue:
     q = _quiz_or_404(slug)
     stats = analysis.quiz_stats(get_session(), q)
     peak = max((n for _l, n in stats.histogram), default=0)
-    return render_template("quizzes/analysis.html", quiz=q, stats=stats, peak=peak,
-                           too_easy=analysis.TOO_EASY, too_hard=analysis.TOO_HARD)
+    return render_template(
+        "quizzes/analysis.html", quiz=q, stats=stats, peak=peak, too_easy=analysis.TOO_EASY, too_hard=analysis.TOO_HARD
+    )
 
 
 @bp.route("/instructor/quizzes/<slug>/analysis.csv")
@@ -144,5 +160,6 @@ def item_analysis_csv(slug: str) -> ResponseReturnValue:
     """The item analysis as a CSV download."""
     q = _quiz_or_404(slug)
     body = analysis.stats_csv(analysis.quiz_stats(get_session(), q))
-    return Response(body, mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{q.slug}-item-analysis.csv"'})
+    return Response(
+        body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{q.slug}-item-analysis.csv"'}
+    )

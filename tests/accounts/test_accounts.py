@@ -1,0 +1,203 @@
+"""Registration, login, logout, profile and password: the happy paths and the unhappy ones."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from kaptrain.accounts.models import Role, User
+from tests.conftest import PASSWORD
+from tests.factories import make_user
+
+GOOD = {
+    "full_name": "Avery Clinician, LPC",
+    "email": "Avery@Example.org",
+    "profession": "Counsellor / therapist",
+    "credential": "LPC",
+    "licence_number": "LPC-12345",
+    "jurisdiction": "Colorado",
+    "password": "a long enough passphrase",
+    "confirm": "a long enough passphrase",
+}
+
+
+def count_users(db) -> int:
+    return db.scalar(select(func.count()).select_from(User))
+
+
+def test_register_creates_learner_with_argon2id_hash_and_logs_in(client, db):
+    response = client.post("/register", data=GOOD)
+    assert response.status_code == 302
+    user = db.scalar(select(User).where(User.email == "avery@example.org"))
+    assert user is not None and user.role == Role.LEARNER
+    assert user.password_hash.startswith("$argon2id$")
+    assert user.licence_number == "LPC-12345" and user.jurisdiction == "Colorado"
+    assert client.get("/dashboard").status_code == 200
+
+
+def test_register_ignores_role_field(client, db):
+    client.post("/register", data={**GOOD, "role": "admin"})
+    user = db.scalar(select(User).where(User.email == "avery@example.org"))
+    assert user.role == Role.LEARNER
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"password": "short", "confirm": "short"}, b"Use 12 to 256 characters."),
+        ({"confirm": "something different"}, b"The passwords do not match."),
+        ({"email": "not-an-email"}, b"Enter a valid email address."),
+        ({"full_name": ""}, b"Enter your full name."),
+        ({"profession": ""}, b"Choose your profession."),
+    ],
+)
+def test_register_bad_input_shows_error_on_form_and_creates_nothing(client, db, change, message):
+    before = count_users(db)
+    response = client.post("/register", data={**GOOD, **change})
+    assert response.status_code == 422
+    assert message in response.data
+    assert b'aria-invalid="true"' in response.data
+    assert count_users(db) == before
+
+
+def test_register_duplicate_email_is_refused_case_insensitively(client, db):
+    make_user(db, email="avery@example.org")
+    db.commit()
+    before = count_users(db)
+    response = client.post("/register", data=GOOD)
+    assert response.status_code == 422
+    assert b"An account with this email already exists" in response.data
+    assert count_users(db) == before
+
+
+def test_register_keeps_what_was_typed_except_passwords(client):
+    response = client.post("/register", data={**GOOD, "confirm": "mismatch"})
+    assert b'value="Avery Clinician, LPC"' in response.data
+    assert GOOD["password"].encode() not in response.data
+
+
+def test_login_wrong_password_and_unknown_email_get_the_same_message(client, db):
+    user = make_user(db)
+    db.commit()
+    wrong = client.post("/login", data={"email": user.email, "password": "not the password"})
+    unknown = client.post("/login", data={"email": "nobody@example.org", "password": "not the password"})
+    for response in (wrong, unknown):
+        assert response.status_code == 422
+        assert b"That email and password do not match an account." in response.data
+
+
+def test_login_then_logout(client, db, login):
+    user = make_user(db)
+    db.commit()
+    login(user)
+    assert client.get("/dashboard").status_code == 200
+    client.post("/logout")
+    response = client.get("/dashboard")
+    assert response.status_code == 302 and "/login" in response.location
+
+
+def test_logout_invalidates_a_copied_session_cookie(app, client, db, login):
+    """ASVS V3.3.1: a cookie saved before logout must not work after it."""
+    user = make_user(db)
+    db.commit()
+    login(user)
+    cookie = client.get_cookie("session").value
+    client.post("/logout")
+    replay = app.test_client()
+    replay.set_cookie("session", cookie)
+    response = replay.get("/dashboard")
+    assert response.status_code == 302 and "/login" in response.location
+
+
+def test_inactive_user_cannot_log_in(client, db):
+    user = make_user(db)
+    user.is_active = False
+    db.commit()
+    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.tld/",
+        "//evil.tld",
+        "\\\\evil.tld",
+        "/\\evil.tld",
+        "https:evil.tld",
+        "javascript:alert(1)",
+        "%2F%2Fevil.tld",
+    ],
+)
+def test_login_next_redirects_only_within_the_site(client, db, target):
+    user = make_user(db)
+    db.commit()
+    response = client.post(f"/login?next={target}", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 302
+    assert response.location == "/dashboard"
+
+
+def test_login_next_follows_a_local_path(client, db):
+    user = make_user(db)
+    db.commit()
+    response = client.post("/login?next=/courses/demo-course", data={"email": user.email, "password": PASSWORD})
+    assert response.location == "/courses/demo-course"
+
+
+def test_profile_edit_saves_and_cannot_change_role_or_email(client, db, login):
+    user = make_user(db)
+    db.commit()
+    login(user)
+    response = client.post(
+        "/account",
+        data={
+            "full_name": "Dana Q. Example, LCSW",
+            "profession": "Social worker",
+            "credential": "LCSW",
+            "licence_number": "",
+            "jurisdiction": "Ontario",
+            "role": "admin",
+            "email": "x@evil.tld",
+        },
+    )
+    assert response.status_code == 302
+    db.expire_all()
+    assert user.full_name == "Dana Q. Example, LCSW" and user.jurisdiction == "Ontario"
+    assert user.role == Role.LEARNER and user.email != "x@evil.tld"
+
+
+def test_change_password_requires_current_and_ends_other_sessions(app, client, db, login):
+    user = make_user(db)
+    db.commit()
+    login(user)
+    other = app.test_client()
+    other.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert other.get("/dashboard").status_code == 200
+
+    bad = client.post(
+        "/account/password",
+        data={
+            "current_password": "wrong one here",
+            "password": "a new passphrase 2026",
+            "confirm": "a new passphrase 2026",
+        },
+    )
+    assert bad.status_code == 422 and b"Your current password is not correct." in bad.data
+
+    good = client.post(
+        "/account/password",
+        data={"current_password": PASSWORD, "password": "a new passphrase 2026", "confirm": "a new passphrase 2026"},
+    )
+    assert good.status_code == 302
+    assert client.get("/dashboard").status_code == 200  # this browser stays logged in
+    assert other.get("/dashboard").status_code == 302  # the other one is logged out
+    client.post("/logout")
+    assert client.post("/login", data={"email": user.email, "password": "a new passphrase 2026"}).status_code == 302
+
+
+def test_pages_never_render_the_password_hash(client, db, login):
+    user = make_user(db)
+    db.commit()
+    login(user)
+    for url in ("/account", "/dashboard", "/courses/demo-course"):
+        assert user.password_hash.encode() not in client.get(url).data

@@ -1,0 +1,144 @@
+"""Shared fixtures: a migrated database (SQLite, or PostgreSQL via TEST_DATABASE_URL), an app,
+a session whose work is rolled back after each test, a client and a login helper."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import Engine, MetaData, text
+from sqlalchemy.orm import Session
+
+from kaptrain import create_app
+from kaptrain.accounts import services as account_services
+from kaptrain.content.files import read_content
+from kaptrain.content.loader import import_content
+from kaptrain.db import Database
+from kaptrain.migrate import upgrade
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURE_MODULES = FIXTURES / "content" / "modules"
+FIXTURE_QUIZZES = FIXTURES / "content" / "quizzes"
+PASSWORD = "correct horse battery staple"
+
+
+def reset_database(engine: Engine) -> None:
+    """Drop every table (including Alembic's) so that migrations run from nothing."""
+    meta = MetaData()
+    meta.reflect(bind=engine)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            for table in meta.sorted_tables:
+                conn.execute(text(f'DROP TABLE IF EXISTS "{table.name}" CASCADE'))
+        else:
+            meta.drop_all(conn)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing() -> Iterator[None]:
+    """argon2's production cost (64 MiB, t=3) would make the suite slow; tests use a cheap one."""
+    original = account_services._hasher
+    account_services._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    account_services._hasher = original
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """TEST_DATABASE_URL when set (CI sets it to a fresh PostgreSQL database), else a temp SQLite file."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+def make_test_app(database_url: str, **extra: object) -> Flask:
+    """An app configured for tests (CSRF and rate limits off unless a test turns them on)."""
+    config = {
+        "ENV": "testing",
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "DATABASE_URL": database_url,
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "MODULES_DIR": str(FIXTURE_MODULES),
+        "QUIZZES_DIR": str(FIXTURE_QUIZZES),
+    }
+    config.update(extra)
+    return create_app(config)
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str) -> Iterator[Flask]:
+    """One app for the session, on a database migrated from empty with the fixture course loaded."""
+    application = make_test_app(database_url)
+    database: Database = application.extensions["kaptrain.db"]
+    reset_database(database.engine)
+    upgrade(database.engine)
+    session = database.new_session()
+    import_content(session, read_content(FIXTURE_MODULES, FIXTURE_QUIZZES))
+    session.commit()
+    session.close()
+    yield application
+    database.engine.dispose()
+
+
+@pytest.fixture
+def db(app: Flask) -> Iterator[Session]:
+    """A session inside a transaction that is rolled back after the test; views share it."""
+    database: Database = app.extensions["kaptrain.db"]
+    connection = database.engine.connect()
+    transaction = connection.begin()
+    database.bind = connection
+    session = database.new_session()
+    # No app context is held here: each request and CLI call pushes its own, as in production.
+    yield session
+    session.close()
+    transaction.rollback()
+    connection.close()
+    database.bind = database.engine
+
+
+@pytest.fixture
+def client(app: Flask, db: Session) -> FlaskClient:
+    """A test client whose requests run inside the test's transaction."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask, db: Session) -> FlaskCliRunner:
+    """A CLI runner whose commands run inside the test's transaction."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def login(client: FlaskClient) -> Callable[..., object]:
+    """Log the test client in as a user."""
+
+    def _login(user: object, password: str = PASSWORD) -> object:
+        response = client.post("/login", data={"email": user.email, "password": password})  # type: ignore[attr-defined]
+        assert response.status_code == 302, response.data
+        return user
+
+    return _login
+
+
+@pytest.fixture
+def csrf_on(app: Flask) -> Iterator[None]:
+    """Turn CSRF protection on for one test."""
+    app.config["WTF_CSRF_ENABLED"] = True
+    yield
+    app.config["WTF_CSRF_ENABLED"] = False
+
+
+@pytest.fixture(scope="session")
+def scratch_dir() -> Iterator[Path]:
+    """A temporary folder for files a test writes."""
+    with tempfile.TemporaryDirectory() as d:
+        yield Path(d)

@@ -1,0 +1,145 @@
+"""Parsing and validating content files: pure functions, no database."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kaptrain.content.files import ContentError, parse_module, parse_quiz, read_content
+from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A writable copy of the fixture content."""
+    shutil.copytree(FIXTURE_MODULES, tmp_path / "modules")
+    shutil.copytree(FIXTURE_QUIZZES, tmp_path / "quizzes")
+    return tmp_path
+
+
+def problems(tree: Path) -> list[str]:
+    with pytest.raises(ContentError) as exc:
+        read_content(tree / "modules", tree / "quizzes")
+    return [str(p) for p in exc.value.problems]
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_fixture_content_is_valid(tree):
+    courses = read_content(tree / "modules", tree / "quizzes")
+    assert [c.course.slug for c in courses] == ["demo-course"]
+    assert [m.meta.slug for m in courses[0].modules] == ["alpha", "beta", "gamma"]
+
+
+def test_missing_field_names_file_field_and_line(tree):
+    edit(tree / "modules/demo-course/01-alpha.md", "estimated_minutes: 20\n", "")
+    found = problems(tree)
+    assert found == ["modules/demo-course/01-alpha.md:2: estimated_minutes: required field is missing"]
+
+
+def test_wrong_type_is_reported_at_its_line(tree):
+    edit(tree / "modules/demo-course/01-alpha.md", "estimated_minutes: 20", "estimated_minutes: twenty")
+    (msg,) = problems(tree)
+    assert msg.startswith("modules/demo-course/01-alpha.md:5: estimated_minutes:")
+    assert "integer" in msg
+
+
+def test_unknown_field_is_an_error(tree):
+    edit(tree / "modules/demo-course/course.yaml", "ce_hours: 3.5", "ce_hours: 3.5\nce_hourz: 4")
+    assert problems(tree) == ["modules/demo-course/course.yaml:6: ce_hourz: unknown field (check its spelling)"]
+
+
+def test_duplicate_module_slug_and_order(tree):
+    edit(tree / "modules/demo-course/02-beta.md", "slug: beta", "slug: alpha")
+    edit(tree / "modules/demo-course/02-beta.md", "order: 2", "order: 1")
+    found = " | ".join(problems(tree))
+    assert 'duplicate module slug "alpha"' in found
+    assert "module orders must run 1..3" in found
+
+
+def test_question_whose_correct_answer_is_not_among_options(tree):
+    path = tree / "quizzes/demo-course/01-alpha.yaml"
+    edit(path, "      - text: Right 1\n        correct: true\n", "      - text: Right 1\n")
+    (msg,) = problems(tree)
+    assert msg.startswith("quizzes/demo-course/01-alpha.yaml:")
+    assert "questions.0" in msg and "no option is marked correct" in msg
+    line = int(msg.split(":")[1])
+    assert path.read_text().splitlines()[line - 1].strip() == "- key: alpha-q1"
+
+
+def test_bad_yaml_reports_line(tree):
+    edit(tree / "quizzes/demo-course/02-beta.yaml", "  draw: 3", "  draw: [3")
+    (msg,) = problems(tree)
+    assert msg.startswith("quizzes/demo-course/02-beta.yaml:") and "not valid YAML" in msg
+
+
+def test_unsafe_yaml_tags_are_refused(tree):
+    edit(
+        tree / "quizzes/demo-course/02-beta.yaml", "title: Quiz beta", "title: !!python/object/apply:os.system ['true']"
+    )
+    (msg,) = problems(tree)
+    assert "not valid YAML" in msg
+
+
+def test_section_must_be_a_module_heading(tree):
+    edit(tree / "quizzes/demo-course/01-alpha.yaml", "section: Details of alpha", "section: Nowhere")
+    found = problems(tree)
+    assert any('"Nowhere" is not a ## heading of module "alpha"' in p for p in found)
+
+
+def test_every_problem_is_listed_not_just_the_first(tree):
+    edit(tree / "modules/demo-course/01-alpha.md", "estimated_minutes: 20\n", "")
+    edit(tree / "quizzes/demo-course/02-beta.yaml", "  draw: 3", "  draw: 30")
+    found = problems(tree)
+    assert len(found) == 2, found
+    assert any("draw is 30 but the bank has only 6 questions" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ('[{text: "True", correct: true}, {text: "Maybe"}]', "exactly the options"),
+        ("[{text: A, correct: true}, {text: B, correct: true}, {text: C}]", "exactly one correct"),
+        ("[{text: A, correct: true}, {text: A}, {text: C}]", "same text"),
+        ("[{text: A, correct: true}, {text: B}, {text: All of the above}]", "all/none of the above"),
+    ],
+)
+def test_option_rules(options, message):
+    qtype = "true_false" if "Maybe" in options else "single"
+    text = f"""quiz: {{slug: q, title: Q, module: m}}
+questions:
+  - {{key: k, type: {qtype}, section: S, stem: Why, explanation: Because., options: {options}}}
+"""
+    quiz, found = parse_quiz("q.yaml", text)
+    assert quiz is None and message in " ".join(p.message for p in found)
+
+
+def test_module_must_cite_its_references():
+    text = """---
+slug: m
+title: M
+order: 1
+estimated_minutes: 5
+last_reviewed: 2026-01-01
+objectives: ["The clinician can read."]
+references:
+  - {key: doe2019, authors: Doe J, year: 2019, title: T, source: S}
+---
+## A
+
+No citation here.
+"""
+    module, found = parse_module("m.md", text)
+    assert module is None
+    assert found[0].field == "body" and "doe2019" in found[0].message
+
+
+def test_front_matter_is_required():
+    module, found = parse_module("m.md", "# Just markdown\n")
+    assert module is None and "missing YAML front matter" in found[0].message

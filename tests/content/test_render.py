@@ -1,0 +1,61 @@
+"""Markdown rendering is safe against script injection and keeps the callouts."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+
+from kaptrain.content.render import render_markdown, section_headings
+
+PAYLOADS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    '<svg><a xlink:href="javascript:alert(1)">x</a></svg>',
+    "[x](javascript:alert(1))",
+    "[x](&#106;avascript:alert(1))",
+    "[x](data:text/html;base64,PHNjcmlwdD4=)",
+    '<p style="background:url(javascript:alert(1))">x</p>',
+    '<iframe src="https://evil.tld"></iframe>',
+    '<form action="https://evil.tld"><input></form>',
+    "![x](http://169.254.169.254/latest)",
+]
+
+
+SAFE_TAGS = {"p", "a", "h2", "h3", "strong", "em", "code", "ul", "ol", "li", "div", "br"}
+
+
+class TagCollector(HTMLParser):
+    """Collects the real tags and attributes of an HTML string (escaped text is not a tag)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_no_executable_markup_survives(payload):
+    collector = TagCollector()
+    collector.feed(render_markdown(f"Text\n\n{payload}\n"))
+    for tag, attrs in collector.tags:
+        assert tag in SAFE_TAGS, (payload, tag)
+        for name, value in attrs:
+            assert not name.startswith("on") and name != "style", (payload, name)
+            if name == "href":
+                assert value and value.startswith("https://"), (payload, value)
+
+
+def test_callouts_headings_and_links():
+    html = render_markdown("## Section one\n\n::: caution\nCareful.\n:::\n\n[ref](https://example.org)\n")
+    assert '<h2 id="section-one">Section one</h2>' in html
+    assert '<div class="caution">' in html
+    assert 'href="https://example.org"' in html and 'rel="noopener noreferrer"' in html
+    assert section_headings("## A b\n\ntext\n\n## C\n") == [("a-b", "A b"), ("c", "C")]
+
+
+def test_unknown_callout_class_is_dropped():
+    html = render_markdown("::: evil\nx\n:::\n")
+    assert 'class="evil"' not in html

@@ -1,0 +1,158 @@
+"""Catalogue, enrolment, disclosures, sequencing, seat time and the dashboard."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from kaptrain.courses import services as courses
+from kaptrain.courses.models import Enrolment, ModuleProgress
+from tests.factories import course, enrolled, make_user, pass_quiz
+
+
+def test_catalogue_and_course_page_show_outline_ce_hours_and_objectives(client):
+    assert b"Demo Course for Tests" in client.get("/courses").data
+    page = client.get("/courses/demo-course").data
+    for text in (
+        b"3.5",
+        b"Module Alpha",
+        b"Module Beta",
+        b"Module Gamma",
+        b"The clinician can pass the tests.",
+        b"None of the planners has a relevant financial relationship.",
+    ):
+        assert text in page
+
+
+def test_unknown_course_and_module_get_a_plain_404(client, db, login):
+    response = client.get("/courses/no-such-course")
+    assert response.status_code == 404 and b"There is no course at this address" in response.data
+    login(make_user(db))
+    response = client.get("/courses/demo-course/modules/no-such-module")
+    assert response.status_code == 404 and b"has no module at this address" in response.data
+
+
+def test_enrol_twice_keeps_one_enrolment(client, db, login):
+    user = login(make_user(db))
+    assert client.post("/courses/demo-course/enrol").status_code == 302
+    assert client.post("/courses/demo-course/enrol").status_code == 302
+    count = db.scalar(select(func.count()).select_from(Enrolment).where(Enrolment.user_id == user.id))
+    assert count == 1
+
+
+def test_module_one_opens_only_after_disclosures_are_acknowledged(client, db, login):
+    login(make_user(db))
+    client.post("/courses/demo-course/enrol")
+    locked = client.get("/courses/demo-course/modules/alpha")
+    assert locked.status_code == 403
+    assert b"Read and acknowledge the course disclosures" in locked.data
+    page = client.get("/courses/demo-course/disclosures")
+    assert b"off-label" in page.data
+    response = client.post("/courses/demo-course/disclosures")
+    assert response.location.endswith("/courses/demo-course/modules/alpha")
+    enrolment = db.scalar(select(Enrolment))
+    assert enrolment.disclosures_acknowledged_at is not None
+
+
+def test_disclosures_need_enrolment(client, db, login):
+    login(make_user(db))
+    response = client.get("/courses/demo-course/disclosures")
+    assert response.status_code == 403 and b"Enrol in this course first" in response.data
+
+
+def test_module_page_renders_markdown_objectives_references_and_review_date(client, db, login):
+    user = login(make_user(db))
+    enrolled(db, user)
+    db.commit()
+    page = client.get("/courses/demo-course/modules/alpha").data
+    assert b'<h2 id="introduction-to-alpha">Introduction to alpha</h2>' in page
+    assert b'<div class="vignette">' in page
+    assert b"The clinician can describe alpha." in page
+    assert b"Smith J, Jones K (2020). A study of alpha." in page
+    assert b'datetime="2026-11-01"' in page
+
+
+def test_locked_module_by_url_says_what_to_finish_first(client, db, login):
+    user = login(make_user(db))
+    enrolled(db, user)
+    db.commit()
+    response = client.get("/courses/demo-course/modules/beta")
+    assert response.status_code == 403
+    assert b"Pass the quiz for module 1: Module Alpha" in response.data
+
+
+def test_passing_the_quiz_opens_the_next_module_and_read_alone_does_not(client, db, login):
+    user = login(make_user(db))
+    enrolled(db, user)
+    db.commit()
+    client.get("/courses/demo-course/modules/alpha")
+    response = client.post("/courses/demo-course/modules/alpha/read")
+    assert response.location.endswith("/quizzes/alpha-quiz")
+    assert client.get("/courses/demo-course/modules/beta").status_code == 403
+    pass_quiz(db, user, "alpha-quiz")
+    db.commit()
+    assert client.get("/courses/demo-course/modules/beta").status_code == 200
+
+
+def test_a_module_without_a_quiz_completes_when_read(db):
+    user = make_user(db)
+    enrolled(db, user)
+    pass_quiz(db, user, "alpha-quiz")
+    pass_quiz(db, user, "beta-quiz")
+    c = course(db)
+    statuses = courses.module_statuses(db, user.id, c, courses.get_enrolment(db, user.id, c.id))
+    gamma = statuses[2]
+    assert gamma.state == courses.State.OPEN and gamma.quiz is None
+    gamma.progress = courses.open_module(db, user.id, gamma.module)
+    courses.mark_read(db, gamma)
+    statuses = courses.module_statuses(db, user.id, c, courses.get_enrolment(db, user.id, c.id))
+    assert [s.state for s in statuses] == [courses.State.COMPLETED] * 3
+    assert not courses.course_complete(db, user.id, c)  # the final assessment is still to pass
+    pass_quiz(db, user, "demo-final")
+    assert courses.refresh_completion(db, user.id, c)
+    assert courses.get_enrolment(db, user.id, c.id).completed_at is not None
+
+
+def test_seat_time_counts_active_heartbeats_but_not_idle_gaps(db):
+    user = make_user(db)
+    enrolled(db, user)
+    module = course(db).modules[0]
+    progress = courses.open_module(db, user.id, module)
+    start = progress.last_heartbeat_at
+    courses.record_heartbeat(db, progress, start + dt.timedelta(seconds=30))
+    courses.record_heartbeat(db, progress, start + dt.timedelta(seconds=60))
+    # The learner walked away for an hour; the next beat credits at most one interval.
+    total = courses.record_heartbeat(db, progress, start + dt.timedelta(hours=1, seconds=60))
+    assert total == 30 + 30 + courses.HEARTBEAT_SECONDS
+
+
+def test_heartbeat_endpoint_records_time_and_refuses_locked_modules(client, db, login):
+    user = login(make_user(db))
+    enrolled(db, user)
+    db.commit()
+    client.get("/courses/demo-course/modules/alpha")
+    response = client.post("/courses/demo-course/modules/alpha/heartbeat")
+    assert response.status_code == 200 and "seat_seconds" in response.get_json()
+    assert db.scalar(select(func.count()).select_from(ModuleProgress)) == 1
+    assert client.post("/courses/demo-course/modules/beta/heartbeat").status_code == 403
+
+
+def test_dashboard_shows_progress_and_next_step(client, db, login):
+    user = login(make_user(db))
+    empty = client.get("/dashboard").data
+    assert b"You are not enrolled in a course yet" in empty
+    enrolled(db, user, acknowledged=False)
+    db.commit()
+    assert b"Next: read the course disclosures" in client.get("/dashboard").data
+    enrolled(db, user)
+    pass_quiz(db, user, "alpha-quiz")
+    db.commit()
+    page = client.get("/dashboard").data
+    assert b"Next: module 2, Module Beta" in page
+    assert b'value="33"' in page  # one of three modules complete
+
+
+def test_pages_that_need_login_redirect_to_login_with_next(client):
+    response = client.get("/dashboard")
+    assert response.status_code == 302 and response.location.startswith("/login?next=")

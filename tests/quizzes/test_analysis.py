@@ -1,0 +1,104 @@
+"""Item analysis matches a hand computation on seeded attempts; only instructors see it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from sqlalchemy import select
+
+from kaptrain.accounts.models import Role
+from kaptrain.quizzes import analysis, services
+from kaptrain.quizzes.grading import grade
+from kaptrain.quizzes.models import Attempt, Question, QuestionType
+from tests.factories import enrolled, make_user, quiz
+
+
+def seed_attempts(db, patterns: list[list[bool]]) -> list[Attempt]:
+    """One learner per pattern; each pattern says which drawn questions (in bank order) they get right."""
+    q = quiz(db, "alpha-quiz")
+    q.draw = 3
+    attempts = []
+    for pattern in patterns:
+        user = make_user(db)
+        enrolled(db, user)
+        a = services.start_attempt(db, user.id, q)
+        form = {}
+        for item, right in zip(sorted(a.items, key=lambda i: i.revision.question.position), pattern, strict=True):
+            ids = [o["id"] for o in item.revision.options if bool(o["correct"]) == right]
+            form[f"q-{item.id}"] = services.form_for(item, ids if right else ids[:1])
+        attempts.append(services.submit_attempt(db, a, form))
+    return attempts
+
+
+def test_figures_match_a_hand_computation(db):
+    q = quiz(db, "alpha-quiz")
+    # Only three questions in the bank so every attempt draws the same ones.
+    for question in db.scalars(select(Question).where(Question.quiz_id == q.id, Question.position >= 3)):
+        question.is_retired = True
+    db.flush()
+    patterns = [[True, True, True], [True, True, False], [True, False, False], [False, False, True]]
+    seed_attempts(db, patterns)
+    stats = analysis.quiz_stats(db, q)
+    assert stats.attempts == 4 and stats.passed == 1 and stats.pass_rate == 0.25
+    assert dict(stats.histogram)["0–9%"] == 0 and dict(stats.histogram)["30–39%"] == 2
+    first, second, third = stats.items[:3]
+    assert (first.drawn, first.facility) == (4, 0.75)
+    assert second.facility == 0.5 and third.facility == 0.5
+    # Hand computation for question 1: item scores 1,1,1,0; rest-of-test fractions 1, .5, 0, .5.
+    x, y = [1, 1, 1, 0], [1.0, 0.5, 0.0, 0.5]
+    mx, my = sum(x) / 4, sum(y) / 4
+    r = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / math.sqrt(
+        sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y)
+    )
+    assert first.discrimination == pytest.approx(r)
+    assert third.discrimination == pytest.approx(analysis.point_biserial([1, 0, 0, 1], [1.0, 1.0, 0.5, 0.0]))
+    chosen = {oid: n for oid, _t, ok, n in first.option_counts}
+    assert chosen["a"] == 3 and sum(chosen.values()) == 4
+    assert all(not s.drawn for s in stats.items[3:])
+
+
+def test_flags():
+    assert analysis.point_biserial([1, 1], [0.5, 0.5]) is None
+    assert analysis.point_biserial([1, 0, 1, 0], [0.0, 1.0, 0.0, 1.0]) == pytest.approx(-1.0)
+
+
+def test_grading_registry_exact_and_partial():
+    opts = [{"id": "a", "correct": True}, {"id": "b", "correct": True}, {"id": "c", "correct": False}]
+    assert grade(QuestionType.MULTIPLE, opts, frozenset({"a", "b"}), False) == 1.0
+    assert grade(QuestionType.MULTIPLE, opts, frozenset({"a"}), False) == 0.0
+    assert grade(QuestionType.MULTIPLE, opts, frozenset({"a"}), True) == 0.5
+    assert grade(QuestionType.MULTIPLE, opts, frozenset({"a", "c"}), True) == 0.0
+    assert grade(QuestionType.SINGLE, opts[:1] + opts[2:], frozenset({"a"}), True) == 1.0
+
+
+@pytest.mark.parametrize("role", [Role.INSTRUCTOR, Role.ADMIN])
+def test_staff_see_analysis_and_csv(client, db, login, role):
+    login(make_user(db, role=role))
+    page = client.get("/instructor/quizzes/alpha-quiz/analysis")
+    assert page.status_code == 200 and b"Item analysis" in page.data
+    csv = client.get("/instructor/quizzes/alpha-quiz/analysis.csv")
+    assert csv.status_code == 200 and csv.mimetype == "text/csv"
+    assert csv.data.decode().splitlines()[0].startswith("question,revisions,times_drawn,facility")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/instructor/quizzes",
+        "/instructor/quizzes/alpha-quiz/analysis",
+        "/instructor/quizzes/alpha-quiz/analysis.csv",
+        "/admin/accommodations",
+    ],
+)
+def test_learners_get_403_on_staff_pages(client, db, login, url):
+    login(make_user(db))
+    response = client.get(url)
+    assert response.status_code == 403
+    assert b"You do not have access to this page" in response.data
+
+
+def test_instructor_cannot_use_admin_pages(client, db, login):
+    login(make_user(db, role=Role.INSTRUCTOR))
+    assert client.get("/admin/accommodations").status_code == 403
+    assert client.post("/admin/accommodations", data={"email": "x@example.org"}).status_code == 403

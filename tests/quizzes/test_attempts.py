@@ -1,0 +1,274 @@
+"""Drawing, grading, rules, review and the bad inputs of the quiz engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from kaptrain.accounts.models import Role
+from kaptrain.content.files import read_content
+from kaptrain.content.loader import import_content
+from kaptrain.courses import services as courses
+from kaptrain.courses.models import ModuleProgress
+from kaptrain.quizzes import services
+from kaptrain.quizzes.models import Attempt, AttemptStatus
+from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES, PASSWORD
+from tests.factories import correct_answers, enrolled, make_user, pass_quiz, quiz
+
+
+@pytest.fixture
+def learner(db, login):
+    user = make_user(db)
+    enrolled(db, user)
+    db.commit()
+    return login(user)
+
+
+def start(client, slug: str = "alpha-quiz") -> int:
+    response = client.post(f"/quizzes/{slug}/start")
+    assert response.status_code == 302, response.data
+    return int(response.location.rsplit("/", 1)[1])
+
+
+def attempt_form(db, attempt_id: int, right: bool = True) -> dict[str, list[str]]:
+    db.expire_all()
+    return correct_answers(db.get(Attempt, attempt_id), right)
+
+
+def test_attempt_draws_the_configured_number_and_reads_the_same_on_reload(client, db, learner):
+    attempt_id = start(client)
+    first = client.get(f"/attempts/{attempt_id}").data
+    second = client.get(f"/attempts/{attempt_id}").data
+    assert first == second
+    assert len(set(re.findall(rb'name="q-(\d+)"', first))) == 3  # draw: 3 of a bank of 6
+    assert start(client) == attempt_id  # "start" again returns to the open attempt
+
+
+def test_draw_and_shuffle_vary_between_attempts(db):
+    q = quiz(db, "alpha-quiz")
+    seen = set()
+    for seed in range(8):
+        user = make_user(db)
+        enrolled(db, user)
+        a = services.start_attempt(db, user.id, q, random.Random(seed))
+        seen.add(tuple((i.question_revision_id, tuple(i.option_order)) for i in a.items))
+    assert len(seen) > 1
+
+
+def test_open_attempt_page_holds_no_answer_key(client, db, learner):
+    attempt_id = start(client)
+    page = client.get(f"/attempts/{attempt_id}").data.decode()
+    attempt = db.get(Attempt, attempt_id)
+    assert "correct" not in page.lower()
+    assert "explanation" not in page.lower() and "Because right" not in page
+    for item in attempt.items:
+        values = re.findall(rf'name="q-{item.id}" value="([^"]+)"', page)
+        assert values == [str(i) for i in range(len(item.option_order))]  # positions, not ids
+    assert client.get(f"/attempts/{attempt_id}").headers["Cache-Control"] == "no-store"
+
+
+def test_passing_completes_the_module_and_opens_the_next(client, db, learner):
+    attempt_id = start(client)
+    response = client.post(f"/attempts/{attempt_id}/submit", data=attempt_form(db, attempt_id))
+    assert response.location.endswith(f"/attempts/{attempt_id}/result")
+    page = client.get(response.location).data
+    assert b"Passed: 100%" in page and b"Continue to module 2: Module Beta" in page
+    assert b"Why:" in page  # explanations shown once passed
+    assert client.get("/courses/demo-course/modules/beta").status_code == 200
+
+
+def test_failed_attempt_shows_what_was_wrong_but_not_the_answers(client, db, learner):
+    attempt_id = start(client)
+    client.post(f"/attempts/{attempt_id}/submit", data=attempt_form(db, attempt_id, right=False))
+    page = client.get(f"/attempts/{attempt_id}/result").data
+    assert b"Not passed: 0%" in page
+    assert b"incorrect" in page and b"Re-read:" in page
+    assert b"(correct answer)" not in page and b"Why:" not in page
+    assert b"You have 1 attempt left" in page
+
+
+def test_double_submission_grades_once_and_shows_the_same_result(client, db, learner):
+    attempt_id = start(client)
+    right = attempt_form(db, attempt_id)
+    wrong = attempt_form(db, attempt_id, right=False)
+    first = client.post(f"/attempts/{attempt_id}/submit", data=right)
+    replay = client.post(f"/attempts/{attempt_id}/submit", data=wrong)
+    assert first.location == replay.location
+    db.expire_all()
+    attempt = db.get(Attempt, attempt_id)
+    assert attempt.score == 100.0 and attempt.passed
+    assert db.scalar(select(func.count()).select_from(Attempt)) == 1
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda form: {k: ["9"] for k in form}, b"not one of the options shown"),
+        (lambda form: {**form, "q-999999": ["0"]}, b"do not belong to this attempt"),
+        (lambda form: dict(list(form.items())[1:]), b"Answer every question before submitting. Unanswered: 1"),
+        (
+            lambda form: {k: ["0", "1"] if i == 0 else v for i, (k, v) in enumerate(form.items())},
+            b"takes one answer only",
+        ),
+    ],
+)
+def test_bad_submissions_are_refused_and_change_nothing(client, db, learner, tamper, message):
+    attempt_id = start(client)
+    db.expire_all()
+    attempt = db.get(Attempt, attempt_id)
+    singles = [i for i in attempt.items if i.revision.type.value != "multiple"]
+    form = correct_answers(attempt)
+    if message == b"takes one answer only":
+        form = {f"q-{singles[0].id}": form[f"q-{singles[0].id}"], **form}
+    response = client.post(f"/attempts/{attempt_id}/submit", data=tamper(form))
+    assert response.status_code == 400 and message in response.data
+    assert b"Your answers were not submitted" in response.data
+    db.expire_all()
+    assert db.get(Attempt, attempt_id).status == AttemptStatus.OPEN
+    assert all(i.selected is None for i in db.get(Attempt, attempt_id).items)
+
+
+def test_a_forged_score_field_is_ignored(client, db, learner):
+    attempt_id = start(client)
+    form = attempt_form(db, attempt_id, right=False)
+    client.post(f"/attempts/{attempt_id}/submit", data={**form, "score": "100", "passed": "1"})
+    db.expire_all()
+    assert db.get(Attempt, attempt_id).passed is False
+
+
+def test_someone_elses_attempt_is_not_found(app, client, db, learner):
+    other = make_user(db)
+    enrolled(db, other)
+    theirs = services.start_attempt(db, other.id, quiz(db, "alpha-quiz"))
+    db.commit()
+    for method, url in (
+        ("get", f"/attempts/{theirs.id}"),
+        ("get", f"/attempts/{theirs.id}/result"),
+        ("post", f"/attempts/{theirs.id}/submit"),
+    ):
+        response = getattr(client, method)(url, data={})
+        assert response.status_code == 404
+    db.expire_all()
+    assert db.get(Attempt, theirs.id).status == AttemptStatus.OPEN
+
+
+def test_quiz_of_a_locked_module_is_refused(client, db, learner):
+    response = client.post("/quizzes/beta-quiz/start")
+    assert response.status_code == 403
+    assert b"Pass the quiz for module 1: Module Alpha" in response.data
+    assert db.scalar(select(func.count()).select_from(Attempt)) == 0
+
+
+def test_cooldown_after_the_allowed_attempts(client, db, learner):
+    for _ in range(2):  # max_attempts: 2 in the fixture
+        attempt_id = start(client)
+        client.post(f"/attempts/{attempt_id}/submit", data=attempt_form(db, attempt_id, right=False))
+    response = client.post("/quizzes/alpha-quiz/start")
+    assert response.status_code == 429 and b"You have used all 2 attempts" in response.data
+    assert b"You can try again after" in client.get("/quizzes/alpha-quiz").data
+    # After the cooldown a new block of attempts opens.
+    db.expire_all()
+    for a in db.scalars(select(Attempt)):
+        a.submitted_at = a.submitted_at - dt.timedelta(hours=25)
+    db.commit()
+    assert client.post("/quizzes/alpha-quiz/start").status_code == 302
+
+
+def test_late_submission_is_rejected_and_the_attempt_closes_as_not_passed(client, db, learner):
+    user = learner
+    pass_quiz(db, user, "alpha-quiz")
+    pass_quiz(db, user, "beta-quiz")
+    c = quiz(db, "alpha-quiz").course
+    gamma = courses.module_statuses(db, user.id, c, courses.get_enrolment(db, user.id, c.id))[2]
+    gamma.progress = courses.open_module(db, user.id, gamma.module)
+    courses.mark_read(db, gamma)
+    db.commit()
+    attempt_id = start(client, "demo-final")
+    db.expire_all()
+    attempt = db.get(Attempt, attempt_id)
+    assert attempt.deadline_at is not None
+    form = correct_answers(attempt)
+    attempt.deadline_at = attempt.deadline_at - dt.timedelta(minutes=31)
+    db.commit()
+    response = client.post(f"/attempts/{attempt_id}/submit", data=form)
+    assert response.status_code == 409
+    assert b"time limit for this attempt ran out" in response.data
+    page = client.get("/quizzes/demo-final").data
+    assert b"(time ran out)" in page
+    db.expire_all()
+    closed = db.get(Attempt, attempt_id)
+    assert closed.status == AttemptStatus.SUBMITTED and closed.late and not closed.passed
+
+
+def test_accommodation_adds_time_and_attempts_shown_to_the_learner(app, client, db, learner, login):
+    admin = make_user(db, role=Role.ADMIN)
+    db.commit()
+    admin_client = app.test_client()
+    admin_client.post("/login", data={"email": admin.email, "password": PASSWORD})
+    q = quiz(db, "alpha-quiz")
+    response = admin_client.post(
+        "/admin/accommodations",
+        data={
+            "email": learner.email,
+            "quiz": str(q.id),
+            "extra_minutes": "15",
+            "extra_attempts": "2",
+            "note": "DSS letter",
+        },
+    )
+    assert response.status_code == 302
+    page = client.get("/quizzes/alpha-quiz").data
+    assert b"Attempts: 4 (including 2 extra granted to you)" in page
+    rules = services.rules_for(db, learner.id, q)
+    assert rules.max_attempts == 4 and rules.extra_minutes == 15
+
+
+def test_accommodation_form_errors(app, client, db):
+    admin = make_user(db, role=Role.ADMIN)
+    db.commit()
+    client.post("/login", data={"email": admin.email, "password": PASSWORD})
+    response = client.post(
+        "/admin/accommodations",
+        data={"email": "ghost@example.org", "quiz": "0", "extra_minutes": "-5", "extra_attempts": "1"},
+    )
+    assert response.status_code == 422
+    assert b"Choose a quiz." in response.data and b"Use 0 to 600 minutes." in response.data
+
+
+def test_review_shows_the_question_version_that_was_asked(client, db, learner):
+    attempt_id = start(client)
+    client.post(f"/attempts/{attempt_id}/submit", data=attempt_form(db, attempt_id))
+    db.expire_all()
+    attempt = db.get(Attempt, attempt_id)
+    stem = attempt.items[0].revision.stem
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        shutil.copytree(FIXTURE_MODULES, root / "modules")
+        shutil.copytree(FIXTURE_QUIZZES, root / "quizzes")
+        p = root / "quizzes/demo-course/01-alpha.yaml"
+        p.write_text(p.read_text().replace(f"stem: {stem}", "stem: A rewritten question?"))
+        import_content(db, read_content(root / "modules", root / "quizzes"))
+        db.commit()
+    page = client.get(f"/attempts/{attempt_id}/result").data.decode()
+    assert stem in page
+
+
+def test_completion_row_written_once(db):
+    user = make_user(db)
+    enrolled(db, user)
+    pass_quiz(db, user, "alpha-quiz")
+    assert (
+        db.scalar(
+            select(func.count())
+            .select_from(ModuleProgress)
+            .where(ModuleProgress.user_id == user.id, ModuleProgress.completed_at.is_not(None))
+        )
+        == 1
+    )

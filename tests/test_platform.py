@@ -1,0 +1,119 @@
+"""Configuration, database behaviour, migrations, security headers, CSRF and error pages."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select, text
+
+from kaptrain.config import ConfigError, load_config
+from kaptrain.courses.models import Enrolment
+from kaptrain.migrate import pending_model_changes
+from tests.conftest import make_test_app
+from tests.factories import make_user
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    with pytest.raises(ConfigError, match="KAPTRAIN_SECRET_KEY is not set"):
+        load_config(environ={"KAPTRAIN_ENV": "production"})
+
+
+def test_settings_come_from_kaptrain_environment_variables():
+    cfg = load_config(
+        environ={
+            "KAPTRAIN_ENV": "production",
+            "KAPTRAIN_SECRET_KEY": "s" * 40,
+            "KAPTRAIN_DATABASE_URL": "postgresql+psycopg://db/kaptrain",
+            "KAPTRAIN_TRUSTED_PROXIES": "1",
+            "KAPTRAIN_RATELIMIT_ENABLED": "false",
+        }
+    )
+    assert cfg["DATABASE_URL"] == "postgresql+psycopg://db/kaptrain"
+    assert cfg["TRUSTED_PROXIES"] == 1 and cfg["RATELIMIT_ENABLED"] is False
+    assert cfg["SESSION_COOKIE_SECURE"] is True and cfg["SESSION_COOKIE_HTTPONLY"] is True
+    assert cfg["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert load_config(environ={})["SESSION_COOKIE_SECURE"] is False
+
+
+def test_models_and_migrations_agree(app):
+    assert pending_model_changes(app.extensions["kaptrain.db"].engine) == []
+
+
+def test_sqlite_runs_with_foreign_keys_and_wal(app, db):
+    if db.get_bind().dialect.name != "sqlite":
+        pytest.skip("SQLite pragmas apply only to SQLite")
+    assert db.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    assert db.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_security_headers_on_pages_and_errors(client):
+    for url in ("/", "/no-such-page"):
+        response = client.get(url)
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_session_cookie_flags(client, db):
+    user = make_user(db)
+    db.commit()
+    response = client.post("/login", data={"email": user.email, "password": "correct horse battery staple"})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+@pytest.mark.parametrize(
+    ("url", "data"),
+    [
+        ("/register", {"email": "x@example.org"}),
+        ("/login", {"email": "x@example.org", "password": "y"}),
+        ("/logout", {}),
+        ("/courses/demo-course/enrol", {}),
+        ("/quizzes/alpha-quiz/start", {}),
+    ],
+)
+def test_posts_without_a_csrf_token_are_refused(client, db, csrf_on, url, data):
+    response = client.post(url, data=data)
+    assert response.status_code == 400
+    assert b"The form expired or was sent from another site" in response.data
+
+
+def test_csrf_protects_a_logged_in_action(app, db, csrf_on):
+    user = make_user(db)
+    db.commit()
+    client = app.test_client()
+    login_page = client.get("/login").data.decode()
+    token = login_page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    assert (
+        client.post(
+            "/login", data={"email": user.email, "password": "correct horse battery staple", "csrf_token": token}
+        ).status_code
+        == 302
+    )
+    forged = client.post("/courses/demo-course/enrol", data={})
+    assert forged.status_code == 400
+    assert db.scalar(select(func.count()).select_from(Enrolment)) == 0
+
+
+def test_unexpected_errors_show_a_plain_500_page_without_a_traceback(database_url):
+    app = make_test_app(database_url, PROPAGATE_EXCEPTIONS=False)
+
+    @app.route("/boom")
+    def boom() -> str:
+        raise RuntimeError("secret internals")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert b"Something went wrong on our side" in response.data
+    assert b"secret internals" not in response.data and b"Traceback" not in response.data
+
+
+def test_login_is_rate_limited(database_url):
+    app = make_test_app(database_url, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    codes = [
+        client.post("/login", data={"email": "a@example.org", "password": "wrong password!"}).status_code
+        for _ in range(4)
+    ]
+    assert codes[:3] == [422, 422, 422] and codes[3] == 429
+    assert b"Too many attempts" in client.post("/login", data={}).data
