@@ -74,6 +74,20 @@ def make_test_app(database_url: str, **extra: object) -> Flask:
     return create_app(config)
 
 
+@pytest.fixture
+def extra_app(database_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build extra apps with their own settings; their connections are closed afterwards."""
+    made: list[Flask] = []
+
+    def _make(**settings: object) -> Flask:
+        made.append(make_test_app(database_url, **settings))
+        return made[-1]
+
+    yield _make
+    for application in made:
+        application.extensions["kaptrain.db"].engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def app(database_url: str) -> Iterator[Flask]:
     """One app for the session, on a database migrated from empty with the fixture course loaded."""

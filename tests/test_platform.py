@@ -8,7 +8,6 @@ from sqlalchemy import func, select, text
 from kaptrain.config import ConfigError, load_config
 from kaptrain.courses.models import Enrolment
 from kaptrain.migrate import pending_model_changes
-from tests.conftest import make_test_app
 from tests.factories import make_user
 
 
@@ -95,8 +94,8 @@ def test_csrf_protects_a_logged_in_action(app, db, csrf_on):
     assert db.scalar(select(func.count()).select_from(Enrolment)) == 0
 
 
-def test_unexpected_errors_show_a_plain_500_page_without_a_traceback(database_url):
-    app = make_test_app(database_url, PROPAGATE_EXCEPTIONS=False)
+def test_unexpected_errors_show_a_plain_500_page_without_a_traceback(extra_app):
+    app = extra_app(PROPAGATE_EXCEPTIONS=False)
 
     @app.route("/boom")
     def boom() -> str:
@@ -108,8 +107,8 @@ def test_unexpected_errors_show_a_plain_500_page_without_a_traceback(database_ur
     assert b"secret internals" not in response.data and b"Traceback" not in response.data
 
 
-def test_login_is_rate_limited(database_url):
-    app = make_test_app(database_url, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
+def test_login_is_rate_limited(extra_app):
+    app = extra_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
     client = app.test_client()
     codes = [
         client.post("/login", data={"email": "a@example.org", "password": "wrong password!"}).status_code

@@ -1,0 +1,77 @@
+"""A live server on a fresh SQLite database with the shipped course, and headless Debian Chromium."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from kaptrain import create_app
+from kaptrain.cli import DEMO_ACCOUNTS, DEMO_PASSWORD
+from kaptrain.config import PROJECT_ROOT
+from kaptrain.content.files import read_content
+from kaptrain.content.loader import import_content
+from kaptrain.accounts import services as accounts
+from kaptrain.db import Database
+from kaptrain.migrate import upgrade
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """The app on its own SQLite file, migrated, with the real course and the demo accounts."""
+    db_file = tmp_path_factory.mktemp("e2e") / "e2e.sqlite3"
+    app = create_app({"ENV": "testing", "SECRET_KEY": "e2e-secret", "DATABASE_URL": f"sqlite:///{db_file}",
+                      "RATELIMIT_ENABLED": False})
+    database: Database = app.extensions["kaptrain.db"]
+    upgrade(database.engine)
+    session = database.new_session()
+    import_content(session, read_content(PROJECT_ROOT / "modules", PROJECT_ROOT / "quizzes"))
+    for email, name, role, profession in DEMO_ACCOUNTS:
+        accounts.create_user(session, email, DEMO_PASSWORD, accounts.Profile(name, profession), role)
+    session.commit()
+    session.close()
+    return app
+
+
+@pytest.fixture(scope="session")
+def base_url(live_app: Flask) -> Iterator[str]:
+    """Serve the app from a background thread on a free loopback port."""
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    live_app.extensions["kaptrain.db"].engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright (the wheel's own browser download cannot work here)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only browser tests need it
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, base_url):  # type: ignore[no-untyped-def]
+    """A fresh browser context (no cookies) and page per test."""
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    yield pg
+    context.close()

@@ -1,0 +1,153 @@
+"""Every page type: zero axe-core violations (WCAG 2.2 AA), no horizontal scrolling at 375 px, screenshots.
+
+The list of pages is checked against the app's routes, so a new page without a check here fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
+
+from kaptrain.cli import DEMO_PASSWORD
+from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.helpers import answer_key, enrol_and_acknowledge, log_in, register
+
+pytestmark = pytest.mark.e2e
+
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa",
+                                                     "best-practice"]}}
+PHONE = {"width": 375, "height": 812}
+
+# Routes that are not pages a person looks at (actions, downloads, assets).
+NOT_PAGES = {"static", "courses.heartbeat", "quizzes.item_analysis_csv"}
+
+
+@dataclass(frozen=True)
+class PageCase:
+    """A page type to check: who looks at it and how to reach it."""
+
+    name: str
+    endpoint: str
+    who: str  # anonymous | learner | instructor | admin
+    url: str = ""
+
+
+CASES = [
+    PageCase("home", "courses.home", "anonymous", "/"),
+    PageCase("register", "accounts.register", "anonymous", "/register"),
+    PageCase("login", "accounts.login", "anonymous", "/login"),
+    PageCase("catalogue", "courses.catalogue", "anonymous", "/courses"),
+    PageCase("course", "courses.course", "learner", "/courses/kap-foundations"),
+    PageCase("disclosures", "courses.disclosures", "learner", "/courses/kap-foundations/disclosures"),
+    PageCase("module", "courses.module", "learner", "/courses/kap-foundations/modules/pharmacology"),
+    PageCase("module-locked", "courses.module", "learner", "/courses/kap-foundations/modules/dosing"),
+    PageCase("dashboard", "courses.dashboard", "learner", "/dashboard"),
+    PageCase("account", "accounts.profile", "learner", "/account"),
+    PageCase("quiz", "quizzes.quiz", "learner", "/quizzes/pharmacology-quiz"),
+    PageCase("attempt", "quizzes.attempt", "learner"),
+    PageCase("result", "quizzes.result", "learner"),
+    PageCase("not-found", "", "anonymous", "/no-such-page"),
+    PageCase("instructor-quizzes", "quizzes.instructor_quizzes", "instructor", "/instructor/quizzes"),
+    PageCase("item-analysis", "quizzes.item_analysis", "instructor", "/instructor/quizzes/pharmacology-quiz/analysis"),
+    PageCase("accommodations", "admin.accommodations", "admin", "/admin/accommodations"),
+]
+# Endpoints reached only by POST (or as a redirect) get no page of their own.
+POST_ONLY = {"accounts.logout", "accounts.change_password", "courses.enrol", "courses.mark_read", "quizzes.start",
+             "quizzes.submit"}
+
+
+def test_every_page_route_has_an_accessibility_case(live_app):
+    covered = {c.endpoint for c in CASES} | NOT_PAGES | POST_ONLY
+    routes = {rule.endpoint for rule in live_app.url_map.iter_rules()}
+    missing = sorted(routes - covered)
+    assert not missing, f"pages without an accessibility and mobile check in {__file__}: {missing}"
+
+
+@pytest.fixture(scope="module")
+def learner_state(browser, base_url, live_app):  # type: ignore[no-untyped-def]
+    """A learner with an enrolment, a submitted attempt (result page) and an open attempt."""
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    email = register(page, "Sam Accessible, RN")
+    enrol_and_acknowledge(page)
+    page.goto("/quizzes/pharmacology-quiz")
+    page.get_by_role("button", name="Start the quiz").click()
+    for item_id, positions in answer_key(live_app, email, right=False).items():
+        for pos in positions:
+            page.locator(f'input[name="q-{item_id}"][value="{pos}"]').check()
+    page.get_by_role("button", name="Submit answers").click()
+    result_url = page.url.replace(base_url, "")
+    page.get_by_role("button", name="Try again").click()
+    attempt_url = page.url.replace(base_url, "")
+    state = context.storage_state()
+    context.close()
+    return {"storage": state, "result": result_url, "attempt": attempt_url, "email": email}
+
+
+def open_as(browser, base_url, who, learner_state, viewport):  # type: ignore[no-untyped-def]
+    if who == "learner":
+        context = browser.new_context(base_url=base_url, viewport=viewport, storage_state=learner_state["storage"])
+        return context, context.new_page()
+    context = browser.new_context(base_url=base_url, viewport=viewport)
+    page = context.new_page()
+    if who in ("instructor", "admin"):
+        log_in(page, f"{who}@example.com", DEMO_PASSWORD)
+    return context, page
+
+
+def url_for_case(case: PageCase, learner_state: dict) -> str:
+    return case.url or learner_state[case.name]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_page_has_no_axe_violations(browser, base_url, learner_state, case):
+    context, page = open_as(browser, base_url, case.who, learner_state, {"width": 1280, "height": 900})
+    page.goto(url_for_case(case, learner_state))
+    results = Axe().run(page, options=AXE_OPTIONS)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{case.name}-desktop.png"))
+    context.close()
+    assert results.violations_count == 0, results.generate_report()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_page_fits_a_phone_without_horizontal_scrolling(browser, base_url, learner_state, case):
+    context, page = open_as(browser, base_url, case.who, learner_state, PHONE)
+    page.goto(url_for_case(case, learner_state))
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    page.screenshot(path=str(SCREENSHOTS / f"{case.name}-phone.png"))
+    context.close()
+    assert overflow <= 0, f"{case.name} scrolls sideways by {overflow}px at 375px"
+
+
+def test_focus_is_visible(page):
+    page.goto("/login")
+    page.keyboard.press("Tab")  # skip link
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
+
+
+def test_form_errors_are_tied_to_their_fields(page):
+    page.goto("/register")
+    page.get_by_role("button", name="Create account").click()
+    email = page.get_by_label("Email")
+    expect(email).to_have_attribute("aria-invalid", "true")
+    described = email.get_attribute("aria-describedby")
+    assert described and "Enter your email address." in page.locator(f"#{described}").inner_text()
+
+
+def test_module_prints_without_navigation(browser, base_url, learner_state):
+    context, page = open_as(browser, base_url, "learner", learner_state, {"width": 1280, "height": 900})
+    page.goto("/courses/kap-foundations/modules/pharmacology")
+    page.emulate_media(media="print")
+    assert page.locator(".site-header").is_hidden()
+    assert page.locator(".module-aside").is_hidden()
+    assert page.locator(".prose").is_visible()
+    pdf = page.pdf(format="A4")
+    context.close()
+    assert pdf[:4] == b"%PDF" and len(pdf) > 20_000
+
+
