@@ -104,7 +104,7 @@ def profile() -> ResponseReturnValue:
             session.commit()
             flash("Your profile was saved.", "success")
             return redirect(url_for("accounts.profile"))
-    return render_template("accounts/profile.html", form=form, password_form=PasswordForm(formdata=None))
+    return render_template("accounts/profile.html", form=form, password_form=PasswordForm(formdata=None, prefix="pw"))
 
 
 @bp.route("/account/password", methods=["POST"])
@@ -112,7 +112,7 @@ def profile() -> ResponseReturnValue:
 def change_password() -> ResponseReturnValue:
     """Change your password; other sessions are logged out."""
     me = user()
-    form = PasswordForm()
+    form = PasswordForm(prefix="pw")  # prefixed: the profile form on the same page has its own field ids
     if form.validate_on_submit():
         session = get_session()
         try:

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ValidationError
 
 from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta, QuestionFile, QuizFile
 
+# libyaml's C loader when present (much faster); both are safe loaders that build no Python objects.
+SafeLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n(.*)\Z", re.DOTALL)
 HEADING = re.compile(r"^##\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
@@ -89,8 +92,8 @@ def _validation_problems(
 
 def _parse_yaml(path: str, text: str, line_offset: int = 0) -> tuple[Any, yaml.Node | None, list[Problem]]:
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=SafeLoader)
+        data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 - SafeLoader/CSafeLoader only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 + line_offset if mark is not None else None

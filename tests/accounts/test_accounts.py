@@ -177,16 +177,20 @@ def test_change_password_requires_current_and_ends_other_sessions(app, client, d
     bad = client.post(
         "/account/password",
         data={
-            "current_password": "wrong one here",
-            "password": "a new passphrase 2026",
-            "confirm": "a new passphrase 2026",
+            "pw-current_password": "wrong one here",
+            "pw-password": "a new passphrase 2026",
+            "pw-confirm": "a new passphrase 2026",
         },
     )
     assert bad.status_code == 422 and b"Your current password is not correct." in bad.data
 
     good = client.post(
         "/account/password",
-        data={"current_password": PASSWORD, "password": "a new passphrase 2026", "confirm": "a new passphrase 2026"},
+        data={
+            "pw-current_password": PASSWORD,
+            "pw-password": "a new passphrase 2026",
+            "pw-confirm": "a new passphrase 2026",
+        },
     )
     assert good.status_code == 302
     assert client.get("/dashboard").status_code == 200  # this browser stays logged in

@@ -11,18 +11,23 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from kaptrain import create_app
+from kaptrain.accounts import services as accounts
 from kaptrain.cli import DEMO_ACCOUNTS, DEMO_PASSWORD
 from kaptrain.config import PROJECT_ROOT
 from kaptrain.content.files import read_content
 from kaptrain.content.loader import import_content
-from kaptrain.accounts import services as accounts
 from kaptrain.db import Database
 from kaptrain.migrate import upgrade
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 
@@ -31,8 +36,14 @@ SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     """The app on its own SQLite file, migrated, with the real course and the demo accounts."""
     db_file = tmp_path_factory.mktemp("e2e") / "e2e.sqlite3"
-    app = create_app({"ENV": "testing", "SECRET_KEY": "e2e-secret", "DATABASE_URL": f"sqlite:///{db_file}",
-                      "RATELIMIT_ENABLED": False})
+    app = create_app(
+        {
+            "ENV": "testing",
+            "SECRET_KEY": "e2e-secret",
+            "DATABASE_URL": f"sqlite:///{db_file}",
+            "RATELIMIT_ENABLED": False,
+        }
+    )
     database: Database = app.extensions["kaptrain.db"]
     upgrade(database.engine)
     session = database.new_session()

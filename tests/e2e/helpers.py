@@ -49,8 +49,9 @@ def answer_key(app: Flask, email: str, right: bool = True) -> dict[int, list[int
     session = database.new_session()
     try:
         user = session.scalar(select(User).where(User.email == email))
-        attempt = session.scalar(select(Attempt).where(Attempt.user_id == user.id,
-                                                       Attempt.status == AttemptStatus.OPEN))
+        attempt = session.scalar(
+            select(Attempt).where(Attempt.user_id == user.id, Attempt.status == AttemptStatus.OPEN)
+        )
         key = {}
         for item in attempt.items:
             correct = {o["id"] for o in item.revision.options if o["correct"]}

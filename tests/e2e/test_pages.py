@@ -16,8 +16,9 @@ from tests.e2e.helpers import answer_key, enrol_and_acknowledge, log_in, registe
 
 pytestmark = pytest.mark.e2e
 
-AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa",
-                                                     "best-practice"]}}
+AXE_OPTIONS = {
+    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]}
+}
 PHONE = {"width": 375, "height": 812}
 
 # Routes that are not pages a person looks at (actions, downloads, assets).
@@ -54,8 +55,14 @@ CASES = [
     PageCase("accommodations", "admin.accommodations", "admin", "/admin/accommodations"),
 ]
 # Endpoints reached only by POST (or as a redirect) get no page of their own.
-POST_ONLY = {"accounts.logout", "accounts.change_password", "courses.enrol", "courses.mark_read", "quizzes.start",
-             "quizzes.submit"}
+POST_ONLY = {
+    "accounts.logout",
+    "accounts.change_password",
+    "courses.enrol",
+    "courses.mark_read",
+    "quizzes.start",
+    "quizzes.submit",
+}
 
 
 def test_every_page_route_has_an_accessibility_case(live_app):
@@ -149,5 +156,3 @@ def test_module_prints_without_navigation(browser, base_url, learner_state):
     pdf = page.pdf(format="A4")
     context.close()
     assert pdf[:4] == b"%PDF" and len(pdf) > 20_000
-
-
