@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,7 +71,10 @@ def base_url(live_app: Flask) -> Iterator[str]:
 def browser() -> Iterator[object]:
     """Headless Debian Chromium driven by Playwright (the wheel's own browser download cannot work here)."""
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
+        message = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs it, so its absence there is a real failure
+        pytest.skip(message + " to run the browser tests")
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only browser tests need it
 
     with sync_playwright() as pw:
