@@ -116,3 +116,13 @@ def test_login_is_rate_limited(extra_app):
     ]
     assert codes[:3] == [422, 422, 422] and codes[3] == 429
     assert b"Too many attempts" in client.post("/login", data={}).data
+
+
+def test_login_limit_also_holds_per_account_across_addresses(extra_app):
+    app = extra_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
+    codes = []
+    for i in range(4):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"10.0.0.{i + 1}"
+        codes.append(client.post("/login", data={"email": "b@example.org", "password": "wrong password!"}).status_code)
+    assert codes == [422, 422, 422, 429]

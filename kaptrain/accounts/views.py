@@ -55,8 +55,18 @@ def register() -> ResponseReturnValue:
     return render_template("accounts/register.html", form=form), 422 if form.errors else 200
 
 
+def _login_limit() -> str:
+    return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
+def _login_account_key() -> str:
+    """Rate-limit key for the account being tried, so rotating addresses does not help (ASVS V2.2.1)."""
+    return "login:" + services.normalise_email(request.form.get("email", ""))
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: str(current_app.config["LOGIN_RATE_LIMIT"]), methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_login_account_key)
 def login() -> ResponseReturnValue:
     """Log in with email and password."""
     if current_user.is_authenticated:

@@ -20,3 +20,31 @@
       .catch(function () { /* offline: this interval is simply not counted */ });
   }, seconds * 1000);
 })();
+
+/* Quiz time limit: keep the "minutes left" text current and announce the last 5 minutes and
+   the last minute to screen readers. The server enforces the limit; this only informs. */
+(function () {
+  "use strict";
+  var timer = document.getElementById("timer");
+  if (!timer) { return; }
+  var left = timer.querySelector(".timer-left");
+  var alertBox = document.getElementById("timer-alert");
+  var deadline = Date.now() + parseInt(timer.getAttribute("data-seconds-left"), 10) * 1000;
+  var announced = {};
+  function tick() {
+    var seconds = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    var minutes = Math.ceil(seconds / 60);
+    if (left) {
+      left.textContent = seconds === 0 ? "time is up" :
+        seconds < 60 ? "less than a minute left" : "about " + minutes + " minutes left";
+    }
+    [5, 1].forEach(function (mark) {
+      if (minutes <= mark && seconds > 0 && !announced[mark] && alertBox) {
+        announced[mark] = true;
+        alertBox.textContent = mark === 1 ? "One minute left to submit." : "Five minutes left to submit.";
+      }
+    });
+    if (seconds > 0) { window.setTimeout(tick, 15000); }
+  }
+  tick();
+})();
