@@ -183,6 +183,8 @@ def users_set_role(email: str, role: str) -> None:
 @demo_cli.command("create")
 def demo_create() -> None:
     """Create the demo learner, instructor and admin (skips any that exist)."""
+    if current_app.config["ENV"] == "production":
+        raise click.ClickException("Demo accounts have a published password; they are never created in production.")
     session = get_session()
     created = []
     with click.progressbar(DEMO_ACCOUNTS, label="Demo accounts", file=sys.stderr) as bar:

@@ -67,6 +67,11 @@ def start(slug: str) -> ResponseReturnValue:
 def attempt(attempt_id: int) -> ResponseReturnValue:
     """An open attempt's questions, or its result once submitted."""
     a = _own_attempt(attempt_id)
+    now = utcnow()
+    if a.status == AttemptStatus.OPEN and services.is_expired(a, now):
+        session = get_session()
+        services.close_expired(session, a, now)
+        session.commit()
     if a.status == AttemptStatus.SUBMITTED:
         return redirect(url_for("quizzes.result", attempt_id=a.id))
     return _attempt_page(a, {}, None)

@@ -52,3 +52,13 @@ def test_set_role_and_demo_accounts_are_idempotent(runner, db):
     assert db.scalar(select(User.role).where(User.email == "learner@example.com")) == Role.INSTRUCTOR
     missing = runner.invoke(args=["users", "set-role", "ghost@example.com", "admin"])
     assert missing.exit_code == 1 and "No account with email ghost@example.com" in missing.output
+
+
+def test_demo_accounts_are_refused_in_production(app, runner, db):
+    app.config["ENV"] = "production"
+    try:
+        result = runner.invoke(args=["demo", "create"])
+    finally:
+        app.config["ENV"] = "testing"
+    assert result.exit_code == 1 and "never created in production" in result.output
+    assert db.scalar(select(User).where(User.email == "admin@example.com")) is None

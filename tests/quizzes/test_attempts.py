@@ -200,6 +200,9 @@ def test_late_submission_is_rejected_and_the_attempt_closes_as_not_passed(client
     response = client.post(f"/attempts/{attempt_id}/submit", data=form)
     assert response.status_code == 409
     assert b"time limit for this attempt ran out" in response.data
+    reopened = client.get(f"/attempts/{attempt_id}")
+    assert reopened.status_code == 302 and reopened.location.endswith("/result")
+    assert b"The time limit ran out before this attempt was submitted" in client.get(reopened.location).data
     page = client.get("/quizzes/demo-final").data
     assert b"(time ran out)" in page
     db.expire_all()
