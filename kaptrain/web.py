@@ -87,7 +87,6 @@ def _csrf_error(exc: CSRFError) -> tuple[str, int]:
 
 
 def _unexpected_error(exc: Exception) -> tuple[str, int]:
-    if isinstance(exc, HTTPException):
-        return _http_error(exc)  # type: ignore[return-value]
+    # HTTP errors never reach here: Flask picks the more specific HTTPException handler.
     log.exception("Unhandled error on %s %s", request.method, request.path)
     return error_page(500)
