@@ -144,6 +144,17 @@ def login(client: FlaskClient) -> Callable[..., object]:
 
 
 @pytest.fixture
+def learner(db: Session, login: Callable[..., object]) -> object:
+    """A logged-in learner enrolled in the fixture course with its disclosures acknowledged."""
+    from tests.factories import enrolled, make_user  # noqa: PLC0415 - factories import this module
+
+    user = make_user(db)
+    enrolled(db, user)
+    db.commit()
+    return login(user)
+
+
+@pytest.fixture
 def csrf_on(app: Flask) -> Iterator[None]:
     """Turn CSRF protection on for one test."""
     app.config["WTF_CSRF_ENABLED"] = True

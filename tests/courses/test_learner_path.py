@@ -61,10 +61,7 @@ def test_disclosures_need_enrolment(client, db, login):
     assert response.status_code == 403 and b"Enrol in this course first" in response.data
 
 
-def test_module_page_renders_markdown_objectives_references_and_review_date(client, db, login):
-    user = login(make_user(db))
-    enrolled(db, user)
-    db.commit()
+def test_module_page_renders_markdown_objectives_references_and_review_date(client, db, learner):
     page = client.get("/courses/demo-course/modules/alpha").data
     assert b'<h2 id="introduction-to-alpha">Introduction to alpha</h2>' in page
     assert b'<div class="vignette">' in page
@@ -73,19 +70,14 @@ def test_module_page_renders_markdown_objectives_references_and_review_date(clie
     assert b'datetime="2026-11-01"' in page
 
 
-def test_locked_module_by_url_says_what_to_finish_first(client, db, login):
-    user = login(make_user(db))
-    enrolled(db, user)
-    db.commit()
+def test_locked_module_by_url_says_what_to_finish_first(client, db, learner):
     response = client.get("/courses/demo-course/modules/beta")
     assert response.status_code == 403
     assert b"Pass the quiz for module 1: Module Alpha" in response.data
 
 
-def test_passing_the_quiz_opens_the_next_module_and_read_alone_does_not(client, db, login):
-    user = login(make_user(db))
-    enrolled(db, user)
-    db.commit()
+def test_passing_the_quiz_opens_the_next_module_and_read_alone_does_not(client, db, learner):
+    user = learner
     client.get("/courses/demo-course/modules/alpha")
     response = client.post("/courses/demo-course/modules/alpha/read")
     assert response.location.endswith("/quizzes/alpha-quiz")
@@ -127,10 +119,7 @@ def test_seat_time_counts_active_heartbeats_but_not_idle_gaps(db):
     assert total == 30 + 30 + courses.HEARTBEAT_SECONDS
 
 
-def test_heartbeat_endpoint_records_time_and_refuses_locked_modules(client, db, login):
-    user = login(make_user(db))
-    enrolled(db, user)
-    db.commit()
+def test_heartbeat_endpoint_records_time_and_refuses_locked_modules(client, db, learner):
     client.get("/courses/demo-course/modules/alpha")
     response = client.post("/courses/demo-course/modules/alpha/heartbeat")
     assert response.status_code == 200 and "seat_seconds" in response.get_json()

@@ -23,14 +23,6 @@ from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES, PASSWORD
 from tests.factories import correct_answers, enrolled, make_user, pass_quiz, quiz
 
 
-@pytest.fixture
-def learner(db, login):
-    user = make_user(db)
-    enrolled(db, user)
-    db.commit()
-    return login(user)
-
-
 def start(client, slug: str = "alpha-quiz") -> int:
     response = client.post(f"/quizzes/{slug}/start")
     assert response.status_code == 302, response.data
