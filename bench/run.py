@@ -3,7 +3,8 @@
 Shared machines are noisy, so each figure is a ratio against a baseline taken alongside it:
 - a module page (Markdown already rendered and cached after the first view) vs a bare "ok" route;
 - starting and grading a 10-question quiz attempt vs a bare route;
-- a full `content import` of the shipped course (no changes) vs parsing the files alone.
+- a full `content import` of the shipped course (no changes) vs parsing the files alone;
+- SQL statements per learner page (a count, not a time: the baseline for the performance work).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import event  # noqa: E402
 
 from kaptrain import create_app  # noqa: E402
 from kaptrain.accounts import services as accounts  # noqa: E402
@@ -57,7 +60,9 @@ def main() -> None:
         courses.acknowledge_disclosures(session, courses.enrol(session, user.id, course))
         session.commit()
         user_id = user.id
-        quiz = quizzes.get_quiz(session, "pharmacology-quiz")
+        quiz = quizzes.get_quiz(session, course.id, "pharmacology-quiz")
+        courses.open_module(session, user_id, course.modules[0])
+        session.commit()
         session.close()
 
         client = app.test_client()
@@ -69,7 +74,7 @@ def main() -> None:
 
         def attempt_cycle() -> None:
             s = database.new_session()
-            attempt = quizzes.start_attempt(s, user_id, s.merge(quiz))
+            attempt = quizzes.start_attempt(s, user_id, s.merge(quiz), None)
             form = {f"q-{i.id}": quizzes.form_for(i, [o["id"] for o in i.revision.options if o["correct"]][:1])
                     for i in attempt.items}
             quizzes.submit_attempt(s, attempt, form)
@@ -86,6 +91,7 @@ def main() -> None:
             s.close()
 
         reimport_ms = median_ms(reimport, 1)
+        statements = statement_counts(client, database.engine)
         database.engine.dispose()
 
     print(f"bare route              {baseline:8.2f} ms   1.0x")
@@ -93,6 +99,34 @@ def main() -> None:
     print(f"start + grade attempt   {grading:8.2f} ms  {grading / baseline:5.1f}x bare route")
     print(f"parse content files     {parse:8.2f} ms")
     print(f"re-import (no changes)  {reimport_ms:8.2f} ms  {reimport_ms / parse:5.1f}x parsing alone")
+    print("SQL statements per page (learner with module 1 open):")
+    for url, n in statements.items():
+        print(f"  {n:4d}  {url}")
+
+
+PAGES = (
+    "/courses",
+    "/courses/kap-foundations",
+    "/dashboard",
+    "/courses/kap-foundations/modules/pharmacology",
+    "/courses/kap-foundations/quizzes/pharmacology-quiz",
+)
+
+
+def statement_counts(client: object, engine: object) -> dict[str, int]:
+    """How many SQL statements each page issues (BEGIN/COMMIT included)."""
+    out = {}
+    for url in PAGES:
+        seen: list[str] = []
+
+        def count(*_args: object, seen: list[str] = seen) -> None:
+            seen.append("x")
+
+        event.listen(engine, "before_cursor_execute", count)
+        client.get(url)  # type: ignore[attr-defined]
+        event.remove(engine, "before_cursor_execute", count)
+        out[url] = len(seen)
+    return out
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import Flask, abort
+from flask import Flask, abort, session
 from flask_login import current_user, login_required
 
 from kaptrain.accounts.models import Role, User
@@ -28,7 +29,17 @@ def init_auth(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load(token: str) -> User | None:
+        if not login_is_current(session.get("login_at"), app.config["SESSION_HOURS"]):
+            return None  # older than SESSION_HOURS: log in again (an absolute limit, ASVS V3.3.2)
         return load_session_user(get_session(), token)
+
+
+def login_is_current(login_at: object, hours: int, now: float | None = None) -> bool:
+    """Whether a login that began at `login_at` (epoch seconds, from the session) is still within its hours."""
+    if not isinstance(login_at, int | float) or isinstance(login_at, bool):
+        return False
+    age = (time.time() if now is None else now) - login_at
+    return 0 <= age <= hours * 3600
 
 
 def user() -> User:

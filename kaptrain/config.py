@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,10 +26,22 @@ DEFAULTS: dict[str, Any] = {
     "SITE_NAME": "kaptrain",
     "TRUSTED_PROXIES": 0,
     "SESSION_HOURS": 12,
+    # Item-analysis quality flags need this many answers to a question before they appear.
+    "ITEM_ANALYSIS_MIN_ATTEMPTS": 20,
+    # Mail (kaptrain/mail.py): without SMTP_HOST messages are written to the log instead of sent.
+    "SMTP_HOST": None,
+    "SMTP_PORT": 587,
+    "SMTP_USERNAME": None,
+    "SMTP_PASSWORD": None,
+    "SMTP_SECURITY": "starttls",
+    "SMTP_TIMEOUT": 10,
+    "MAIL_FROM": "kaptrain <no-reply@localhost>",
+    # Jobs (kaptrain/jobs.py): without REDIS_URL jobs run inline in the caller.
+    "REDIS_URL": None,
 }
 
 # Values read from the environment are strings; these keys are converted.
-_INT_KEYS = {"TRUSTED_PROXIES", "SESSION_HOURS"}
+_INT_KEYS = {"TRUSTED_PROXIES", "SESSION_HOURS", "ITEM_ANALYSIS_MIN_ATTEMPTS", "SMTP_PORT", "SMTP_TIMEOUT"}
 _BOOL_KEYS = {"RATELIMIT_ENABLED"}
 
 _DEV_SECRET = "dev-only-not-secret"  # noqa: S105 - used only outside production, see load_config
@@ -75,6 +88,10 @@ def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=production,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        # A login ends SESSION_HOURS after it began (kaptrain.auth checks the login time kept in the
+        # session); a cookie signed longer ago than that is refused outright.
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=cfg["SESSION_HOURS"]),
+        REMEMBER_COOKIE_DURATION=dt.timedelta(hours=cfg["SESSION_HOURS"]),
         RATELIMIT_STORAGE_URI=cfg["RATELIMIT_STORAGE_URI"],
     )
     return cfg

@@ -1,14 +1,23 @@
-"""Database layer: the declarative Base with a naming convention, and a session per app context."""
+"""Database layer: the declarative Base with a naming convention, UTC datetimes, and one session per request
+that is committed (or rolled back) at a single point."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, g
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from flask import Flask, Response, current_app, g, has_request_context, request
+from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, UOWTransaction, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -19,12 +28,37 @@ NAMING_CONVENTION = {
 }
 
 
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A datetime that is always timezone-aware UTC in Python, whatever the database or its session time zone.
+
+    PostgreSQL returns timestamptz in the connection's time zone and SQLite returns naive values; both are
+    normalised here, so no caller has to remember which database it is on."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Store UTC (naive on SQLite, which has no time zone type)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: use kaptrain.db.utcnow()")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Hand back an aware UTC datetime."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 class Base(DeclarativeBase):
     """Base class of every model."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {
-        dt.datetime: DateTime(timezone=True),
+        dt.datetime: UTCDateTime(),
         dict[str, Any]: JSON,
         list[Any]: JSON,
     }
@@ -36,7 +70,7 @@ def utcnow() -> dt.datetime:
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:
-    """Treat a naive datetime (SQLite returns them) as UTC."""
+    """Treat a naive datetime as UTC (values read from the database are already aware)."""
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
@@ -60,11 +94,16 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so two requests racing to grade one attempt
-        # queue on busy_timeout instead of failing with a stale snapshot; readers are not blocked (WAL).
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the write lock up front (IMMEDIATE), so two requests racing to grade one attempt
+        # queue on busy_timeout instead of failing with a stale snapshot. A reader begins DEFERRED and
+        # never takes the write lock, so concurrent reads all proceed (WAL).
+        writer = conn.get_execution_options().get("kaptrain_writer", True)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Database:
@@ -73,19 +112,61 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.bind: Engine | Connection = engine
+        self._reader = engine.execution_options(kaptrain_writer=False)
         self._factory = sessionmaker(expire_on_commit=False)
+        event.listen(self._factory, "after_flush", _note_write)
+        event.listen(self._factory, "do_orm_execute", _note_bulk_write)
 
-    def new_session(self) -> Session:
-        """A new session on the current bind (tests swap in a connection with an open transaction)."""
+    def new_session(self, writer: bool = True) -> Session:
+        """A new session on the current bind (tests swap in a connection with an open transaction).
+
+        A reader session on SQLite begins its transactions DEFERRED, so it never takes the write lock."""
         if isinstance(self.bind, Connection):
             return self._factory(bind=self.bind, join_transaction_mode="create_savepoint")
-        return self._factory(bind=self.bind)
+        return self._factory(bind=self.bind if writer else self._reader)
+
+
+def _note_write(session: Session, _flush: UOWTransaction) -> None:
+    session.info["wrote"] = True
+
+
+def _note_bulk_write(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["wrote"] = True
+
+
+def has_writes(session: Session) -> bool:
+    """Whether the session changed anything since its transaction began (flushed or pending)."""
+    return bool(session.info.get("wrote") or session.new or session.dirty or session.deleted)
+
+
+def may_write(view: Any) -> Any:
+    """Mark a GET view that can write (e.g. it closes an expired attempt), so it begins as a writer."""
+    view.kaptrain_writes = True
+    return view
+
+
+def _request_writes() -> bool:
+    if not has_request_context():
+        return True  # CLI commands and jobs
+    if request.method not in SAFE_METHODS:
+        return True
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "kaptrain_writes", False))
 
 
 def init_db(app: Flask) -> Database:
     """Create the engine for the app and close the request's session at teardown."""
     database = Database(make_engine(app.config["DATABASE_URL"]))
     app.extensions["kaptrain.db"] = database
+
+    @app.after_request
+    def _commit_point(response: Response) -> Response:
+        # THE commit point of a request: views and services only flush. Only a successful response
+        # commits, and only if something was written; an error page (4xx/5xx) keeps nothing half-done,
+        # and a request that changed nothing (every plain GET) ends its read transaction without a commit.
+        finish_request(commit=response.status_code < 400)
+        return response
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
@@ -99,6 +180,53 @@ def init_db(app: Flask) -> Database:
 def get_session() -> Session:
     """The session of the current application context, created on first use."""
     if "db_session" not in g:
-        g.db_session = current_app.extensions["kaptrain.db"].new_session()
+        g.db_session = current_app.extensions["kaptrain.db"].new_session(writer=_request_writes())
     session: Session = g.db_session
     return session
+
+
+def finish_request(commit: bool) -> None:
+    """Commit the request's session when it wrote something and commit is asked; otherwise roll back.
+
+    Error handlers call this with commit=False before rendering, so a failed flush never leaves the
+    session unusable for the error page."""
+    session: Session | None = g.get("db_session")
+    if session is None:
+        return
+    pending = g.pop("after_commit", [])
+    if commit and has_writes(session):
+        session.commit()
+        session.info.pop("wrote", None)
+        for callback in pending:  # e.g. jobs: they must see what this request committed
+            callback()
+        return
+    try:
+        session.rollback()
+    except SQLAlchemyError:
+        # The connection itself failed: drop the session, so whatever runs next (an error page) gets a new one.
+        log.exception("Rolling back the request's session failed; it is discarded")
+        g.pop("db_session", None)
+        with contextlib.suppress(SQLAlchemyError):
+            session.close()
+        return
+    session.info.pop("wrote", None)
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run callback once the request's transaction has committed (dropped if it rolls back).
+
+    Outside a request (CLI commands, jobs), which commit before they call this, it runs at once."""
+    if has_request_context() and "db_session" in g:
+        g.setdefault("after_commit", []).append(callback)
+    else:
+        callback()
+
+
+def insert_ignoring_conflict(session: Session, model: type[Base], **values: Any) -> None:
+    """INSERT the row unless a unique constraint says it exists: a race-safe first half of get-or-create.
+
+    On PostgreSQL a concurrent insert of the same key waits for the other transaction and then does
+    nothing, so the SELECT that follows finds the row instead of raising IntegrityError."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(model).values(**values).on_conflict_do_nothing())

@@ -1,6 +1,7 @@
 """Imports every model so that Base.metadata is complete (Alembic and tests need that)."""
 
 from kaptrain.accounts.models import User
+from kaptrain.activity import ActivityClock
 from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.db import Base
@@ -8,6 +9,7 @@ from kaptrain.quizzes.models import Accommodation, Attempt, AttemptItem, Questio
 
 __all__ = [
     "Accommodation",
+    "ActivityClock",
     "Attempt",
     "AttemptItem",
     "Base",

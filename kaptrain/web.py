@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import zoneinfo
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, has_request_context, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from kaptrain.db import as_utc, finish_request
+from kaptrain.forms import has_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,11 @@ ERROR_TEXT = {
     ),
 }
 
+BAD_ADDRESS = (
+    "The web address contains invisible control characters, which no page on this site uses. The link may "
+    "have been damaged when it was copied: check it, or start again from the home page."
+)
+
 
 def init_web(app: Flask) -> None:
     """Register headers, error handlers and template globals."""
@@ -44,12 +55,51 @@ def init_web(app: Flask) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1
         )
+    app.before_request(_refuse_control_characters)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(Exception, _unexpected_error)
     app.jinja_env.globals["site_name"] = app.config["SITE_NAME"]
     app.jinja_env.filters["reject_none"] = lambda d: {k: v for k, v in d.items() if v is not None}
+    app.jinja_env.filters["localtime"] = localtime
+
+
+def localtime(value: dt.datetime | None, style: str = "datetime") -> str:
+    """A moment in the viewer's time zone, zone named ("26 November 2026, 02:11 EST"); style "date": the day."""
+    if value is None:
+        return ""
+    zone = _viewer_zone()
+    local = as_utc(value).astimezone(zone)
+    day = f"{local.day} {local:%B %Y}"
+    if style == "date":
+        return day
+    if style != "datetime":
+        raise ValueError(f"localtime style must be 'datetime' or 'date', not {style!r}")
+    name = local.tzname() or ""
+    if not any(c.isalpha() for c in name):  # zones without an abbreviation give "+03": add the place
+        name = f"{name} ({getattr(zone, 'key', 'UTC')})".lstrip()
+    return f"{day}, {local:%H:%M} {name}"
+
+
+def _viewer_zone() -> dt.tzinfo:
+    key = ""
+    if has_request_context() and current_user.is_authenticated:
+        key = str(getattr(current_user, "time_zone", "") or "")
+    if not key or key == "UTC":
+        return dt.UTC
+    try:
+        return zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a zone removed from the tz database since
+        return dt.UTC
+
+
+def _refuse_control_characters() -> tuple[str, int] | None:
+    # NUL and friends have no place in an address; PostgreSQL refuses NUL outright (a 500 otherwise).
+    query = request.args.items(multi=True)
+    if has_control_characters(request.path) or any(has_control_characters(k + v) for k, v in query):
+        return error_page(400, BAD_ADDRESS)
+    return None
 
 
 def _security_headers(response: Response) -> Response:
@@ -73,6 +123,7 @@ def error_page(code: int, detail: str | None = None) -> tuple[str, int]:
 
 
 def _http_error(exc: HTTPException) -> tuple[str, int] | HTTPException:
+    finish_request(commit=False)
     if exc.code is None or exc.code < 400:
         return exc
     detail = exc.description if getattr(exc, "kaptrain_detail", False) else None
@@ -80,6 +131,7 @@ def _http_error(exc: HTTPException) -> tuple[str, int] | HTTPException:
 
 
 def _csrf_error(exc: CSRFError) -> tuple[str, int]:
+    finish_request(commit=False)
     return error_page(
         400,
         "The form expired or was sent from another site. Reload the page and submit it again.",
@@ -88,5 +140,6 @@ def _csrf_error(exc: CSRFError) -> tuple[str, int]:
 
 def _unexpected_error(exc: Exception) -> tuple[str, int]:
     # HTTP errors never reach here: Flask picks the more specific HTTPException handler.
+    finish_request(commit=False)  # first: after a failed flush, rendering the page would query a broken session
     log.exception("Unhandled error on %s %s", request.method, request.path)
     return error_page(500)

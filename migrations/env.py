@@ -4,6 +4,7 @@ from alembic import context
 
 from kaptrain.config import load_config
 from kaptrain.db import make_engine
+from kaptrain.migrate import migration_connection
 from kaptrain.models import Base
 
 config = context.config
@@ -17,7 +18,7 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     engine = make_engine(load_config()["DATABASE_URL"])
-    with engine.connect() as conn:
+    with migration_connection(engine) as conn:
         _run(conn)
     engine.dispose()
 

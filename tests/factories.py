@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import itertools
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from kaptrain.accounts import services as accounts
 from kaptrain.accounts.models import Role, User
+from kaptrain.activity import ActivityClock
 from kaptrain.content.models import Course
+from kaptrain.courses import completion
 from kaptrain.courses import services as courses
-from kaptrain.courses.models import Enrolment
+from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.quizzes import services as quizzes
-from kaptrain.quizzes.models import Attempt, Quiz
+from kaptrain.quizzes.models import Attempt, AttemptItem, Quiz
 from tests.conftest import PASSWORD
 
 _seq = itertools.count(1)
@@ -40,11 +42,23 @@ def course(session: Session, slug: str = "demo-course") -> Course:
     return found
 
 
-def quiz(session: Session, slug: str) -> Quiz:
+def quiz(session: Session, slug: str, course_slug: str = "demo-course") -> Quiz:
     """A fixture quiz by slug."""
-    found = session.scalar(select(Quiz).where(Quiz.slug == slug))
+    found = session.scalar(select(Quiz).join(Course).where(Quiz.slug == slug, Course.slug == course_slug))
     assert found is not None
     return found
+
+
+def record(session: Session, user: User, course_slug: str = "demo-course") -> completion.CourseRecord:
+    """The learner's record in a course, from the one completion rule."""
+    c = course(session, course_slug)
+    return completion.course_record(session, user.id, c, courses.get_enrolment(session, user.id, c.id))
+
+
+def start(session: Session, user: User, q: Quiz) -> Attempt:
+    """Start an attempt through the real gate (raises QuizError when the learner may not take it)."""
+    gate = completion.quiz_gate(record(session, user, q.course.slug), q)
+    return quizzes.start_attempt(session, user.id, q, gate)
 
 
 def enrolled(session: Session, user: User, acknowledged: bool = True) -> Enrolment:
@@ -65,7 +79,24 @@ def correct_answers(attempt: Attempt, right: bool = True) -> dict[str, list[str]
     return form
 
 
-def pass_quiz(session: Session, user: User, slug: str) -> Attempt:
-    """Start and pass a quiz."""
-    attempt = quizzes.start_attempt(session, user.id, quiz(session, slug))
+def pass_quiz(session: Session, user: User, slug: str, course_slug: str = "demo-course") -> Attempt:
+    """Open the quiz's module (as a learner must), then start and pass the quiz."""
+    q = quiz(session, slug, course_slug)
+    if q.module is not None:
+        courses.open_module(session, user.id, q.module)
+    attempt = start(session, user, q)
     return quizzes.submit_attempt(session, attempt, correct_answers(attempt))
+
+
+def purge_user(session: Session, user_id: int) -> None:
+    """Delete a user committed by a test and every record of theirs (CE records RESTRICT a plain delete)."""
+    attempts = select(Attempt.id).where(Attempt.user_id == user_id)
+    for stmt in (
+        delete(AttemptItem).where(AttemptItem.attempt_id.in_(attempts)),
+        delete(Attempt).where(Attempt.user_id == user_id),
+        delete(ActivityClock).where(ActivityClock.user_id == user_id),
+        delete(ModuleProgress).where(ModuleProgress.user_id == user_id),
+        delete(Enrolment).where(Enrolment.user_id == user_id),
+        delete(User).where(User.id == user_id),
+    ):
+        session.execute(stmt)

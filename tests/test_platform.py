@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select, text
 
+from kaptrain.accounts.models import User
 from kaptrain.config import ConfigError, load_config
 from kaptrain.courses.models import Enrolment
+from kaptrain.db import get_session
 from kaptrain.migrate import pending_model_changes
 from tests.factories import make_user
 
@@ -68,7 +70,7 @@ def test_session_cookie_flags(client, db):
         ("/login", {"email": "x@example.org", "password": "y"}),
         ("/logout", {}),
         ("/courses/demo-course/enrol", {}),
-        ("/quizzes/alpha-quiz/start", {}),
+        ("/courses/demo-course/quizzes/alpha-quiz/start", {}),
     ],
 )
 def test_posts_without_a_csrf_token_are_refused(client, db, csrf_on, url, data):
@@ -126,3 +128,31 @@ def test_login_limit_also_holds_per_account_across_addresses(extra_app):
         client.environ_base["REMOTE_ADDR"] = f"10.0.0.{i + 1}"
         codes.append(client.post("/login", data={"email": "b@example.org", "password": "wrong password!"}).status_code)
     assert codes == [422, 422, 422, 429]
+
+
+def test_a_failed_flush_still_gets_the_full_500_page_with_security_headers(app, extra_app):
+    # No session protection, so the error page's current_user looks the user up in the failed session.
+    broken = extra_app(PROPAGATE_EXCEPTIONS=False, SESSION_PROTECTION=None)
+
+    @broken.route("/flush-fails")
+    def flush_fails() -> str:
+        session = get_session()
+        session.add(User(email="nobody@example.org", full_name=None, profession="x", password_hash="x"))
+        session.flush()  # NOT NULL violation
+        return "unreachable"
+
+    client = broken.test_client()
+    with client.session_transaction() as sess:
+        sess["_user_id"] = "1:1"
+    response = client.get("/flush-fails")
+    assert response.status_code == 500
+    assert b"Something went wrong on our side" in response.data
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("url", ["/courses/%00", "/courses/demo%0D%0Acourse", "/login?next=/%00", "/?a%00=1"])
+def test_addresses_with_control_characters_get_a_plain_400(client, url):
+    response = client.get(url)
+    assert response.status_code == 400
+    assert b"invisible control characters" in response.data
+    assert "Content-Security-Policy" in response.headers

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+from typing import Any
+
+from wtforms import EmailField, Field, PasswordField, SelectChoice, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from kaptrain.accounts.models import PROFESSIONS
-from kaptrain.accounts.services import MAX_PASSWORD, MIN_PASSWORD
+from kaptrain.accounts.services import MAX_PASSWORD, MIN_PASSWORD, is_time_zone, time_zones
+from kaptrain.forms import BaseForm
 
 _password_rules = [
     DataRequired(),
@@ -15,7 +17,27 @@ _password_rules = [
 ]
 
 
-class ProfileFields(FlaskForm):
+def _time_zone_choices() -> list[SelectChoice]:
+    return [SelectChoice("", "Not chosen (times are shown in UTC)")] + [SelectChoice(z, z) for z in time_zones()]
+
+
+def _known_time_zone(form: Any, field: Field) -> None:
+    if field.data and not is_time_zone(field.data):
+        raise ValidationError("Choose a time zone from the list.")
+
+
+def _time_zone_field(detect: bool = False) -> SelectField:
+    # detect: kaptrain.js preselects the browser's zone while the select is still empty.
+    return SelectField(
+        "Time zone",
+        choices=_time_zone_choices,
+        validate_choice=False,  # _known_time_zone says what is wrong in words, not "Not a valid choice"
+        validators=[_known_time_zone],
+        render_kw={"data-detect-time-zone": True} if detect else None,
+    )
+
+
+class ProfileFields(BaseForm):
     """The fields a clinician fills in about themselves."""
 
     full_name = StringField(
@@ -32,6 +54,7 @@ class ProfileFields(FlaskForm):
     jurisdiction = StringField(
         "Licensing jurisdiction (optional, e.g. Colorado, Ontario)", validators=[Optional(), Length(max=100)]
     )
+    time_zone = _time_zone_field()
 
 
 class RegisterForm(ProfileFields):
@@ -49,10 +72,11 @@ class RegisterForm(ProfileFields):
     confirm = PasswordField(
         "Repeat the password", validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")]
     )
+    time_zone = _time_zone_field(detect=True)
     submit = SubmitField("Create account")
 
 
-class LoginForm(FlaskForm):
+class LoginForm(BaseForm):
     """Log in."""
 
     email = EmailField("Email", validators=[DataRequired(message="Enter your email address.")])
@@ -66,7 +90,7 @@ class ProfileForm(ProfileFields):
     submit = SubmitField("Save profile")
 
 
-class PasswordForm(FlaskForm):
+class PasswordForm(BaseForm):
     """Change your password."""
 
     current_password = PasswordField("Current password", validators=[DataRequired()])
@@ -78,7 +102,7 @@ class PasswordForm(FlaskForm):
     submit = SubmitField("Change password")
 
 
-class LogoutForm(FlaskForm):
+class LogoutForm(BaseForm):
     """Log out (a POST, so another site cannot log you out)."""
 
     submit = SubmitField("Log out")

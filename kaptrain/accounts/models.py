@@ -43,6 +43,8 @@ class User(Base):
     credential: Mapped[str] = mapped_column(String(100), default="")
     licence_number: Mapped[str] = mapped_column(String(100), default="")
     jurisdiction: Mapped[str] = mapped_column(String(100), default="")
+    # IANA zone name for showing dates and times ("" = not chosen: UTC).
+    time_zone: Mapped[str] = mapped_column(String(64), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(
         Enum(Role, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),

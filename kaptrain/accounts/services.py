@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kaptrain.accounts.models import Role, User
@@ -14,6 +17,8 @@ from kaptrain.db import utcnow
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256
+# Ids are PostgreSQL INTEGER: a larger number in a session cookie is not an id, and would fail in the query.
+_MAX_ID = 2**31 - 1
 
 _hasher = PasswordHasher()  # argon2id, m=64 MiB, t=3, p=4
 # Verified against when the email is unknown, so both paths take about the same time.
@@ -37,11 +42,34 @@ class Profile:
     credential: str = ""
     licence_number: str = ""
     jurisdiction: str = ""
+    time_zone: str = ""  # an IANA zone such as "America/New_York"; "" shows times in UTC
 
 
 def normalise_email(email: str) -> str:
     """Emails are compared case-insensitively and without surrounding spaces."""
     return email.strip().lower()
+
+
+@functools.cache
+def time_zones() -> tuple[str, ...]:
+    """The IANA time zones a person may choose, sorted, always including "UTC"."""
+    return tuple(sorted(zoneinfo.available_timezones() | {"UTC"}))
+
+
+def is_time_zone(name: str) -> bool:
+    """True when name is one of time_zones()."""
+    return name in _time_zone_set()
+
+
+@functools.cache
+def _time_zone_set() -> frozenset[str]:
+    return frozenset(time_zones())
+
+
+def check_time_zone(name: str) -> None:
+    """Raise AccountError unless the time zone is empty (UTC) or a known zone."""
+    if name and not is_time_zone(name):
+        raise AccountError("Choose a time zone from the list.", "time_zone")
 
 
 def check_password_rules(password: str) -> None:
@@ -68,6 +96,7 @@ def create_user(session: Session, email: str, password: str, profile: Profile, r
     check_password_rules(password)
     if not profile.full_name.strip():
         raise AccountError("Enter your full name as it should appear on certificates.", "full_name")
+    check_time_zone(profile.time_zone)
     exists = session.scalar(select(func.count()).select_from(User).where(User.email == email))
     if exists:
         raise AccountError("An account with this email already exists. Log in instead.", "email")
@@ -80,9 +109,13 @@ def create_user(session: Session, email: str, password: str, profile: Profile, r
         credential=profile.credential.strip(),
         licence_number=profile.licence_number.strip(),
         jurisdiction=profile.jurisdiction.strip(),
+        time_zone=profile.time_zone,
     )
-    session.add(user)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent registration with the same email wins the race
+            session.add(user)
+    except IntegrityError:
+        raise AccountError("An account with this email already exists. Log in instead.", "email") from None
     return user
 
 
@@ -130,11 +163,13 @@ def update_profile(session: Session, user: User, profile: Profile) -> None:
     """Update the fields a person may change about themselves (never role or email)."""
     if not profile.full_name.strip():
         raise AccountError("Enter your full name as it should appear on certificates.", "full_name")
+    check_time_zone(profile.time_zone)
     user.full_name = profile.full_name.strip()
     user.profession = profile.profession.strip()
     user.credential = profile.credential.strip()
     user.licence_number = profile.licence_number.strip()
     user.jurisdiction = profile.jurisdiction.strip()
+    user.time_zone = profile.time_zone
     session.flush()
 
 
@@ -146,10 +181,19 @@ def end_sessions(session: Session, user: User) -> None:
 
 def load_session_user(session: Session, token: str) -> User | None:
     """The user for a Flask-Login session id "id:version", if still valid."""
-    user_id, _, version = token.partition(":")
-    if not (user_id.isdigit() and version.isdigit()):
+    raw_id, _, raw_version = token.partition(":")
+    user_id, version = _parse_id(raw_id), _parse_id(raw_version)
+    if user_id is None or version is None:
         return None
-    user = session.get(User, int(user_id))
-    if user is None or not user.is_active or user.session_version != int(version):
+    user = session.get(User, user_id)
+    if user is None or not user.is_active or user.session_version != version:
         return None
     return user
+
+
+def _parse_id(text: str) -> int | None:
+    # ASCII digits only: str.isdigit() also accepts "²" (int() then raises) and "١" (int() reads it as 1).
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(_MAX_ID)):
+        return None
+    number = int(text)
+    return number if number <= _MAX_ID else None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
+from kaptrain.forms import BaseForm
 
-class AccommodationForm(FlaskForm):
+
+class AccommodationForm(BaseForm):
     """Grant one learner extra time or attempts on one quiz."""
 
     email = EmailField(

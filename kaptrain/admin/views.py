@@ -44,7 +44,6 @@ def accommodations() -> ResponseReturnValue:
                 form.note.data or "",
                 user().id,
             )
-            session.commit()
             flash(f"Accommodation saved for {learner.full_name} on “{quiz.title}”.", "success")
             return redirect(url_for("admin.accommodations"))
     rows = session.execute(

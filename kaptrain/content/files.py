@@ -232,6 +232,10 @@ def _cross_checks(content: CourseContent) -> list[Problem]:
         if m.meta.slug in seen:
             problems.append(Problem(where, "slug", f'duplicate module slug "{m.meta.slug}"'))
         seen.add(m.meta.slug)
+    problems += _previous_slug_problems(where, [(m.meta.slug, m.meta.previous_slugs) for m in content.modules])
+    problems += _previous_slug_problems(
+        f"quizzes/{slug}", [(q.quiz.slug, q.quiz.previous_slugs) for q in content.quizzes], "quiz."
+    )
     by_slug = {m.meta.slug: m for m in content.modules}
     qwhere = f"quizzes/{slug}"
     quiz_slugs: set[str] = set()
@@ -273,6 +277,27 @@ def _cross_checks(content: CourseContent) -> list[Problem]:
                 )
     if finals > 1:
         problems.append(Problem(qwhere, "quiz.kind", "a course has at most one final assessment"))
+    return problems
+
+
+def _previous_slug_problems(where: str, items: list[tuple[str, list[str]]], prefix: str = "") -> list[Problem]:
+    """A previous slug must not be in use now, nor claimed by two files: either would make a rename ambiguous."""
+    current = {slug for slug, _ in items}
+    claimed: dict[str, str] = {}
+    problems = []
+    for slug, previous in items:
+        for old in previous:
+            if old in current:
+                problems.append(
+                    Problem(where, f"{prefix}previous_slugs", f'"{old}" (listed by "{slug}") is still a current slug')
+                )
+            elif old in claimed:
+                problems.append(
+                    Problem(
+                        where, f"{prefix}previous_slugs", f'"{old}" is listed by both "{claimed[old]}" and "{slug}"'
+                    )
+                )
+            claimed[old] = slug
     return problems
 
 
@@ -319,6 +344,8 @@ def quiz_text(quiz: QuizFile) -> str:
     settings = quiz.quiz.model_dump(mode="python")
     if settings["kind"] == "final":
         settings.pop("module")
+    if not settings["previous_slugs"]:
+        settings.pop("previous_slugs")
     out: dict[str, Any] = {"quiz": settings}
     if quiz.vignettes:
         out["vignettes"] = [v.model_dump() for v in quiz.vignettes]

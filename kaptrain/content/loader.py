@@ -25,6 +25,7 @@ COURSE_FIELDS = (
     "off_label_statement",
     "disclaimer",
     "objectives",
+    "min_reading_percent",
 )
 
 Progress = Callable[[str], None]
@@ -80,11 +81,13 @@ def import_content(
             if module.slug not in file_slugs and not module.is_retired:
                 module.is_retired = True
                 stats["modules retired"] += 1
+        synced = set()
         for q in content.quizzes:
-            bank.sync_quiz(session, course, q, modules, stats, author_id)
+            synced.add(bank.sync_quiz(session, course, q, modules, stats, author_id).id)
             progress(f"quiz {q.quiz.slug}")
+        stats["quizzes retired"] += bank.retire_quizzes(session, course, keep=synced)
     session.flush()
-    return stats
+    return +stats
 
 
 def _sync_course(session: Session, data: CourseFile, stats: Counter[str]) -> Course:
@@ -104,13 +107,27 @@ def _sync_course(session: Session, data: CourseFile, stats: Counter[str]) -> Cou
     return course
 
 
+def _find_module(session: Session, course: Course, slug: str, previous: list[str]) -> Module | None:
+    """The module with this slug, or else the one a declared rename (previous_slugs) points at."""
+    module = session.scalar(select(Module).where(Module.course_id == course.id, Module.slug == slug))
+    if module is None and previous:
+        module = session.scalar(
+            select(Module).where(Module.course_id == course.id, Module.slug.in_(previous)).order_by(Module.id).limit(1)
+        )
+    return module
+
+
 def _sync_module(session: Session, course: Course, m: ModuleFile, stats: Counter[str], author_id: int | None) -> Module:
-    module = session.scalar(select(Module).where(Module.course_id == course.id, Module.slug == m.meta.slug))
+    module = _find_module(session, course, m.meta.slug, m.meta.previous_slugs)
     if module is None:
         module = Module(course_id=course.id, slug=m.meta.slug, position=m.meta.order)
         session.add(module)
         session.flush()
+    elif module.slug != m.meta.slug:
+        module.slug = m.meta.slug  # a declared rename: same module, so learners' progress stays attached
+        stats["modules renamed"] += 1
     module.position = m.meta.order
+    module.previous_slugs = list(m.meta.previous_slugs)
     module.is_retired = False
     data = _module_data(m)
     current = latest_revision(session, module)
@@ -139,6 +156,7 @@ def export_content(session: Session) -> list[CourseContent]:
                 continue
             meta = ModuleMeta(
                 slug=module.slug,
+                previous_slugs=module.previous_slugs,
                 title=rev.title,
                 order=module.position,
                 estimated_minutes=rev.estimated_minutes,

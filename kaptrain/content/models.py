@@ -29,6 +29,8 @@ class Course(Base):
     off_label_statement: Mapped[str] = mapped_column(Text)
     disclaimer: Mapped[str] = mapped_column(Text)
     objectives: Mapped[list[Any]]
+    # Active reading a module needs before its quiz opens, as a percentage of its estimated time (0 = off).
+    min_reading_percent: Mapped[int] = mapped_column(default=0, server_default="0")
     is_published: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -46,8 +48,10 @@ class Module(Base):
     __table_args__ = (UniqueConstraint("course_id", "slug"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="RESTRICT"), index=True)
     slug: Mapped[str] = mapped_column(String(100))
+    # Slugs this module had before a declared rename; the import finds the module by them.
+    previous_slugs: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     position: Mapped[int]
     # Retired modules were removed from the files; learners' records that point at them remain.
     is_retired: Mapped[bool] = mapped_column(default=False)
@@ -68,7 +72,7 @@ class ModuleRevision(Base):
     __table_args__ = (UniqueConstraint("module_id", "number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    module_id: Mapped[int] = mapped_column(ForeignKey("modules.id", ondelete="CASCADE"), index=True)
+    module_id: Mapped[int] = mapped_column(ForeignKey("modules.id", ondelete="RESTRICT"), index=True)
     number: Mapped[int]
     title: Mapped[str] = mapped_column(String(300))
     estimated_minutes: Mapped[int]

@@ -37,6 +37,8 @@ class CourseFile(Strict):
     off_label_statement: Text
     disclaimer: Text
     objectives: list[Objective] = Field(min_length=1)
+    # Active reading a module needs before its quiz opens, as a percentage of its estimated minutes.
+    min_reading_percent: int = Field(default=0, ge=0, le=100)
 
 
 class Reference(Strict):
@@ -60,6 +62,8 @@ class ModuleMeta(Strict):
     """The YAML front matter of a module file."""
 
     slug: Slug
+    # Slugs this module had before; declaring them keeps learners' progress when a module is renamed.
+    previous_slugs: list[Slug] = []
     title: Text
     order: int = Field(ge=1)
     estimated_minutes: int = Field(ge=1, le=1000)
@@ -97,6 +101,8 @@ class QuizSettings(Strict):
     """The `quiz:` block of a question bank."""
 
     slug: Slug
+    # Slugs this quiz had before; declaring them keeps learners' attempts when a quiz is renamed.
+    previous_slugs: list[Slug] = []
     title: Text
     kind: Literal["module", "final"] = "module"
     module: Slug | None = None

@@ -10,8 +10,8 @@ from flask_wtf import FlaskForm
 from kaptrain.auth import user
 from kaptrain.content.models import Course
 from kaptrain.content.render import render_markdown, section_headings
-from kaptrain.courses import services
-from kaptrain.db import get_session
+from kaptrain.courses import completion, services
+from kaptrain.db import get_session, may_write
 from kaptrain.errors import fail
 
 bp = Blueprint("courses", __name__)
@@ -24,14 +24,18 @@ def _course_or_404(slug: str) -> Course:
     return course
 
 
-def _status(course: Course, module_slug: str) -> tuple[list[services.ModuleStatus], services.ModuleStatus]:
+def _record(course: Course) -> completion.CourseRecord:
     session = get_session()
     enrolment = services.get_enrolment(session, user().id, course.id)
-    statuses = services.module_statuses(session, user().id, course, enrolment)
-    found = next((s for s in statuses if s.module.slug == module_slug), None)
+    return completion.course_record(session, user().id, course, enrolment)
+
+
+def _status(course: Course, module_slug: str) -> tuple[completion.CourseRecord, completion.ModuleStatus]:
+    record = _record(course)
+    found = record.module(module_slug)
     if found is None:
         fail(404, f"The course “{course.title}” has no module at this address.")
-    return statuses, found
+    return record, found
 
 
 @bp.route("/")
@@ -53,15 +57,15 @@ def course(slug: str) -> ResponseReturnValue:
     c = _course_or_404(slug)
     enrolment = services.get_enrolment(session, current_user.id, c.id) if current_user.is_authenticated else None
     user_id = current_user.id if current_user.is_authenticated else 0
-    statuses = services.module_statuses(session, user_id, c, enrolment)
+    record = completion.course_record(session, user_id, c, enrolment)
     return render_template(
         "courses/course.html",
         course=c,
         enrolment=enrolment,
-        statuses=statuses,
-        next_status=services.next_step(statuses),
+        record=record,
+        statuses=record.modules,
         form=FlaskForm(),
-        total_minutes=sum(s.revision.estimated_minutes for s in statuses),
+        total_minutes=sum(s.revision.estimated_minutes for s in record.modules),
         accreditation=current_app.config["ACCREDITATION_STATEMENT"],
     )
 
@@ -72,9 +76,7 @@ def enrol(slug: str) -> ResponseReturnValue:
     """Enrol in a course, then read its disclosures."""
     c = _course_or_404(slug)
     if FlaskForm().validate_on_submit():
-        session = get_session()
-        services.enrol(session, user().id, c)
-        session.commit()
+        services.enrol(get_session(), user().id, c)
         flash(f"You are enrolled in “{c.title}”.", "success")
     return redirect(url_for("courses.disclosures", slug=slug))
 
@@ -91,7 +93,6 @@ def disclosures(slug: str) -> ResponseReturnValue:
     form = FlaskForm()
     if form.validate_on_submit():
         services.acknowledge_disclosures(session, enrolment)
-        session.commit()
         first = services.active_modules(c)[:1]
         if first:
             return redirect(url_for("courses.module", slug=slug, module_slug=first[0].slug))
@@ -107,21 +108,22 @@ def disclosures(slug: str) -> ResponseReturnValue:
 
 @bp.route("/courses/<slug>/modules/<module_slug>")
 @login_required
+@may_write  # opening a module is recorded: the quiz needs it, and seat time starts from it
 def module(slug: str, module_slug: str) -> ResponseReturnValue:
     """A module's lesson; locked modules say what to finish first."""
     c = _course_or_404(slug)
-    statuses, status = _status(c, module_slug)
-    if status.state == services.State.LOCKED:
+    record, status = _status(c, module_slug)
+    if status.state == completion.State.LOCKED:
         return render_template("courses/locked.html", course=c, status=status), 403
-    session = get_session()
-    status.progress = services.open_module(session, user().id, status.module)
-    session.commit()
+    status.progress = services.open_module(get_session(), user().id, status.module)
+    statuses = record.modules
     index = statuses.index(status)
     return render_template(
         "courses/module.html",
         course=c,
         status=status,
         statuses=statuses,
+        reading_left=completion.reading_minutes_left(c, status),
         body=render_markdown(status.revision.body),
         sections=section_headings(status.revision.body),
         following=statuses[index + 1] if index + 1 < len(statuses) else None,
@@ -135,16 +137,15 @@ def module(slug: str, module_slug: str) -> ResponseReturnValue:
 def mark_read(slug: str, module_slug: str) -> ResponseReturnValue:
     """Record that the learner finished reading the module."""
     c = _course_or_404(slug)
-    _statuses, status = _status(c, module_slug)
-    if status.state == services.State.LOCKED:
+    _, status = _status(c, module_slug)
+    if status.state == completion.State.LOCKED:
         fail(403, f"This module is locked. First: {status.blocked_by}.")
+    if status.progress is None:
+        fail(409, "Open the module and read it first; then mark it as read.")
     if FlaskForm().validate_on_submit():
-        session = get_session()
-        services.mark_read(session, status)
-        services.refresh_completion(session, user().id, c)
-        session.commit()
+        services.mark_read(get_session(), status)
     if status.quiz is not None:
-        return redirect(url_for("quizzes.quiz", slug=status.quiz.slug))
+        return redirect(url_for("quizzes.quiz", course_slug=c.slug, slug=status.quiz.slug))
     return redirect(url_for("courses.course", slug=slug))
 
 
@@ -153,35 +154,20 @@ def mark_read(slug: str, module_slug: str) -> ResponseReturnValue:
 def heartbeat(slug: str, module_slug: str) -> ResponseReturnValue:
     """Credit active seat time; the page calls this only while the learner is active."""
     c = _course_or_404(slug)
-    _statuses, status = _status(c, module_slug)
-    if status.state == services.State.LOCKED:
+    _, status = _status(c, module_slug)
+    if status.state == completion.State.LOCKED:
         abort(403)
     if status.progress is None:
         abort(409)  # the page was never opened, so there is no clock to advance
-    session = get_session()
-    total = services.record_heartbeat(session, status.progress)
-    session.commit()
-    return jsonify(seat_seconds=total)
+    return jsonify(seat_seconds=services.record_heartbeat(get_session(), status.progress))
 
 
 @bp.route("/dashboard")
 @login_required
 def dashboard() -> ResponseReturnValue:
-    """The learner's courses, progress per module and next step."""
+    """The learner's courses: requirements as a checklist with the next step linked, and active time."""
     session = get_session()
-    rows = []
-    for enrolment in services.enrolments_for(session, user().id):
-        statuses = services.module_statuses(session, user().id, enrolment.course, enrolment)
-        done = sum(s.state == services.State.COMPLETED for s in statuses)
-        rows.append(
-            {
-                "enrolment": enrolment,
-                "course": enrolment.course,
-                "statuses": statuses,
-                "done": done,
-                "percent": round(100 * done / len(statuses)) if statuses else 0,
-                "next": services.next_step(statuses),
-                "final": services.final_quiz(session, enrolment.course),
-            }
-        )
-    return render_template("courses/dashboard.html", rows=rows)
+    records = [
+        completion.course_record(session, user().id, e.course, e) for e in services.enrolments_for(session, user().id)
+    ]
+    return render_template("courses/dashboard.html", records=records)

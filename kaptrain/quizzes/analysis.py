@@ -61,8 +61,11 @@ def point_biserial(item_scores: list[float], rest_scores: list[float]) -> float 
     return cov / math.sqrt(var_i * var_r)
 
 
-def quiz_stats(session: Session, quiz: Quiz) -> QuizStats:
-    """Compute the item analysis of every graded attempt of a quiz."""
+def quiz_stats(session: Session, quiz: Quiz, min_attempts: int = 20) -> QuizStats:
+    """Compute the item analysis of every graded attempt of a quiz.
+
+    Quality flags are raised only for questions answered at least `min_attempts` times: below that a
+    facility or a correlation says more about chance than about the question."""
     attempts = list(
         session.scalars(select(Attempt).where(Attempt.quiz_id == quiz.id, Attempt.status == AttemptStatus.SUBMITTED))
     )
@@ -98,14 +101,22 @@ def quiz_stats(session: Session, quiz: Quiz) -> QuizStats:
         stats.option_counts = [
             (o["id"], o["text"], bool(o["correct"]), counts.get(o["id"], 0)) for o in current.options
         ]
-        if stats.facility is not None and stats.facility > TOO_EASY:
-            stats.flags.append("too easy")
-        if stats.facility is not None and stats.facility < TOO_HARD:
-            stats.flags.append("too hard")
-        if stats.discrimination is not None and stats.discrimination < 0:
-            stats.flags.append("negative discrimination")
+        stats.flags = _flags(stats, min_attempts)
         items.append(stats)
     return QuizStats(len(attempts), sum(bool(a.passed) for a in attempts), histogram, items)
+
+
+def _flags(stats: ItemStats, min_attempts: int) -> list[str]:
+    if stats.drawn < min_attempts:
+        return [f"too few answers to judge ({stats.drawn} of {min_attempts})"] if stats.drawn else []
+    flags = []
+    if stats.facility is not None and stats.facility > TOO_EASY:
+        flags.append("too easy")
+    if stats.facility is not None and stats.facility < TOO_HARD:
+        flags.append("too hard")
+    if stats.discrimination is not None and stats.discrimination < 0:
+        flags.append("negative discrimination")
+    return flags
 
 
 def stats_csv(stats: QuizStats) -> str:

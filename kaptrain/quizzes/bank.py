@@ -65,13 +65,17 @@ def sync_quiz(
 ) -> Quiz:
     """Create or update a quiz and its questions; changed questions get a new revision."""
     s = data.quiz
-    quiz = session.scalar(select(Quiz).where(Quiz.slug == s.slug))
+    quiz = _find_quiz(session, course, s.slug, s.previous_slugs)
     module_id = modules[s.module].id if s.module else None
     if quiz is None:
         quiz = Quiz(slug=s.slug, course_id=course.id, kind=QuizKind(s.kind), module_id=module_id)
         session.add(quiz)
         stats["quizzes created"] += 1
-    quiz.course_id, quiz.kind, quiz.module_id = course.id, QuizKind(s.kind), module_id
+    elif quiz.slug != s.slug:
+        quiz.slug = s.slug  # a declared rename: same quiz, so learners' attempts stay attached
+        stats["quizzes renamed"] += 1
+    quiz.kind, quiz.module_id, quiz.is_retired = QuizKind(s.kind), module_id, False
+    quiz.previous_slugs = list(s.previous_slugs)
     quiz.reveal_answers = Reveal(s.reveal_answers)
     for name in SETTINGS:
         setattr(quiz, name, getattr(s, name))
@@ -101,18 +105,46 @@ def sync_quiz(
     return quiz
 
 
+def _find_quiz(session: Session, course: Course, slug: str, previous: list[str]) -> Quiz | None:
+    """The course's quiz with this slug, or else the one a declared rename (previous_slugs) points at."""
+    quiz = session.scalar(select(Quiz).where(Quiz.course_id == course.id, Quiz.slug == slug))
+    if quiz is None and previous:
+        quiz = session.scalar(
+            select(Quiz).where(Quiz.course_id == course.id, Quiz.slug.in_(previous)).order_by(Quiz.id).limit(1)
+        )
+    return quiz
+
+
+def retire_quizzes(session: Session, course: Course, keep: set[int]) -> int:
+    """Retire the course's quizzes whose files are gone: they stop gating, their attempts stay. Returns how many."""
+    retired = 0
+    for quiz in session.scalars(select(Quiz).where(Quiz.course_id == course.id, Quiz.is_retired.is_(False))):
+        if quiz.id not in keep:
+            quiz.is_retired = True
+            retired += 1
+    session.flush()
+    return retired
+
+
 def export_quizzes(session: Session, course: Course) -> list[QuizFile]:
-    """The course's quizzes as file models (current revisions of questions still in use)."""
+    """The course's current quizzes as file models (current revisions of questions still in use)."""
     out = []
-    for quiz in session.scalars(select(Quiz).where(Quiz.course_id == course.id).order_by(Quiz.id)):
+    current = session.scalars(
+        select(Quiz).where(Quiz.course_id == course.id, Quiz.is_retired.is_(False)).order_by(Quiz.id)
+    )
+    for quiz in current.all():
+        if quiz.module is not None and quiz.module.is_retired:
+            continue  # its module's file is gone; a quiz file naming it would not read back
         settings = QuizSettings(
             slug=quiz.slug,
+            previous_slugs=quiz.previous_slugs,
             kind=quiz.kind.value,
             module=quiz.module.slug if quiz.module else None,
             reveal_answers=quiz.reveal_answers.value,
             **{k: getattr(quiz, k) for k in SETTINGS},
         )
         vignettes: dict[str, Vignette] = {}
+        keys: dict[tuple[str, str, str], str] = {}  # (key, title, text) -> key written to the file
         questions = []
         rows = session.scalars(
             select(Question)
@@ -123,17 +155,16 @@ def export_quizzes(session: Session, course: Course) -> list[QuizFile]:
             rev = latest_question_revision(session, question)
             if rev is None:
                 continue
+            vkey = None
             if rev.vignette_key and rev.vignette_title and rev.vignette_text:
-                vignettes.setdefault(
-                    rev.vignette_key, Vignette(key=rev.vignette_key, title=rev.vignette_title, text=rev.vignette_text)
-                )
+                vkey = _vignette_key(vignettes, keys, rev.vignette_key, rev.vignette_title, rev.vignette_text)
             questions.append(
                 QuestionFile(
                     key=question.key,
                     type=rev.type.value,
                     section=rev.section,
                     module=rev.module_slug,
-                    vignette=rev.vignette_key,
+                    vignette=vkey,
                     stem=rev.stem,
                     explanation=rev.explanation,
                     options=[Option(text=o["text"], correct=o["correct"]) for o in rev.options],
@@ -141,3 +172,20 @@ def export_quizzes(session: Session, course: Course) -> list[QuizFile]:
             )
         out.append(QuizFile(quiz=settings, vignettes=list(vignettes.values()), questions=questions))
     return out
+
+
+def _vignette_key(
+    vignettes: dict[str, Vignette], keys: dict[tuple[str, str, str], str], key: str, title: str, text: str
+) -> str:
+    """The file key for a question's case; two questions whose copies of a case differ get separate cases
+    (key, key-2, ...) so that neither text is silently replaced by the other on export."""
+    found = keys.get((key, title, text))
+    if found is not None:
+        return found
+    new, n = key, 1
+    while new in vignettes:
+        n += 1
+        new = f"{key}-{n}"
+    vignettes[new] = Vignette(key=new, title=title, text=text)
+    keys[(key, title, text)] = new
+    return new

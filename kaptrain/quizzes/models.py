@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kaptrain.content.models import Course, Module
@@ -48,14 +48,19 @@ class AttemptStatus(enum.StrEnum):
 
 
 class Quiz(Base):
-    """A question bank and the rules for attempts drawn from it."""
+    """A question bank and the rules for attempts drawn from it. Slugs are unique within a course."""
 
     __tablename__ = "quizzes"
+    __table_args__ = (UniqueConstraint("course_id", "slug"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
-    module_id: Mapped[int | None] = mapped_column(ForeignKey("modules.id", ondelete="CASCADE"), unique=True)
-    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="RESTRICT"), index=True)
+    # A module has at most one current quiz (checked on import); retired quizzes keep their module.
+    module_id: Mapped[int | None] = mapped_column(ForeignKey("modules.id", ondelete="RESTRICT"), index=True)
+    slug: Mapped[str] = mapped_column(String(100))
+    previous_slugs: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    # Retired quizzes were removed from the files: no longer taken, no longer gating, attempts kept.
+    is_retired: Mapped[bool] = mapped_column(default=False, server_default=false())
     kind: Mapped[QuizKind] = mapped_column(_enum(QuizKind))
     title: Mapped[str] = mapped_column(String(300))
     draw: Mapped[int] = mapped_column(default=10)
@@ -77,7 +82,7 @@ class Question(Base):
     __table_args__ = (UniqueConstraint("quiz_id", "key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="CASCADE"), index=True)
+    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="RESTRICT"), index=True)
     key: Mapped[str] = mapped_column(String(100))
     position: Mapped[int] = mapped_column(default=0)
     # Retired questions are no longer drawn; attempts that asked them still show them.
@@ -91,7 +96,7 @@ class QuestionRevision(Base):
     __table_args__ = (UniqueConstraint("question_id", "number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"), index=True)
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="RESTRICT"), index=True)
     number: Mapped[int]
     type: Mapped[QuestionType] = mapped_column(_enum(QuestionType))
     section: Mapped[str] = mapped_column(String(300))
@@ -127,8 +132,8 @@ class Attempt(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="RESTRICT"), index=True)
     number: Mapped[int]
     status: Mapped[AttemptStatus] = mapped_column(_enum(AttemptStatus), default=AttemptStatus.OPEN)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -138,6 +143,8 @@ class Attempt(Base):
     score: Mapped[float | None]
     passed: Mapped[bool | None]
     passing_score: Mapped[int]
+    # Active time credited for this attempt (start to submit, capped; overlapping page time not counted twice).
+    active_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
 
     quiz: Mapped[Quiz] = relationship(lazy="joined")
     items: Mapped[list[AttemptItem]] = relationship(
@@ -152,7 +159,7 @@ class AttemptItem(Base):
     __table_args__ = (UniqueConstraint("attempt_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"), index=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="RESTRICT"), index=True)
     position: Mapped[int]
     question_revision_id: Mapped[int] = mapped_column(
         ForeignKey("question_revisions.id", ondelete="RESTRICT"), index=True
@@ -172,8 +179,8 @@ class Accommodation(Base):
     __table_args__ = (UniqueConstraint("user_id", "quiz_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="RESTRICT"), index=True)
     extra_minutes: Mapped[int] = mapped_column(default=0)
     extra_attempts: Mapped[int] = mapped_column(default=0)
     note: Mapped[str] = mapped_column(Text, default="")

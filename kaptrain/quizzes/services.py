@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kaptrain.courses import services as courses
-from kaptrain.db import as_utc, utcnow
+from kaptrain import activity
+from kaptrain.db import utcnow
 from kaptrain.quizzes.bank import latest_question_revision
 from kaptrain.quizzes.grading import REGISTRY, correct_ids, grade
 from kaptrain.quizzes.models import (
@@ -21,20 +22,24 @@ from kaptrain.quizzes.models import (
     AttemptStatus,
     Question,
     Quiz,
-    QuizKind,
     Reveal,
 )
 
 # A submission this soon after the deadline still counts: it covers the time the request takes.
 GRACE = dt.timedelta(seconds=30)
+# Active time an untimed quiz may credit, per question drawn (a timed quiz credits up to its limit).
+UNTIMED_SECONDS_PER_QUESTION = 180
+# Only these count as a number in a form: str.isdigit() also accepts "²" and "١".
+ASCII_NUMBER = re.compile(r"[0-9]{1,6}")
 
 
 class QuizError(Exception):
     """A quiz action that cannot be carried out; the message is shown to the learner."""
 
-    def __init__(self, message: str, status: int = 409) -> None:
+    def __init__(self, message: str, status: int = 409, until: dt.datetime | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.until = until  # the end of a cooldown, for the page to show in the learner's time zone
 
 
 @dataclass
@@ -69,9 +74,9 @@ class QuizState:
         )
 
 
-def get_quiz(session: Session, slug: str) -> Quiz | None:
-    """A quiz by slug."""
-    return session.scalar(select(Quiz).where(Quiz.slug == slug))
+def get_quiz(session: Session, course_id: int, slug: str) -> Quiz | None:
+    """A course's quiz by slug (slugs are unique within a course, not across courses)."""
+    return session.scalar(select(Quiz).where(Quiz.course_id == course_id, Quiz.slug == slug))
 
 
 def rules_for(session: Session, user_id: int, quiz: Quiz) -> Rules:
@@ -85,26 +90,13 @@ def rules_for(session: Session, user_id: int, quiz: Quiz) -> Rules:
     return Rules(quiz.max_attempts + extra_att, limit, extra_min, extra_att)
 
 
-def locked_reason(session: Session, user_id: int, quiz: Quiz) -> str | None:
-    """Why the learner may not take this quiz yet, or None. Uses the one sequencing rule."""
-    course = quiz.course
-    enrolment = courses.get_enrolment(session, user_id, course.id)
-    statuses = courses.module_statuses(session, user_id, course, enrolment)
-    if quiz.kind == QuizKind.MODULE:
-        status = next((s for s in statuses if s.module.id == quiz.module_id), None)
-        if status is None or status.state == courses.State.LOCKED:
-            return status.blocked_by if status and status.blocked_by else "Enrol in the course"
-        return None
-    unfinished = next((s for s in statuses if s.state != courses.State.COMPLETED), None)
-    if enrolment is None:
-        return "Enrol in the course"
-    if unfinished is not None:
-        return f"Complete module {unfinished.module.position}: {unfinished.revision.title}"
-    return None
+def quiz_state(
+    session: Session, user_id: int, quiz: Quiz, gate: str | None, now: dt.datetime | None = None
+) -> QuizState:
+    """The learner's attempts, attempts left and any cooldown on this quiz.
 
-
-def quiz_state(session: Session, user_id: int, quiz: Quiz, now: dt.datetime | None = None) -> QuizState:
-    """The learner's attempts, attempts left and any cooldown on this quiz."""
+    `gate` is why the learner may not take the quiz yet (kaptrain.courses.completion.quiz_gate), or None.
+    An open attempt found past its deadline is closed here, at its first observation."""
     now = now or utcnow()
     rules = rules_for(session, user_id, quiz)
     attempts = list(
@@ -117,16 +109,19 @@ def quiz_state(session: Session, user_id: int, quiz: Quiz, now: dt.datetime | No
         close_expired(session, open_attempt, now)
         open_attempt = None
     passed = any(a.passed for a in attempts)
-    # Attempts come in blocks of max_attempts; after a block of failures the learner waits out the cooldown.
-    failures = [a for a in attempts if a.status == AttemptStatus.SUBMITTED and not a.passed]
-    used_in_block = len(failures) % rules.max_attempts
+    graded = [a for a in attempts if a.status == AttemptStatus.SUBMITTED]
+    failures = [a.submitted_at or a.started_at for a in graded if not a.passed]
+    used = len(current_block(failures, quiz.cooldown_hours))
     cooldown_until = None
-    if failures and used_in_block == 0 and quiz.cooldown_hours:
-        last = as_utc(failures[-1].submitted_at or failures[-1].started_at)
-        until = last + dt.timedelta(hours=quiz.cooldown_hours)
-        if now < until:
+    if quiz.cooldown_hours and failures:
+        until = failures[-1] + dt.timedelta(hours=quiz.cooldown_hours)
+        if now >= until:
+            used = 0  # the pause is long enough: the next attempt starts a fresh block
+        elif used >= rules.max_attempts:
             cooldown_until = until
-    attempts_left = rules.max_attempts - used_in_block
+    if not quiz.cooldown_hours:
+        used %= rules.max_attempts  # no cooldown: blocks simply follow one another
+    attempts_left = max(0, rules.max_attempts - used)
     if open_attempt is not None:
         attempts_left -= 1
     return QuizState(
@@ -137,26 +132,44 @@ def quiz_state(session: Session, user_id: int, quiz: Quiz, now: dt.datetime | No
         passed,
         attempts_left,
         cooldown_until,
-        locked_reason(session, user_id, quiz),
+        gate,
         history=[a for a in attempts if a.status == AttemptStatus.SUBMITTED],
     )
 
 
+def current_block(failures: list[dt.datetime], cooldown_hours: int) -> list[dt.datetime]:
+    """The failed attempts in the learner's current block.
+
+    A block ends when the learner pauses for at least the cooldown after a failure (whether they had to or
+    chose to), so the count depends only on when attempts happened. Granting extra attempts later raises
+    the allowance of the current block; it can never start a cooldown by itself."""
+    if not cooldown_hours:
+        return failures
+    pause = dt.timedelta(hours=cooldown_hours)
+    start = 0
+    for i in range(1, len(failures)):
+        if failures[i] - failures[i - 1] >= pause:
+            start = i
+    return failures[start:]
+
+
 def is_expired(attempt: Attempt, now: dt.datetime) -> bool:
     """The attempt's time limit (plus grace) has run out."""
-    return attempt.deadline_at is not None and now > as_utc(attempt.deadline_at) + GRACE
+    return attempt.deadline_at is not None and now > attempt.deadline_at + GRACE
 
 
 def close_expired(session: Session, attempt: Attempt, now: dt.datetime) -> None:
     """Grade an attempt whose time ran out with no answers saved: it counts as a failed attempt."""
-    if _claim(session, attempt, as_utc(attempt.deadline_at or now)):
+    if _claim(session, attempt, attempt.deadline_at or now):
         attempt.late = True
         _grade(session, attempt, {})
 
 
-def start_attempt(session: Session, user_id: int, quiz: Quiz, rng: random.Random | None = None) -> Attempt:
+def start_attempt(
+    session: Session, user_id: int, quiz: Quiz, gate: str | None, rng: random.Random | None = None
+) -> Attempt:
     """Draw questions and open an attempt; an attempt already open is returned instead."""
-    state = quiz_state(session, user_id, quiz)
+    state = quiz_state(session, user_id, quiz, gate)
     if state.locked_reason:
         raise QuizError(f"This quiz is not open yet. First: {state.locked_reason}.", 403)
     if state.open_attempt is not None:
@@ -165,9 +178,9 @@ def start_attempt(session: Session, user_id: int, quiz: Quiz, rng: random.Random
         raise QuizError("You have already passed this quiz; your attempts stay available to review.")
     if state.cooldown_until is not None:
         raise QuizError(
-            f"You have used all {state.rules.max_attempts} attempts. You can try again after "
-            f"{state.cooldown_until:%d %B %Y at %H:%M} UTC. Reviewing the module meanwhile is a good idea.",
+            f"You have used all {state.rules.max_attempts} attempts. Reviewing the module meanwhile is a good idea.",
             429,
+            until=state.cooldown_until,
         )
     rng = rng or random.SystemRandom()
     questions = list(
@@ -228,11 +241,11 @@ def parse_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, fro
         if not key.startswith("q-"):
             continue
         raw_id = key[2:]
-        if not raw_id.isdigit() or int(raw_id) not in items:
+        if not ASCII_NUMBER.fullmatch(raw_id) or int(raw_id) not in items:
             raise QuizError("The answers sent do not belong to this attempt. Reload the quiz and try again.", 400)
         item = items[int(raw_id)]
         shown = len(item.option_order)
-        if not all(v.isdigit() and int(v) < shown for v in values):
+        if not all(ASCII_NUMBER.fullmatch(v) and int(v) < shown for v in values):
             raise QuizError("An answer was not one of the options shown. Reload the quiz and try again.", 400)
         chosen = frozenset(item.option_order[int(v)] for v in values)
         if REGISTRY[item.revision.type].single_choice and len(chosen) > 1:
@@ -289,11 +302,19 @@ def _grade(session: Session, attempt: Attempt, answers: dict[int, frozenset[str]
         total += item.credit
     attempt.score = round(100 * total / len(attempt.items), 2) if attempt.items else 0.0
     attempt.passed = attempt.score >= attempt.passing_score
+    # What a pass completes is not recorded here: the completion rule derives it from this attempt.
+    attempt.active_seconds = _credit_time(session, attempt)
     session.flush()
-    if attempt.passed:
-        if quiz.kind == QuizKind.MODULE and quiz.module_id is not None:
-            courses.complete_module(session, attempt.user_id, quiz.module_id)
-        courses.refresh_completion(session, attempt.user_id, quiz.course)
+
+
+def _credit_time(session: Session, attempt: Attempt) -> int:
+    """Credit the attempt's time (start to submit) to the learner's active time, capped by its time limit."""
+    end = attempt.submitted_at or utcnow()
+    if attempt.deadline_at is not None:
+        cap = int((attempt.deadline_at - attempt.started_at).total_seconds())
+    else:
+        cap = UNTIMED_SECONDS_PER_QUESTION * len(attempt.items)
+    return activity.credit(session, attempt.user_id, attempt.started_at, end, cap).seconds
 
 
 @dataclass
@@ -370,5 +391,9 @@ def grant_accommodation(
 
 
 def all_quizzes(session: Session) -> list[Quiz]:
-    """Every quiz, by course and module order."""
-    return list(session.scalars(select(Quiz).order_by(Quiz.course_id, Quiz.kind, Quiz.module_id)))
+    """Every current quiz, by course and module order."""
+    return list(
+        session.scalars(
+            select(Quiz).where(Quiz.is_retired.is_(False)).order_by(Quiz.course_id, Quiz.kind, Quiz.module_id)
+        )
+    )

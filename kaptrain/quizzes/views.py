@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf import FlaskForm
 
 from kaptrain.accounts.models import Role
 from kaptrain.auth import require_owner, role_required, user
+from kaptrain.courses import completion
 from kaptrain.courses import services as courses
-from kaptrain.db import as_utc, get_session, utcnow
+from kaptrain.db import get_session, may_write, utcnow
 from kaptrain.errors import fail
 from kaptrain.quizzes import analysis, services
 from kaptrain.quizzes.grading import REGISTRY
@@ -19,10 +20,12 @@ from kaptrain.quizzes.models import Attempt, AttemptStatus, Quiz
 bp = Blueprint("quizzes", __name__)
 
 
-def _quiz_or_404(slug: str) -> Quiz:
-    quiz = services.get_quiz(get_session(), slug)
+def _quiz_or_404(course_slug: str, slug: str) -> Quiz:
+    session = get_session()
+    course = courses.get_course(session, course_slug)
+    quiz = services.get_quiz(session, course.id, slug) if course is not None else None
     if quiz is None:
-        fail(404, "There is no quiz at this address.")
+        fail(404, "There is no quiz at this address. Open the course page to find its quizzes.")
     return quiz
 
 
@@ -34,44 +37,51 @@ def _own_attempt(attempt_id: int) -> Attempt:
     return attempt
 
 
-@bp.route("/quizzes/<slug>")
+def _record(quiz: Quiz) -> completion.CourseRecord:
+    session = get_session()
+    enrolment = courses.get_enrolment(session, user().id, quiz.course_id)
+    return completion.course_record(session, user().id, quiz.course, enrolment)
+
+
+def _state(quiz: Quiz) -> services.QuizState:
+    return services.quiz_state(get_session(), user().id, quiz, completion.quiz_gate(_record(quiz), quiz))
+
+
+@bp.route("/courses/<course_slug>/quizzes/<slug>")
 @login_required
-def quiz(slug: str) -> ResponseReturnValue:
+@may_write  # an expired attempt found open is closed at this first observation
+def quiz(course_slug: str, slug: str) -> ResponseReturnValue:
     """The quiz's rules, the learner's limits and past attempts."""
-    session = get_session()
-    q = _quiz_or_404(slug)
-    state = services.quiz_state(session, user().id, q)
-    session.commit()  # an expired attempt may just have been closed
-    return render_template("quizzes/quiz.html", quiz=q, state=state, form=FlaskForm())
+    q = _quiz_or_404(course_slug, slug)
+    return render_template("quizzes/quiz.html", quiz=q, state=_state(q), form=FlaskForm())
 
 
-@bp.route("/quizzes/<slug>/start", methods=["POST"])
+@bp.route("/courses/<course_slug>/quizzes/<slug>/start", methods=["POST"])
 @login_required
-def start(slug: str) -> ResponseReturnValue:
+def start(course_slug: str, slug: str) -> ResponseReturnValue:
     """Start a new attempt (or return to the one already open)."""
-    session = get_session()
-    q = _quiz_or_404(slug)
+    q = _quiz_or_404(course_slug, slug)
     if not FlaskForm().validate_on_submit():
         fail(400, "The form expired. Reload the page and try again.")
     try:
-        attempt = services.start_attempt(session, user().id, q)
+        attempt = services.start_attempt(get_session(), user().id, q, completion.quiz_gate(_record(q), q))
     except services.QuizError as exc:
-        session.rollback()
+        if exc.until is not None:
+            when = current_app.jinja_env.filters["localtime"](exc.until)
+            fail(exc.status, f"{exc} You can try again after {when}.")
         fail(exc.status, str(exc))
-    session.commit()
     return redirect(url_for("quizzes.attempt", attempt_id=attempt.id))
 
 
 @bp.route("/attempts/<int:attempt_id>")
 @login_required
+@may_write  # an expired attempt is closed at this first observation
 def attempt(attempt_id: int) -> ResponseReturnValue:
     """An open attempt's questions, or its result once submitted."""
     a = _own_attempt(attempt_id)
     now = utcnow()
     if a.status == AttemptStatus.OPEN and services.is_expired(a, now):
-        session = get_session()
-        services.close_expired(session, a, now)
-        session.commit()
+        services.close_expired(get_session(), a, now)
     if a.status == AttemptStatus.SUBMITTED:
         return redirect(url_for("quizzes.result", attempt_id=a.id))
     return _attempt_page(a, {}, None)
@@ -80,7 +90,7 @@ def attempt(attempt_id: int) -> ResponseReturnValue:
 def _attempt_page(
     a: Attempt, chosen: dict[str, list[str]], error: str | None, status: int = 200
 ) -> ResponseReturnValue:
-    seconds_left = int((as_utc(a.deadline_at) - utcnow()).total_seconds()) if a.deadline_at else None
+    seconds_left = int((a.deadline_at - utcnow()).total_seconds()) if a.deadline_at else None
     return render_template(
         "quizzes/attempt.html",
         attempt=a,
@@ -97,19 +107,24 @@ def _attempt_page(
 @login_required
 def submit(attempt_id: int) -> ResponseReturnValue:
     """Grade the attempt once; a replayed or double submission shows the same result."""
-    session = get_session()
     a = _own_attempt(attempt_id)
     if not FlaskForm().validate_on_submit():
         fail(400, "The form expired. Your answers were not lost: go back, reload and submit again.")
+    now = utcnow()
+    if a.status == AttemptStatus.OPEN and services.is_expired(a, now):
+        # Closed now, at the first observation of the deadline, and committed with this response.
+        services.close_expired(get_session(), a, now)
+        flash(
+            "The time limit ran out before these answers were sent, so they were not accepted. "
+            "The attempt is closed and counts as not passed.",
+            "error",
+        )
+        return redirect(url_for("quizzes.result", attempt_id=a.id))
     form = {k: request.form.getlist(k) for k in request.form if k.startswith("q-")}
     try:
-        services.submit_attempt(session, a, form)
+        services.submit_attempt(get_session(), a, form, now)
     except services.QuizError as exc:
-        session.rollback()
-        if exc.status == 409:
-            fail(409, str(exc))
         return _attempt_page(a, form, str(exc), exc.status)
-    session.commit()
     return redirect(url_for("quizzes.result", attempt_id=a.id))
 
 
@@ -117,17 +132,11 @@ def submit(attempt_id: int) -> ResponseReturnValue:
 @login_required
 def result(attempt_id: int) -> ResponseReturnValue:
     """Score, pass or fail, and the review the quiz's settings allow."""
-    session = get_session()
     a = _own_attempt(attempt_id)
     if a.status != AttemptStatus.SUBMITTED:
         return redirect(url_for("quizzes.attempt", attempt_id=a.id))
-    state = services.quiz_state(session, user().id, a.quiz)
-    next_module = None
-    if a.passed and a.quiz.module is not None:
-        statuses = courses.module_statuses(
-            session, user().id, a.quiz.course, courses.get_enrolment(session, user().id, a.quiz.course_id)
-        )
-        next_module = courses.next_step(statuses)
+    record = _record(a.quiz)
+    state = services.quiz_state(get_session(), user().id, a.quiz, completion.quiz_gate(record, a.quiz))
     return render_template(
         "quizzes/result.html",
         attempt=a,
@@ -135,7 +144,8 @@ def result(attempt_id: int) -> ResponseReturnValue:
         state=state,
         review=services.review(a),
         revealed=services.answers_revealed(a),
-        next_module=next_module,
+        next_step=record.next_step if a.passed else None,
+        record=record,
         form=FlaskForm(),
     )
 
@@ -147,24 +157,31 @@ def instructor_quizzes() -> ResponseReturnValue:
     return render_template("quizzes/instructor_list.html", quizzes=services.all_quizzes(get_session()))
 
 
-@bp.route("/instructor/quizzes/<slug>/analysis")
+@bp.route("/instructor/courses/<course_slug>/quizzes/<slug>/analysis")
 @role_required(Role.INSTRUCTOR)
-def item_analysis(slug: str) -> ResponseReturnValue:
+def item_analysis(course_slug: str, slug: str) -> ResponseReturnValue:
     """Facility, discrimination and option choices per question; attempts and scores per quiz."""
-    q = _quiz_or_404(slug)
-    stats = analysis.quiz_stats(get_session(), q)
+    q = _quiz_or_404(course_slug, slug)
+    min_attempts = current_app.config["ITEM_ANALYSIS_MIN_ATTEMPTS"]
+    stats = analysis.quiz_stats(get_session(), q, min_attempts)
     peak = max((n for _l, n in stats.histogram), default=0)
     return render_template(
-        "quizzes/analysis.html", quiz=q, stats=stats, peak=peak, too_easy=analysis.TOO_EASY, too_hard=analysis.TOO_HARD
+        "quizzes/analysis.html",
+        quiz=q,
+        stats=stats,
+        peak=peak,
+        too_easy=analysis.TOO_EASY,
+        too_hard=analysis.TOO_HARD,
+        min_attempts=min_attempts,
     )
 
 
-@bp.route("/instructor/quizzes/<slug>/analysis.csv")
+@bp.route("/instructor/courses/<course_slug>/quizzes/<slug>/analysis.csv")
 @role_required(Role.INSTRUCTOR)
-def item_analysis_csv(slug: str) -> ResponseReturnValue:
+def item_analysis_csv(course_slug: str, slug: str) -> ResponseReturnValue:
     """The item analysis as a CSV download."""
-    q = _quiz_or_404(slug)
-    body = analysis.stats_csv(analysis.quiz_stats(get_session(), q))
+    q = _quiz_or_404(course_slug, slug)
+    body = analysis.stats_csv(analysis.quiz_stats(get_session(), q, current_app.config["ITEM_ANALYSIS_MIN_ATTEMPTS"]))
     return Response(
         body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{q.slug}-item-analysis.csv"'}
     )

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from kaptrain.content.files import read_content, write_content
 from kaptrain.content.loader import export_content, import_content
 from kaptrain.content.models import Course, ModuleRevision
-from kaptrain.courses import services as courses
+from kaptrain.courses.completion import State
 from kaptrain.quizzes.models import Question, QuestionRevision
 from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES
-from tests.factories import enrolled, make_user, pass_quiz
+from tests.factories import enrolled, make_user, pass_quiz, record
 
 
 def counts(db) -> tuple[int, int, int, int]:
@@ -53,9 +53,8 @@ def test_changed_module_and_question_get_new_revisions_and_past_attempts_keep_th
     for revision_id, stem in asked.items():
         assert db.get(QuestionRevision, revision_id).stem == stem  # unchanged in place
     # The learner's record survives the re-import: their module is still complete.
-    c = db.scalar(select(Course))
-    statuses = courses.module_statuses(db, user.id, c, courses.get_enrolment(db, user.id, c.id))
-    assert statuses[0].state == courses.State.COMPLETED
+    statuses = record(db, user).modules
+    assert statuses[0].state == State.COMPLETED
     assert "More and better text." in statuses[0].revision.body
     assert statuses[0].revision.number == 2
 

@@ -7,8 +7,9 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from kaptrain.courses import services as courses
+from kaptrain.courses.completion import State, StepKind
 from kaptrain.courses.models import Enrolment, ModuleProgress
-from tests.factories import course, enrolled, make_user, pass_quiz
+from tests.factories import course, enrolled, make_user, pass_quiz, record
 
 
 def test_catalogue_and_course_page_show_outline_ce_hours_and_objectives(client):
@@ -80,7 +81,7 @@ def test_passing_the_quiz_opens_the_next_module_and_read_alone_does_not(client, 
     user = learner
     client.get("/courses/demo-course/modules/alpha")
     response = client.post("/courses/demo-course/modules/alpha/read")
-    assert response.location.endswith("/quizzes/alpha-quiz")
+    assert response.location.endswith("/courses/demo-course/quizzes/alpha-quiz")
     assert client.get("/courses/demo-course/modules/beta").status_code == 403
     pass_quiz(db, user, "alpha-quiz")
     db.commit()
@@ -92,18 +93,16 @@ def test_a_module_without_a_quiz_completes_when_read(db):
     enrolled(db, user)
     pass_quiz(db, user, "alpha-quiz")
     pass_quiz(db, user, "beta-quiz")
-    c = course(db)
-    statuses = courses.module_statuses(db, user.id, c, courses.get_enrolment(db, user.id, c.id))
-    gamma = statuses[2]
-    assert gamma.state == courses.State.OPEN and gamma.quiz is None
+    gamma = record(db, user).modules[2]
+    assert gamma.state == State.OPEN and gamma.quiz is None
     gamma.progress = courses.open_module(db, user.id, gamma.module)
     courses.mark_read(db, gamma)
-    statuses = courses.module_statuses(db, user.id, c, courses.get_enrolment(db, user.id, c.id))
-    assert [s.state for s in statuses] == [courses.State.COMPLETED] * 3
-    assert not courses.course_complete(db, user.id, c)  # the final assessment is still to pass
+    now = record(db, user)
+    assert [s.state for s in now.modules] == [State.COMPLETED] * 3
+    assert not now.requirements_met and now.next_step.kind == StepKind.FINAL  # the final is still to pass
     pass_quiz(db, user, "demo-final")
-    assert courses.refresh_completion(db, user.id, c)
-    assert courses.get_enrolment(db, user.id, c.id).completed_at is not None
+    done = record(db, user)
+    assert done.requirements_met and done.completed and done.completed_at is not None
 
 
 def test_seat_time_counts_active_heartbeats_but_not_idle_gaps(db):
@@ -133,13 +132,15 @@ def test_dashboard_shows_progress_and_next_step(client, db, login):
     assert b"You are not enrolled in a course yet" in empty
     enrolled(db, user, acknowledged=False)
     db.commit()
-    assert b"Next: read the course disclosures" in client.get("/dashboard").data
+    page = client.get("/dashboard").data.decode()
+    assert 'href="/courses/demo-course/disclosures">Read and acknowledge the course disclosures</a>' in page
     enrolled(db, user)
     pass_quiz(db, user, "alpha-quiz")
     db.commit()
-    page = client.get("/dashboard").data
-    assert b"Next: module 2, Module Beta" in page
-    assert b'value="33"' in page  # one of three modules complete
+    page = client.get("/dashboard").data.decode()
+    assert 'href="/courses/demo-course/modules/beta">Module 2: Module Beta</a>' in page  # the next step, linked
+    assert "Quiz passed" in page and "Pass the final assessment" not in page
+    assert 'value="33"' in page  # one of three modules complete
 
 
 def test_pages_that_need_login_redirect_to_login_with_next(client):

@@ -40,7 +40,7 @@ def test_pass_module_one_quiz_and_see_module_two_open(page, live_app):
 def test_failed_attempts_lead_to_the_cooldown(page, live_app):
     email = register(page)
     enrol_and_acknowledge(page)
-    page.goto("/quizzes/pharmacology-quiz")
+    page.goto("/courses/kap-foundations/quizzes/pharmacology-quiz")
     page.get_by_role("button", name="Start the quiz").click()
     for attempt in range(3):
         for item_id, positions in answer_key(live_app, email, right=False).items():
@@ -51,7 +51,7 @@ def test_failed_attempts_lead_to_the_cooldown(page, live_app):
         if attempt < 2:
             page.get_by_role("button", name="Try again").click()
     expect(page.get_by_text(re.compile("You have used all 3 attempts for now"))).to_be_visible()
-    page.goto("/quizzes/pharmacology-quiz")
+    page.goto("/courses/kap-foundations/quizzes/pharmacology-quiz")
     expect(page.get_by_text(re.compile("You can try again after"))).to_be_visible()
     expect(page.get_by_role("button", name="Start the quiz")).to_have_count(0)
 
@@ -59,7 +59,7 @@ def test_failed_attempts_lead_to_the_cooldown(page, live_app):
 def test_quiz_completed_with_the_keyboard_alone(page, live_app):
     email = register(page)
     enrol_and_acknowledge(page)
-    page.goto("/quizzes/pharmacology-quiz")
+    page.goto("/courses/kap-foundations/quizzes/pharmacology-quiz")
     page.get_by_role("button", name="Start the quiz").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("button", name="Submit answers")).to_be_visible()

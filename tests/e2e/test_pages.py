@@ -46,12 +46,17 @@ CASES = [
     PageCase("module-locked", "courses.module", "learner", "/courses/kap-foundations/modules/dosing"),
     PageCase("dashboard", "courses.dashboard", "learner", "/dashboard"),
     PageCase("account", "accounts.profile", "learner", "/account"),
-    PageCase("quiz", "quizzes.quiz", "learner", "/quizzes/pharmacology-quiz"),
+    PageCase("quiz", "quizzes.quiz", "learner", "/courses/kap-foundations/quizzes/pharmacology-quiz"),
     PageCase("attempt", "quizzes.attempt", "learner"),
     PageCase("result", "quizzes.result", "learner"),
     PageCase("not-found", "", "anonymous", "/no-such-page"),
     PageCase("instructor-quizzes", "quizzes.instructor_quizzes", "instructor", "/instructor/quizzes"),
-    PageCase("item-analysis", "quizzes.item_analysis", "instructor", "/instructor/quizzes/pharmacology-quiz/analysis"),
+    PageCase(
+        "item-analysis",
+        "quizzes.item_analysis",
+        "instructor",
+        "/instructor/courses/kap-foundations/quizzes/pharmacology-quiz/analysis",
+    ),
     PageCase("accommodations", "admin.accommodations", "admin", "/admin/accommodations"),
 ]
 # Endpoints reached only by POST (or as a redirect) get no page of their own.
@@ -79,7 +84,7 @@ def learner_state(browser, base_url, live_app):  # type: ignore[no-untyped-def]
     page = context.new_page()
     email = register(page, "Sam Accessible, RN")
     enrol_and_acknowledge(page)
-    page.goto("/quizzes/pharmacology-quiz")
+    page.goto("/courses/kap-foundations/quizzes/pharmacology-quiz")
     page.get_by_role("button", name="Start the quiz").click()
     for item_id, positions in answer_key(live_app, email, right=False).items():
         for pos in positions:

@@ -22,7 +22,7 @@ def seed_attempts(db, patterns: list[list[bool]]) -> list[Attempt]:
     for pattern in patterns:
         user = make_user(db)
         enrolled(db, user)
-        a = services.start_attempt(db, user.id, q)
+        a = services.start_attempt(db, user.id, q, None)
         form = {}
         for item, right in zip(sorted(a.items, key=lambda i: i.revision.question.position), pattern, strict=True):
             ids = [o["id"] for o in item.revision.options if bool(o["correct"]) == right]
@@ -75,9 +75,9 @@ def test_grading_registry_exact_and_partial():
 @pytest.mark.parametrize("role", [Role.INSTRUCTOR, Role.ADMIN])
 def test_staff_see_analysis_and_csv(client, db, login, role):
     login(make_user(db, role=role))
-    page = client.get("/instructor/quizzes/alpha-quiz/analysis")
+    page = client.get("/instructor/courses/demo-course/quizzes/alpha-quiz/analysis")
     assert page.status_code == 200 and b"Item analysis" in page.data
-    csv = client.get("/instructor/quizzes/alpha-quiz/analysis.csv")
+    csv = client.get("/instructor/courses/demo-course/quizzes/alpha-quiz/analysis.csv")
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
     assert csv.data.decode().splitlines()[0].startswith("question,revisions,times_drawn,facility")
 
@@ -86,8 +86,8 @@ def test_staff_see_analysis_and_csv(client, db, login, role):
     "url",
     [
         "/instructor/quizzes",
-        "/instructor/quizzes/alpha-quiz/analysis",
-        "/instructor/quizzes/alpha-quiz/analysis.csv",
+        "/instructor/courses/demo-course/quizzes/alpha-quiz/analysis",
+        "/instructor/courses/demo-course/quizzes/alpha-quiz/analysis.csv",
         "/admin/accommodations",
     ],
 )

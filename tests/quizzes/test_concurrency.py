@@ -7,13 +7,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kaptrain.accounts.models import User
 from kaptrain.quizzes import services
 from kaptrain.quizzes.models import Attempt, AttemptStatus
-from tests.factories import correct_answers, enrolled, make_user, quiz
+from tests.factories import correct_answers, enrolled, make_user, purge_user, quiz
 
 WORKERS = 4
 
@@ -29,7 +28,7 @@ def committed(app) -> Iterator[tuple[Any, int]]:
         user_id = user.id
     yield engine, user_id
     with Session(engine) as s:
-        s.execute(delete(User).where(User.id == user_id))  # cascades to enrolments and attempts
+        purge_user(s, user_id)
         s.commit()
 
 
@@ -61,7 +60,7 @@ def test_two_tabs_starting_at_once_get_one_attempt(committed):
     engine, user_id = committed
 
     def job(s: Session) -> int:
-        return services.start_attempt(s, user_id, quiz(s, "alpha-quiz")).id
+        return services.start_attempt(s, user_id, quiz(s, "alpha-quiz"), None).id
 
     ids = race(engine, job)
     assert len(set(ids)) == 1
@@ -72,7 +71,7 @@ def test_two_tabs_starting_at_once_get_one_attempt(committed):
 def test_concurrent_submissions_are_graded_once(committed, monkeypatch):
     engine, user_id = committed
     with Session(engine) as s:
-        attempt = services.start_attempt(s, user_id, quiz(s, "alpha-quiz"))
+        attempt = services.start_attempt(s, user_id, quiz(s, "alpha-quiz"), None)
         s.commit()
         attempt_id = attempt.id
         form = correct_answers(attempt)

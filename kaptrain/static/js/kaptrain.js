@@ -48,3 +48,14 @@
   }
   tick();
 })();
+
+/* Registration: preselect the browser's time zone while the select is still empty. Without this
+   script the select stays on "Not chosen" and the site shows times in UTC. */
+(function () {
+  "use strict";
+  var select = document.querySelector("select[data-detect-time-zone]");
+  if (!select || select.value || !window.Intl) { return; }
+  var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  var known = Array.prototype.some.call(select.options, function (o) { return o.value === zone; });
+  if (zone && known) { select.value = zone; }
+})();
