@@ -16,6 +16,7 @@ from kaptrain.accounts.models import Role
 from kaptrain.content.files import ContentError, read_content, write_content
 from kaptrain.content.loader import export_content, import_content
 from kaptrain.db import get_session
+from kaptrain.jobs import worker_command
 
 db_cli = AppGroup("db", help="Database schema migrations (Alembic).")
 content_cli = AppGroup("content", help="Check, import and export course content files.")
@@ -34,6 +35,7 @@ def register_cli(app: Flask) -> None:
     """Attach the command groups to the app."""
     for group in (db_cli, content_cli, users_cli, demo_cli):
         app.cli.add_command(group)
+    app.cli.add_command(worker_command)
 
 
 def _engine() -> Engine:
