@@ -1,0 +1,1 @@
+"""Certificates of completion: issuing, verifying, and rendering them as PDF."""

@@ -1,0 +1,285 @@
+"""The one PDF helper (template → WeasyPrint → bytes, static files only, time-limited) and the certificate PDF."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import cache, partial
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import segno
+from flask import current_app, render_template
+from weasyprint import HTML
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZES = ("A4", "Letter")
+# A certificate renders in about 0.2 s; 20 s means something is wrong (a pathological font or input).
+RENDER_TIMEOUT = 20.0
+CERTIFICATE_TEMPLATE = "certificates/pdf/certificate.html"
+# Past this the printed address is cut with an ellipsis; nobody types it, and the QR code carries all of it.
+MAX_PRINTED_URL = 300
+# The only data: URIs our templates make are QR codes and images; nothing else is read from one.
+_DATA_MEDIA_TYPES = frozenset({"image/svg+xml", "image/png"})
+
+
+class RenderError(RuntimeError):
+    """A PDF could not be rendered: it took longer than its time limit, or the renderer failed."""
+
+
+class RefusedURL(ValueError):
+    """The PDF fetcher refused a URL: only the app's static files and our data: images may be loaded."""
+
+
+class StaticFileFetcher(URLFetcher):
+    """A WeasyPrint fetcher that reads files under one folder and data: images, and refuses every other URL."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(allowed_protocols=("file", "data"), allow_redirects=False, timeout=1)
+        self.root = root.resolve()
+
+    def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> URLFetcherResponse:
+        """Return the resource at url if it is allowed; raise RefusedURL (WeasyPrint then skips it) otherwise."""
+        try:
+            scheme = url.split(":", 1)[0].lower()
+            if scheme == "data":
+                media_type = url[5:].split(",", 1)[0].split(";", 1)[0].strip().lower()
+                if media_type not in _DATA_MEDIA_TYPES:
+                    raise RefusedURL(f"data: URI of type {media_type!r}")
+                response: URLFetcherResponse = super().fetch(url, headers)
+                return response
+            if scheme == "file":
+                path = self.static_path(url)
+                content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                return URLFetcherResponse(path.as_uri(), path.read_bytes(), {"Content-Type": content_type})
+            raise RefusedURL(f"scheme {scheme!r}")
+        except RefusedURL:
+            log.warning("PDF renderer refused to load %.200s", url)
+            raise
+
+    def static_path(self, url: str) -> Path:
+        """The real path of a file: URL if it names a regular file inside root (after .. and symlinks)."""
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise RefusedURL("file: URL with a host")
+        # resolve() collapses ".." and follows every symlink, so what is checked is where the bytes really are.
+        path = Path(url2pathname(parts.path)).resolve()
+        if not path.is_relative_to(self.root):
+            raise RefusedURL("outside the static folder")
+        if not path.is_file():
+            raise RefusedURL("not a regular file")
+        return path
+
+
+def render_pdf(
+    template: str, *, page_size: str = "A4", timeout_seconds: float = RENDER_TIMEOUT, **context: Any
+) -> bytes:
+    """Render a template (given page_size) to PDF bytes in an app context: only static files, time-limited."""
+    if page_size not in PAGE_SIZES:
+        raise ValueError(f"page_size must be one of {PAGE_SIZES}, not {page_size!r}")
+    html = render_template(template, page_size=page_size, **context)
+    static_folder = current_app.static_folder
+    if static_folder is None:
+        raise RenderError("the app has no static folder to load fonts and stylesheets from")
+    root = Path(static_folder).resolve()
+    job = partial(_write_pdf, html, root.as_uri() + "/", StaticFileFetcher(root))
+    return _run_with_time_limit(job, timeout_seconds)
+
+
+def _write_pdf(html: str, base_url: str, fetcher: URLFetcher) -> bytes:
+    # WeasyPrint 70 uses the fetcher given to HTML(); one given to write_pdf() is ignored (default fetcher!).
+    pdf: bytes = HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf()
+    return pdf
+
+
+def _run_with_time_limit(job: Callable[[], bytes], timeout_seconds: float) -> bytes:
+    """Run job in a forked child that is killed at the limit, or in a thread where forking is unsafe."""
+    if _can_fork():
+        return _run_in_child(job, timeout_seconds)
+    return _run_in_thread(job, timeout_seconds)
+
+
+def _can_fork() -> bool:
+    # Forking copies only the calling thread: with other threads alive (threaded dev server, gthread
+    # workers) a lock they hold could deadlock the child. Gunicorn sync workers and RQ work horses
+    # are single-threaded, so there the render runs in a child that can really be stopped.
+    return (
+        hasattr(os, "fork")
+        and threading.active_count() == 1
+        and not multiprocessing.current_process().daemon  # daemonic processes may not have children
+    )
+
+
+@cache
+def _warm_up_parent() -> None:
+    # Once per process: a child inherits what the parent has loaded, so load WeasyPrint's lazy imports
+    # and Pango/fontconfig here rather than in every child (measured: about a quarter off each render).
+    HTML(string="<p>.</p>").write_pdf()
+
+
+def _run_in_child(job: Callable[[], bytes], timeout_seconds: float) -> bytes:
+    _warm_up_parent()
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_child_main, args=(job, sender), name="kaptrain-pdf", daemon=True)
+    process.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout_seconds):
+            process.kill()
+            raise RenderError(f"PDF rendering took longer than {timeout_seconds:g} s and was stopped")
+        ok, payload = receiver.recv()
+    except EOFError:
+        process.join(5)
+        raise RenderError(f"PDF renderer exited without a result (exit code {process.exitcode})") from None
+    finally:
+        # Also reached when the caller is interrupted (an RQ job timeout): no child outlives its request.
+        receiver.close()
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    if not ok:
+        raise RenderError(f"PDF rendering failed: {payload}")
+    assert isinstance(payload, bytes)
+    return payload
+
+
+def _child_main(job: Callable[[], bytes], sender: Connection) -> None:
+    try:
+        sender.send((True, job()))
+    except Exception as exc:  # reported to the parent, which raises RenderError
+        sender.send((False, f"{type(exc).__name__}: {exc}"))
+    finally:
+        sender.close()
+
+
+def _run_in_thread(job: Callable[[], bytes], timeout_seconds: float) -> bytes:
+    results: list[bytes] = []
+    errors: list[Exception] = []
+
+    def run() -> None:
+        try:
+            results.append(job())
+        except Exception as exc:  # re-raised in the caller as RenderError
+            errors.append(exc)
+
+    # A thread cannot be stopped: past the limit the caller gets RenderError at once and the daemon
+    # thread finishes (or is dropped at exit) on its own.
+    thread = threading.Thread(target=run, name="kaptrain-pdf", daemon=True)
+    thread.start()
+    thread.join(timeout_seconds)
+    if thread.is_alive():
+        raise RenderError(f"PDF rendering took longer than {timeout_seconds:g} s; abandoned")
+    if errors:
+        raise RenderError(f"PDF rendering failed: {type(errors[0]).__name__}: {errors[0]}") from errors[0]
+    return results[0]
+
+
+@dataclass(frozen=True)
+class CreditDesignation:
+    """One accrediting body's credit for the course: its type, hours, approval statement and provider number."""
+
+    credit_type: str
+    hours: Decimal
+    statement: str
+    provider_number: str
+
+
+@dataclass(frozen=True)
+class CertificateView:
+    """Everything printed on one certificate, already decided by the certificate service."""
+
+    holder_name: str
+    holder_credential: str
+    licence_number: str
+    course_title: str
+    completed_on: date
+    ce_hours: Decimal
+    designations: Sequence[CreditDesignation]
+    delivery_format: str
+    provider: str
+    accreditation_statement: str | None  # None: a plain certificate of completion that claims no credit
+    signatory_name: str
+    signatory_title: str
+    number: str
+    verification_url: str
+    issued_on: date
+    status_note: str | None = None
+
+
+def certificate_pdf(view: CertificateView, *, page_size: str, timeout_seconds: float = RENDER_TIMEOUT) -> bytes:
+    """The certificate as a one-page landscape PDF."""
+    holder = f"{view.holder_name}, {view.holder_credential}" if view.holder_credential else view.holder_name
+    return render_pdf(
+        CERTIFICATE_TEMPLATE,
+        page_size=page_size,
+        timeout_seconds=timeout_seconds,
+        cert=view,
+        accredited=view.accreditation_statement is not None,
+        hours=format_hours(view.ce_hours),
+        hours_unit="contact hour" if view.ce_hours == 1 else "contact hours",
+        completed_on=format_date(view.completed_on),
+        issued_on=format_date(view.issued_on),
+        designations=[(d, format_hours(d.hours)) for d in view.designations],
+        qr_uri=qr_data_uri(view.verification_url),
+        printed_url=_shorten(view.verification_url, MAX_PRINTED_URL),
+        url_pt=_fit(len(view.verification_url), ((60, 6.8), (140, 6.0), (MAX_PRINTED_URL, 5.2))),
+        name_pt=_fit(len(holder), ((30, 34), (42, 28), (60, 22), (90, 17))),
+        title_pt=_fit(len(view.course_title), ((60, 21), (110, 18), (170, 15), (260, 12.5))),
+        fine_pt=_fit(_fine_print_length(view), ((700, 9.5), (1100, 8.5), (1600, 7.5), (2400, 6.5))),
+    )
+
+
+def qr_code(url: str) -> segno.QRCode:
+    """The QR code printed on a certificate (error correction M: survives a crease or a smudge)."""
+    return segno.make(url, error="m", micro=False)
+
+
+def qr_data_uri(url: str) -> str:
+    """The QR code for url as an SVG data: URI that scales to any printed size (viewBox, no fixed size)."""
+    uri: str = qr_code(url).svg_data_uri(omitsize=True, dark="#000000", light="#ffffff")
+    return uri
+
+
+def format_hours(hours: Decimal) -> str:
+    """Hours as printed on certificates: at least one decimal, at most two ("8.0", "1.5", "0.75")."""
+    text = f"{hours.quantize(Decimal('0.01')):f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def format_date(day: date) -> str:
+    """A date no reader can misread, in either the US or the European order ("March 5, 2026")."""
+    return f"{day:%B} {day.day}, {day.year}"
+
+
+def _fit(length: int, steps: tuple[tuple[int, float], ...]) -> float:
+    """The font size (pt) for a text of this length: the first step it fits in, else a smaller last resort."""
+    for max_length, size in steps:
+        if length <= max_length:
+            return size
+    return steps[-1][1] * 0.8
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fine_print_length(view: CertificateView) -> int:
+    if view.accreditation_statement is None:
+        return 0
+    parts = [view.accreditation_statement]
+    parts += [d.credit_type + d.statement + d.provider_number for d in view.designations]
+    return sum(len(p) + 40 for p in parts)
