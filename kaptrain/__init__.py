@@ -46,6 +46,8 @@ def _register_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from kaptrain.accounts.views import bp as accounts_bp
     from kaptrain.admin.views import bp as admin_bp
+    from kaptrain.certificates import public  # noqa: F401 - registers the verification routes on the blueprint
+    from kaptrain.certificates.views import bp as certificates_bp
     from kaptrain.courses.views import bp as courses_bp
     from kaptrain.quizzes.views import bp as quizzes_bp
 
@@ -53,6 +55,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(courses_bp)
     app.register_blueprint(quizzes_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(certificates_bp)
 
 
 def _register_cli(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""Flask CLI commands: db, content, users, demo. Each command commits once or not at all."""
+"""Flask CLI commands: db, content, users, demo, certificates. Each command commits once or not at all."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from kaptrain import migrate
 from kaptrain.accounts import services as accounts
 from kaptrain.accounts.models import Role
+from kaptrain.certificates.cli import certificates_cli
 from kaptrain.content.files import ContentError, read_content, write_content
 from kaptrain.content.loader import export_content, import_content
 from kaptrain.db import get_session
@@ -33,7 +34,7 @@ DEMO_PASSWORD = "kaptrain-demo-2026"  # noqa: S105 - documented demo credential,
 
 def register_cli(app: Flask) -> None:
     """Attach the command groups to the app."""
-    for group in (db_cli, content_cli, users_cli, demo_cli):
+    for group in (db_cli, content_cli, users_cli, demo_cli, certificates_cli):
         app.cli.add_command(group)
     app.cli.add_command(worker_command)
 

@@ -19,10 +19,20 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_ENABLED": True,
     "LOGIN_RATE_LIMIT": "10 per minute",
-    "ACCREDITATION_STATEMENT": (
-        "Accreditation statement not configured: set KAPTRAIN_ACCREDITATION_STATEMENT to the wording "
-        "your accrediting body approved."
-    ),
+    # Certificate verification (page and API together) per client address: codes cannot be guessed, nor tried.
+    "VERIFY_RATE_LIMIT": "60 per minute",
+    # The wording an accrediting body approved; empty means certificates claim no accreditation.
+    "ACCREDITATION_STATEMENT": "",
+    # The site's public address, used in certificate verification links and QR codes, and in emails.
+    "BASE_URL": "http://127.0.0.1:5000",
+    "CERTIFICATE_PAGE_SIZE": "A4",  # or "Letter"
+    "CERTIFICATE_NUMBER_PREFIX": "KAP",
+    # Override the signatory named in course.yaml (e.g. per deployment).
+    "CERTIFICATE_SIGNATORY_NAME": "",
+    "CERTIFICATE_SIGNATORY_TITLE": "",
+    # Ed25519 keys that sign certificate credentials (kaptrain/credentials/keys.py): outside the database,
+    # made on first use with owner-only permissions. Back this directory up (see kaptrain/credentials/README.md).
+    "CREDENTIAL_KEY_DIR": str(PROJECT_ROOT / "instance" / "keys"),
     "SITE_NAME": "kaptrain",
     "TRUSTED_PROXIES": 0,
     "SESSION_HOURS": 12,

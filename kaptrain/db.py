@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Flask, Response, current_app, g, has_app_context, has_request_context, request
 from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -117,6 +117,7 @@ class Database:
         event.listen(self._factory, "after_flush", _note_write)
         event.listen(self._factory, "do_orm_execute", _note_bulk_write)
 
+
     def new_session(self, writer: bool = True) -> Session:
         """A new session on the current bind (tests swap in a connection with an open transaction).
 
@@ -193,12 +194,9 @@ def finish_request(commit: bool) -> None:
     session: Session | None = g.get("db_session")
     if session is None:
         return
-    pending = g.pop("after_commit", [])
     if commit and has_writes(session):
-        session.commit()
+        session.commit()  # runs the after_commit callbacks (jobs) once the rows are visible to others
         session.info.pop("wrote", None)
-        for callback in pending:  # e.g. jobs: they must see what this request committed
-            callback()
         return
     try:
         session.rollback()
@@ -212,14 +210,35 @@ def finish_request(commit: bool) -> None:
     session.info.pop("wrote", None)
 
 
-def after_commit(callback: Callable[[], None]) -> None:
-    """Run callback once the request's transaction has committed (dropped if it rolls back).
+def after_commit(callback: Callable[[], None], session: Session | None = None) -> None:
+    """Run callback once the session's transaction commits; drop it if the transaction rolls back.
 
-    Outside a request (CLI commands, jobs), which commit before they call this, it runs at once."""
-    if has_request_context() and "db_session" in g:
-        g.setdefault("after_commit", []).append(callback)
-    else:
+    Jobs enqueued by a request, a CLI command or another job must see the rows their caller wrote, and must
+    not run at all for work that was rolled back. The session defaults to the app context's; with no
+    transaction in progress the callback runs at once."""
+    if session is None and has_app_context():
+        session = g.get("db_session")
+    if session is None or not session.in_transaction() or session.info.get("committed"):
         callback()
+        return
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released, not the transaction: the rows are not visible to others yet
+    # While the callbacks run the transaction is over, so one registering another runs it at once.
+    session.info["committed"] = True
+    try:
+        for callback in session.info.pop("after_commit", []):
+            callback()
+    finally:
+        session.info.pop("committed", None)
+
+
+def _drop_after_commit(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint rolled back: the outer transaction goes on
+        session.info.pop("after_commit", None)
 
 
 def insert_ignoring_conflict(session: Session, model: type[Base], **values: Any) -> None:
@@ -230,3 +249,8 @@ def insert_ignoring_conflict(session: Session, model: type[Base], **values: Any)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert(model).values(**values).on_conflict_do_nothing())
+
+
+# On every Session, not only the app's factory: a job registered on any session runs after its commit.
+event.listen(Session, "after_commit", _run_after_commit)
+event.listen(Session, "after_rollback", _drop_after_commit)

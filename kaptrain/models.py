@@ -2,6 +2,8 @@
 
 from kaptrain.accounts.models import User
 from kaptrain.activity import ActivityClock
+from kaptrain.audit import AuditEntry
+from kaptrain.certificates.models import Attestation, Certificate, CertificateFile, Evaluation
 from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.db import Base
@@ -10,6 +12,11 @@ from kaptrain.quizzes.models import Accommodation, Attempt, AttemptItem, Questio
 __all__ = [
     "Accommodation",
     "ActivityClock",
+    "Attestation",
+    "AuditEntry",
+    "Certificate",
+    "CertificateFile",
+    "Evaluation",
     "Attempt",
     "AttemptItem",
     "Base",

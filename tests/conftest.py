@@ -12,6 +12,7 @@ import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from redis import Redis
 from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,8 @@ from kaptrain.content.files import read_content
 from kaptrain.content.loader import import_content
 from kaptrain.db import Database
 from kaptrain.migrate import upgrade
+from tests.redis_support import redis_database
+from tests.smtp_support import Inbox, start_smtp
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_MODULES = FIXTURES / "content" / "modules"
@@ -167,3 +170,18 @@ def scratch_dir() -> Iterator[Path]:
     """A temporary folder for files a test writes."""
     with tempfile.TemporaryDirectory() as d:
         yield Path(d)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    """A real SMTP server on a free loopback port (no TLS, no auth), and what it received."""
+    inbox = Inbox()
+    controller = start_smtp(inbox)
+    yield inbox, controller.port
+    controller.stop()
+
+
+@pytest.fixture
+def redis_db() -> Iterator[Redis]:
+    """The test Redis database (tests/redis_support.py), flushed before and after; skipped when Redis is down."""
+    yield from redis_database()

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from kaptrain.accounts import services as accounts
 from kaptrain.accounts.models import Role, User
 from kaptrain.activity import ActivityClock
+from kaptrain.audit import AuditEntry
+from kaptrain.certificates import services as certificates
+from kaptrain.certificates.models import Attestation, Certificate, CertificateFile, Evaluation
+from kaptrain.certificates.services import EvaluationAnswers
 from kaptrain.content.models import Course
 from kaptrain.courses import completion
 from kaptrain.courses import services as courses
@@ -91,7 +96,17 @@ def pass_quiz(session: Session, user: User, slug: str, course_slug: str = "demo-
 def purge_user(session: Session, user_id: int) -> None:
     """Delete a user committed by a test and every record of theirs (CE records RESTRICT a plain delete)."""
     attempts = select(Attempt.id).where(Attempt.user_id == user_id)
+    held = select(Certificate.id).where(Certificate.user_id == user_id)
     for stmt in (
+        delete(AuditEntry).where(
+            (AuditEntry.actor_id == user_id)
+            | ((AuditEntry.subject_type == "certificate") & AuditEntry.subject_id.in_(held))
+        ),
+        delete(CertificateFile).where(CertificateFile.certificate_id.in_(held)),
+        update(Certificate).where(Certificate.user_id == user_id).values(supersedes_id=None),
+        delete(Certificate).where(Certificate.user_id == user_id),
+        delete(Attestation).where(Attestation.user_id == user_id),
+        delete(Evaluation).where(Evaluation.user_id == user_id),
         delete(AttemptItem).where(AttemptItem.attempt_id.in_(attempts)),
         delete(Attempt).where(Attempt.user_id == user_id),
         delete(ActivityClock).where(ActivityClock.user_id == user_id),
@@ -100,3 +115,26 @@ def purge_user(session: Session, user_id: int) -> None:
         delete(User).where(User.id == user_id),
     ):
         session.execute(stmt)
+
+
+def complete_learning(session: Session, user: User) -> completion.CourseRecord:
+    """Take the learner through every module and the final assessment of the fixture course."""
+    for slug in ("alpha-quiz", "beta-quiz"):
+        pass_quiz(session, user, slug)
+    gamma = record(session, user).modules[2]
+    gamma.progress = courses.open_module(session, user.id, gamma.module)
+    courses.mark_read(session, gamma)
+    pass_quiz(session, user, "demo-final")
+    return record(session, user)
+
+
+def evaluation_answers(course: Course) -> EvaluationAnswers:
+    """A complete, favourable course evaluation."""
+    return EvaluationAnswers({o["id"]: "met" for o in course.objectives}, 4, 5, 4, True)
+
+
+def certified(session: Session, user: User, hours: str = "3.5") -> Certificate:
+    """Complete the fixture course, evaluate, attest and get the certificate."""
+    done = complete_learning(session, user)
+    certificates.submit_evaluation(session, done, evaluation_answers(done.course))
+    return certificates.attest(session, record(session, user), user, Decimal(hours))

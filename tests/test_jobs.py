@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
-import subprocess
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from redis import Redis
-from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import create_engine, func, select, text
 
 from kaptrain import jobs
 from kaptrain.accounts.models import User
-from kaptrain.config import PROJECT_ROOT
 from kaptrain.db import finish_request, get_session
 from tests import jobs_support
 from tests.conftest import make_test_app
-
-REDIS_URL = "redis://127.0.0.1:6379/14"  # a database of its own, flushed before and after each test
-FLASK = str(Path(sys.executable).with_name("flask"))
+from tests.redis_support import REDIS_URL, run_flask, worker_env
 
 
 def test_inline_runs_the_job_at_once_with_its_arguments(extra_app, tmp_path):
@@ -108,27 +97,6 @@ def test_worker_command_needs_redis(extra_app):
     assert "KAPTRAIN_REDIS_URL is not set" in result.output
 
 
-@pytest.fixture
-def redis_db() -> Iterator[Redis]:
-    """The test Redis database, flushed before and after; skipped (failed under CI) when Redis is down."""
-    connection = Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        connection.ping()
-    except RedisError as exc:
-        message = f"Redis is not reachable at {REDIS_URL} ({exc})"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI machines run Redis, so its absence there is a real failure
-        pytest.skip(message + ": start redis-server to run the worker tests")
-    # Runs of this suite on one machine share this Redis database: take turns, or one run's flush
-    # would empty the other's queue mid-test.
-    with open(Path(tempfile.gettempdir()) / "kaptrain-tests-redis-14.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        connection.flushdb()
-        yield connection
-        connection.flushdb()
-    connection.close()
-
-
 def test_enqueue_with_redis_queues_the_job_instead_of_running_it(redis_db, tmp_path):
     app = make_test_app(f"sqlite:///{tmp_path / 'q.sqlite3'}", REDIS_URL=REDIS_URL)
     target = tmp_path / "out.txt"
@@ -166,16 +134,8 @@ def test_worker_runs_each_job_in_its_own_app_context_and_closes_its_session(redi
 
 def test_flask_worker_runs_queued_jobs_against_the_database(redis_db, tmp_path):
     db_url = f"sqlite:///{tmp_path / 'worker.sqlite3'}"
-    env = {**os.environ, "KAPTRAIN_REDIS_URL": REDIS_URL, "KAPTRAIN_DATABASE_URL": db_url}
-    env.pop("KAPTRAIN_ENV", None)
-    migrated = subprocess.run(
-        [FLASK, "--app", "kaptrain", "db", "upgrade"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = worker_env(db_url)
+    migrated = run_flask(env, "db", "upgrade")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
 
     app = make_test_app(db_url, REDIS_URL=REDIS_URL)
@@ -184,14 +144,7 @@ def test_flask_worker_runs_queued_jobs_against_the_database(redis_db, tmp_path):
         jobs.enqueue(jobs_support.fail, "deliberate failure")
     app.extensions["kaptrain.db"].engine.dispose()
 
-    worker = subprocess.run(
-        [FLASK, "--app", "kaptrain", "worker", "--burst"],
-        env=env,
-        cwd=PROJECT_ROOT,  # so that the worker can import tests.jobs_support
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    worker = run_flask(env, "worker", "--burst", timeout=20)
     output = worker.stdout + worker.stderr
     assert worker.returncode == 0, output
 

@@ -2,59 +2,18 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import logging
-import socket
-from collections.abc import Iterator
-from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from kaptrain import mail
 from kaptrain.config import load_config
+from tests.smtp_support import Inbox, start_smtp
 
 SENDER = "Équipe kaptrain — Zoë <no-reply@kaptrain.test>"
 SMTP_PASSWORD = "s3cret-smtp-password"  # smtplib sends AUTH credentials as ASCII
 BODY = "Bonjour Zoë,\n\nVotre certificat « Thérapie assistée par kétamine » est prêt. 証明書 ✓\n"
-
-
-class Inbox:
-    """aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802 - aiosmtpd hook
-        """Store the envelope and the parsed message."""
-        parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)  # type: ignore[attr-defined]
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))  # type: ignore[attr-defined]
-        return "250 Message accepted for delivery"
-
-
-def _free_port() -> int:
-    """A loopback port that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(inbox: Inbox, **kwargs: object) -> Controller:
-    """Start an aiosmtpd server delivering into inbox."""
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(), **kwargs)
-    controller.start()
-    return controller
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    """A real SMTP server on a free loopback port (no TLS, no auth)."""
-    inbox = Inbox()
-    controller = _start(inbox)
-    yield inbox, controller.port
-    controller.stop()
 
 
 def test_send_delivers_over_smtp_with_unicode_sender_and_body(extra_app, smtp_server):
@@ -85,7 +44,7 @@ def test_send_logs_in_to_the_server_and_never_logs_the_password(extra_app, caplo
         return AuthResult(success=auth_data.password == SMTP_PASSWORD.encode())
 
     inbox = Inbox()
-    controller = _start(inbox, authenticator=authenticator, auth_require_tls=False)
+    controller = start_smtp(inbox, authenticator=authenticator, auth_require_tls=False)
     try:
         app = extra_app(
             SMTP_HOST="127.0.0.1",

@@ -19,7 +19,7 @@ from kaptrain.accounts.models import User
 from kaptrain.content.models import Course, Module
 from kaptrain.courses import services as courses
 from kaptrain.courses.models import Enrolment, ModuleProgress
-from kaptrain.db import finish_request, get_session
+from kaptrain.db import after_commit, finish_request, get_session
 from kaptrain.quizzes.models import Attempt
 from tests.factories import course, enrolled, make_user, pass_quiz, purge_user
 
@@ -206,3 +206,36 @@ def test_concurrent_registrations_with_one_email_give_one_account_and_a_clear_er
             if user_id is not None:
                 purge_user(s, user_id)
                 s.commit()
+
+
+def test_after_commit_callbacks_run_after_the_commit_and_never_after_a_rollback(extra_app):
+    app: Flask = extra_app()
+    ran: list[str] = []
+    for commit in (True, False):
+        with app.test_request_context("/", method="POST"):
+            session = get_session()
+            session.execute(select(func.count()).select_from(User))
+            session.info["wrote"] = True  # as a flush would
+            # A job enqueued from within another after-commit callback (e.g. an email after an approval).
+            before = list(ran)
+            after_commit(lambda c=commit: after_commit(lambda: ran.append(f"commit={c}")))
+            assert ran == before  # held until the commit
+            finish_request(commit=commit)
+    assert ran == ["commit=True"]
+
+
+def test_after_commit_waits_for_the_real_commit_not_a_savepoint(extra_app):
+    app: Flask = extra_app()
+    ran: list[str] = []
+    with app.test_request_context("/", method="POST"):
+        session = get_session()
+        session.execute(select(func.count()).select_from(User))
+        session.info["wrote"] = True
+        after_commit(lambda: ran.append("job"))
+        with session.begin_nested():  # released: not yet the commit
+            session.execute(select(func.count()).select_from(User))
+        assert ran == []
+        with pytest.raises(RuntimeError), session.begin_nested():  # rolled back: the outer work goes on
+            raise RuntimeError("inner failure")
+        finish_request(commit=True)
+    assert ran == ["job"]

@@ -24,9 +24,16 @@ COURSE_FIELDS = (
     "financial_disclosure",
     "off_label_statement",
     "disclaimer",
-    "objectives",
     "min_reading_percent",
+    "delivery_format",
 )
+# The certificate: block of course.yaml, stored as columns of the course.
+CERTIFICATE_FIELDS = {
+    "approval": "certificate_approval",
+    "validity_months": "certificate_validity_months",
+    "signatory_name": "signatory_name",
+    "signatory_title": "signatory_title",
+}
 
 Progress = Callable[[str], None]
 
@@ -90,10 +97,31 @@ def import_content(
     return +stats
 
 
+def course_values(data: CourseFile) -> dict[str, Any]:
+    """The course file as column values of a Course row."""
+    values = {k: getattr(data, k) for k in COURSE_FIELDS}
+    values["objectives"] = [o.model_dump() for o in data.objectives]
+    values["credit_designations"] = [d.model_dump(mode="json") for d in data.credit_designations]
+    values.update({column: getattr(data.certificate, key) for key, column in CERTIFICATE_FIELDS.items()})
+    return values
+
+
+def course_file(course: Course) -> CourseFile:
+    """A Course row as its course file."""
+    return CourseFile.model_validate(
+        {
+            "slug": course.slug,
+            "objectives": course.objectives,
+            "credit_designations": course.credit_designations,
+            "certificate": {key: getattr(course, column) for key, column in CERTIFICATE_FIELDS.items()},
+            **{k: getattr(course, k) for k in COURSE_FIELDS},
+        }
+    )
+
+
 def _sync_course(session: Session, data: CourseFile, stats: Counter[str]) -> Course:
     course = session.scalar(select(Course).where(Course.slug == data.slug))
-    values = {k: getattr(data, k) for k in COURSE_FIELDS}
-    values["objectives"] = list(data.objectives)
+    values = course_values(data)
     if course is None:
         course = Course(slug=data.slug, **values)
         session.add(course)
@@ -146,7 +174,7 @@ def export_content(session: Session) -> list[CourseContent]:
     """The database's current content as file models, ready for files.write_content."""
     out = []
     for course in session.scalars(select(Course).order_by(Course.slug)):
-        cf = CourseFile(slug=course.slug, **{k: getattr(course, k) for k in COURSE_FIELDS})
+        cf = course_file(course)
         content = CourseContent(cf)
         for module in course.modules:
             if module.is_retired:

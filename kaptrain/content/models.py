@@ -28,9 +28,16 @@ class Course(Base):
     financial_disclosure: Mapped[str] = mapped_column(Text)
     off_label_statement: Mapped[str] = mapped_column(Text)
     disclaimer: Mapped[str] = mapped_column(Text)
-    objectives: Mapped[list[Any]]
+    objectives: Mapped[list[Any]]  # [{"id": "stable-id", "text": "The clinician can ..."}]
     # Active reading a module needs before its quiz opens, as a percentage of its estimated time (0 = off).
     min_reading_percent: Mapped[int] = mapped_column(default=0, server_default="0")
+    delivery_format: Mapped[str] = mapped_column(String(300), default="Enduring online material")
+    # [{"credit_type": "APA", "hours": "8.0", "statement": "...", "provider_number": "..."}]
+    credit_designations: Mapped[list[Any]] = mapped_column(default=list)
+    certificate_approval: Mapped[str] = mapped_column(String(20), default="automatic")  # or "manual"
+    certificate_validity_months: Mapped[int | None]
+    signatory_name: Mapped[str] = mapped_column(String(200), default="")
+    signatory_title: Mapped[str] = mapped_column(String(200), default="")
     is_published: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

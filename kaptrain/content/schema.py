@@ -17,10 +17,41 @@ HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://\S+$")]
 BANNED_OPTIONS = re.compile(r"\b(all|none) of the above\b", re.IGNORECASE)
 
 
+def _refuse_duplicates(what: str, values: list[str]) -> None:
+    dupes = sorted({v for v in values if values.count(v) > 1})
+    if dupes:
+        raise ValueError(f"duplicate {what}(s): {', '.join(dupes)}")
+
+
 class Strict(BaseModel):
     """Unknown fields are errors, so a typo in a field name is reported, not ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CourseObjective(Strict):
+    """A course learning objective; its id is stable, so evaluation answers survive rewording."""
+
+    id: Slug
+    text: Objective
+
+
+class CreditDesignation(Strict):
+    """One accreditor's credit for the course, printed on the certificate as approved."""
+
+    credit_type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    hours: Decimal = Field(gt=0, le=200, decimal_places=2)
+    statement: Text
+    provider_number: str = ""
+
+
+class CertificateSettings(Strict):
+    """How the course's completion certificate is issued."""
+
+    approval: Literal["automatic", "manual"] = "automatic"  # manual: an administrator approves each one
+    validity_months: int | None = Field(default=None, ge=1, le=240)  # None: it does not expire
+    signatory_name: Text
+    signatory_title: Text
 
 
 class CourseFile(Strict):
@@ -36,9 +67,25 @@ class CourseFile(Strict):
     financial_disclosure: Text
     off_label_statement: Text
     disclaimer: Text
-    objectives: list[Objective] = Field(min_length=1)
+    objectives: list[CourseObjective] = Field(min_length=1)
     # Active reading a module needs before its quiz opens, as a percentage of its estimated minutes.
     min_reading_percent: int = Field(default=0, ge=0, le=100)
+    delivery_format: Text = "Enduring online material"
+    credit_designations: list[CreditDesignation] = []
+    certificate: CertificateSettings
+
+    @field_validator("objectives")
+    @classmethod
+    def _unique_objective_ids(cls, objectives: list[CourseObjective]) -> list[CourseObjective]:
+        _refuse_duplicates("objective id", [o.id for o in objectives])
+        return objectives
+
+    @model_validator(mode="after")
+    def _designations_within_hours(self) -> CourseFile:
+        over = [d.credit_type for d in self.credit_designations if d.hours > self.ce_hours]
+        if over:
+            raise ValueError(f"credit designation(s) {', '.join(over)} claim more hours than ce_hours")
+        return self
 
 
 class Reference(Strict):
@@ -74,10 +121,7 @@ class ModuleMeta(Strict):
     @field_validator("references")
     @classmethod
     def _unique_keys(cls, refs: list[Reference]) -> list[Reference]:
-        keys = [r.key for r in refs]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
-        if dupes:
-            raise ValueError(f"duplicate reference key(s): {', '.join(dupes)}")
+        _refuse_duplicates("reference key", [r.key for r in refs])
         return refs
 
 
@@ -183,10 +227,7 @@ class QuizFile(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> QuizFile:
-        keys = [q.key for q in self.questions]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
-        if dupes:
-            raise ValueError(f"duplicate question key(s): {', '.join(dupes)}")
+        _refuse_duplicates("question key", [q.key for q in self.questions])
         vkeys = {v.key for v in self.vignettes}
         unknown = sorted({q.vignette for q in self.questions if q.vignette and q.vignette not in vkeys})
         if unknown:

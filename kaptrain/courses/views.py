@@ -8,6 +8,8 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
 from kaptrain.auth import user
+from kaptrain.certificates import services as certificates
+from kaptrain.certificates.models import Certificate
 from kaptrain.content.models import Course
 from kaptrain.content.render import render_markdown, section_headings
 from kaptrain.courses import completion, services
@@ -165,9 +167,12 @@ def heartbeat(slug: str, module_slug: str) -> ResponseReturnValue:
 @bp.route("/dashboard")
 @login_required
 def dashboard() -> ResponseReturnValue:
-    """The learner's courses: requirements as a checklist with the next step linked, and active time."""
+    """The learner's courses: requirements as a checklist with the next step linked, active time, certificates."""
     session = get_session()
     records = [
         completion.course_record(session, user().id, e.course, e) for e in services.enrolments_for(session, user().id)
     ]
-    return render_template("courses/dashboard.html", records=records)
+    by_course: dict[int, list[Certificate]] = {}
+    for certificate in certificates.certificates_for(session, user().id):
+        by_course.setdefault(certificate.course_id, []).append(certificate)
+    return render_template("courses/dashboard.html", records=records, certificates=by_course)

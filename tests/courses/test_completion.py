@@ -27,6 +27,8 @@ def test_every_requirement_is_a_step_with_done_and_why(db):
         StepKind.MODULE,
         StepKind.MODULE,
         StepKind.FINAL,
+        StepKind.EVALUATION,
+        StepKind.ATTESTATION,
     ]
     assert not any(s.done for s in steps)
     assert steps[1].why.startswith("Locked: first, read and acknowledge")

@@ -102,7 +102,8 @@ def test_a_module_without_a_quiz_completes_when_read(db):
     assert not now.requirements_met and now.next_step.kind == StepKind.FINAL  # the final is still to pass
     pass_quiz(db, user, "demo-final")
     done = record(db, user)
-    assert done.requirements_met and done.completed and done.completed_at is not None
+    assert done.requirements_met and not done.completed  # the evaluation and attestation come next
+    assert done.next_step.kind == StepKind.EVALUATION and done.completed_at is None
 
 
 def test_seat_time_counts_active_heartbeats_but_not_idle_gaps(db):

@@ -1,13 +1,17 @@
-"""A clinician's path in a real browser: register, enrol, read module 1, pass its quiz, open module 2."""
+"""A clinician's path in a real browser: register, enrol, read module 1, pass its quiz, open module 2; then
+evaluate the course, attest, claim hours and download and verify the certificate."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import answer_key, enrol_and_acknowledge, register
+from kaptrain.certificates.services import ATTESTATION_STATEMENT
+from tests.e2e.helpers import answer_key, complete_requirements, enrol_and_acknowledge, register
 
 pytestmark = pytest.mark.e2e
 
@@ -90,3 +94,61 @@ def test_quiz_completed_with_the_keyboard_alone(page, live_app):
             break
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name=re.compile(r"Passed: 100%"))).to_be_visible()
+
+
+def test_evaluate_attest_and_download_the_certificate(page, live_app):
+    email = register(page, "Jordan Certified, LPC")
+    enrol_and_acknowledge(page)
+    complete_requirements(live_app, email)  # the quizzes are covered above; the services pass them quickly
+
+    page.goto("/dashboard")
+    expect(page.get_by_text("You have met the course's learning requirements.")).to_be_visible()
+    page.get_by_role("link", name="Course evaluation").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Course evaluation")
+    objectives = page.get_by_role("group", name=re.compile(r"^Objective \d+ of 6"))
+    expect(objectives).to_have_count(6)
+    for i in range(6):
+        objectives.nth(i).get_by_label("Met", exact=True).check()
+    page.get_by_role("group", name="Relevance to your practice").get_by_label("5 · Highly relevant").check()
+    page.get_by_role("group", name="Quality of the material").get_by_label("4", exact=True).check()
+    page.get_by_role("group", name="Was the content free of commercial bias?").get_by_label("No").check()
+    page.get_by_role("button", name="Submit the evaluation").click()  # no overall rating, no bias comment
+    expect(page.get_by_role("alert")).to_contain_text("Choose a rating from 1 to 5.")
+    expect(page.get_by_role("alert")).to_contain_text("Tell us where you saw commercial bias")
+    page.get_by_role("group", name="Overall rating of the course").get_by_label("4", exact=True).check()
+    page.get_by_role("group", name="Was the content free of commercial bias?").get_by_label("Yes").check()
+    page.get_by_role("button", name="Submit the evaluation").click()
+
+    expect(page.get_by_text("Thank you: your evaluation was submitted.")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Attestation and hours claimed")
+    expect(page.get_by_role("heading", name="Your measured active time")).to_be_visible()
+    hours = page.get_by_label("Hours you claim")
+    expect(hours).to_have_attribute("step", "0.25")
+    expect(hours).to_have_attribute("max", "8")
+    hours.fill("3.1")
+    page.get_by_label(ATTESTATION_STATEMENT).check()
+    page.get_by_role("button", name="Attest and request my certificate").click()
+    expect(hours).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("alert")).to_contain_text("quarter-hour steps")
+    hours.fill("7.5")
+    page.get_by_label(ATTESTATION_STATEMENT).check()
+    page.get_by_role("button", name="Attest and request my certificate").click()
+
+    expect(page.get_by_text("Your certificate was issued.")).to_be_visible()
+    number = page.locator(".certificate-facts dd").first.inner_text()
+    assert re.fullmatch(r"KAP-\d{4}-\d{6}", number)
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name=re.compile("^Download PDF")).click()
+    download = download_info.value
+    assert download.suggested_filename == f"{number}.pdf"
+    assert Path(download.path()).read_bytes()[:5] == b"%PDF-"
+
+    verification = page.get_by_label("Verification link").input_value()
+    assert "/verify/" in verification
+    page.get_by_role("link", name="Transcript").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Transcript")
+    expect(page.get_by_text(f"{number} · Issued")).to_be_visible()
+    # The printed address uses BASE_URL (the production site); its path is what this live server answers.
+    page.goto(urlsplit(verification).path)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Valid certificate")
+    expect(page.get_by_text("Jordan Certified")).to_be_visible()

@@ -12,7 +12,15 @@ from playwright.sync_api import expect
 
 from kaptrain.cli import DEMO_PASSWORD
 from tests.e2e.conftest import SCREENSHOTS
-from tests.e2e.helpers import answer_key, enrol_and_acknowledge, log_in, register
+from tests.e2e.helpers import (
+    answer_key,
+    attest,
+    complete_requirements,
+    enrol_and_acknowledge,
+    log_in,
+    register,
+    submit_evaluation,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +30,15 @@ AXE_OPTIONS = {
 PHONE = {"width": 375, "height": 812}
 
 # Routes that are not pages a person looks at (actions, downloads, assets).
-NOT_PAGES = {"static", "courses.heartbeat", "quizzes.item_analysis_csv"}
+NOT_PAGES = {
+    "static",
+    "courses.heartbeat",
+    "quizzes.item_analysis_csv",
+    "certificates.certificate_pdf",
+    "certificates.certificate_json",
+    "certificates.transcript_pdf",
+    "certificates.api_certificate",
+}
 
 
 @dataclass(frozen=True)
@@ -31,7 +47,7 @@ class PageCase:
 
     name: str
     endpoint: str
-    who: str  # anonymous | learner | instructor | admin
+    who: str  # anonymous | learner | graduate | evaluated | certified | instructor | admin
     url: str = ""
 
 
@@ -45,6 +61,14 @@ CASES = [
     PageCase("module", "courses.module", "learner", "/courses/kap-foundations/modules/pharmacology"),
     PageCase("module-locked", "courses.module", "learner", "/courses/kap-foundations/modules/dosing"),
     PageCase("dashboard", "courses.dashboard", "learner", "/dashboard"),
+    PageCase("dashboard-certificate", "courses.dashboard", "certified", "/dashboard"),
+    PageCase("evaluation-locked", "certificates.evaluation", "learner", "/courses/kap-foundations/evaluation"),
+    PageCase("evaluation", "certificates.evaluation", "graduate", "/courses/kap-foundations/evaluation"),
+    PageCase("evaluation-done", "certificates.evaluation", "certified", "/courses/kap-foundations/evaluation"),
+    PageCase("attestation-locked", "certificates.attestation", "graduate", "/courses/kap-foundations/attestation"),
+    PageCase("attestation", "certificates.attestation", "evaluated", "/courses/kap-foundations/attestation"),
+    PageCase("transcript", "certificates.transcript", "certified", "/courses/kap-foundations/transcript"),
+    PageCase("verify", "certificates.verify", "anonymous"),
     PageCase("account", "accounts.profile", "learner", "/account"),
     PageCase("quiz", "quizzes.quiz", "learner", "/courses/kap-foundations/quizzes/pharmacology-quiz"),
     PageCase("attempt", "quizzes.attempt", "learner"),
@@ -77,9 +101,34 @@ def test_every_page_route_has_an_accessibility_case(live_app):
     assert not missing, f"pages without an accessibility and mobile check in {__file__}: {missing}"
 
 
+def _signed_in(browser, base_url, name):  # type: ignore[no-untyped-def]
+    """A new learner registered, enrolled and past the disclosures in a browser context of their own."""
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    email = register(page, name)
+    enrol_and_acknowledge(page)
+    return context, email
+
+
+def _further_learners(browser, base_url, live_app):  # type: ignore[no-untyped-def]
+    """Learners at the certificate steps, moved on through the services: their sessions and the verify path."""
+    sessions, verify = {}, ""
+    for who in ("graduate", "evaluated", "certified"):
+        context, email = _signed_in(browser, base_url, f"Alex {who.title()}, PsyD")
+        complete_requirements(live_app, email)
+        if who != "graduate":
+            submit_evaluation(live_app, email)
+        if who == "certified":
+            verify = attest(live_app, email)
+        sessions[who] = context.storage_state()
+        context.close()
+    return sessions, verify
+
+
 @pytest.fixture(scope="module")
 def learner_state(browser, base_url, live_app):  # type: ignore[no-untyped-def]
-    """A learner with an enrolment, a submitted attempt (result page) and an open attempt."""
+    """A learner with an enrolment, a submitted attempt (result page) and an open attempt; learners who met
+    the requirements, submitted the evaluation, and hold a certificate (with its verification page)."""
     context = browser.new_context(base_url=base_url)
     page = context.new_page()
     email = register(page, "Sam Accessible, RN")
@@ -95,12 +144,15 @@ def learner_state(browser, base_url, live_app):  # type: ignore[no-untyped-def]
     attempt_url = page.url.replace(base_url, "")
     state = context.storage_state()
     context.close()
-    return {"storage": state, "result": result_url, "attempt": attempt_url, "email": email}
+    sessions, verify = _further_learners(browser, base_url, live_app)
+    return {"sessions": {"learner": state, **sessions}, "result": result_url, "attempt": attempt_url,
+            "email": email, "verify": verify}
 
 
 def open_as(browser, base_url, who, learner_state, viewport):  # type: ignore[no-untyped-def]
-    if who == "learner":
-        context = browser.new_context(base_url=base_url, viewport=viewport, storage_state=learner_state["storage"])
+    if who in learner_state["sessions"]:
+        storage = learner_state["sessions"][who]
+        context = browser.new_context(base_url=base_url, viewport=viewport, storage_state=storage)
         return context, context.new_page()
     context = browser.new_context(base_url=base_url, viewport=viewport)
     page = context.new_page()

@@ -1,0 +1,264 @@
+"""`flask certificates ...`: issue, revoke, re-issue, approve, re-render, remind and export certificates.
+
+Each command checks all its input first, acts through the services (which write the audit entries, here
+attributed to the operating-system account), commits once and says what it did. Bad input is one line naming
+the argument, exit status 1, and nothing changed. Approvals, re-renders and reminders are jobs
+(kaptrain.jobs): inline they run as the progress bar moves; with KAPTRAIN_REDIS_URL they are queued."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kaptrain import audit, jobs
+from kaptrain.accounts import services as accounts
+from kaptrain.certificates import services, tasks
+from kaptrain.certificates.models import Certificate, CertificateFile, CertificateStatus, RevocationReason
+from kaptrain.certificates.report import COLUMNS, ce_report
+from kaptrain.content.models import Course
+from kaptrain.db import get_session, utcnow
+
+certificates_cli = AppGroup("certificates", help="Issue, revoke, re-issue, approve, re-render and export certificates.")
+
+CATEGORIES = [r.value for r in RevocationReason]
+
+
+def _bad(argument: str, message: str) -> click.ClickException:
+    """The one-line error for bad input: exit status 1, nothing committed."""
+    return click.ClickException(f"{argument}: {message}")
+
+
+def _find(session: Session, code: str) -> Certificate:
+    """The certificate with this verification code (or, for convenience, this number)."""
+    found = services.find_by_code(session, code) or session.scalar(
+        select(Certificate).where(Certificate.number == code)
+    )
+    if found is None:
+        raise _bad("CODE", f"no certificate has the code or number {code!r}.")
+    return found
+
+
+def _name(certificate: Certificate) -> str:
+    return certificate.number or f"#{certificate.id} (pending)"
+
+
+def _queued() -> bool:
+    return bool(current_app.config["REDIS_URL"])
+
+
+def _select(
+    session: Session, codes: Sequence[str], everything: bool, all_of: Callable[[], list[Certificate]]
+) -> list[Certificate]:
+    """The certificates named by CODE arguments, or every one `all_of` gives for --all."""
+    if everything and codes:
+        raise _bad("--all", "give either --all or certificate codes, not both.")
+    if not everything and not codes:
+        raise _bad("CODE", "give one or more certificate codes, or --all.")
+    if everything:
+        return all_of()
+    found = [_find(session, code) for code in dict.fromkeys(codes)]  # in order, each once
+    return list({c.id: c for c in found}.values())
+
+
+def _run_jobs(label: str, func: Callable[..., None], ids: list[int], *args: str) -> None:
+    """Enqueue one job per certificate with a progress bar (inline, each runs as the bar moves)."""
+    with click.progressbar(ids, label=label, file=sys.stderr) as bar:
+        for certificate_id in bar:
+            jobs.enqueue(func, certificate_id, *args)
+
+
+@certificates_cli.command("issue")
+@click.option("--email", required=True, help="The holder's account email.")
+@click.option("--course", "slug", required=True, help="The course's slug, as in modules/<slug>/.")
+@click.option("--reason", required=True, help="Why it is issued here, e.g. the record number in the old system.")
+def issue_command(email: str, slug: str, reason: str) -> None:
+    """Issue a certificate for a completion recorded elsewhere (records migrated from another system)."""
+    session = get_session()
+    user = accounts.find_user_by_email(session, email)
+    if user is None:
+        raise _bad("--email", f"no account has the email {email!r}.")
+    course = session.scalar(select(Course).where(Course.slug == slug))
+    if course is None:
+        raise _bad("--course", f"no course has the slug {slug!r}.")
+    if not reason.strip():
+        raise _bad("--reason", "say why the certificate is issued outside the course.")
+    try:
+        certificate = services.issue_without_course(session, user, course, reason, actor_label=audit.cli_actor())
+    except services.CertificateError as exc:
+        raise _bad("--email", str(exc)) from None
+    session.commit()  # the "issued" email goes out now, after the commit
+    click.echo(f"Issued {certificate.number} to {user.email} for {course.slug} ({certificate.hours:f} hours).")
+    click.echo(f"Verification: {services.verification_url(certificate.code)}")
+
+
+@certificates_cli.command("revoke")
+@click.argument("code")
+@click.option("--reason", "note", required=True, help="What happened, for the record (not shown publicly).")
+@click.option(
+    "--category",
+    default=RevocationReason.OTHER.value,
+    show_default=True,
+    metavar="|".join(CATEGORIES),
+    help="The reason the public verification page gives, in words.",
+)
+def revoke_command(code: str, note: str, category: str) -> None:
+    """Revoke an active certificate; its verification page and API say so from now on."""
+    if category not in CATEGORIES:
+        raise _bad("--category", f"choose one of {', '.join(CATEGORIES)} (not {category!r}).")
+    if not note.strip():
+        raise _bad("--reason", "say why the certificate is revoked.")
+    session = get_session()
+    certificate = _find(session, code)
+    try:
+        services.revoke(session, certificate, RevocationReason(category), note, actor_label=audit.cli_actor())
+    except services.CertificateError as exc:
+        raise _bad("CODE", str(exc)) from None
+    session.commit()
+    label = RevocationReason(category).label
+    click.echo(f"Revoked {_name(certificate)} ({certificate.holder_name}, {certificate.course_title}): {label}.")
+
+
+@certificates_cli.command("reissue")
+@click.argument("code")
+def reissue_command(code: str) -> None:
+    """Issue a new version from the holder's current profile (e.g. a corrected name); the old one is superseded."""
+    session = get_session()
+    old = _find(session, code)
+    try:
+        new = services.reissue(session, old, actor_label=audit.cli_actor())
+    except services.CertificateError as exc:
+        raise _bad("CODE", str(exc)) from None
+    session.commit()
+    click.echo(f"Re-issued {old.number} as {new.number} for {new.holder_name}; {old.number} is superseded.")
+    click.echo(f"Verification: {services.verification_url(new.code)}")
+
+
+@certificates_cli.command("approve")
+@click.argument("codes", nargs=-1, metavar="[CODE]...")
+@click.option("--all", "everything", is_flag=True, help="Every certificate waiting for approval.")
+def approve_command(codes: tuple[str, ...], everything: bool) -> None:
+    """Issue certificates waiting for an administrator's approval, one job each."""
+    session = get_session()
+    chosen = _select(session, codes, everything, lambda: services.pending_certificates(session))
+    for c in chosen:
+        if c.status != CertificateStatus.PENDING:
+            raise _bad("CODE", f"certificate {_name(c)} is {c.status.value}, not waiting for approval.")
+    if not chosen:
+        click.echo("No certificates are waiting for approval.")
+        return
+    ids = [c.id for c in chosen]
+    # Nothing to commit: end the read, so that each job's approval commits on its own (and SQLite's
+    # write lock is free for it) and the jobs run at once instead of after this command's commit.
+    session.rollback()
+    _run_jobs("Approving certificates", tasks.approve_job, ids, audit.cli_actor())
+    if _queued():
+        click.echo(f"Queued {len(ids)} approval(s) for the worker.")
+        return
+    issued = session.scalars(
+        select(Certificate.number).where(Certificate.id.in_(ids), Certificate.status != CertificateStatus.PENDING)
+    ).all()
+    click.echo(f"Approved and issued {len(issued)} certificate(s): {', '.join(sorted(n or '' for n in issued))}.")
+    if len(issued) < len(ids):
+        raise click.ClickException(f"{len(ids) - len(issued)} could not be issued; the log says why.")
+
+
+@certificates_cli.command("rerender")
+@click.argument("codes", nargs=-1, metavar="[CODE]...")
+@click.option("--all", "everything", is_flag=True, help="Every issued certificate (active, superseded, revoked).")
+def rerender_command(codes: tuple[str, ...], everything: bool) -> None:
+    """Render certificate PDFs again (e.g. after a template change), keeping their numbers and codes."""
+    session = get_session()
+    issued = select(Certificate).where(Certificate.status != CertificateStatus.PENDING).order_by(Certificate.id)
+    chosen = _select(session, codes, everything, lambda: list(session.scalars(issued)))
+    for c in chosen:
+        if c.status == CertificateStatus.PENDING:
+            raise _bad("CODE", f"certificate {_name(c)} is pending: it has no PDF until it is issued.")
+    if not chosen:
+        click.echo("No issued certificates to re-render.")
+        return
+    actor = audit.cli_actor()
+    for c in chosen:
+        audit.record(session, "certificate.rerender", "certificate", c.id, actor_label=actor, number=c.number)
+    ids = [c.id for c in chosen]
+    started = utcnow()
+    session.commit()  # the audit entries; the jobs then render and commit each PDF
+    _run_jobs("Re-rendering certificates", tasks.rerender_job, ids)
+    if _queued():
+        click.echo(f"Queued {len(ids)} re-render(s) for the worker.")
+        return
+    rendered = CertificateFile.certificate_id.in_(ids), CertificateFile.rendered_at >= started
+    done = session.scalar(select(func.count()).select_from(CertificateFile).where(*rendered)) or 0
+    click.echo(f"Re-rendered {done} certificate PDF(s); numbers and codes are unchanged.")
+    if done < len(ids):
+        raise click.ClickException(f"{len(ids) - done} could not be re-rendered; the log says why.")
+
+
+@certificates_cli.command("remind-expiring")
+@click.option("--days", default="30", show_default=True, help="Remind holders whose certificate expires this soon.")
+def remind_expiring_command(days: str) -> None:
+    """Email holders whose certificate expires within --days (once per certificate)."""
+    if not days.isdigit() or int(days) < 1:
+        raise _bad("--days", f"give a whole number of days, 1 or more (not {days!r}).")
+    session = get_session()
+    ids = tasks.expiring_soon(int(days))
+    if not ids:
+        click.echo(f"No certificates expire within {days} days without a reminder sent.")
+        return
+    actor = audit.cli_actor()
+    for certificate_id in ids:
+        audit.record(
+            session, "certificate.expiry_reminder", "certificate", certificate_id, actor_label=actor, days=int(days)
+        )
+    session.commit()  # the audit entries; each job then emails and notes the reminder
+    _run_jobs("Sending expiry reminders", tasks.send_expiry_reminder, ids)
+    verb = "Queued" if _queued() else "Sent"
+    click.echo(f"{verb} {len(ids)} expiry reminder(s) for certificates expiring within {days} days.")
+
+
+def _since(raw: str) -> dt.date:
+    try:
+        return dt.datetime.strptime(raw, "%Y-%m-%d").date()
+    except ValueError:
+        raise _bad("--since", f"give a date as YYYY-MM-DD, e.g. 2026-01-31 (not {raw!r}).") from None
+
+
+@certificates_cli.command("export")
+@click.option("--since", "since_raw", required=True, metavar="YYYY-MM-DD", help="Certificates issued on or after.")
+@click.option("--output", metavar="FILE", help="Write the CSV to this file; default: standard output.")
+def export_command(since_raw: str, output: str | None) -> None:
+    """Write the CE report as CSV: one row per issued certificate (active, superseded or revoked)."""
+    since = _since(since_raw)
+    session = get_session()
+    rows = list(ce_report(session, since))
+    if output is None:
+        _write_csv(sys.stdout, rows)
+    else:
+        try:
+            with Path(output).open("w", encoding="utf-8", newline="") as f:
+                _write_csv(f, rows)
+        except OSError as exc:
+            raise _bad("--output", f"cannot write {output}: {exc.strerror}.") from None
+    # Personal data left the system: who took it, and what.
+    audit.record(
+        session, "certificate.export", "certificate", None, actor_label=audit.cli_actor(),
+        since=since.isoformat(), rows=len(rows), output=output or "stdout",
+    )
+    session.commit()
+    where = output or "standard output"
+    click.echo(f"Exported {len(rows)} certificate(s) issued since {since.isoformat()} to {where}.", err=output is None)
+
+
+def _write_csv(stream: TextIO, rows: list[list[str]]) -> None:
+    writer = csv.writer(stream)
+    writer.writerow(COLUMNS)
+    writer.writerows(rows)

@@ -1,0 +1,128 @@
+"""The learner's certificate forms: the course evaluation and the attestation with the hours claimed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from wtforms import BooleanField, Field, RadioField, SelectChoice, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional, StopValidation, ValidationError
+
+from kaptrain.certificates.services import ATTESTATION_STATEMENT, OBJECTIVE_ANSWERS, EvaluationAnswers
+from kaptrain.content.models import Course
+from kaptrain.forms import BaseForm
+
+MAX_COMMENT = 5000
+OBJECTIVE_CHOICES = [SelectChoice(value, label) for value, label in OBJECTIVE_ANSWERS.items()]
+
+
+def _chosen(message: str) -> Callable[[Any, Field], None]:
+    """Validator: one of the field's own choices was picked; otherwise say what to do, in words."""
+
+    def check(form: Any, field: Field) -> None:
+        if field.data not in {choice.value for choice in field.choices}:
+            raise StopValidation(message)
+
+    return check
+
+
+def _radio(label: str, choices: list[SelectChoice], message: str) -> RadioField:
+    """A required radio group whose error message says what to choose."""
+    # validate_choice=False: _chosen gives the message, not WTForms' "Not a valid choice".
+    return RadioField(label, choices=choices, validate_choice=False, validators=[_chosen(message)])
+
+
+def _rating(label: str, low: str, high: str) -> RadioField:
+    """A 1-5 rating whose two ends are labelled."""
+    ends = {1: f"1 · {low}", 5: f"5 · {high}"}
+    choices = [SelectChoice(str(n), ends.get(n, str(n))) for n in range(1, 6)]
+    return _radio(label, choices, "Choose a rating from 1 to 5.")
+
+
+class EvaluationForm(BaseForm):
+    """The CE evaluation: objectives met, ratings, commercial bias and comments (objective fields added per course)."""
+
+    objective_fields: list[tuple[str, str, str]] = []  # (field name, objective id, objective text)
+
+    relevance = _rating("Relevance to your practice", "Not relevant", "Highly relevant")
+    quality = _rating("Quality of the material", "Poor", "Excellent")
+    overall = _rating("Overall rating of the course", "Poor", "Excellent")
+    free_of_bias = _radio(
+        "Was the content free of commercial bias?",
+        [SelectChoice("yes", "Yes"), SelectChoice("no", "No")],
+        "Answer yes or no.",
+    )
+    bias_comment = TextAreaField(
+        "If not, where did you see commercial bias?",
+        # No Optional(): it would stop the chain on an empty answer before validate_bias_comment runs.
+        validators=[Length(max=MAX_COMMENT, message=f"Keep this under {MAX_COMMENT} characters.")],
+    )
+    comments = TextAreaField(
+        "Other comments (optional)",
+        validators=[Optional(), Length(max=MAX_COMMENT, message=f"Keep this under {MAX_COMMENT} characters.")],
+    )
+    submit = SubmitField("Submit the evaluation")
+
+    def validate_bias_comment(self, field: Field) -> None:
+        """A "no" to the bias question needs a word on where the bias was."""
+        if self.free_of_bias.data == "no" and not (field.data or "").strip():
+            raise ValidationError("Tell us where you saw commercial bias, so it can be corrected.")
+
+    def objectives(self) -> list[tuple[Field, str]]:
+        """Each objective's field with the objective's text, in the course's order."""
+        return [(self[name], text) for name, _id, text in self.objective_fields]
+
+    def answers(self) -> EvaluationAnswers:
+        """What the learner answered, for the certificates service."""
+        return EvaluationAnswers(
+            objectives_met={objective_id: self[name].data for name, objective_id, _text in self.objective_fields},
+            relevance=int(self.relevance.data),
+            quality=int(self.quality.data),
+            overall=int(self.overall.data),
+            free_of_bias=self.free_of_bias.data == "yes",
+            bias_comment=self.bias_comment.data or "",
+            comments=self.comments.data or "",
+        )
+
+
+def evaluation_form(course: Course) -> EvaluationForm:
+    """The evaluation form for a course: one Met / Partly met / Not met question per learning objective."""
+
+    class CourseEvaluationForm(EvaluationForm):
+        """The evaluation form with this course's objectives."""
+
+    CourseEvaluationForm.objective_fields = []
+    for number, objective in enumerate(course.objectives, start=1):
+        # Field names by position: objective ids are free text in course.yaml and need not be identifiers.
+        name = f"objective_{number}"
+        # WTForms' form class picks up fields set on it after creation (FormMeta.__setattr__).
+        question = _radio(f"Objective {number}", OBJECTIVE_CHOICES, "Choose Met, Partly met or Not met.")
+        setattr(CourseEvaluationForm, name, question)
+        CourseEvaluationForm.objective_fields.append((name, str(objective["id"]), str(objective["text"])))
+    return CourseEvaluationForm()
+
+
+class AttestationForm(BaseForm):
+    """The attestation: the hours claimed and the statement, confirmed with a tick."""
+
+    # Text, not a number field: kaptrain.certificates.services.parse_hours says what is wrong in words.
+    hours = StringField("Hours you claim", validators=[DataRequired(message="Enter the hours you claim, e.g. 7.5.")])
+    confirm = BooleanField(
+        ATTESTATION_STATEMENT,
+        validators=[DataRequired(message="Tick the box to make the attestation; no certificate is issued without it.")],
+    )
+    submit = SubmitField("Attest and request my certificate")
+
+
+def attestation_form(maximum: Decimal) -> AttestationForm:
+    """The attestation form, its hours field marked up as quarter hours up to the course's maximum."""
+    form = AttestationForm()
+    form.hours.render_kw = {
+        "type": "number",
+        "step": "0.25",
+        "min": "0.25",
+        "max": f"{maximum.normalize():f}",
+        "inputmode": "decimal",
+    }
+    return form

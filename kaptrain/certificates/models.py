@@ -1,0 +1,153 @@
+"""Certificate models: the course evaluation, the learner's attestation, certificates and their stored PDFs.
+
+A certificate copies what it certifies (the holder's name, credential and licence, the course title, hours,
+designations and statements) at issuance, so a later edit of a profile or a course never changes an
+issued record. Records are never deleted: a re-issue supersedes, a revocation revokes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Enum, ForeignKey, LargeBinary, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from kaptrain.content.models import Course
+from kaptrain.db import Base, utcnow
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class Evaluation(Base):
+    """The learner's course evaluation, the form CE providers use (one per learner and course)."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (UniqueConstraint("user_id", "course_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="RESTRICT"), index=True)
+    # {objective id: "met" | "partly" | "not_met"}; ids are stable in course.yaml, so answers survive edits.
+    objectives_met: Mapped[dict[str, Any]]
+    relevance: Mapped[int]  # 1-5: relevance to the learner's practice
+    quality: Mapped[int]  # 1-5: quality of the material
+    overall: Mapped[int]  # 1-5
+    free_of_bias: Mapped[bool]  # the content was free of commercial bias
+    bias_comment: Mapped[str] = mapped_column(Text, default="")
+    comments: Mapped[str] = mapped_column(Text, default="")
+    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Attestation(Base):
+    """The learner's statement that they completed the course themselves, with the hours they claim."""
+
+    __tablename__ = "attestations"
+    __table_args__ = (UniqueConstraint("user_id", "course_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="RESTRICT"), index=True)
+    statement: Mapped[str] = mapped_column(Text)  # the exact words attested
+    hours_claimed: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    active_seconds: Mapped[int]  # the active time the site had measured when the claim was made
+    attested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CertificateStatus(enum.StrEnum):
+    """Where a certificate stands. "Expired" is not stored: it follows from expires_at."""
+
+    PENDING = "pending"  # waiting for an administrator's approval
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"  # replaced by a re-issue
+    REVOKED = "revoked"
+
+
+class RevocationReason(enum.StrEnum):
+    """Why a certificate was revoked, as the public verification page names it."""
+
+    ISSUED_IN_ERROR = "issued_in_error"
+    REQUIREMENTS_NOT_MET = "requirements_not_met"
+    ACADEMIC_MISCONDUCT = "academic_misconduct"
+    COURSE_WITHDRAWN = "course_withdrawn"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        """The reason in words."""
+        return {
+            "issued_in_error": "issued in error",
+            "requirements_not_met": "course requirements not met",
+            "academic_misconduct": "academic misconduct",
+            "course_withdrawn": "course withdrawn",
+            "other": "other reason",
+        }[self.value]
+
+
+class Certificate(Base):
+    """A completion certificate: what it certifies (copied at issuance), its number, code and status."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # KAP-<year>-<id>: set from the row's id in the issuing transaction, so two issued at once never clash.
+    number: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # The unguessable code in the verification URL (128 random bits); never derived from the number.
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="RESTRICT"), index=True)
+    status: Mapped[CertificateStatus] = mapped_column(_enum(CertificateStatus), index=True)
+
+    holder_name: Mapped[str] = mapped_column(String(200))
+    holder_credential: Mapped[str] = mapped_column(String(100), default="")
+    licence_number: Mapped[str] = mapped_column(String(100), default="")
+    jurisdiction: Mapped[str] = mapped_column(String(100), default="")
+    course_title: Mapped[str] = mapped_column(String(300))
+    hours: Mapped[Decimal] = mapped_column(Numeric(5, 2))  # the hours claimed, within the course maximum
+    max_hours: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    designations: Mapped[list[Any]] = mapped_column(default=list)
+    delivery_format: Mapped[str] = mapped_column(String(300))
+    provider: Mapped[str] = mapped_column(String(300))
+    accreditation_statement: Mapped[str | None] = mapped_column(Text)
+    signatory_name: Mapped[str] = mapped_column(String(200))
+    signatory_title: Mapped[str] = mapped_column(String(200))
+
+    completed_at: Mapped[dt.datetime]
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    issued_at: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime | None]
+    expiry_reminded_at: Mapped[dt.datetime | None]
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    issue_reason: Mapped[str] = mapped_column(Text, default="")  # e.g. a record migrated from another system
+
+    revoked_at: Mapped[dt.datetime | None]
+    revocation_reason: Mapped[RevocationReason | None] = mapped_column(_enum(RevocationReason))
+    revocation_note: Mapped[str] = mapped_column(Text, default="")
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id", ondelete="RESTRICT"))
+    superseded_at: Mapped[dt.datetime | None]
+
+    course: Mapped[Course] = relationship(lazy="joined")
+    supersedes: Mapped[Certificate | None] = relationship(remote_side=[id], lazy="joined")
+
+    def is_expired(self, now: dt.datetime) -> bool:
+        """An active certificate whose validity period has ended."""
+        return self.status == CertificateStatus.ACTIVE and self.expires_at is not None and now >= self.expires_at
+
+    def __repr__(self) -> str:
+        return f"<Certificate {self.number or self.id} {self.status.value}>"
+
+
+class CertificateFile(Base):
+    """The certificate's PDF, rendered once at issuance (or re-render) and served as stored."""
+
+    __tablename__ = "certificate_files"
+
+    certificate_id: Mapped[int] = mapped_column(
+        ForeignKey("certificates.id", ondelete="RESTRICT"), primary_key=True
+    )
+    pdf: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
+    sha256: Mapped[str] = mapped_column(String(64))
+    rendered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

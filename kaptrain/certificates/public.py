@@ -1,0 +1,108 @@
+"""Public verification: the page a certificate's QR code opens, and the same record as JSON. No login.
+
+Codes carry 128 random bits, so they cannot be guessed; a rate limit per address (VERIFY_RATE_LIMIT, shared
+by the page and the API) keeps anyone from trying. An unknown code and a malformed one get the same answer,
+after the same work."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from flask import Response, current_app, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_limiter.errors import RateLimitExceeded
+
+from kaptrain.certificates import services
+from kaptrain.certificates.blueprint import bp
+from kaptrain.certificates.models import Certificate
+from kaptrain.certificates.pdf import format_date, format_hours
+from kaptrain.db import finish_request, get_session
+from kaptrain.extensions import limiter
+from kaptrain.web import error_page
+
+API_ENDPOINT = "certificates.api_certificate"
+PUBLIC_ENDPOINTS = frozenset({"certificates.verify", API_ENDPOINT})
+# Well-formed but shorter than every issued code (32 characters), so it never matches anything.
+_NEVER_ISSUED = "0" * 20
+
+
+def _verify_limit() -> str:
+    return str(current_app.config["VERIFY_RATE_LIMIT"])
+
+
+def _lookup(code: str) -> Certificate | None:
+    """The certificate with this code; a malformed code costs the same query as an unknown one."""
+    well_formed = services.CODE_PATTERN.fullmatch(code) is not None
+    # As accounts.services.authenticate hashes a dummy password for an unknown email: equal work, equal time.
+    found = services.find_by_code(get_session(), code if well_formed else _NEVER_ISSUED)
+    return found if well_formed else None
+
+
+def _day(moment: dt.datetime | None) -> str:
+    """A certificate's date as its PDF prints it (the UTC day, "March 5, 2026"), or "" for none."""
+    return format_date(moment.date()) if moment is not None else ""
+
+
+def _facts(status: services.PublicStatus) -> list[tuple[str, str]]:
+    """What the page lists about the certificate, as its PDF shows it (never the email or licence number)."""
+    c = status.certificate
+    expiry_label = {"valid": "Valid until", "expired": "Expired on"}.get(status.verdict, "Expiry date")
+    rows = [
+        ("Holder", c.holder_name),
+        ("Credential", c.holder_credential),
+        ("Course", c.course_title),
+        ("Completed on", _day(c.completed_at)),
+        ("Hours", f"{format_hours(c.hours)} {'hour' if c.hours == 1 else 'hours'}"),
+        ("Format", c.delivery_format),
+        ("Certificate number", c.number or "Not yet assigned"),
+        ("Issued by", c.provider),
+        ("Issued on", _day(c.issued_at)),
+        (expiry_label, _day(c.expires_at)),
+    ]
+    if c.accreditation_statement:  # designations are printed, and so shown, only with an accreditation
+        credits = "; ".join(f"{d['credit_type']} {format_hours(Decimal(str(d['hours'])))}" for d in c.designations)
+        rows.append(("Credit", credits))
+    return [(label, value) for label, value in rows if value]
+
+
+@bp.route("/verify/<path:code>")
+@limiter.shared_limit(_verify_limit, scope="certificate-verification")
+def verify(code: str) -> ResponseReturnValue:
+    """Show whether a certificate is valid, revoked, superseded, expired or pending (anyone, no login)."""
+    certificate = _lookup(code)
+    if certificate is None:
+        return render_template("certificates/verify_not_found.html"), 404
+    status = services.public_status(certificate)
+    return render_template(
+        "certificates/verify.html", status=status, facts=_facts(status), revoked_on=_day(certificate.revoked_at)
+    )
+
+
+@bp.route("/api/v1/certificates/<path:code>")
+@limiter.shared_limit(_verify_limit, scope="certificate-verification")
+def api_certificate(code: str) -> ResponseReturnValue:
+    """The certificate's public record as JSON, for verifiers' own systems; {"status": "unknown"} with 404."""
+    certificate = _lookup(code)
+    if certificate is None:
+        return jsonify(status="unknown"), 404
+    return jsonify(services.public_status(certificate).as_json())
+
+
+@bp.errorhandler(RateLimitExceeded)
+def rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
+    """Over the limit: the API says so in JSON; pages get the site's error page, as before."""
+    finish_request(commit=False)
+    if request.endpoint == API_ENDPOINT:
+        return jsonify(status="rate_limited", message="Too many requests: wait a minute and try again."), 429
+    return error_page(429)
+
+
+@bp.after_request
+def _public_headers(response: Response) -> Response:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        # A holder's name is on the page: shared links should not end up in search results.
+        response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    if request.endpoint == API_ENDPOINT:
+        response.headers["Access-Control-Allow-Origin"] = "*"  # verifiers call it from their own sites
+    return response

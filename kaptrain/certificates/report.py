@@ -1,0 +1,113 @@
+"""The CE report: one row per issued certificate, with what accrediting bodies ask a provider to keep.
+
+Pure reading: the CLI writes the rows as CSV (`flask certificates export`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session, aliased, lazyload
+
+from kaptrain.accounts.models import User
+from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
+from kaptrain.content.models import Course
+
+COLUMNS = (
+    "number",
+    "status",
+    "issued_on",
+    "completed_on",
+    "holder_name",
+    "holder_credential",
+    "licence_number",
+    "jurisdiction",
+    "email",
+    "course_slug",
+    "course_title",
+    "hours_claimed",
+    "course_max_hours",
+    "credit_types",
+    "provider",
+    "revoked_on",
+    "revocation_reason",
+    "superseded_by",
+    "supersedes",
+    "evaluation_submitted_on",
+    "attested_on",
+    "active_minutes",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection"); names and
+# licence numbers come from learners' profiles.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _day(moment: dt.datetime | None) -> str:
+    return moment.date().isoformat() if moment is not None else ""
+
+
+def _text(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def ce_report(session: Session, since: dt.date) -> Iterator[list[str]]:
+    """Rows (in COLUMNS order) of the certificates issued on or after `since` (UTC), oldest first.
+
+    Active, superseded and revoked certificates alike; pending ones were never issued."""
+    newer, older = aliased(Certificate), aliased(Certificate)
+    same_learning = {
+        model: and_(model.user_id == Certificate.user_id, model.course_id == Certificate.course_id)
+        for model in (Evaluation, Attestation)
+    }
+    rows = session.execute(
+        select(
+            Certificate,
+            User.email,
+            Course.slug,
+            newer.number,
+            older.number,
+            Evaluation.submitted_at,
+            Attestation.attested_at,
+            Attestation.active_seconds,
+        )
+        .join(User, User.id == Certificate.user_id)
+        .join(Course, Course.id == Certificate.course_id)
+        .outerjoin(newer, newer.supersedes_id == Certificate.id)
+        .outerjoin(older, older.id == Certificate.supersedes_id)
+        .outerjoin(Evaluation, same_learning[Evaluation])
+        .outerjoin(Attestation, same_learning[Attestation])
+        .where(
+            Certificate.status != CertificateStatus.PENDING,
+            Certificate.issued_at >= dt.datetime.combine(since, dt.time(), dt.UTC),
+        )
+        .order_by(Certificate.issued_at, Certificate.id)
+        .options(lazyload("*"))  # everything needed is in the row
+    )
+    for c, email, slug, superseded_by, supersedes, evaluated_at, attested_at, active_seconds in rows:
+        # Credit designations are printed on a certificate only with an accreditation statement.
+        credits = [str(d["credit_type"]) for d in c.designations] if c.accreditation_statement else []
+        yield [
+            c.number or "",
+            c.status.value,
+            _day(c.issued_at),
+            _day(c.completed_at),
+            _text(c.holder_name),
+            _text(c.holder_credential),
+            _text(c.licence_number),
+            _text(c.jurisdiction),
+            _text(email),
+            slug,
+            _text(c.course_title),
+            f"{c.hours:f}",
+            f"{c.max_hours:f}",
+            _text("; ".join(credits)),
+            _text(c.provider),
+            _day(c.revoked_at),
+            c.revocation_reason.label if c.revocation_reason else "",
+            superseded_by or "",
+            supersedes or "",
+            _day(evaluated_at),
+            _day(attested_at),
+            "" if active_seconds is None else str(active_seconds // 60),
+        ]

@@ -1,0 +1,469 @@
+"""Certificates: the evaluation and attestation steps, issuance, approval, revocation, re-issue, lookup.
+
+Services flush and never commit: a view or CLI command commits once, and every action writes its audit
+entry in the same transaction. Emails and bulk work go through kaptrain.jobs, after the commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kaptrain import audit
+from kaptrain.accounts.models import User
+from kaptrain.certificates.models import (
+    Attestation,
+    Certificate,
+    CertificateFile,
+    CertificateStatus,
+    Evaluation,
+    RevocationReason,
+)
+from kaptrain.certificates.pdf import CertificateView, CreditDesignation, certificate_pdf
+from kaptrain.content.models import Course
+from kaptrain.courses.completion import POST_COURSE_STEPS, CourseRecord, Step, StepKind
+from kaptrain.db import after_commit, utcnow
+
+QUARTER_HOUR = Decimal("0.25")
+RATINGS = range(1, 6)
+OBJECTIVE_ANSWERS = {"met": "Met", "partly": "Partly met", "not_met": "Not met"}
+ATTESTATION_STATEMENT = (
+    "I completed this course myself: I studied its modules and answered its quizzes and final assessment "
+    "without anyone else answering for me, and the hours I claim are the time I actually spent on it."
+)
+CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{20,64}")
+
+
+class CertificateError(Exception):
+    """A certificate action that cannot be carried out; the message is shown to the person."""
+
+    def __init__(self, message: str, status: int = 409, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+# ---------------------------------------------------------------- the two steps after the learning
+
+
+def get_evaluation(session: Session, user_id: int, course_id: int) -> Evaluation | None:
+    """The learner's evaluation of the course, if submitted."""
+    return session.scalar(select(Evaluation).where(Evaluation.user_id == user_id, Evaluation.course_id == course_id))
+
+
+def get_attestation(session: Session, user_id: int, course_id: int) -> Attestation | None:
+    """The learner's attestation for the course, if made."""
+    return session.scalar(
+        select(Attestation).where(Attestation.user_id == user_id, Attestation.course_id == course_id)
+    )
+
+
+def _evaluation_step(session: Session, record: CourseRecord) -> Step:
+    done = get_evaluation(session, record.enrolment.user_id, record.course.id) if record.enrolment else None
+    if done:
+        why, locked = "Submitted", False
+    elif not record.requirements_met:
+        why, locked = "Locked: first, pass every module quiz and the final assessment", True
+    else:
+        why, locked = "Tell us whether the course met its objectives (about 3 minutes)", False
+    when = done.submitted_at if done else None
+    title = "Course evaluation"
+    return Step(StepKind.EVALUATION, StepKind.EVALUATION.value, title, done is not None, when, why, locked)
+
+
+def _attestation_step(session: Session, record: CourseRecord) -> Step:
+    done = get_attestation(session, record.enrolment.user_id, record.course.id) if record.enrolment else None
+    evaluated = any(s.kind == StepKind.EVALUATION and s.done for s in record.steps)
+    if done:
+        why, locked = f"Attested; {done.hours_claimed.normalize():f} hours claimed", False
+    elif not evaluated:
+        why, locked = "Locked: first, submit the course evaluation", True
+    else:
+        why, locked = "Confirm you completed the course yourself and claim your hours", False
+    when = done.attested_at if done else None
+    title = "Attestation and hours claimed"
+    return Step(StepKind.ATTESTATION, StepKind.ATTESTATION.value, title, done is not None, when, why, locked)
+
+
+POST_COURSE_STEPS.extend([_evaluation_step, _attestation_step])
+
+
+@dataclass(frozen=True)
+class EvaluationAnswers:
+    """What the evaluation form collected."""
+
+    objectives_met: dict[str, str]
+    relevance: int
+    quality: int
+    overall: int
+    free_of_bias: bool
+    bias_comment: str = ""
+    comments: str = ""
+
+
+def submit_evaluation(session: Session, record: CourseRecord, answers: EvaluationAnswers) -> Evaluation:
+    """Record the learner's evaluation (once, after the learning requirements are met)."""
+    enrolment = record.enrolment
+    if enrolment is None or not record.requirements_met:
+        raise CertificateError("The evaluation opens once every module quiz and the final assessment are passed.", 403)
+    ids = {o["id"] for o in record.course.objectives}
+    if set(answers.objectives_met) != ids or not set(answers.objectives_met.values()) <= set(OBJECTIVE_ANSWERS):
+        raise CertificateError("Answer the question for every learning objective.", 400, "objectives")
+    for name in ("relevance", "quality", "overall"):
+        if getattr(answers, name) not in RATINGS:
+            raise CertificateError("Choose a rating from 1 to 5.", 400, name)
+    if not answers.free_of_bias and not answers.bias_comment.strip():
+        raise CertificateError("Tell us where you saw commercial bias, so it can be corrected.", 400, "bias_comment")
+    evaluation = Evaluation(
+        user_id=enrolment.user_id,
+        course_id=record.course.id,
+        objectives_met=dict(answers.objectives_met),
+        relevance=answers.relevance,
+        quality=answers.quality,
+        overall=answers.overall,
+        free_of_bias=answers.free_of_bias,
+        bias_comment=answers.bias_comment.strip(),
+        comments=answers.comments.strip(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(evaluation)
+    except IntegrityError:  # submitted twice (two tabs, a double click)
+        raise CertificateError("You have already submitted the evaluation for this course.") from None
+    return evaluation
+
+
+def parse_hours(raw: str, maximum: Decimal) -> Decimal:
+    """Hours claimed: a number of quarter hours, more than 0 and at most the course's maximum."""
+    try:
+        hours = Decimal(raw.strip())
+    except (InvalidOperation, AttributeError):
+        raise CertificateError("Enter the hours as a number, e.g. 7.5.", 400, "hours") from None
+    if not hours.is_finite() or hours <= 0:
+        raise CertificateError("Claim more than 0 hours.", 400, "hours")
+    if hours > maximum:
+        raise CertificateError(f"This course carries at most {maximum.normalize():f} hours.", 400, "hours")
+    if hours % QUARTER_HOUR:
+        raise CertificateError("Claim hours in quarter-hour steps (e.g. 6.25, 6.5, 6.75).", 400, "hours")
+    return hours.quantize(Decimal("0.01"))
+
+
+def attest(
+    session: Session, record: CourseRecord, user: User, hours: Decimal, now: dt.datetime | None = None
+) -> Certificate:
+    """Record the attestation and hours claimed, and request the certificate (issued now or on approval)."""
+    now = now or utcnow()
+    course = record.course
+    if record.enrolment is None or not record.requirements_met:
+        raise CertificateError("Pass every module quiz and the final assessment first.", 403)
+    if get_evaluation(session, user.id, course.id) is None:
+        raise CertificateError("Submit the course evaluation first.", 403)
+    attestation = Attestation(
+        user_id=user.id,
+        course_id=course.id,
+        statement=ATTESTATION_STATEMENT,
+        hours_claimed=hours,
+        active_seconds=record.active_seconds,
+        attested_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(attestation)
+    except IntegrityError:
+        raise CertificateError("You have already made your attestation for this course.") from None
+    completed_at = max((s.done_at for s in record.steps if s.done_at), default=now)
+    certificate = new_certificate(session, user, course, hours, max(completed_at, now))
+    if course.certificate_approval == "automatic":
+        issue(session, certificate, actor_id=user.id, action="certificate.issue")
+    else:
+        audit.record(session, "certificate.request", "certificate", certificate.id, actor_id=user.id)
+    return certificate
+
+
+# ---------------------------------------------------------------- issuance
+
+
+def new_certificate(
+    session: Session, user: User, course: Course, hours: Decimal, completed_at: dt.datetime, reason: str = ""
+) -> Certificate:
+    """A pending certificate with everything it certifies copied from the profile and the course now."""
+    certificate = Certificate(
+        # 128 random bits as 32 hex digits: safe in a URL, a QR code and a command line (never starts with "-").
+        code=secrets.token_hex(16),
+        user_id=user.id,
+        course_id=course.id,
+        status=CertificateStatus.PENDING,
+        holder_name=user.full_name,
+        holder_credential=user.credential,
+        licence_number=user.licence_number,
+        jurisdiction=user.jurisdiction,
+        course_title=course.title,
+        hours=hours,
+        max_hours=course.ce_hours,
+        designations=list(course.credit_designations),
+        delivery_format=course.delivery_format,
+        provider=course.provider,
+        accreditation_statement=current_app.config["ACCREDITATION_STATEMENT"] or None,
+        signatory_name=current_app.config["CERTIFICATE_SIGNATORY_NAME"] or course.signatory_name,
+        signatory_title=current_app.config["CERTIFICATE_SIGNATORY_TITLE"] or course.signatory_title,
+        completed_at=completed_at,
+        issue_reason=reason,
+    )
+    session.add(certificate)
+    session.flush()
+    return certificate
+
+
+def issue(
+    session: Session,
+    certificate: Certificate,
+    *,
+    actor_id: int | None = None,
+    actor_label: str | None = None,
+    action: str = "certificate.issue",
+    now: dt.datetime | None = None,
+) -> Certificate:
+    """Make a pending certificate active: its number, dates and PDF; the learner is emailed after commit."""
+    if certificate.status != CertificateStatus.PENDING:
+        raise CertificateError(f"Certificate {certificate.number or certificate.id} is not waiting to be issued.")
+    now = now or utcnow()
+    prefix = current_app.config["CERTIFICATE_NUMBER_PREFIX"]
+    certificate.number = f"{prefix}-{now.year}-{certificate.id:06d}"
+    certificate.status = CertificateStatus.ACTIVE
+    certificate.issued_at = now
+    months = certificate.course.certificate_validity_months
+    certificate.expires_at = _add_months(now, months) if months else None
+    render_and_store(session, certificate)
+    audit.record(
+        session, action, "certificate", certificate.id, actor_id=actor_id, actor_label=actor_label,
+        number=certificate.number, holder=certificate.holder_name, reason=certificate.issue_reason,
+    )
+    _email_after_commit(session, certificate.id)
+    return certificate
+
+
+def _email_after_commit(session: Session, certificate_id: int) -> None:
+    # Function-local imports: tasks imports these services, and jobs brings in RQ and the CLI machinery.
+    from kaptrain import jobs  # noqa: PLC0415
+    from kaptrain.certificates import tasks  # noqa: PLC0415
+
+    after_commit(functools.partial(jobs.enqueue, tasks.send_issued_email, certificate_id), session)
+
+
+def _add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    month = moment.month - 1 + months
+    year, month = moment.year + month // 12, month % 12 + 1
+    for day in range(moment.day, 27, -1):  # 31 January + 1 month = 28/29 February
+        try:
+            return moment.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    return moment.replace(year=year, month=month, day=min(moment.day, 28))
+
+
+def verification_url(code: str) -> str:
+    """The public address that verifies a certificate (printed on it and in its QR code)."""
+    return f"{current_app.config['BASE_URL'].rstrip('/')}/verify/{code}"
+
+
+def certificate_view(certificate: Certificate) -> CertificateView:
+    """What the PDF shows, from the certificate's own copied fields only."""
+    note = None
+    if certificate.supersedes is not None:
+        note = f"Re-issued; supersedes {certificate.supersedes.number}"
+    return CertificateView(
+        holder_name=certificate.holder_name,
+        holder_credential=certificate.holder_credential,
+        licence_number=certificate.licence_number,
+        course_title=certificate.course_title,
+        completed_on=certificate.completed_at.date(),
+        ce_hours=certificate.hours,
+        designations=[
+            CreditDesignation(d["credit_type"], Decimal(str(d["hours"])), d["statement"], d.get("provider_number", ""))
+            for d in certificate.designations
+        ],
+        delivery_format=certificate.delivery_format,
+        provider=certificate.provider,
+        accreditation_statement=certificate.accreditation_statement,
+        signatory_name=certificate.signatory_name,
+        signatory_title=certificate.signatory_title,
+        number=certificate.number or "",
+        verification_url=verification_url(certificate.code),
+        issued_on=(certificate.issued_at or utcnow()).date(),
+        status_note=note,
+    )
+
+
+def render_and_store(session: Session, certificate: Certificate) -> CertificateFile:
+    """Render the certificate's PDF and store it with the record (keeping its number and code)."""
+    pdf = certificate_pdf(certificate_view(certificate), page_size=current_app.config["CERTIFICATE_PAGE_SIZE"])
+    stored = session.get(CertificateFile, certificate.id)
+    if stored is None:
+        stored = CertificateFile(certificate_id=certificate.id)
+        session.add(stored)
+    stored.pdf, stored.sha256, stored.rendered_at = pdf, hashlib.sha256(pdf).hexdigest(), utcnow()
+    session.flush()
+    return stored
+
+
+def stored_pdf(session: Session, certificate: Certificate) -> bytes | None:
+    """The certificate's stored PDF."""
+    return session.scalar(select(CertificateFile.pdf).where(CertificateFile.certificate_id == certificate.id))
+
+
+def issue_without_course(
+    session: Session, user: User, course: Course, reason: str, actor_label: str | None = None
+) -> Certificate:
+    """Issue a certificate for a completion recorded elsewhere (records migrated from another system)."""
+    if not reason.strip():
+        raise CertificateError("Give the reason for issuing outside the course (e.g. the old system's record).")
+    current = session.scalar(
+        select(Certificate).where(
+            Certificate.user_id == user.id,
+            Certificate.course_id == course.id,
+            Certificate.status.in_([CertificateStatus.ACTIVE, CertificateStatus.PENDING]),
+        )
+    )
+    if current is not None:
+        raise CertificateError(f"{user.email} already has certificate {current.number or 'pending'} for this course.")
+    certificate = new_certificate(session, user, course, course.ce_hours, utcnow(), reason.strip())
+    return issue(session, certificate, actor_label=actor_label, action="certificate.issue_manual")
+
+
+def approve(
+    session: Session, certificate: Certificate, actor_id: int | None = None, actor_label: str | None = None
+) -> Certificate:
+    """Issue a certificate that was waiting for an administrator's approval."""
+    return issue(session, certificate, actor_id=actor_id, actor_label=actor_label, action="certificate.approve")
+
+
+def pending_certificates(session: Session) -> list[Certificate]:
+    """Certificates waiting for approval, oldest first."""
+    return list(
+        session.scalars(
+            select(Certificate).where(Certificate.status == CertificateStatus.PENDING).order_by(Certificate.id)
+        )
+    )
+
+
+def revoke(
+    session: Session,
+    certificate: Certificate,
+    reason: RevocationReason,
+    note: str,
+    actor_id: int | None = None,
+    actor_label: str | None = None,
+) -> None:
+    """Revoke an active certificate; the public verification page says so from now on."""
+    if certificate.status != CertificateStatus.ACTIVE:
+        raise CertificateError(f"Only an active certificate can be revoked; this one is {certificate.status.value}.")
+    certificate.status = CertificateStatus.REVOKED
+    certificate.revoked_at = utcnow()
+    certificate.revocation_reason = reason
+    certificate.revocation_note = note.strip()
+    session.flush()
+    audit.record(
+        session, "certificate.revoke", "certificate", certificate.id, actor_id=actor_id, actor_label=actor_label,
+        number=certificate.number, reason=reason.value, note=certificate.revocation_note,
+    )
+
+
+def reissue(
+    session: Session, certificate: Certificate, actor_id: int | None = None, actor_label: str | None = None
+) -> Certificate:
+    """Issue a new version from the holder's current profile (a corrected name, say); the old one is superseded."""
+    if certificate.status != CertificateStatus.ACTIVE:
+        raise CertificateError(f"Only an active certificate can be re-issued; this one is {certificate.status.value}.")
+    holder = session.get(User, certificate.user_id)
+    assert holder is not None  # RESTRICT keeps holders
+    certificate.status = CertificateStatus.SUPERSEDED
+    certificate.superseded_at = utcnow()
+    session.flush()
+    new = new_certificate(
+        session, holder, certificate.course, certificate.hours, certificate.completed_at, certificate.issue_reason
+    )
+    # What was certified stays as it was; only the holder's details come from the profile now.
+    new.max_hours, new.designations = certificate.max_hours, certificate.designations
+    new.course_title, new.delivery_format, new.provider = (
+        certificate.course_title,
+        certificate.delivery_format,
+        certificate.provider,
+    )
+    new.supersedes_id = certificate.id
+    session.flush()
+    session.refresh(new)
+    return issue(session, new, actor_id=actor_id, actor_label=actor_label, action="certificate.reissue")
+
+
+# ---------------------------------------------------------------- lookup
+
+
+def find_by_code(session: Session, code: str) -> Certificate | None:
+    """The certificate with this verification code; a malformed code finds nothing without a query."""
+    if not CODE_PATTERN.fullmatch(code):
+        return None
+    return session.scalar(select(Certificate).where(Certificate.code == code))
+
+
+def certificates_for(session: Session, user_id: int) -> list[Certificate]:
+    """A learner's certificates, newest first (superseded and revoked ones included)."""
+    return list(
+        session.scalars(select(Certificate).where(Certificate.user_id == user_id).order_by(Certificate.id.desc()))
+    )
+
+
+@dataclass(frozen=True)
+class PublicStatus:
+    """What anyone may learn about a certificate from its code."""
+
+    verdict: str  # "valid", "revoked", "superseded", "expired", "pending"
+    certificate: Certificate
+
+    @property
+    def is_valid(self) -> bool:
+        """The certificate is in force."""
+        return self.verdict == "valid"
+
+    def as_json(self) -> dict[str, object]:
+        """The public record as JSON (the API)."""
+        c = self.certificate
+        return {
+            "status": self.verdict,
+            "valid": self.is_valid,
+            "number": c.number,
+            "holder": {"name": c.holder_name, "credential": c.holder_credential or None},
+            "course": {"title": c.course_title, "provider": c.provider, "delivery_format": c.delivery_format},
+            "hours": f"{c.hours:f}",
+            "designations": [
+                {"credit_type": d["credit_type"], "hours": str(d["hours"])} for d in c.designations
+            ] if c.accreditation_statement else [],
+            "completed_on": c.completed_at.date().isoformat(),
+            "issued_on": c.issued_at.date().isoformat() if c.issued_at else None,
+            "expires_on": c.expires_at.date().isoformat() if c.expires_at else None,
+            "revoked_on": c.revoked_at.date().isoformat() if c.revoked_at else None,
+            "revocation_reason": c.revocation_reason.label if c.revocation_reason else None,
+            "verification_url": verification_url(c.code),
+        }
+
+
+def public_status(certificate: Certificate, now: dt.datetime | None = None) -> PublicStatus:
+    """The verdict the public verification page and API give."""
+    now = now or utcnow()
+    if certificate.status == CertificateStatus.REVOKED:
+        return PublicStatus("revoked", certificate)
+    if certificate.status == CertificateStatus.SUPERSEDED:
+        return PublicStatus("superseded", certificate)
+    if certificate.status == CertificateStatus.PENDING:
+        return PublicStatus("pending", certificate)
+    if certificate.is_expired(now):
+        return PublicStatus("expired", certificate)
+    return PublicStatus("valid", certificate)

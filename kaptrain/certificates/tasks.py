@@ -1,0 +1,87 @@
+"""Certificate jobs (kaptrain.jobs): emails, bulk approval and re-rendering. Each takes ids and commits itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import render_template
+from sqlalchemy import select
+
+from kaptrain import mail
+from kaptrain.accounts.models import User
+from kaptrain.certificates import services
+from kaptrain.certificates.models import Certificate, CertificateStatus
+from kaptrain.db import get_session, utcnow
+
+
+def send_issued_email(certificate_id: int) -> None:
+    """Tell the learner their certificate was issued, with the download and verification links."""
+    session = get_session()
+    certificate = session.get(Certificate, certificate_id)
+    if certificate is None or certificate.status != CertificateStatus.ACTIVE:
+        return  # revoked or replaced before the mail went out: say nothing
+    holder = session.get(User, certificate.user_id)
+    assert holder is not None
+    context = {"certificate": certificate, "verify_url": services.verification_url(certificate.code)}
+    mail.send(
+        holder.email,
+        f"Your certificate for {certificate.course_title}",
+        render_template("certificates/email/issued.txt", **context),
+    )
+
+
+def approve_job(certificate_id: int, actor_label: str) -> None:
+    """Issue one pending certificate (bulk approval runs one of these per certificate)."""
+    session = get_session()
+    certificate = session.get(Certificate, certificate_id)
+    if certificate is None or certificate.status != CertificateStatus.PENDING:
+        return  # approved meanwhile by someone else
+    services.approve(session, certificate, actor_label=actor_label)
+    session.commit()
+
+
+def rerender_job(certificate_id: int) -> None:
+    """Render a certificate's PDF again, keeping its number and code (e.g. after a template change)."""
+    session = get_session()
+    certificate = session.get(Certificate, certificate_id)
+    if certificate is None or certificate.status == CertificateStatus.PENDING:
+        return
+    services.render_and_store(session, certificate)
+    session.commit()
+
+
+def send_expiry_reminder(certificate_id: int) -> None:
+    """Remind the holder that their certificate expires soon (once per certificate)."""
+    session = get_session()
+    certificate = session.get(Certificate, certificate_id)
+    if certificate is None or certificate.status != CertificateStatus.ACTIVE or certificate.expiry_reminded_at:
+        return
+    holder = session.get(User, certificate.user_id)
+    assert holder is not None
+    mail.send(
+        holder.email,
+        f"Your certificate for {certificate.course_title} expires soon",
+        render_template(
+            "certificates/email/expiring.txt",
+            certificate=certificate,
+            verify_url=services.verification_url(certificate.code),
+        ),
+    )
+    certificate.expiry_reminded_at = utcnow()
+    session.commit()
+
+
+def expiring_soon(days: int, now: dt.datetime | None = None) -> list[int]:
+    """Active certificates that expire within `days` and whose holder has not been reminded yet."""
+    now = now or utcnow()
+    return list(
+        get_session().scalars(
+            select(Certificate.id).where(
+                Certificate.status == CertificateStatus.ACTIVE,
+                Certificate.expiry_reminded_at.is_(None),
+                Certificate.expires_at.is_not(None),
+                Certificate.expires_at > now,
+                Certificate.expires_at <= now + dt.timedelta(days=days),
+            )
+        )
+    )

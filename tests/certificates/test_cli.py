@@ -1,0 +1,419 @@
+"""`flask certificates ...`: every command's work, audit entries and output, and its refusals of bad input."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+import pytest
+from flask import Flask
+from rq import Queue
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
+
+from kaptrain import audit, jobs
+from kaptrain.accounts.models import User
+from kaptrain.audit import AuditEntry
+from kaptrain.certificates import services
+from kaptrain.certificates.models import Certificate, CertificateFile, CertificateStatus, RevocationReason
+from kaptrain.certificates.report import COLUMNS
+from kaptrain.content.files import read_content
+from kaptrain.content.loader import import_content
+from kaptrain.db import get_session, utcnow
+from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES, make_test_app
+from tests.factories import certified, course, enrolled, make_user
+from tests.redis_support import REDIS_URL, run_flask, worker_env
+
+CLI = audit.cli_actor()
+
+
+@pytest.fixture
+def issue(app: Flask, db: Session) -> Callable[..., Certificate]:
+    """Take a new learner through the fixture course to a certificate (pending when the course says manual)."""
+
+    def _issue(full_name: str = "Ana Ruiz", manual: bool = False, **profile: str) -> Certificate:
+        user = make_user(db, full_name=full_name)
+        for name, value in profile.items():
+            setattr(user, name, value)
+        enrolled(db, user)
+        course(db).certificate_approval = "manual" if manual else "automatic"
+        with acting(app, db):
+            return certified(db, user)
+
+    return _issue
+
+
+@contextmanager
+def acting(app: Flask, db: Session) -> Iterator[None]:
+    """Run services as a request would: in an app context (they read its settings), then commit the test's
+    session, so the emails they hold for the commit go out here (the CLI runner pushes its own context)."""
+    with app.app_context():
+        yield
+        db.commit()  # a savepoint: the test's transaction still rolls everything back
+
+
+def certificates_cli(runner, *args: str):  # type: ignore[no-untyped-def]
+    """Run `flask certificates ARGS...` in the test's transaction."""
+    return runner.invoke(args=["certificates", *args])
+
+
+def entries(db: Session, action: str) -> list[AuditEntry]:
+    """Audit entries of one kind, oldest first."""
+    return list(db.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)))
+
+
+def counts(db: Session) -> tuple[object, ...]:
+    """Rows that any command could change, to show that a refused one changed nothing."""
+    db.expire_all()
+    rows = tuple(db.scalar(select(func.count()).select_from(m)) for m in (Certificate, CertificateFile, AuditEntry))
+    by_status = db.execute(select(Certificate.status, func.count()).group_by(Certificate.status))
+    return rows + tuple(sorted((str(status), n) for status, n in by_status))
+
+
+def assert_refused(result, argument: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    """Exit status 1, one line naming the argument, no traceback."""
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith(f"Error: {argument}: "), result.output
+    assert words in lines[0] and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- issue
+
+
+def test_issue_records_a_completion_from_elsewhere_and_emails_after_the_commit(db, runner, caplog):
+    user = make_user(db, email="migrated@example.org", full_name="Mo Migrated")
+    with caplog.at_level(logging.INFO, logger="kaptrain.mail"):
+        result = certificates_cli(
+            runner, "issue", "--email", "Migrated@Example.org", "--course", "demo-course", "--reason", "Old LMS #42"
+        )
+    assert result.exit_code == 0, result.output
+    c = db.scalar(select(Certificate).where(Certificate.user_id == user.id))
+    assert c.status == CertificateStatus.ACTIVE and c.issue_reason == "Old LMS #42" and c.hours == Decimal("3.5")
+    assert f"Issued {c.number} to migrated@example.org for demo-course (3.50 hours)." in result.output
+    assert f"/verify/{c.code}" in result.output
+    assert db.scalar(select(CertificateFile.pdf).where(CertificateFile.certificate_id == c.id))[:5] == b"%PDF-"
+    [entry] = entries(db, "certificate.issue_manual")
+    assert (entry.subject_id, entry.actor_id, entry.actor_label) == (c.id, None, CLI)
+    assert entry.details["reason"] == "Old LMS #42"
+    assert any(f"Your certificate for {c.course_title}" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("args", "argument", "words"),
+    [
+        (["--email", "nobody@example.org", "--course", "demo-course", "--reason", "x"], "--email", "no account"),
+        (["--email", "holder@example.org", "--course", "no-such-course", "--reason", "x"], "--course", "no course"),
+        (["--email", "holder@example.org", "--course", "demo-course", "--reason", "  "], "--reason", "say why"),
+        (["--email", "issued@example.org", "--course", "demo-course", "--reason", "x"], "--email", "already has"),
+    ],
+    ids=["unknown-email", "unknown-course", "blank-reason", "already-certified"],
+)
+def test_issue_refuses_bad_input_and_changes_nothing(app, db, runner, args, argument, words):
+    make_user(db, email="holder@example.org")
+    issued = make_user(db, email="issued@example.org")
+    enrolled(db, issued)
+    with acting(app, db):
+        certified(db, issued)
+    before = counts(db)
+    assert_refused(certificates_cli(runner, "issue", *args), argument, words)
+    assert counts(db) == before
+
+
+# ---------------------------------------------------------------- revoke and reissue
+
+
+def test_revoke_records_the_category_and_the_private_note(db, runner, issue):
+    c = issue()
+    reason = ("--reason", "Shared quiz answers", "--category", "academic_misconduct")
+    result = certificates_cli(runner, "revoke", c.code, *reason)
+    assert result.exit_code == 0, result.output
+    assert f"Revoked {c.number} (Ana Ruiz, {c.course_title}): academic misconduct." in result.output
+    db.refresh(c)
+    assert c.status == CertificateStatus.REVOKED and c.revocation_reason == RevocationReason.ACADEMIC_MISCONDUCT
+    assert c.revocation_note == "Shared quiz answers" and c.revoked_at is not None
+    [entry] = entries(db, "certificate.revoke")
+    assert entry.actor_label == CLI and entry.details["reason"] == "academic_misconduct"
+
+
+def test_revoke_by_number_with_the_default_category(db, runner, issue):
+    c = issue()
+    result = certificates_cli(runner, "revoke", c.number, "--reason", "Duplicate record")
+    assert result.exit_code == 0, result.output
+    db.refresh(c)
+    assert c.revocation_reason == RevocationReason.OTHER
+
+
+@pytest.mark.parametrize(
+    ("args", "argument", "words"),
+    [
+        (["A" * 32, "--reason", "x"], "CODE", "no certificate"),
+        (["{code}", "--reason", "x", "--category", "typo"], "--category", "choose one of issued_in_error"),
+        (["{code}", "--reason", " "], "--reason", "say why"),
+        (["{revoked}", "--reason", "again"], "CODE", "this one is revoked"),
+    ],
+    ids=["unknown-code", "bad-category", "blank-reason", "already-revoked"],
+)
+def test_revoke_refuses_bad_input_and_changes_nothing(app, db, runner, issue, args, argument, words):
+    c, revoked = issue(), issue("Bo Revoked")
+    with acting(app, db):
+        services.revoke(db, revoked, RevocationReason.OTHER, "earlier", actor_label="test")
+    before = counts(db)
+    args = [a.format(code=c.code, revoked=revoked.code) for a in args]
+    assert_refused(certificates_cli(runner, "revoke", *args), argument, words)
+    assert counts(db) == before
+
+
+def test_reissue_supersedes_and_takes_the_current_profile(db, runner, issue):
+    old = issue()
+    db.get(User, old.user_id).full_name = "Ana Ruiz-Lopez"
+    db.flush()
+    result = certificates_cli(runner, "reissue", old.code)
+    assert result.exit_code == 0, result.output
+    db.expire_all()
+    new = db.scalar(select(Certificate).where(Certificate.supersedes_id == old.id))
+    assert old.status == CertificateStatus.SUPERSEDED and new.status == CertificateStatus.ACTIVE
+    assert new.holder_name == "Ana Ruiz-Lopez" and new.number != old.number
+    assert f"Re-issued {old.number} as {new.number} for Ana Ruiz-Lopez" in result.output
+    [entry] = entries(db, "certificate.reissue")
+    assert entry.subject_id == new.id and entry.actor_label == CLI
+
+
+def test_reissue_refuses_a_revoked_certificate(app, db, runner, issue):
+    c = issue()
+    with acting(app, db):
+        services.revoke(db, c, RevocationReason.ISSUED_IN_ERROR, "wrong person", actor_label="test")
+    before = counts(db)
+    assert_refused(certificates_cli(runner, "reissue", c.code), "CODE", "Only an active certificate can be re-issued")
+    assert counts(db) == before
+    assert_refused(certificates_cli(runner, "reissue", "not-a-code"), "CODE", "no certificate")
+
+
+# ---------------------------------------------------------------- approve
+
+
+def test_approve_all_issues_every_pending_certificate_with_a_progress_bar(db, runner, issue):
+    waiting = [issue(f"Pending {n}", manual=True) for n in range(3)]
+    assert {c.status for c in waiting} == {CertificateStatus.PENDING}
+    result = certificates_cli(runner, "approve", "--all")
+    assert result.exit_code == 0, result.output
+    assert "Approving certificates" in result.stderr  # click's bar; without a terminal, its label
+    db.expire_all()
+    assert {c.status for c in waiting} == {CertificateStatus.ACTIVE} and all(c.number for c in waiting)
+    assert f"Approved and issued 3 certificate(s): {', '.join(sorted(c.number for c in waiting))}." in result.stdout
+    approvals = entries(db, "certificate.approve")
+    assert [e.subject_id for e in approvals] == [c.id for c in waiting]
+    assert {e.actor_label for e in approvals} == {CLI}
+    assert certificates_cli(runner, "approve", "--all").output.strip() == "No certificates are waiting for approval."
+
+
+def test_approve_named_codes_leaves_the_others_waiting(db, runner, issue):
+    first, second = issue("First", manual=True), issue("Second", manual=True)
+    result = certificates_cli(runner, "approve", first.code, first.code)
+    assert result.exit_code == 0, result.output
+    db.expire_all()
+    assert (first.status, second.status) == (CertificateStatus.ACTIVE, CertificateStatus.PENDING)
+    assert len(entries(db, "certificate.approve")) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "argument", "words"),
+    [
+        ([], "CODE", "or --all"),
+        (["--all", "{pending}"], "--all", "not both"),
+        (["{pending}", "Z" * 32], "CODE", "no certificate"),
+        (["{pending}", "{active}"], "CODE", "is active, not waiting for approval"),
+    ],
+    ids=["nothing", "both", "unknown-code", "already-active"],
+)
+def test_approve_refuses_bad_input_and_changes_nothing(db, runner, issue, args, argument, words):
+    pending, active = issue("Waiting", manual=True), issue("Done")
+    before = counts(db)
+    args = [a.format(pending=pending.code, active=active.code) for a in args]
+    assert_refused(certificates_cli(runner, "approve", *args), argument, words)
+    assert counts(db) == before
+
+
+# ---------------------------------------------------------------- rerender and reminders
+
+
+def test_rerender_keeps_numbers_and_codes_and_notes_it(db, runner, issue):
+    c, other = issue(), issue("Other")
+    number, code = c.number, c.code
+    rendered_before = db.get(CertificateFile, c.id).rendered_at
+    result = certificates_cli(runner, "rerender", c.code)
+    assert result.exit_code == 0, result.output
+    assert "Re-rendering certificates" in result.stderr
+    assert "Re-rendered 1 certificate PDF(s); numbers and codes are unchanged." in result.stdout
+    db.expire_all()
+    assert (c.number, c.code) == (number, code)
+    assert db.get(CertificateFile, c.id).rendered_at > rendered_before
+    assert [e.subject_id for e in entries(db, "certificate.rerender")] == [c.id]
+    assert other.id not in [e.subject_id for e in entries(db, "certificate.rerender")]
+
+
+def test_rerender_all_covers_issued_certificates_but_not_pending_ones(db, runner, issue):
+    active, pending = issue(), issue("Waiting", manual=True)
+    result = certificates_cli(runner, "rerender", "--all")
+    assert result.exit_code == 0, result.output
+    noted = {e.subject_id for e in entries(db, "certificate.rerender")}
+    assert active.id in noted and pending.id not in noted
+    assert_refused(certificates_cli(runner, "rerender", pending.code), "CODE", "is pending")
+
+
+def test_remind_expiring_emails_once_per_certificate(db, runner, issue, caplog):
+    soon, later = issue(), issue("Later")
+    soon.expires_at, later.expires_at = utcnow() + dt.timedelta(days=10), utcnow() + dt.timedelta(days=90)
+    db.flush()
+    with caplog.at_level(logging.INFO, logger="kaptrain.mail"):
+        result = certificates_cli(runner, "remind-expiring", "--days", "30")
+    assert result.exit_code == 0, result.output
+    assert "Sent 1 expiry reminder(s) for certificates expiring within 30 days." in result.stdout
+    assert "Sending expiry reminders" in result.stderr
+    db.expire_all()
+    assert soon.expiry_reminded_at is not None and later.expiry_reminded_at is None
+    assert sum("expires soon" in r.getMessage() for r in caplog.records) == 1
+    assert [e.subject_id for e in entries(db, "certificate.expiry_reminder")] == [soon.id]
+    again = certificates_cli(runner, "remind-expiring", "--days", "30")
+    assert again.exit_code == 0 and "No certificates expire within 30 days" in again.output
+
+
+@pytest.mark.parametrize("days", ["0", "-3", "soon"])
+def test_remind_expiring_refuses_a_bad_number_of_days(db, runner, days):
+    assert_refused(certificates_cli(runner, "remind-expiring", "--days", days), "--days", "whole number")
+
+
+# ---------------------------------------------------------------- export
+
+
+def read_csv(text_: str) -> list[dict[str, str]]:
+    rows = list(csv.reader(io.StringIO(text_)))
+    assert tuple(rows[0]) == COLUMNS
+    return [dict(zip(COLUMNS, row, strict=True)) for row in rows[1:]]
+
+
+def test_export_writes_one_row_per_issued_certificate_with_the_ce_record(app, db, runner, issue):
+    kept = issue(licence_number="LIC-1", jurisdiction="Oregon", credential="LCSW")
+    with acting(app, db):
+        newer = services.reissue(db, kept, actor_label="test")
+        services.revoke(db, newer, RevocationReason.ISSUED_IN_ERROR, "x", actor_label="test")
+    pending = issue("Waiting", manual=True)
+    old = issue("Old Timer")
+    old.issued_at = dt.datetime(2020, 3, 1, 12, tzinfo=dt.UTC)
+    db.flush()
+    result = certificates_cli(runner, "export", "--since", "2021-01-01")
+    assert result.exit_code == 0, result.output
+    rows = {r["number"]: r for r in read_csv(result.stdout)}
+    assert kept.number in rows and newer.number in rows
+    assert old.number not in rows and "" not in rows  # pending certificates have no number: none listed
+    assert pending.status == CertificateStatus.PENDING
+    first, second = rows[kept.number], rows[newer.number]
+    assert first["status"] == "superseded" and first["superseded_by"] == newer.number and first["supersedes"] == ""
+    assert second["status"] == "revoked" and second["supersedes"] == kept.number
+    assert second["revoked_on"] == newer.revoked_at.date().isoformat()
+    assert second["revocation_reason"] == "issued in error"
+    attestation = services.get_attestation(db, kept.user_id, kept.course_id)
+    evaluation = services.get_evaluation(db, kept.user_id, kept.course_id)
+    assert first == first | {
+        "issued_on": kept.issued_at.date().isoformat(),
+        "completed_on": kept.completed_at.date().isoformat(),
+        "holder_name": "Ana Ruiz",
+        "holder_credential": "LCSW",
+        "licence_number": "LIC-1",
+        "jurisdiction": "Oregon",
+        "email": db.get(User, kept.user_id).email,
+        "course_slug": "demo-course",
+        "course_title": kept.course_title,
+        "hours_claimed": "3.50",
+        "course_max_hours": "3.50",
+        "provider": kept.provider,
+        "evaluation_submitted_on": evaluation.submitted_at.date().isoformat(),
+        "attested_on": attestation.attested_at.date().isoformat(),
+        "active_minutes": str(attestation.active_seconds // 60),
+    }
+    assert f"Exported {len(rows)} certificate(s) issued since 2021-01-01 to standard output." in result.stderr
+    [entry] = entries(db, "certificate.export")
+    assert entry.actor_label == CLI and entry.details == {"since": "2021-01-01", "rows": len(rows), "output": "stdout"}
+
+
+def test_export_since_filters_by_issue_date_and_writes_a_file(db, runner, issue, tmp_path):
+    recent, old = issue(), issue("Old Timer")
+    old.issued_at = dt.datetime(2020, 3, 1, 12, tzinfo=dt.UTC)
+    db.flush()
+    target = tmp_path / "ce.csv"
+    result = certificates_cli(runner, "export", "--since", "2020-03-01", "--output", str(target))
+    assert result.exit_code == 0, result.output
+    assert f"to {target}." in result.stdout
+    numbers = [r["number"] for r in read_csv(target.read_text(encoding="utf-8"))]
+    assert recent.number in numbers and old.number in numbers
+    later = certificates_cli(runner, "export", "--since", "2020-03-02")
+    numbers = [r["number"] for r in read_csv(later.stdout)]
+    assert recent.number in numbers and old.number not in numbers
+
+
+def test_export_neutralises_spreadsheet_formulas_in_profile_fields(db, runner, issue):
+    c = issue('=HYPERLINK("http://evil.example","Click")', licence_number="+1-555")
+    rows = {r["number"]: r for r in read_csv(certificates_cli(runner, "export", "--since", "2000-01-01").stdout)}
+    assert rows[c.number]["holder_name"] == '\'=HYPERLINK("http://evil.example","Click")'
+    assert rows[c.number]["licence_number"] == "'+1-555"
+
+
+@pytest.mark.parametrize(
+    ("args", "argument", "words"),
+    [
+        (["--since", "31/01/2026"], "--since", "YYYY-MM-DD"),
+        (["--since", "2026-02-30"], "--since", "YYYY-MM-DD"),
+        (["--since", "2026-01-01", "--output", "/no/such/dir/ce.csv"], "--output", "cannot write"),
+    ],
+    ids=["format", "no-such-day", "unwritable"],
+)
+def test_export_refuses_bad_input_and_changes_nothing(db, runner, args, argument, words):
+    before = counts(db)
+    assert_refused(certificates_cli(runner, "export", *args), argument, words)
+    assert counts(db) == before
+
+
+# ---------------------------------------------------------------- a real worker
+
+
+def test_a_real_worker_issues_approvals_the_cli_queued(redis_db, tmp_path):
+    db_url = f"sqlite:///{tmp_path / 'approve.sqlite3'}"
+    env = worker_env(db_url)
+    migrated = run_flask(env, "db", "upgrade")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    app = make_test_app(db_url, REDIS_URL=REDIS_URL)
+    with app.app_context():
+        session = get_session()
+        import_content(session, read_content(FIXTURE_MODULES, FIXTURE_QUIZZES))
+        user = make_user(session, email="queued@example.org")
+        pending = services.new_certificate(session, user, course(session), Decimal("2"), utcnow())
+        session.commit()
+        pending_id = pending.id
+    app.extensions["kaptrain.db"].engine.dispose()
+
+    queued = run_flask(env, "certificates", "approve", "--all")
+    assert queued.returncode == 0, queued.stdout + queued.stderr
+    assert "Queued 1 approval(s) for the worker." in queued.stdout
+    [job] = Queue(jobs.QUEUE, connection=redis_db).get_jobs()
+    assert job.func_name == "kaptrain.certificates.tasks.approve_job" and job.args == (pending_id, CLI)
+
+    worker = run_flask(env, "worker", "--burst")
+    output = worker.stdout + worker.stderr
+    assert worker.returncode == 0, output
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT status, number FROM certificates WHERE id = :id"), {"id": pending_id}).one()
+        pdf = conn.execute(text("SELECT pdf FROM certificate_files WHERE certificate_id = :id"), {"id": pending_id})
+        actor = conn.execute(text("SELECT actor_label FROM audit_log WHERE action = 'certificate.approve'")).scalar()
+        pdf_bytes = pdf.scalar()
+    engine.dispose()
+    assert row.status == "active" and row.number.startswith("KAP-") and row.number.endswith(f"{pending_id:06d}")
+    assert pdf_bytes[:5] == b"%PDF-" and actor == CLI
+    assert "Your certificate for" in output  # the "issued" email: a second job, queued after the approval's commit
+    assert Queue(jobs.QUEUE, connection=redis_db).failed_job_registry.count == 0

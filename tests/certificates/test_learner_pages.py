@@ -1,0 +1,255 @@
+"""The learner's certificate path through the web: evaluation, attestation, dashboard, downloads, transcript."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from kaptrain.certificates import services
+from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
+from tests.factories import certified, complete_learning, course, enrolled, make_user
+
+EVALUATION = "/courses/demo-course/evaluation"
+ATTESTATION = "/courses/demo-course/attestation"
+GOOD_EVALUATION = {
+    "objective_1": "met",
+    "relevance": "4",
+    "quality": "5",
+    "overall": "4",
+    "free_of_bias": "yes",
+    "comments": "Clear and practical.",
+}
+
+
+@pytest.fixture
+def finished(db, learner):  # type: ignore[no-untyped-def]
+    """The logged-in learner with every module quiz and the final assessment passed."""
+    complete_learning(db, learner)
+    db.commit()
+    return learner
+
+
+@pytest.fixture
+def evaluated(client, db, finished):  # type: ignore[no-untyped-def]
+    """The learner after submitting the evaluation through the page."""
+    assert client.post(EVALUATION, data=GOOD_EVALUATION).status_code == 302
+    return finished
+
+
+def count(db, model) -> int:  # type: ignore[no-untyped-def]
+    return db.scalar(select(func.count()).select_from(model))
+
+
+def test_evaluation_and_attestation_say_what_to_finish_first(client, db, learner):
+    for url in (EVALUATION, ATTESTATION):
+        response = client.get(url)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 403
+        assert "is not open yet" in page and "pass every module quiz and the final assessment" in page
+        assert "Your next step: <strong>Module 1: Module Alpha</strong>" in page
+    assert client.post(EVALUATION, data=GOOD_EVALUATION).status_code == 403
+    assert count(db, Evaluation) == 0
+
+
+def test_pages_need_an_enrolment(client, db, login):
+    login(make_user(db))
+    for url in (EVALUATION, ATTESTATION, "/courses/demo-course/transcript", "/courses/demo-course/transcript.pdf"):
+        response = client.get(url)
+        assert response.status_code == 403 and b"Enrol in" in response.data
+    assert client.get("/courses/no-such-course/evaluation").status_code == 404
+
+
+def test_the_checklist_links_the_evaluation_then_the_attestation(client, finished):
+    assert f'href="{EVALUATION}">Course evaluation</a>' in client.get("/dashboard").get_data(as_text=True)
+    client.post(EVALUATION, data=GOOD_EVALUATION)
+    assert f'href="{ATTESTATION}">Attestation and hours claimed</a>' in client.get("/dashboard").get_data(as_text=True)
+
+
+def test_evaluation_form_shows_every_question(client, finished):
+    page = client.get(EVALUATION).get_data(as_text=True)
+    assert "<legend" in page and "The clinician can pass the tests." in page
+    for text in ("Partly met", "Not met", "1 · Not relevant", "5 · Highly relevant", "free of commercial bias"):
+        assert text in page
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"objective_1": None}, "Choose Met, Partly met or Not met."),
+        ({"objective_1": "mostly"}, "Choose Met, Partly met or Not met."),
+        ({"relevance": None}, "Choose a rating from 1 to 5."),
+        ({"quality": "7"}, "Choose a rating from 1 to 5."),
+        ({"free_of_bias": None}, "Answer yes or no."),
+        ({"free_of_bias": "no"}, "Tell us where you saw commercial bias"),
+        ({"free_of_bias": "no", "bias_comment": "   "}, "Tell us where you saw commercial bias"),
+        ({"free_of_bias": "no", "overall": None}, "Tell us where you saw commercial bias"),  # said with the rest
+        ({"comments": "bad\x00byte"}, "Remove control characters"),
+    ],
+)
+def test_evaluation_errors_are_shown_on_the_form_and_nothing_is_saved(client, db, finished, changes, message):
+    data = {k: v for k, v in {**GOOD_EVALUATION, **changes}.items() if v is not None}
+    response = client.post(EVALUATION, data=data)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert message in page and "Please correct the following" in page
+    assert '<input checked id="relevance-3"' in page or "relevance" in changes  # answers given stay given
+    assert count(db, Evaluation) == 0
+
+
+def test_evaluation_is_saved_once_and_a_second_submission_says_so(client, db, finished):
+    response = client.post(EVALUATION, data={**GOOD_EVALUATION, "free_of_bias": "no", "bias_comment": "Brand X"})
+    assert response.status_code == 302 and response.location == ATTESTATION
+    saved = db.scalar(select(Evaluation))
+    assert saved.objectives_met == {"pass-tests": "met"}
+    assert (saved.relevance, saved.quality, saved.overall) == (4, 5, 4)
+    assert not saved.free_of_bias and saved.bias_comment == "Brand X" and saved.comments == "Clear and practical."
+    page = client.get(EVALUATION).get_data(as_text=True)
+    assert "You submitted your evaluation on" in page and f'href="{ATTESTATION}"' in page
+    again = client.post(EVALUATION, data={**GOOD_EVALUATION, "overall": "1"}, follow_redirects=True)
+    assert again.status_code == 200 and "already submitted your evaluation" in again.get_data(as_text=True)
+    assert count(db, Evaluation) == 1 and db.scalar(select(Evaluation.overall)) == 4
+
+
+def test_attestation_waits_for_the_evaluation(client, db, finished):
+    response = client.get(ATTESTATION)
+    assert response.status_code == 403 and b"submit the course evaluation" in response.data
+    assert f'href="{EVALUATION}"'.encode() in response.data
+    assert client.post(ATTESTATION, data={"hours": "2", "confirm": "y"}).status_code == 403
+    assert count(db, Attestation) == 0
+
+
+def test_attestation_page_shows_the_measured_time_and_the_statement(client, evaluated):
+    page = client.get(ATTESTATION).get_data(as_text=True)
+    assert "Your measured active time" in page and services.ATTESTATION_STATEMENT in page
+    assert 'type="number"' in page and 'step="0.25"' in page and 'max="3.5"' in page
+    assert "the time you actually spent" in page
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"hours": "3.1", "confirm": "y"}, "quarter-hour steps"),
+        ({"hours": "99", "confirm": "y"}, "at most 3.5 hours"),
+        ({"hours": "abc", "confirm": "y"}, "as a number"),
+        ({"hours": "", "confirm": "y"}, "Enter the hours you claim"),
+        ({"hours": "-1", "confirm": "y"}, "more than 0"),
+        ({"hours": "3"}, "Tick the box"),
+    ],
+)
+def test_attestation_errors_are_shown_on_the_form_and_nothing_is_saved(client, db, evaluated, data, message):
+    response = client.post(ATTESTATION, data=data)
+    assert response.status_code == 422 and message in response.get_data(as_text=True)
+    assert count(db, Attestation) == 0 and count(db, Certificate) == 0
+
+
+def test_attesting_issues_the_certificate_shown_on_the_dashboard(client, db, evaluated):
+    response = client.post(ATTESTATION, data={"hours": "3.25", "confirm": "y"}, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.request.path == "/dashboard" and "Your certificate was issued" in page
+    certificate = db.scalar(select(Certificate))
+    assert certificate.status == CertificateStatus.ACTIVE and str(certificate.hours) == "3.25"
+    assert certificate.number in page and "3.25" in page
+    assert f'href="/certificates/{certificate.id}.pdf"' in page
+    assert f'href="/certificates/{certificate.id}.json"' in page
+    assert f'value="http://127.0.0.1:5000/verify/{certificate.code}"' in page and "readonly" in page
+    assert 'href="/courses/demo-course/transcript"' in page and "Course completed on" in page
+    assert "You made your attestation on" in client.get(ATTESTATION).get_data(as_text=True)
+
+
+def test_a_double_submitted_attestation_makes_one_certificate(client, db, evaluated):
+    assert client.post(ATTESTATION, data={"hours": "3", "confirm": "y"}).status_code == 302
+    again = client.post(ATTESTATION, data={"hours": "2", "confirm": "y"}, follow_redirects=True)
+    assert again.status_code == 200 and "already made your attestation" in again.get_data(as_text=True)
+    assert count(db, Attestation) == 1 and count(db, Certificate) == 1
+    assert db.scalar(select(Certificate.hours)) == 3
+
+
+@pytest.mark.parametrize(
+    ("url", "data", "lookup", "message"),
+    [
+        (EVALUATION, GOOD_EVALUATION, "get_evaluation", "already submitted the evaluation"),
+        (ATTESTATION, {"hours": "3", "confirm": "y"}, "get_attestation", "already made your attestation"),
+    ],
+)
+def test_a_racing_second_submission_gets_a_message_not_an_error(client, db, evaluated, monkeypatch, url, data, lookup,
+                                                                 message):
+    if url == ATTESTATION:
+        assert client.post(url, data=data).status_code == 302
+    # The second request checked before the first committed: the unique constraint is what stops it.
+    monkeypatch.setattr(services, lookup, lambda *args: None)
+    response = client.post(url, data=data)
+    assert response.status_code == 302
+    assert message in client.get("/dashboard").get_data(as_text=True)
+    assert count(db, Evaluation) == 1 and count(db, Attestation) == (1 if url == ATTESTATION else 0)
+    assert count(db, Certificate) == (1 if url == ATTESTATION else 0)
+
+
+def test_pdf_and_json_downloads(client, db, evaluated):
+    client.post(ATTESTATION, data={"hours": "3.5", "confirm": "y"})
+    certificate = db.scalar(select(Certificate))
+    pdf = client.get(f"/certificates/{certificate.id}.pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and pdf.data[:5] == b"%PDF-"
+    assert pdf.headers["Content-Disposition"] == f"attachment; filename={certificate.number}.pdf"
+    assert pdf.headers["Cache-Control"] == "no-store"
+    data = client.get(f"/certificates/{certificate.id}.json")
+    assert data.status_code == 200 and data.headers["Content-Disposition"].startswith("attachment")
+    body = data.get_json()
+    assert body["status"] == "valid" and body["number"] == certificate.number and body["hours"] == "3.50"
+
+
+def test_someone_elses_certificate_is_not_found(client, app, db, learner):
+    other = make_user(db, full_name="Other Person")
+    enrolled(db, other)
+    with app.app_context():  # issuing renders the PDF, and the commit runs the email job
+        theirs = certified(db, other)
+        db.commit()
+    for url in (f"/certificates/{theirs.id}.pdf", f"/certificates/{theirs.id}.json", "/certificates/999999.pdf"):
+        response = client.get(url)
+        assert response.status_code == 404 and b"Other Person" not in response.data
+
+
+def test_downloads_need_a_login(client):
+    assert client.get("/certificates/1.pdf").status_code == 302
+
+
+def test_manual_approval_shows_the_certificate_as_pending(client, db, evaluated):
+    course(db).certificate_approval = "manual"
+    db.commit()
+    response = client.post(ATTESTATION, data={"hours": "3", "confirm": "y"}, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert "waiting for an administrator's approval" in page and "Download PDF" not in page
+    certificate = db.scalar(select(Certificate))
+    assert certificate.status == CertificateStatus.PENDING
+    pdf = client.get(f"/certificates/{certificate.id}.pdf")
+    assert pdf.status_code == 404 and b"waiting for an administrator" in pdf.data
+    assert client.get(f"/certificates/{certificate.id}.json").get_json()["status"] == "pending"
+
+
+def test_earlier_certificates_are_listed_with_their_status(client, app, db, learner):
+    with app.app_context():
+        first = certified(db, learner)
+        second = services.reissue(db, first, actor_label="test")
+        db.commit()
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "Earlier certificates" in page and "Replaced by a re-issue" in page
+    assert first.number in page and second.number in page
+    assert f'href="/certificates/{second.id}.pdf"' in page and f'href="/certificates/{first.id}.pdf"' not in page
+    old = client.get(f"/certificates/{first.id}.pdf")
+    assert old.status_code == 404 and b"replaced by a re-issue" in old.data
+
+
+def test_transcript_page_and_pdf(client, db, evaluated):
+    client.post(ATTESTATION, data={"hours": "2.75", "confirm": "y"})
+    certificate = db.scalar(select(Certificate))
+    page = client.get("/courses/demo-course/transcript").get_data(as_text=True)
+    for text in ("Dana Example, LCSW", "1. Module Alpha", "100%", "No quiz (marked as read)", "Final assessment",
+                 "2.75 of 3.5", certificate.number, "Issued", "Total measured active time"):
+        assert text in page
+    pdf = client.get("/courses/demo-course/transcript.pdf")
+    assert pdf.status_code == 200 and pdf.data[:5] == b"%PDF-"
+    assert pdf.headers["Content-Disposition"] == "attachment; filename=transcript-demo-course.pdf"
+
+
+def test_evaluation_refuses_a_form_without_its_csrf_token(client, db, finished, csrf_on):
+    assert client.post(EVALUATION, data=GOOD_EVALUATION).status_code == 400
+    assert count(db, Evaluation) == 0
