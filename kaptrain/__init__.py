@@ -46,7 +46,7 @@ def _register_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from kaptrain.accounts.views import bp as accounts_bp
     from kaptrain.admin.views import bp as admin_bp
-    from kaptrain.certificates import public  # noqa: F401 - registers the verification routes on the blueprint
+    from kaptrain.certificates import issuer, public  # noqa: F401 - they register their routes on the blueprint
     from kaptrain.certificates.views import bp as certificates_bp
     from kaptrain.courses.views import bp as courses_bp
     from kaptrain.quizzes.views import bp as quizzes_bp

@@ -3,7 +3,7 @@
 from kaptrain.accounts.models import User
 from kaptrain.activity import ActivityClock
 from kaptrain.audit import AuditEntry
-from kaptrain.certificates.models import Attestation, Certificate, CertificateFile, Evaluation
+from kaptrain.certificates.models import Attestation, Certificate, CertificateFile, Evaluation, StatusList
 from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.db import Base
@@ -28,5 +28,6 @@ __all__ = [
     "Question",
     "QuestionRevision",
     "Quiz",
+    "StatusList",
     "User",
 ]

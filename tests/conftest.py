@@ -22,6 +22,7 @@ from kaptrain.content.files import read_content
 from kaptrain.content.loader import import_content
 from kaptrain.db import Database
 from kaptrain.migrate import upgrade
+from tests.credentials.node_support import node  # noqa: F401 - a fixture: Node.js for the verifier tests
 from tests.redis_support import redis_database
 from tests.smtp_support import Inbox, start_smtp
 
@@ -29,6 +30,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_MODULES = FIXTURES / "content" / "modules"
 FIXTURE_QUIZZES = FIXTURES / "content" / "quizzes"
 PASSWORD = "correct horse battery staple"
+# Signing keys of the test apps: a private temporary folder per run, never the project's instance/keys.
+TEST_KEY_DIR = tempfile.mkdtemp(prefix="kaptrain-test-keys-") + "/keys"
 
 
 def reset_database(engine: Engine) -> None:
@@ -72,6 +75,7 @@ def make_test_app(database_url: str, **extra: object) -> Flask:
         "RATELIMIT_ENABLED": False,
         "MODULES_DIR": str(FIXTURE_MODULES),
         "QUIZZES_DIR": str(FIXTURE_QUIZZES),
+        "CREDENTIAL_KEY_DIR": TEST_KEY_DIR,
     }
     config.update(extra)
     return create_app(config)

@@ -1,4 +1,5 @@
-"""`flask certificates ...`: issue, revoke, re-issue, approve, re-render, remind and export certificates.
+"""`flask certificates ...`: issue, revoke, re-issue, approve, re-render, remind and export certificates; verify
+a certificate file; rotate the signing key or mark one compromised.
 
 Each command checks all its input first, acts through the services (which write the audit entries, here
 attributed to the operating-system account), commits once and says what it did. Bad input is one line naming
@@ -22,13 +23,16 @@ from sqlalchemy.orm import Session
 
 from kaptrain import audit, jobs
 from kaptrain.accounts import services as accounts
-from kaptrain.certificates import services, tasks
+from kaptrain.certificates import checking, services, signing, signing_keys, tasks
 from kaptrain.certificates.models import Certificate, CertificateFile, CertificateStatus, RevocationReason
 from kaptrain.certificates.report import COLUMNS, ce_report
 from kaptrain.content.models import Course
+from kaptrain.credentials import KeyStoreError
 from kaptrain.db import get_session, utcnow
 
-certificates_cli = AppGroup("certificates", help="Issue, revoke, re-issue, approve, re-render and export certificates.")
+certificates_cli = AppGroup(
+    "certificates", help="Issue, revoke, re-issue, approve, re-render, export and verify certificates; manage keys."
+)
 
 CATEGORIES = [r.value for r in RevocationReason]
 
@@ -262,3 +266,76 @@ def _write_csv(stream: TextIO, rows: list[list[str]]) -> None:
     writer = csv.writer(stream)
     writer.writerow(COLUMNS)
     writer.writerows(rows)
+
+
+# ---------------------------------------------------------------- signed credentials
+
+
+@certificates_cli.command("verify")
+@click.argument("path", metavar="FILE")
+@click.option("--online", is_flag=True, help="Also fetch the status list the credential names and check revocation.")
+def verify_command(path: str, online: bool) -> None:
+    """Check a certificate PDF or credential JSON against the site's keys: valid (exit 0) or why not (exit 1)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise _bad("FILE", f"cannot read {path}: {exc.strerror}.") from None
+    credential = checking.read_credential(data)
+    try:
+        if isinstance(credential, dict):
+            verdict = checking.check_online(credential) if online else signing.check(None, credential)
+        else:
+            verdict = credential
+    except KeyStoreError as exc:
+        raise _bad("CREDENTIAL_KEY_DIR", str(exc)) from None
+    click.echo(checking.sentence(verdict))
+    if not verdict.ok:
+        sys.exit(1)
+    if online:
+        click.echo("Not revoked, according to the issuer's status list.")
+    else:
+        click.echo("Revocation was not checked (offline); add --online to fetch the issuer's status list.")
+
+
+@certificates_cli.command("rotate-key")
+def rotate_key_command() -> None:
+    """Make a new signing key; the old one is retired and keeps verifying what it signed."""
+    session = get_session()
+    try:
+        new = signing_keys.rotate_key(session, audit.cli_actor())
+    except KeyStoreError as exc:
+        raise _bad("CREDENTIAL_KEY_DIR", str(exc)) from None
+    session.commit()
+    click.echo(f"New signing key: {new}")
+    click.echo("Certificates signed with earlier keys still verify. Back up the key directory now.")
+
+
+def _moment(raw: str) -> dt.datetime:
+    """A --since value: YYYY-MM-DD or YYYY-MM-DDTHH:MM, in UTC, not in the future."""
+    for pattern in ("%Y-%m-%d", "%Y-%m-%dT%H:%M"):
+        try:
+            moment = dt.datetime.strptime(raw, pattern).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+        if moment > utcnow():
+            raise _bad("--since", f"{raw} is in the future; give the earliest moment the key may have leaked.")
+        return moment
+    raise _bad("--since", f"give a UTC date as YYYY-MM-DD or YYYY-MM-DDTHH:MM, e.g. 2026-01-31T14:00 (not {raw!r}).")
+
+
+@certificates_cli.command("compromise-key")
+@click.argument("key_id", metavar="KEY_ID")
+@click.option("--since", "since_raw", required=True, metavar="YYYY-MM-DD[THH:MM]", help="Earliest possible leak (UTC).")
+def compromise_key_command(key_id: str, since_raw: str) -> None:
+    """Mark a signing key compromised: what it signed from --since on fails to verify (a current key is rotated)."""
+    since = _moment(since_raw)
+    session = get_session()
+    try:
+        current = signing_keys.compromise_key(session, key_id, since, audit.cli_actor())
+    except KeyError:
+        raise _bad("KEY_ID", f"this site never used the key {key_id!r} (see /credentials/keys.json).") from None
+    except KeyStoreError as exc:
+        raise _bad("CREDENTIAL_KEY_DIR", str(exc)) from None
+    session.commit()
+    click.echo(f"Marked {key_id.partition('#')[0]} compromised since {since.isoformat()}.")
+    click.echo(f"Credentials it signed from then on no longer verify. New certificates are signed by {current}.")

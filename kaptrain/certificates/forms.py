@@ -6,6 +6,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from flask import current_app
+from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, Field, RadioField, SelectChoice, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, StopValidation, ValidationError
 
@@ -126,3 +128,28 @@ def attestation_form(maximum: Decimal) -> AttestationForm:
         "inputmode": "decimal",
     }
     return form
+
+
+def upload_limit() -> int:
+    """The largest upload the site accepts, in bytes (MAX_CONTENT_LENGTH)."""
+    return int(current_app.config["MAX_CONTENT_LENGTH"])
+
+
+def _within_upload_limit(form: Any, field: Field) -> None:
+    """Validator: the file is no larger than the site accepts (a larger request already gets a 413 page)."""
+    data = field.data
+    if data is not None and len(data.read()) > upload_limit():
+        raise StopValidation(f"Choose a file of at most {upload_limit() // (1024 * 1024)} MB.")
+    if data is not None:
+        data.seek(0)
+
+
+class CheckFileForm(BaseForm):
+    """A certificate file to check: the PDF from this site, or the credential JSON beside it."""
+
+    file = FileField(
+        "Certificate file (PDF or JSON)",
+        validators=[FileRequired(message="Choose the certificate PDF or its credential JSON."), _within_upload_limit],
+        render_kw={"accept": ".pdf,.json,application/pdf,application/json"},
+    )
+    submit = SubmitField("Check the file")

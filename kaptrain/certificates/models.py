@@ -11,7 +11,7 @@ import enum
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, LargeBinary, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, LargeBinary, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from kaptrain.content.models import Course
@@ -128,6 +128,8 @@ class Certificate(Base):
     revocation_note: Mapped[str] = mapped_column(Text, default="")
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id", ondelete="RESTRICT"))
     superseded_at: Mapped[dt.datetime | None]
+    # The signed Open Badges 3.0 credential (kaptrain.certificates.signing), also embedded in the PDF.
+    credential: Mapped[dict[str, Any] | None] = deferred(mapped_column(JSON))
 
     course: Mapped[Course] = relationship(lazy="joined")
     supersedes: Mapped[Certificate | None] = relationship(remote_side=[id], lazy="joined")
@@ -151,3 +153,14 @@ class CertificateFile(Base):
     pdf: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     sha256: Mapped[str] = mapped_column(String(64))
     rendered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StatusList(Base):
+    """A W3C Bitstring Status List of revoked certificates, signed and served as it is until a bit changes."""
+
+    __tablename__ = "status_lists"
+
+    number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    encoded: Mapped[str] = mapped_column(Text)  # GZIP + base64url of the bits (multibase 'u')
+    credential: Mapped[dict[str, Any]]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -20,7 +20,7 @@ from urllib.request import url2pathname
 
 import segno
 from flask import current_app, render_template
-from weasyprint import HTML
+from weasyprint import HTML, Attachment
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,12 @@ class StaticFileFetcher(URLFetcher):
 
 
 def render_pdf(
-    template: str, *, page_size: str = "A4", timeout_seconds: float = RENDER_TIMEOUT, **context: Any
+    template: str,
+    *,
+    page_size: str = "A4",
+    timeout_seconds: float = RENDER_TIMEOUT,
+    attachments: Sequence[tuple[str, bytes, str]] = (),
+    **context: Any,
 ) -> bytes:
     """Render a template (given page_size) to PDF bytes in an app context: only static files, time-limited."""
     if page_size not in PAGE_SIZES:
@@ -94,13 +99,19 @@ def render_pdf(
     if static_folder is None:
         raise RenderError("the app has no static folder to load fonts and stylesheets from")
     root = Path(static_folder).resolve()
-    job = partial(_write_pdf, html, root.as_uri() + "/", StaticFileFetcher(root))
+    job = partial(_write_pdf, html, root.as_uri() + "/", StaticFileFetcher(root), tuple(attachments))
     return _run_with_time_limit(job, timeout_seconds)
 
 
-def _write_pdf(html: str, base_url: str, fetcher: URLFetcher) -> bytes:
+def _write_pdf(
+    html: str, base_url: str, fetcher: URLFetcher, attachments: Sequence[tuple[str, bytes, str]] = ()
+) -> bytes:
     # WeasyPrint 70 uses the fetcher given to HTML(); one given to write_pdf() is ignored (default fetcher!).
-    pdf: bytes = HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf()
+    # Attachments are our own bytes (string=), so nothing is fetched for them.
+    files = [
+        Attachment(string=data, name=name, description=text, relationship="Data") for name, data, text in attachments
+    ]
+    pdf: bytes = HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf(attachments=files)
     return pdf
 
 
@@ -220,13 +231,20 @@ class CertificateView:
     status_note: str | None = None
 
 
-def certificate_pdf(view: CertificateView, *, page_size: str, timeout_seconds: float = RENDER_TIMEOUT) -> bytes:
-    """The certificate as a one-page landscape PDF."""
+def certificate_pdf(
+    view: CertificateView,
+    *,
+    page_size: str,
+    timeout_seconds: float = RENDER_TIMEOUT,
+    attachments: Sequence[tuple[str, bytes, str]] = (),
+) -> bytes:
+    """The certificate as a one-page landscape PDF; attachments are (file name, bytes, description)."""
     holder = f"{view.holder_name}, {view.holder_credential}" if view.holder_credential else view.holder_name
     return render_pdf(
         CERTIFICATE_TEMPLATE,
         page_size=page_size,
         timeout_seconds=timeout_seconds,
+        attachments=attachments,
         cert=view,
         accredited=view.accreditation_statement is not None,
         hours=format_hours(view.ce_hours),

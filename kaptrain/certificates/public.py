@@ -1,4 +1,5 @@
-"""Public verification: the page a certificate's QR code opens, and the same record as JSON. No login.
+"""Public verification: the page a certificate's QR code opens, the same record as JSON, the certificate's signed
+credential, and a page that checks an uploaded certificate file. No login.
 
 Codes carry 128 random bits, so they cannot be guessed; a rate limit per address (VERIFY_RATE_LIMIT, shared
 by the page and the API) keeps anyone from trying. An unknown code and a malformed one get the same answer,
@@ -7,22 +8,26 @@ after the same work."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 from flask import Response, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_limiter.errors import RateLimitExceeded
 
-from kaptrain.certificates import services
+from kaptrain.certificates import checking, services
 from kaptrain.certificates.blueprint import bp
-from kaptrain.certificates.models import Certificate
+from kaptrain.certificates.forms import CheckFileForm, upload_limit
+from kaptrain.certificates.models import Certificate, CertificateStatus
 from kaptrain.certificates.pdf import format_date, format_hours
 from kaptrain.db import finish_request, get_session
 from kaptrain.extensions import limiter
 from kaptrain.web import error_page
 
 API_ENDPOINT = "certificates.api_certificate"
-PUBLIC_ENDPOINTS = frozenset({"certificates.verify", API_ENDPOINT})
+CREDENTIAL_ENDPOINT = "certificates.verify_credential"
+PUBLIC_ENDPOINTS = frozenset({"certificates.verify", API_ENDPOINT, CREDENTIAL_ENDPOINT, "certificates.check"})
+CREDENTIAL_FILE = "credential.json"
 # Well-formed but shorter than every issued code (32 characters), so it never matches anything.
 _NEVER_ISSUED = "0" * 20
 
@@ -82,11 +87,53 @@ def verify(code: str) -> ResponseReturnValue:
 @bp.route("/api/v1/certificates/<path:code>")
 @limiter.shared_limit(_verify_limit, scope="certificate-verification")
 def api_certificate(code: str) -> ResponseReturnValue:
-    """The certificate's public record as JSON, for verifiers' own systems; {"status": "unknown"} with 404."""
+    """The certificate's public record as JSON, linking its signed credential; {"status": "unknown"} with 404."""
     certificate = _lookup(code)
     if certificate is None:
         return jsonify(status="unknown"), 404
-    return jsonify(services.public_status(certificate).as_json())
+    record = services.public_status(certificate).as_json()
+    return jsonify({**record, "credential": _credential_url(certificate)})
+
+
+def _credential_url(certificate: Certificate) -> str | None:
+    """The absolute address of the certificate's signed credential, once it has one."""
+    if certificate.status == CertificateStatus.PENDING:
+        return None
+    return f"{services.verification_url(certificate.code)}/{CREDENTIAL_FILE}"
+
+
+@bp.route(f"/verify/<path:code>/{CREDENTIAL_FILE}")
+@limiter.shared_limit(_verify_limit, scope="certificate-verification")
+def verify_credential(code: str) -> ResponseReturnValue:
+    """The certificate's signed Open Badges 3.0 credential as a JSON download (anyone, no login)."""
+    certificate = _lookup(code)
+    if certificate is None:
+        return render_template("certificates/verify_not_found.html"), 404
+    if certificate.status == CertificateStatus.PENDING:
+        return error_page(404, "This certificate has not been issued yet, so it has no signed credential.")
+    if certificate.credential is None:
+        return error_page(404, "This certificate's signed credential is being prepared. Try again in a few minutes.")
+    body = json.dumps(certificate.credential, indent=2, ensure_ascii=False)
+    response = Response(body, mimetype="application/json")
+    response.headers.set("Content-Disposition", "attachment", filename=f"{certificate.number}-{CREDENTIAL_FILE}")
+    return response
+
+
+def _showing_the_form() -> bool:
+    return request.method != "POST"  # exempt: only each check counts, like a verification
+
+
+@bp.route("/verify", methods=["GET", "POST"])
+@limiter.shared_limit(_verify_limit, scope="certificate-verification", exempt_when=_showing_the_form)
+def check() -> ResponseReturnValue:
+    """Check an uploaded certificate PDF or credential JSON offline, and say whether it is valid or why not."""
+    form = CheckFileForm()
+    result = None
+    if form.validate_on_submit():
+        result = checking.check_file(get_session(), form.file.data.read())
+    status = 422 if form.errors or (result is not None and not result.verdict.ok) else 200
+    limit_mb = upload_limit() // (1024 * 1024)
+    return render_template("certificates/check.html", form=form, result=result, limit_mb=limit_mb), status
 
 
 @bp.errorhandler(RateLimitExceeded)
@@ -103,6 +150,6 @@ def _public_headers(response: Response) -> Response:
     if request.endpoint in PUBLIC_ENDPOINTS:
         # A holder's name is on the page: shared links should not end up in search results.
         response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    if request.endpoint == API_ENDPOINT:
+    if request.endpoint in (API_ENDPOINT, CREDENTIAL_ENDPOINT):
         response.headers["Access-Control-Allow-Origin"] = "*"  # verifiers call it from their own sites
     return response

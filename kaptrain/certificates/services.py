@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from kaptrain import audit
 from kaptrain.accounts.models import User
+from kaptrain.certificates import signing
 from kaptrain.certificates.models import (
     Attestation,
     Certificate,
@@ -303,9 +305,21 @@ def certificate_view(certificate: Certificate) -> CertificateView:
     )
 
 
-def render_and_store(session: Session, certificate: Certificate) -> CertificateFile:
-    """Render the certificate's PDF and store it with the record (keeping its number and code)."""
-    pdf = certificate_pdf(certificate_view(certificate), page_size=current_app.config["CERTIFICATE_PAGE_SIZE"])
+def render_and_store(session: Session, certificate: Certificate, resign: bool = False) -> CertificateFile:
+    """Render the certificate's PDF, with its signed credential attached, and store it with the record.
+
+    Its number and code never change. The credential is signed once (at issuance, or by the first re-render
+    of a certificate issued before credentials existed) unless `resign` asks for a new signature."""
+    if certificate.credential is None or resign:
+        certificate.credential = signing.credential_for(certificate, verification_url(certificate.code))
+        # Its status list must exist (and be signed) before anyone looks its bit up.
+        signing.refresh_status_list(session, signing.status_position(certificate.id)[0])
+    credential = json.dumps(certificate.credential, indent=2, ensure_ascii=False).encode("utf-8")
+    pdf = certificate_pdf(
+        certificate_view(certificate),
+        page_size=current_app.config["CERTIFICATE_PAGE_SIZE"],
+        attachments=[(signing.ATTACHMENT_NAME, credential, "Signed Open Badges 3.0 credential of this certificate")],
+    )
     stored = session.get(CertificateFile, certificate.id)
     if stored is None:
         stored = CertificateFile(certificate_id=certificate.id)
@@ -371,6 +385,7 @@ def revoke(
     certificate.revocation_reason = reason
     certificate.revocation_note = note.strip()
     session.flush()
+    signing.refresh_status_list(session, signing.status_position(certificate.id)[0])  # its bit, same transaction
     audit.record(
         session, "certificate.revoke", "certificate", certificate.id, actor_id=actor_id, actor_label=actor_label,
         number=certificate.number, reason=reason.value, note=certificate.revocation_note,

@@ -181,9 +181,9 @@ def certificate_pdf(certificate_id: int) -> ResponseReturnValue:
 @bp.route("/certificates/<int:certificate_id>.json")
 @login_required
 def certificate_json(certificate_id: int) -> ResponseReturnValue:
-    """The certificate's public record as JSON, for its holder (the same record the verification page gives)."""
+    """The certificate's signed credential as JSON, for its holder (its public record until it is signed)."""
     certificate = _own_certificate(certificate_id)
-    response = jsonify(services.public_status(certificate).as_json())
+    response = jsonify(certificate.credential or services.public_status(certificate).as_json())
     name = certificate.number or f"certificate-{certificate.id}"
     response.headers.set("Content-Disposition", "attachment", filename=f"{name}.json")
     return response

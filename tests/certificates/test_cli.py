@@ -5,22 +5,33 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from flask import Flask
+from pypdf import PdfWriter
 from rq import Queue
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from kaptrain import audit, jobs
 from kaptrain.accounts.models import User
 from kaptrain.audit import AuditEntry
-from kaptrain.certificates import services
-from kaptrain.certificates.models import Certificate, CertificateFile, CertificateStatus, RevocationReason
+from kaptrain.certificates import services, signing
+from kaptrain.certificates.models import (
+    Certificate,
+    CertificateFile,
+    CertificateStatus,
+    RevocationReason,
+    StatusList,
+)
 from kaptrain.certificates.report import COLUMNS
 from kaptrain.content.files import read_content
 from kaptrain.content.loader import import_content
@@ -377,6 +388,194 @@ def test_export_refuses_bad_input_and_changes_nothing(db, runner, args, argument
     before = counts(db)
     assert_refused(certificates_cli(runner, "export", *args), argument, words)
     assert counts(db) == before
+
+
+# ---------------------------------------------------------------- verify, rotate-key, compromise-key
+
+
+@pytest.fixture
+def own_keys(app: Flask, db: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A key directory of this test's own, so rotating or compromising keys leaves other tests' keys alone.
+
+    Status lists signed with the run's shared keys are dropped inside the test's transaction (rolled back)."""
+    monkeypatch.setitem(app.config, "CREDENTIAL_KEY_DIR", str(tmp_path / "keys"))
+    db.execute(delete(StatusList))
+    return tmp_path / "keys"
+
+
+def pdf_file(app: Flask, db: Session, certificate: Certificate, path: Path) -> str:
+    """Write the certificate's stored PDF to a file; its name."""
+    with app.app_context():
+        path.write_bytes(services.stored_pdf(db, certificate) or b"")
+    return str(path)
+
+
+def key_history(app: Flask) -> list[dict[str, object]]:
+    with app.app_context():
+        return signing.keyring().public_history().to_json()["keys"]  # type: ignore[no-any-return]
+
+
+def test_verify_says_a_certificate_pdf_is_valid_offline(app, db, runner, issue, tmp_path):
+    c = issue()
+    result = certificates_cli(runner, "verify", pdf_file(app, db, c, tmp_path / "c.pdf"))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"valid — signed by {c.credential['issuer']['id']}"
+    assert "Revocation was not checked" in lines[1] and "--online" in lines[1]
+
+
+def test_verify_says_a_changed_json_is_tampered(db, runner, issue, tmp_path):
+    c = issue()
+    changed = {**c.credential, "credentialSubject": {**c.credential["credentialSubject"], "creditsEarned": 35}}
+    (tmp_path / "c.json").write_text(json.dumps(changed))
+    result = certificates_cli(runner, "verify", str(tmp_path / "c.json"))
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["not valid: tampered — the proof does not match the credential's content"]
+
+
+def test_verify_says_a_pdf_without_its_attachment_holds_no_credential(app, db, runner, issue, tmp_path):
+    writer = PdfWriter(clone_from=pdf_file(app, db, issue(), tmp_path / "c.pdf"))
+    del writer.root_object["/Names"]  # the embedded files
+    writer.write(tmp_path / "bare.pdf")
+    result = certificates_cli(runner, "verify", str(tmp_path / "bare.pdf"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith("not valid: no credential — This PDF carries no signed credential")
+
+
+def test_verify_refuses_a_missing_file(runner, tmp_path):
+    assert_refused(certificates_cli(runner, "verify", str(tmp_path / "nothing.pdf")), "FILE", "cannot read")
+
+
+@pytest.fixture
+def status_server() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A real HTTP server on a free loopback port serving the bodies put in its dict by path."""
+    bodies: dict[str, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            body = bodies.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body or b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", bodies
+    server.shutdown()
+    server.server_close()
+
+
+def test_verify_online_fetches_the_status_list_and_sees_a_revocation(app, db, runner, issue, tmp_path, monkeypatch,
+                                                                      status_server):
+    base, bodies = status_server
+    monkeypatch.setitem(app.config, "BASE_URL", base)  # the credential names this server's status list
+    db.execute(delete(StatusList))  # lists made under another BASE_URL (rolled back with the test)
+    c = issue()
+    path = pdf_file(app, db, c, tmp_path / "c.pdf")
+    number = signing.status_position(c.id)[0]
+
+    def serve_list() -> None:
+        with app.app_context():
+            bodies[f"/credentials/status/{number}"] = json.dumps(signing.signed_status_list(db, number)).encode()
+
+    serve_list()
+    valid = certificates_cli(runner, "verify", "--online", path)
+    assert valid.exit_code == 0, valid.output
+    assert valid.output.splitlines()[1] == "Not revoked, according to the issuer's status list."
+    with acting(app, db):
+        services.revoke(db, c, RevocationReason.ISSUED_IN_ERROR, "duplicate", actor_label=CLI)
+    serve_list()
+    revoked = certificates_cli(runner, "verify", "--online", path)
+    assert revoked.exit_code == 1
+    assert revoked.output.splitlines() == ["not valid: revoked — the issuer has revoked this credential"]
+    bodies.clear()
+    gone = certificates_cli(runner, "verify", "--online", path)
+    assert gone.exit_code == 1 and gone.output.startswith("not valid: status unavailable — could not fetch")
+    assert "HTTP 404" in gone.output
+
+
+def test_verify_online_fetches_only_http_addresses(app, db, runner, issue, tmp_path, monkeypatch):
+    monkeypatch.setitem(app.config, "BASE_URL", "file:///etc")  # a credential naming a file:// status list
+    c = issue()
+    (tmp_path / "c.json").write_text(json.dumps(c.credential))
+    assert c.credential["credentialStatus"]["statusListCredential"].startswith("file:///etc/")
+    result = certificates_cli(runner, "verify", "--online", str(tmp_path / "c.json"))
+    assert result.exit_code == 1
+    assert "not valid: status unavailable — refusing to fetch 'file:///etc/" in result.output
+    assert "only http and https addresses are fetched" in result.output
+
+
+def test_rotate_key_keeps_the_old_certificate_valid(app, db, runner, client, issue, own_keys, tmp_path):
+    old = issue()
+    old_key = old.credential["issuer"]["id"]
+    result = certificates_cli(runner, "rotate-key")
+    assert result.exit_code == 0, result.output
+    keys = key_history(app)
+    assert [k["id"] for k in keys][0] == old_key and keys[0]["retired"] is not None and keys[1]["retired"] is None
+    assert result.output.splitlines()[0] == f"New signing key: {keys[1]['id']}"
+    assert "PRIVATE" not in result.output and "BEGIN" not in result.output
+    [entry] = entries(db, "signing_key.rotate")
+    assert (entry.subject_type, entry.actor_label, entry.details) == (
+        "signing_key", CLI, {"retired": old_key, "current": keys[1]["id"]}
+    )
+    verified = certificates_cli(runner, "verify", pdf_file(app, db, old, tmp_path / "old.pdf"))
+    assert verified.exit_code == 0 and verified.output.startswith(f"valid — signed by {old_key}")
+    with app.app_context():
+        pdf = services.stored_pdf(db, old) or b""
+    page = client.post("/verify", data={"file": (io.BytesIO(pdf), "old.pdf")}, content_type="multipart/form-data")
+    assert page.status_code == 200 and "Valid credential" in page.get_data(as_text=True)
+    assert issue("New Holder").credential["issuer"]["id"] == keys[1]["id"]  # new ones: the new key
+
+
+def test_compromise_key_since_before_issuance_fails_what_it_signed(app, db, runner, client, issue, own_keys, tmp_path):
+    c = issue()
+    key = c.credential["issuer"]["id"]
+    since = (c.issued_at - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    result = certificates_cli(runner, "compromise-key", key, "--since", since)
+    assert result.exit_code == 0, result.output
+    keys = key_history(app)
+    assert keys[0]["id"] == key and keys[0]["compromisedSince"].startswith(since)
+    assert keys[0]["retired"] is not None and keys[1]["retired"] is None  # the signing key was rotated
+    assert f"Marked {key} compromised since {since}" in result.output and keys[1]["id"] in result.output
+    [entry] = entries(db, "signing_key.compromise")
+    assert entry.subject_type == "signing_key" and entry.details["key"] == key and entry.actor_label == CLI
+    verified = certificates_cli(runner, "verify", pdf_file(app, db, c, tmp_path / "c.pdf"))
+    assert verified.exit_code == 1 and verified.output.startswith("not valid: key compromised — signed on")
+    page = client.post(
+        "/verify", data={"file": ((tmp_path / "c.pdf").open("rb"), "c.pdf")}, content_type="multipart/form-data"
+    )
+    assert page.status_code == 422 and "Signed with a compromised key" in page.get_data(as_text=True)
+    # The status lists it had signed are signed again, so certificates by the new key still check out.
+    fresh = issue("New Holder")
+    assert fresh.credential["issuer"]["id"] == keys[1]["id"]
+    with app.app_context():
+        assert signing.check(db, fresh.credential).ok
+        pdf = services.stored_pdf(db, fresh) or b""
+    page = client.post("/verify", data={"file": (io.BytesIO(pdf), "f.pdf")}, content_type="multipart/form-data")
+    assert page.status_code == 200, page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "argument", "words"),
+    [
+        (["did:key:z6MkNoSuchKeyAtAll", "--since", "2026-01-01"], "KEY_ID", "never used the key"),
+        (["{key}", "--since", "31/01/2026"], "--since", "YYYY-MM-DD or YYYY-MM-DDTHH:MM"),
+        (["{key}", "--since", "2026-02-30"], "--since", "YYYY-MM-DD"),
+        (["{key}", "--since", "2999-01-01"], "--since", "in the future"),
+    ],
+    ids=["unknown-key", "format", "no-such-day", "future"],
+)
+def test_compromise_key_refuses_bad_input_and_changes_nothing(app, db, runner, issue, own_keys, args, argument, words):
+    key = issue().credential["issuer"]["id"]
+    before, history = counts(db), key_history(app)
+    result = certificates_cli(runner, "compromise-key", *(a.format(key=key) for a in args))
+    assert_refused(result, argument, words)
+    assert counts(db) == before and key_history(app) == history
 
 
 # ---------------------------------------------------------------- a real worker

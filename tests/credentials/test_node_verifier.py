@@ -8,8 +8,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -21,50 +19,18 @@ from kaptrain.credentials import CredentialData, Keyring, build_credential, sign
 from kaptrain.credentials import status_list as sl
 from kaptrain.credentials.loader import SHIPPED_CONTEXTS, shipped_context
 from tests.credentials.conftest import ISSUED_AT, STATUS_LIST_URL
-
-NODE_DIR = Path(__file__).parent / "node"
-VERIFY = NODE_DIR / "verify.mjs"
-INSTALL = "npm ci --prefix tests/credentials/node --no-audit --no-fund"
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    """The node executable, once the verifier's npm packages are installed."""
-    executable = shutil.which("node")
-    if executable is None:
-        missing = "node is not installed"
-    elif not (NODE_DIR / "node_modules").is_dir():
-        missing = f"tests/credentials/node/node_modules is missing (run `{INSTALL}`)"
-    else:
-        return executable
-    if os.environ.get("CI"):
-        pytest.fail(missing)  # .ci/run installs them, so their absence there is a real failure
-    pytest.skip(f"{missing}: the Node.js interoperability tests need Node.js 20 and the verifier's packages")
+from tests.credentials.node_support import VERIFY, run_node_verifier
 
 
 @pytest.fixture
 def run_verifier(node: str, tmp_path: Path, keyring: Keyring) -> Callable[..., dict[str, Any]]:
-    """Write a credential, the issuer's DID documents and any status lists to files; run verify.mjs on them."""
+    """Run verify.mjs on a credential, with the issuer's DID documents and any status lists."""
 
     def run(
         credential: Any, *, status_lists: tuple[dict[str, Any], ...] = (), now: str | None = None
     ) -> dict[str, Any]:
-        credential_file = tmp_path / "credential.json"
-        credential_file.write_text(json.dumps(credential, ensure_ascii=False), encoding="utf-8")
-        dids_file = tmp_path / "dids.json"
-        dids_file.write_text(json.dumps(keyring.public_history().did_documents()), encoding="utf-8")
-        args = [node, str(VERIFY), str(credential_file), "--dids", str(dids_file)]
-        for number, status_list in enumerate(status_lists):
-            list_file = tmp_path / f"status-list-{number}.json"
-            list_file.write_text(json.dumps(status_list), encoding="utf-8")
-            args += ["--status-list", str(list_file)]
-        if now is not None:
-            args += ["--now", now]
-        result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
-        assert result.returncode in (0, 1), result.stderr
-        output: dict[str, Any] = json.loads(result.stdout)
-        assert output["verified"] == (result.returncode == 0)
-        return output
+        dids = keyring.public_history().did_documents()
+        return run_node_verifier(node, tmp_path, credential, dids, status_lists=status_lists, now=now)
 
     return run
 

@@ -43,6 +43,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
             "SECRET_KEY": "e2e-secret",
             "DATABASE_URL": f"sqlite:///{db_file}",
             "RATELIMIT_ENABLED": False,
+            "CREDENTIAL_KEY_DIR": str(db_file.parent / "keys"),
         }
     )
     database: Database = app.extensions["kaptrain.db"]

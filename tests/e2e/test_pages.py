@@ -4,6 +4,7 @@ The list of pages is checked against the app's routes, so a new page without a c
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -38,6 +39,10 @@ NOT_PAGES = {
     "certificates.certificate_json",
     "certificates.transcript_pdf",
     "certificates.api_certificate",
+    "certificates.verify_credential",
+    "certificates.status_list",
+    "certificates.issuer_keys",
+    "certificates.issuer_dids",
 }
 
 
@@ -69,6 +74,7 @@ CASES = [
     PageCase("attestation", "certificates.attestation", "evaluated", "/courses/kap-foundations/attestation"),
     PageCase("transcript", "certificates.transcript", "certified", "/courses/kap-foundations/transcript"),
     PageCase("verify", "certificates.verify", "anonymous"),
+    PageCase("check-file", "certificates.check", "anonymous", "/verify"),
     PageCase("account", "accounts.profile", "learner", "/account"),
     PageCase("quiz", "quizzes.quiz", "learner", "/courses/kap-foundations/quizzes/pharmacology-quiz"),
     PageCase("attempt", "quizzes.attempt", "learner"),
@@ -184,6 +190,27 @@ def test_page_fits_a_phone_without_horizontal_scrolling(browser, base_url, learn
     page.screenshot(path=str(SCREENSHOTS / f"{case.name}-phone.png"))
     context.close()
     assert overflow <= 0, f"{case.name} scrolls sideways by {overflow}px at 375px"
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["valid", "tampered"])
+def test_a_checked_file_shows_its_verdict_accessibly(browser, base_url, learner_state, changed):
+    context, page = open_as(browser, base_url, "anonymous", learner_state, PHONE)
+    credential = page.request.get(f"{learner_state['verify']}/credential.json").json()
+    if changed:
+        credential["credentialSubject"]["creditsEarned"] = 99
+    page.goto("/verify")
+    page.get_by_label("Certificate file (PDF or JSON)").set_input_files(
+        {"name": "credential.json", "mimeType": "application/json", "buffer": json.dumps(credential).encode()}
+    )
+    page.get_by_role("button", name="Check the file").click()
+    heading = "Changed after it was issued" if changed else "Valid credential"
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    results = Axe().run(page, options=AXE_OPTIONS)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    page.screenshot(path=str(SCREENSHOTS / f"check-file-{'tampered' if changed else 'valid'}-phone.png"))
+    context.close()
+    assert results.violations_count == 0, results.generate_report()
+    assert overflow <= 0, f"the checked file's verdict scrolls sideways by {overflow}px at 375px"
 
 
 def test_focus_is_visible(page):

@@ -1,0 +1,209 @@
+"""Checking a certificate file: the verdict in words, what a valid credential states, and the site's record of it.
+
+The verification page (an upload) and `flask certificates verify` both read a PDF or JSON through
+signing.extract_credential and verify it through signing.check; nothing here fetches anything, except
+fetch_status_list, which the command line calls for --online and only for the status list the credential names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from kaptrain.certificates import services, signing
+from kaptrain.certificates.pdf import format_date
+from kaptrain.credentials import Reason, Verdict
+
+# What signing.extract_credential's refusals are called: the file holds no credential to verify at all.
+NO_CREDENTIAL = "no credential"
+FETCH_TIMEOUT = 10  # seconds, for the one status list --online fetches
+MAX_STATUS_LIST = 2 * 1024 * 1024  # bytes read from a status list address at most
+
+# Each reason as a heading and a sentence that says what it means for the person holding the file.
+REASON_TEXT: dict[str, tuple[str, str]] = {
+    Reason.VALID: (
+        "Valid credential",
+        "The signature is this site's, and the credential is exactly as it was issued.",
+    ),
+    NO_CREDENTIAL: (
+        "No credential found in this file",
+        "Upload the certificate PDF as it was downloaded from this site, or the credential JSON beside it.",
+    ),
+    Reason.MALFORMED: (
+        "Not a credential this site can check",
+        "The file holds JSON, but not a signed credential in the form this site issues.",
+    ),
+    Reason.UNKNOWN_CONTEXT: (
+        "Unknown vocabulary",
+        "The credential refers to a JSON-LD context this site does not ship; nothing is fetched from the internet "
+        "to check it, so it cannot be verified.",
+    ),
+    Reason.UNKNOWN_ISSUER_KEY: (
+        "Not issued by this site",
+        "The credential names an issuer key this site has never used: someone else issued it, or it was forged.",
+    ),
+    Reason.TAMPERED: (
+        "Changed after it was issued",
+        "The credential's content no longer matches its signature: something in it was altered.",
+    ),
+    Reason.KEY_COMPROMISED: (
+        "Signed with a compromised key",
+        "The key that signed this credential was marked compromised for the time it was signed, so the "
+        "signature cannot be trusted.",
+    ),
+    Reason.NOT_YET_VALID: ("Not yet valid", "The credential's validity period has not begun."),
+    Reason.EXPIRED: ("Expired", "The credential's validity period has ended."),
+    Reason.REVOKED: ("Revoked", "The issuer has revoked this certificate; it is no longer valid."),
+    Reason.STATUS_UNAVAILABLE: (
+        "Revocation could not be checked",
+        "The status list that says whether this certificate was revoked could not be read or trusted.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """The outcome of checking a file: the verdict, what the credential states, and the site's own record."""
+
+    verdict: Verdict
+    credential: dict[str, Any] | None = None
+    facts: list[tuple[str, str]] = field(default_factory=list)  # only for a valid credential
+    record: services.PublicStatus | None = None  # the site's certificate with the credential's address
+
+    @property
+    def heading(self) -> str:
+        """The verdict as a heading."""
+        return REASON_TEXT.get(self.verdict.reason, ("Not valid", ""))[0]
+
+    @property
+    def explanation(self) -> str:
+        """What the verdict means, in a sentence."""
+        return REASON_TEXT.get(self.verdict.reason, ("", "The credential could not be verified."))[1]
+
+
+def read_credential(data: bytes) -> dict[str, Any] | Verdict:
+    """The credential in a PDF or JSON file, or the refusal verdict saying why there is none."""
+    try:
+        return signing.extract_credential(data)
+    except ValueError as exc:
+        return Verdict(False, NO_CREDENTIAL, str(exc))
+
+
+def check_file(session: Session, data: bytes) -> FileCheck:
+    """Verify an uploaded file offline against the site's keys and its own revocation lists."""
+    credential = read_credential(data)
+    if isinstance(credential, Verdict):
+        return FileCheck(credential)
+    verdict = signing.check(session, credential)
+    if not verdict.ok:
+        return FileCheck(verdict, credential)
+    return FileCheck(verdict, credential, credential_facts(credential, verdict), site_record(session, credential))
+
+
+def site_record(session: Session, credential: Mapping[str, Any]) -> services.PublicStatus | None:
+    """The site's certificate whose verification address is the credential's id, with its public verdict."""
+    credential_id = credential.get("id")
+    prefix = services.verification_url("")
+    if not isinstance(credential_id, str) or not credential_id.startswith(prefix):
+        return None
+    certificate = services.find_by_code(session, credential_id.removeprefix(prefix))
+    return services.public_status(certificate) if certificate is not None else None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _day(value: Any) -> str:
+    """An XSD dateTime of the credential as the certificate prints a day, or "" when there is none."""
+    try:
+        moment = dt.datetime.fromisoformat(_text(value))
+    except ValueError:
+        return ""
+    return format_date((moment.astimezone(dt.UTC) if moment.tzinfo else moment).date())
+
+
+def credential_facts(credential: Mapping[str, Any], verdict: Verdict) -> list[tuple[str, str]]:
+    """What a verified credential states (holder, course, hours, dates, issuer, signing key), as label and value."""
+    subject = credential.get("credentialSubject")
+    subject = subject if isinstance(subject, Mapping) else {}
+    achievement = subject.get("achievement")
+    achievement = achievement if isinstance(achievement, Mapping) else {}
+    issuer = credential.get("issuer")
+    issuer = issuer if isinstance(issuer, Mapping) else {}
+    hours = subject.get("creditsEarned")
+    rows = [
+        ("Holder", _text(subject.get("name"))),
+        ("Course", _text(achievement.get("name"))),
+        ("Hours", f"{hours} {'hour' if hours == 1 else 'hours'}" if isinstance(hours, int | float) else ""),
+        ("Issued on", _day(credential.get("validFrom"))),
+        ("Valid until", _day(credential.get("validUntil"))),
+        ("Issued by", " · ".join(v for v in (_text(issuer.get("name")), _text(issuer.get("url"))) if v)),
+        ("Signed with key", verdict.key_id or ""),
+    ]
+    return [(label, value) for label, value in rows if value]
+
+
+def sentence(verdict: Verdict) -> str:
+    """The verdict on one line: "valid" or "not valid: <reason> — <detail>"."""
+    if verdict.ok:
+        return f"valid — {verdict.detail}" if verdict.detail else "valid"
+    return f"not valid: {verdict.reason} — {verdict.detail}" if verdict.detail else f"not valid: {verdict.reason}"
+
+
+def status_list_urls(credential: Mapping[str, Any]) -> list[str]:
+    """The revocation status lists the credential names (usually one), each once."""
+    entries = credential.get("credentialStatus")
+    listed = entries if isinstance(entries, list) else [entries]
+    urls = [
+        entry.get("statusListCredential")
+        for entry in listed
+        if isinstance(entry, Mapping) and entry.get("statusPurpose") == "revocation"
+    ]
+    return list(dict.fromkeys(url for url in urls if isinstance(url, str)))
+
+
+def fetch_status_list(url: str) -> dict[str, Any]:
+    """GET one status list credential over HTTP(S); ValueError with a sentence when it cannot be had."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"refusing to fetch {url!r}: only http and https addresses are fetched")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked
+    try:
+        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:  # noqa: S310 - scheme checked
+            body = response.read(MAX_STATUS_LIST + 1)
+    except urllib.error.HTTPError as exc:
+        raise ValueError(f"could not fetch the status list {url}: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ValueError(f"could not fetch the status list {url}: {reason}") from None
+    if len(body) > MAX_STATUS_LIST:
+        raise ValueError(f"the status list {url} is larger than any status list this site makes")
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"the status list {url} is not JSON") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"the status list {url} is not a credential (not a JSON object)")
+    return document
+
+
+def check_online(credential: Mapping[str, Any]) -> Verdict:
+    """Verify offline, then fetch the credential's status lists and check revocation against them."""
+    verdict = signing.check(None, credential)
+    if not verdict.ok:
+        return verdict
+    urls = status_list_urls(credential)
+    if not urls:
+        return Verdict(False, Reason.STATUS_UNAVAILABLE, "the credential names no revocation status list")
+    try:
+        lists = {url: fetch_status_list(url) for url in urls}
+    except ValueError as exc:
+        return Verdict(False, Reason.STATUS_UNAVAILABLE, str(exc), verdict.key_id)
+    return signing.check(None, credential, online_lists=lists)

@@ -1,0 +1,168 @@
+"""Each certificate as a signed Open Badges 3.0 credential, the revocation status lists, and checking uploads.
+
+The cryptography lives in kaptrain.credentials (pure functions); this module feeds it a certificate's copied
+fields and the site's keyring, keeps the status lists in the database, and reads credentials out of PDFs."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kaptrain.certificates.models import Certificate, CertificateStatus, StatusList
+from kaptrain.credentials import CredentialData, Credit, Keyring, Verdict, build_credential, sign, verify
+from kaptrain.credentials import status_list as bitstring
+from kaptrain.credentials.verification import Reason, StatusLookup, StatusUnavailable
+from kaptrain.db import insert_ignoring_conflict, utcnow
+
+ATTACHMENT_NAME = "credential.json"
+LIST_SIZE = bitstring.DEFAULT_SIZE
+MAX_UPLOAD = 2 * 1024 * 1024
+
+
+def keyring() -> Keyring:
+    """The site's signing keys, kept outside the database (KAPTRAIN_CREDENTIAL_KEY_DIR)."""
+    return Keyring(current_app.config["CREDENTIAL_KEY_DIR"])
+
+
+def _base() -> str:
+    return str(current_app.config["BASE_URL"]).rstrip("/")
+
+
+def status_position(certificate_id: int) -> tuple[int, int]:
+    """Which status list (1, 2, ...) holds the certificate's bit, and where: fixed by its id, never reused."""
+    return certificate_id // LIST_SIZE + 1, certificate_id % LIST_SIZE
+
+
+def status_list_url(number: int) -> str:
+    """The stable address of a status list credential."""
+    return f"{_base()}/credentials/status/{number}"
+
+
+def credential_for(certificate: Certificate, verification_url: str) -> dict[str, Any]:
+    """Build and sign the certificate's credential from its own copied fields, with the current key."""
+    key = keyring().current()
+    number, index = status_position(certificate.id)
+    accredited = certificate.accreditation_statement is not None
+    course = certificate.course
+    data = CredentialData(
+        credential_id=verification_url,
+        issuer_id=key.key_id,
+        provider_name=certificate.provider,
+        provider_url=_base(),
+        holder_name=certificate.holder_name,
+        achievement_id=f"{_base()}/courses/{course.slug}",
+        course_title=certificate.course_title,
+        course_description=course.description.strip(),
+        criteria=(
+            "Pass every module quiz and the final assessment, submit the course evaluation and attest to having "
+            "completed the course; hours are claimed by the learner up to the course's maximum."
+        ),
+        hours=certificate.hours,
+        max_hours=certificate.max_hours,
+        issued_at=certificate.issued_at or utcnow(),
+        status_list_url=status_list_url(number),
+        status_list_index=index,
+        credits=[Credit(d["credit_type"], Decimal(str(d["hours"]))) for d in certificate.designations]
+        if accredited
+        else (),
+        expires_at=certificate.expires_at,
+        license_number=certificate.licence_number or None,
+    )
+    return sign(build_credential(data), key)
+
+
+def refresh_status_list(session: Session, number: int) -> StatusList:
+    """Bring a status list up to date with the revoked certificates; re-signed only when a bit changed.
+
+    The row is created if missing and locked before the revoked ids are read, so concurrent issues and
+    revocations queue on it (PostgreSQL) instead of clashing on the insert or losing a bit."""
+    insert_ignoring_conflict(session, StatusList, number=number, encoded="", credential={}, updated_at=utcnow())
+    row = session.scalar(
+        select(StatusList)
+        .where(StatusList.number == number)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None  # inserted above when missing
+    low, high = (number - 1) * LIST_SIZE, number * LIST_SIZE
+    revoked = session.scalars(
+        select(Certificate.id).where(
+            Certificate.status == CertificateStatus.REVOKED, Certificate.id >= low, Certificate.id < high
+        )
+    )
+    encoded = bitstring.encode({i % LIST_SIZE for i in revoked}, LIST_SIZE)
+    if row.encoded == encoded:
+        return row  # unchanged: keep serving the signed list as it is
+    key = keyring().current()
+    now = utcnow()
+    credential = sign(bitstring.status_list_credential(status_list_url(number), key.key_id, encoded, now), key)
+    row.encoded, row.credential, row.updated_at = encoded, credential, now
+    session.flush()
+    return row
+
+
+def signed_status_list(session: Session, number: int) -> dict[str, Any] | None:
+    """The signed status list credential to serve (made when its first certificate was issued), if any."""
+    row = session.get(StatusList, number) if number >= 1 else None
+    return row.credential if row is not None else None
+
+
+def local_status_lookup(session: Session) -> StatusLookup:
+    """A status lookup that reads this site's own lists from the database (no network)."""
+    lists: dict[str, Mapping[str, Any]] = {}
+    for row in session.scalars(select(StatusList)):
+        lists[status_list_url(row.number)] = row.credential
+    return bitstring.make_lookup(lists, keyring().public_history())
+
+
+def extract_credential(data: bytes) -> dict[str, Any]:
+    """The credential in an uploaded file: a certificate PDF (its attachment) or the JSON itself.
+
+    Raises ValueError with a sentence a person understands."""
+    if len(data) > MAX_UPLOAD:
+        raise ValueError("The file is larger than any certificate (2 MB at most).")
+    if data.lstrip()[:5] == b"%PDF-":
+        data = _attachment(data)
+    try:
+        credential = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError("This is neither a certificate PDF nor a credential in JSON.") from None
+    if not isinstance(credential, dict):
+        raise ValueError("This JSON is not a credential (it is not an object).")
+    return credential
+
+
+def _attachment(pdf: bytes) -> bytes:
+    try:
+        attachments = PdfReader(io.BytesIO(pdf)).attachments
+    except (PdfReadError, ValueError, KeyError, TypeError):
+        raise ValueError("This PDF could not be read.") from None
+    contents = attachments.get(ATTACHMENT_NAME)
+    if not contents:
+        raise ValueError(f"This PDF carries no signed credential (no {ATTACHMENT_NAME} attachment).")
+    return contents[0]
+
+
+def check(
+    session: Session | None, credential: Mapping[str, Any], online_lists: Mapping[str, Any] | None = None
+) -> Verdict:
+    """Verify a credential against the site's key history; revocation from the local lists or given ones."""
+    history = keyring().public_history()
+    lookup = None
+    if online_lists is not None:
+        lookup = bitstring.make_lookup(online_lists, history)
+    elif session is not None:
+        lookup = local_status_lookup(session)
+    try:
+        return verify(credential, history, status_lookup=lookup)
+    except StatusUnavailable as exc:  # verify reports this itself; kept as a guard
+        return Verdict(False, Reason.STATUS_UNAVAILABLE.value, str(exc))

@@ -1,0 +1,288 @@
+"""The signed credential in public: status lists, key history, DID documents, the credential download, the API
+link, and the page that checks an uploaded certificate file (good files, bad files, tampered and revoked ones)."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from pypdf import PdfReader, PdfWriter
+from sqlalchemy.orm import Session
+
+from kaptrain.certificates import services, signing
+from kaptrain.certificates.models import Certificate, RevocationReason
+from kaptrain.credentials import Keyring, sign
+from kaptrain.credentials.status_list import is_set
+from tests.factories import certified, course, enrolled, make_user
+
+UNKNOWN = "A" * 32  # well-formed, never issued
+
+
+@contextmanager
+def acting(app: Flask, db: Session) -> Iterator[None]:
+    """Run services in an app context (they read its settings), then commit the test's session (a savepoint)."""
+    with app.app_context():
+        yield
+        db.commit()
+
+
+@pytest.fixture
+def issue(app: Flask, db: Session):  # type: ignore[no-untyped-def]
+    """Issue a new learner a certificate (pending when manual)."""
+
+    def _issue(full_name: str = "Ana Ruiz", manual: bool = False) -> Certificate:
+        user = make_user(db, full_name=full_name)
+        enrolled(db, user)
+        course(db).certificate_approval = "manual" if manual else "automatic"
+        with acting(app, db):
+            return certified(db, user, "3.25")
+
+    return _issue
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to open a network connection fails the test: checking a file never fetches anything."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a network connection was attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def stored_pdf(app: Flask, db: Session, certificate: Certificate) -> bytes:
+    with app.app_context():
+        pdf = services.stored_pdf(db, certificate)
+    assert pdf is not None
+    return pdf
+
+
+def with_attachment(pdf: bytes, content: bytes | None) -> bytes:
+    """The PDF with its credential attachment's bytes replaced (None: with no attachments at all)."""
+    writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    if content is None:
+        del writer.root_object["/Names"]
+    else:
+        names = writer.root_object["/Names"]["/EmbeddedFiles"]["/Names"]
+        spec = names[names.index(signing.ATTACHMENT_NAME) + 1].get_object()
+        spec["/EF"]["/F"].get_object().set_data(content)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def attachment(pdf: bytes) -> bytes:
+    return PdfReader(io.BytesIO(pdf)).attachments[signing.ATTACHMENT_NAME][0]
+
+
+def upload(client: FlaskClient, data: bytes, name: str = "certificate.pdf") -> tuple[int, str]:
+    response = client.post("/verify", data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+    return response.status_code, response.get_data(as_text=True)
+
+
+def as_json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, indent=2).encode()
+
+
+# ---------------------------------------------------------------- the issuer's public documents
+
+
+def test_the_status_list_has_the_revoked_certificates_bit_set(app, client, db, issue):
+    kept, revoked = issue("Kept Holder"), issue("Revoked Holder")
+    with acting(app, db):
+        services.revoke(db, revoked, RevocationReason.ISSUED_IN_ERROR, "duplicate", actor_label="test")
+    number, index = signing.status_position(revoked.id)
+    response = client.get(f"/credentials/status/{number}")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Cache-Control"] == "public, max-age=300"
+    document = response.get_json()
+    assert document["type"] == ["VerifiableCredential", "BitstringStatusListCredential"]
+    with app.app_context():
+        assert document["id"] == signing.status_list_url(number)
+        assert signing.check(None, document).ok  # signed by the site
+    encoded = document["credentialSubject"]["encodedList"]
+    assert is_set(encoded, index) and not is_set(encoded, signing.status_position(kept.id)[1])
+    assert revoked.credential["credentialStatus"]["statusListCredential"] == document["id"]
+
+
+@pytest.mark.parametrize("number", [0, 99])
+def test_a_status_list_that_does_not_exist_is_a_json_404(client, number):
+    response = client.get(f"/credentials/status/{number}")
+    assert response.status_code == 404 and response.get_json()["status"] == "unknown"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_keys_and_did_documents_are_published_without_private_material(app, client, issue):
+    certificate = issue()
+    key_id = certificate.credential["issuer"]["id"]
+    keys = client.get("/credentials/keys.json")
+    assert keys.status_code == 200 and keys.headers["Access-Control-Allow-Origin"] == "*"
+    assert keys.headers["Cache-Control"] == "public, max-age=300"
+    entry = next(k for k in keys.get_json()["keys"] if k["id"] == key_id)
+    assert set(entry) == {"id", "publicKeyMultibase", "created", "retired", "compromisedSince"}
+    assert entry["publicKeyMultibase"] == key_id.removeprefix("did:key:") and entry["compromisedSince"] is None
+    assert b"PRIVATE" not in keys.data and b".pem" not in keys.data
+    dids = client.get("/credentials/dids.json")
+    assert dids.status_code == 200 and dids.headers["Access-Control-Allow-Origin"] == "*"
+    document = dids.get_json()[key_id]
+    assert document["id"] == key_id
+    assert [m["publicKeyMultibase"] for m in document["verificationMethod"]] == [entry["publicKeyMultibase"]]
+    assert b"PRIVATE" not in dids.data
+
+
+# ---------------------------------------------------------------- the credential download and the API link
+
+
+def test_the_verification_page_offers_the_signed_credential(app, client, issue):
+    certificate = issue()
+    page = client.get(f"/verify/{certificate.code}").get_data(as_text=True)
+    assert f'href="/verify/{certificate.code}/credential.json"' in page and 'href="/verify"' in page
+    response = client.get(f"/verify/{certificate.code}/credential.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.headers["Content-Disposition"] == f"attachment; filename={certificate.number}-credential.json"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.get_json() == certificate.credential
+    with app.app_context():
+        assert signing.check(None, response.get_json()).ok
+
+
+@pytest.mark.parametrize("code", [UNKNOWN, "short", "x" * 65])
+def test_no_credential_for_an_unknown_or_malformed_code(client, code):
+    response = client.get(f"/verify/{code}/credential.json")
+    assert response.status_code == 404 and "Certificate not found" in response.get_data(as_text=True)
+
+
+def test_a_pending_certificate_has_no_credential_yet(client, issue):
+    certificate = issue(manual=True)
+    response = client.get(f"/verify/{certificate.code}/credential.json")
+    assert response.status_code == 404 and "not been issued yet" in response.get_data(as_text=True)
+    assert client.get(f"/api/v1/certificates/{certificate.code}").get_json()["credential"] is None
+
+
+def test_the_api_links_the_credential(app, client, issue):
+    certificate = issue()
+    body = client.get(f"/api/v1/certificates/{certificate.code}").get_json()
+    with app.app_context():
+        assert body["credential"] == f"{services.verification_url(certificate.code)}/credential.json"
+    assert body["credential"].startswith(app.config["BASE_URL"])
+    path = body["credential"].removeprefix(app.config["BASE_URL"].rstrip("/"))
+    assert client.get(path).get_json() == certificate.credential
+
+
+# ---------------------------------------------------------------- checking an uploaded file
+
+
+def test_the_upload_page_asks_for_a_pdf_or_json(client):
+    response = client.get("/verify")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Check a certificate file — PDF or JSON" in page
+    assert 'enctype="multipart/form-data"' in page and 'type="file"' in page
+    assert response.headers["X-Robots-Tag"] == "noindex, nofollow"
+
+
+def test_a_good_pdf_is_valid_with_what_it_states(app, client, db, issue, no_network):
+    certificate = issue()
+    status, page = upload(client, stored_pdf(app, db, certificate))
+    assert status == 200 and "Valid credential" in page
+    for fact in ("Ana Ruiz", certificate.course_title, "3.25 hours", certificate.provider):
+        assert fact in page
+    assert certificate.credential["issuer"]["id"] in page  # which key signed it
+    assert "record of this certificate agrees" in page and f"/verify/{certificate.code}" in page
+
+
+def test_a_good_json_is_valid(client, issue, no_network):
+    certificate = issue()
+    status, page = upload(client, as_json(certificate.credential), "credential.json")
+    assert status == 200 and "Valid credential" in page and "Ana Ruiz" in page
+
+
+def test_a_superseded_certificates_file_is_validly_signed_but_the_record_says_so(app, client, db, issue):
+    old = issue()
+    with acting(app, db):
+        services.reissue(db, old, actor_label="test")
+    status, page = upload(client, stored_pdf(app, db, old))
+    assert status == 200 and "Valid credential" in page and "<strong>superseded</strong>" in page
+
+
+def test_a_pdf_whose_attachment_changed_by_one_byte_is_tampered(app, client, db, issue, no_network):
+    pdf = stored_pdf(app, db, issue())
+    original = attachment(pdf)
+    changed = original.replace(b'"creditsEarned": 3.25', b'"creditsEarned": 9.25')
+    assert len(changed) == len(original) and sum(a != b for a, b in zip(changed, original, strict=True)) == 1
+    status, page = upload(client, with_attachment(pdf, changed))
+    assert status == 422 and "Changed after it was issued" in page and "<strong>tampered</strong>" in page
+    assert "9.25" not in page  # nothing of a refused credential is shown as fact
+
+
+def test_a_revoked_certificates_pdf_is_refused_as_revoked(app, client, db, issue, no_network):
+    certificate = issue()
+    pdf = stored_pdf(app, db, certificate)
+    with acting(app, db):
+        services.revoke(db, certificate, RevocationReason.ACADEMIC_MISCONDUCT, "copied", actor_label="test")
+    status, page = upload(client, pdf)
+    assert status == 422 and "<strong>revoked</strong>" in page and "has revoked this certificate" in page
+
+
+def _other_issuer(credential: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    key = Keyring(tmp_path / "someone-else").current()
+    return sign({**credential, "issuer": {**credential["issuer"], "id": key.key_id}}, key)
+
+
+def _unknown_context(credential: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    return {**credential, "@context": [*credential["@context"], "https://example.org/contexts/unknown/v1"]}
+
+
+@pytest.mark.parametrize(
+    ("make", "heading", "words"),
+    [
+        (lambda c, pdf, tmp: with_attachment(pdf, None), "No credential found", "no credential.json attachment"),
+        (lambda c, pdf, tmp: b"Certificate of completion, honest.", "No credential found", "neither a certificate"),
+        (lambda c, pdf, tmp: b"[1, 2, 3]", "No credential found", "not a credential"),
+        (lambda c, pdf, tmp: as_json({"name": "A certificate"}), "Not a credential this site", "malformed"),
+        (lambda c, pdf, tmp: as_json(_other_issuer(c, tmp)), "Not issued by this site", "unknown issuer key"),
+        (lambda c, pdf, tmp: as_json(_unknown_context(c, tmp)), "Unknown vocabulary", "context not shipped"),
+    ],
+    ids=["pdf-without-attachment", "not-json", "json-array", "json-not-a-credential", "other-issuer",
+         "unknown-context"],
+)
+def test_bad_files_get_a_verdict_in_words_and_nothing_is_fetched(
+    app, client, db, issue, no_network, tmp_path, make, heading, words
+):
+    certificate = issue()
+    status, page = upload(client, make(certificate.credential, stored_pdf(app, db, certificate), tmp_path))
+    assert status == 422 and heading in page and words in page
+    assert "Valid credential" not in page and "Ana Ruiz" not in page
+
+
+def test_no_file_is_a_form_error(client):
+    response = client.post("/verify", data={}, content_type="multipart/form-data")
+    assert response.status_code == 422
+    assert "Choose the certificate PDF or its credential JSON." in response.get_data(as_text=True)
+
+
+@pytest.fixture
+def limited(app: Flask, extra_app):  # type: ignore[no-untyped-def]
+    """An app allowing 2 verifications a minute."""
+    yield extra_app(RATELIMIT_ENABLED=True, VERIFY_RATE_LIMIT="2 per minute")
+    extra_app()  # the limiter is one object shared by every app: leave it switched off, as other tests expect
+
+
+def test_checking_files_is_rate_limited_with_the_verification_page(limited):
+    client = limited.test_client()
+    client.environ_base["REMOTE_ADDR"] = f"10.78.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+    assert [upload(client, b"not a certificate")[0] for _ in range(2)] == [422, 422]
+    assert client.get("/verify").status_code == 200  # showing the form is not counted
+    assert upload(client, b"not a certificate")[0] == 429
+    assert client.get(f"/verify/{UNKNOWN}").status_code == 429  # one limit for the page and the check
