@@ -23,15 +23,13 @@ from kaptrain.content.loader import import_content
 from kaptrain.db import Database
 from kaptrain.migrate import upgrade
 from tests.credentials.node_support import node  # noqa: F401 - a fixture: Node.js for the verifier tests
-from tests.redis_support import redis_database
+from tests.redis_support import TEST_KEY_DIR, redis_database
 from tests.smtp_support import Inbox, start_smtp
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_MODULES = FIXTURES / "content" / "modules"
 FIXTURE_QUIZZES = FIXTURES / "content" / "quizzes"
 PASSWORD = "correct horse battery staple"
-# Signing keys of the test apps: a private temporary folder per run, never the project's instance/keys.
-TEST_KEY_DIR = tempfile.mkdtemp(prefix="kaptrain-test-keys-") + "/keys"
 
 
 def reset_database(engine: Engine) -> None:

@@ -41,9 +41,19 @@ def redis_database() -> Iterator[Redis]:
     connection.close()
 
 
+# Signing keys of the test apps and workers: a private temporary folder per run, never instance/keys.
+TEST_KEY_DIR = tempfile.mkdtemp(prefix="kaptrain-test-keys-") + "/keys"
+
+
 def worker_env(database_url: str) -> dict[str, str]:
     """The environment of a `flask` subprocess using this database and the test Redis."""
-    env = {**os.environ, "KAPTRAIN_REDIS_URL": REDIS_URL, "KAPTRAIN_DATABASE_URL": database_url}
+    env = {
+        **os.environ,
+        "KAPTRAIN_REDIS_URL": REDIS_URL,
+        "KAPTRAIN_DATABASE_URL": database_url,
+        # Signing keys made by a worker go to the run's temporary folder, never the project's instance/keys.
+        "KAPTRAIN_CREDENTIAL_KEY_DIR": TEST_KEY_DIR,
+    }
     env.pop("KAPTRAIN_ENV", None)
     return env
 
