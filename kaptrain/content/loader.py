@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kaptrain.content.files import CourseContent
+from kaptrain.content.identity import find_by_slug
 from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta, Reference
 from kaptrain.quizzes import bank
@@ -135,18 +136,8 @@ def _sync_course(session: Session, data: CourseFile, stats: Counter[str]) -> Cou
     return course
 
 
-def _find_module(session: Session, course: Course, slug: str, previous: list[str]) -> Module | None:
-    """The module with this slug, or else the one a declared rename (previous_slugs) points at."""
-    module = session.scalar(select(Module).where(Module.course_id == course.id, Module.slug == slug))
-    if module is None and previous:
-        module = session.scalar(
-            select(Module).where(Module.course_id == course.id, Module.slug.in_(previous)).order_by(Module.id).limit(1)
-        )
-    return module
-
-
 def _sync_module(session: Session, course: Course, m: ModuleFile, stats: Counter[str], author_id: int | None) -> Module:
-    module = _find_module(session, course, m.meta.slug, m.meta.previous_slugs)
+    module = find_by_slug(session, Module, course.id, m.meta.slug, m.meta.previous_slugs)
     if module is None:
         module = Module(course_id=course.id, slug=m.meta.slug, position=m.meta.order)
         session.add(module)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kaptrain.content.identity import find_by_slug
 from kaptrain.content.models import Course, Module
 from kaptrain.content.schema import Option, QuestionFile, QuizFile, QuizSettings, Vignette
 from kaptrain.quizzes.models import Question, QuestionRevision, Quiz, QuizKind, Reveal
@@ -65,7 +66,7 @@ def sync_quiz(
 ) -> Quiz:
     """Create or update a quiz and its questions; changed questions get a new revision."""
     s = data.quiz
-    quiz = _find_quiz(session, course, s.slug, s.previous_slugs)
+    quiz = find_by_slug(session, Quiz, course.id, s.slug, s.previous_slugs)
     module_id = modules[s.module].id if s.module else None
     if quiz is None:
         quiz = Quiz(slug=s.slug, course_id=course.id, kind=QuizKind(s.kind), module_id=module_id)
@@ -102,16 +103,6 @@ def sync_quiz(
             question.is_retired = True
             stats["questions retired"] += 1
     session.flush()
-    return quiz
-
-
-def _find_quiz(session: Session, course: Course, slug: str, previous: list[str]) -> Quiz | None:
-    """The course's quiz with this slug, or else the one a declared rename (previous_slugs) points at."""
-    quiz = session.scalar(select(Quiz).where(Quiz.course_id == course.id, Quiz.slug == slug))
-    if quiz is None and previous:
-        quiz = session.scalar(
-            select(Quiz).where(Quiz.course_id == course.id, Quiz.slug.in_(previous)).order_by(Quiz.id).limit(1)
-        )
     return quiz
 
 
