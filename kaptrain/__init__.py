@@ -49,6 +49,7 @@ def _register_blueprints(app: Flask) -> None:
     from kaptrain.certificates import issuer, public  # noqa: F401 - they register their routes on the blueprint
     from kaptrain.certificates.views import bp as certificates_bp
     from kaptrain.courses.views import bp as courses_bp
+    from kaptrain.instructor.views import bp as instructor_bp
     from kaptrain.quizzes.views import bp as quizzes_bp
 
     app.register_blueprint(accounts_bp)
@@ -56,6 +57,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(quizzes_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(certificates_bp)
+    app.register_blueprint(instructor_bp)
 
 
 def _register_cli(app: Flask) -> None:

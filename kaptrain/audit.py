@@ -1,15 +1,22 @@
-"""The audit log: who did what to which record, and when; written in the caller's transaction.
+"""The audit log: who did what to which record, when and from which address; written in the caller's transaction.
 
-One entry point, `record(...)`. An action and its audit entry commit together or not at all."""
+One entry point, `record(...)`. An action and its audit entry commit together or not at all. Entries are
+append-only from the application: a flush that would change or delete one raises AuditLogImmutable."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import getpass
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ForeignKey, String
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from flask import has_request_context, request
+from sqlalchemy import ForeignKey, Select, String, event, func, or_, select
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, UOWTransaction, mapped_column
 
 from kaptrain.db import Base, utcnow
 
@@ -28,6 +35,42 @@ class AuditEntry(Base):
     subject_type: Mapped[str] = mapped_column(String(60))
     subject_id: Mapped[int | None]
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The client's address (ProxyFix has already applied X-Forwarded-For); None for the CLI and jobs.
+    ip: Mapped[str | None] = mapped_column(String(45))
+
+
+class AuditLogImmutable(RuntimeError):
+    """Something tried to change or delete an audit entry."""
+
+
+def _refuse_changes(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    # Checked at flush, for every session: the ORM never writes an UPDATE or DELETE to the audit log.
+    if any(isinstance(o, AuditEntry) for o in session.deleted):
+        raise AuditLogImmutable("Audit entries cannot be deleted.")
+    for obj in session.dirty:
+        if isinstance(obj, AuditEntry) and session.is_modified(obj):
+            raise AuditLogImmutable("Audit entries cannot be changed.")
+
+
+def _refuse_bulk_changes(state: ORMExecuteState) -> None:
+    # update(AuditEntry) / delete(AuditEntry) executed through a session bypass the flush.
+    mapper = state.bind_mapper
+    if (state.is_update or state.is_delete) and mapper is not None and mapper.class_ is AuditEntry:
+        raise AuditLogImmutable("Audit entries cannot be changed or deleted.")
+
+
+event.listen(Session, "before_flush", _refuse_changes)
+event.listen(Session, "do_orm_execute", _refuse_bulk_changes)
+
+
+@event.listens_for(AuditEntry, "before_update")
+def _refuse_update(*_args: Any) -> None:
+    raise AuditLogImmutable("Audit entries cannot be changed.")
+
+
+@event.listens_for(AuditEntry, "before_delete")
+def _refuse_delete(*_args: Any) -> None:
+    raise AuditLogImmutable("Audit entries cannot be deleted.")
 
 
 def cli_actor() -> str:
@@ -56,7 +99,90 @@ def record(
         actor_id=actor_id,
         actor_label=actor_label or (f"user:{actor_id}" if actor_id else cli_actor()),
         details=details,
+        ip=request.remote_addr if has_request_context() else None,
     )
     session.add(entry)
     session.flush()
     return entry
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the console narrows the log to; None (or "") means any."""
+
+    action: str | None = None
+    actor: str | None = None
+    subject_type: str | None = None
+    subject_id: int | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None  # inclusive
+
+
+def search(flt: AuditFilter) -> Select[AuditEntry, str, str]:
+    """Entries matching the filter, newest first, with the actor's name and email (None for the CLI)."""
+    # Imported here: accounts.models is above the audit log in the dependency order (users are audited).
+    from kaptrain.accounts.models import User  # noqa: PLC0415
+
+    stmt = (
+        select(AuditEntry, User.full_name, User.email)
+        .outerjoin(User, User.id == AuditEntry.actor_id)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    )
+    if flt.action:
+        stmt = stmt.where(AuditEntry.action.startswith(flt.action.strip(), autoescape=True))
+    if flt.actor:
+        needle = flt.actor.strip().lower()
+        stmt = stmt.where(
+            or_(
+                func.lower(AuditEntry.actor_label).contains(needle, autoescape=True),
+                func.lower(User.email).contains(needle, autoescape=True),
+                func.lower(User.full_name).contains(needle, autoescape=True),
+            )
+        )
+    if flt.subject_type:
+        stmt = stmt.where(AuditEntry.subject_type == flt.subject_type.strip())
+    if flt.subject_id is not None:
+        stmt = stmt.where(AuditEntry.subject_id == flt.subject_id)
+    if flt.date_from:
+        stmt = stmt.where(AuditEntry.at >= dt.datetime.combine(flt.date_from, dt.time(), dt.UTC))
+    if flt.date_to:
+        stmt = stmt.where(AuditEntry.at < dt.datetime.combine(flt.date_to + dt.timedelta(days=1), dt.time(), dt.UTC))
+    return stmt
+
+
+CSV_COLUMNS = ("at", "actor", "actor_email", "action", "subject_type", "subject_id", "ip", "details")
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def csv_lines(session: Session, flt: AuditFilter, batch: int = 500) -> Iterator[str]:
+    """The filtered log as CSV text, one line at a time, read from the database in batches (constant memory)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+
+    def line(row: Iterable[str]) -> str:
+        out.seek(0)
+        out.truncate()
+        writer.writerow([_cell(v) for v in row])
+        return out.getvalue()
+
+    yield line(CSV_COLUMNS)
+    result = session.execute(search(flt).execution_options(yield_per=batch))
+    for entry, name, email in result:
+        yield line(
+            [
+                entry.at.isoformat(),
+                name or entry.actor_label,
+                email or "",
+                entry.action,
+                entry.subject_type,
+                "" if entry.subject_id is None else str(entry.subject_id),
+                entry.ip or "",
+                json.dumps(entry.details, ensure_ascii=False, sort_keys=True, default=str),
+            ]
+        )
+        session.expunge(entry)  # keep the identity map from growing with the export

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from kaptrain import migrate
+from kaptrain import audit, migrate
 from kaptrain.accounts import services as accounts
-from kaptrain.accounts.models import Role
+from kaptrain.accounts.models import Role, User
+from kaptrain.admin import settings
 from kaptrain.certificates.cli import certificates_cli
 from kaptrain.content.files import ContentError, read_content, write_content
 from kaptrain.content.loader import export_content, import_content
@@ -125,9 +128,13 @@ def content_import(modules_dir: str | None, quizzes_dir: str | None) -> None:
     steps = sum(len(c.modules) + len(c.quizzes) for c in courses)
     with click.progressbar(length=steps, label="Importing content", file=sys.stderr) as bar:
         stats = import_content(session, courses, progress=lambda _: bar.update(1))
+    audit.record(session, "content.import", "content", None, counts=dict(stats))
+    notes = settings.shadowed_by_console(session, ((c.course.slug, c.course.certificate.approval) for c in courses))
     session.commit()
     summary = ", ".join(f"{v} {k}" for k, v in sorted(stats.items())) or "nothing to do"
     click.echo(f"Imported: {summary}.")
+    for note in notes:
+        click.echo(note)
 
 
 @content_cli.command("export")
@@ -168,19 +175,58 @@ def users_create(email: str, name: str, role: str, profession: str, password_std
     click.echo(f"Created {user.role.value} {user.email}.")
 
 
+def _account(email: str) -> User:
+    user = accounts.find_user_by_email(get_session(), email)
+    if user is None:
+        raise click.ClickException(f"No account with email {email}.")
+    return user
+
+
 @users_cli.command("set-role")
 @click.argument("email")
 @click.argument("role", type=click.Choice([r.value for r in Role]))
 def users_set_role(email: str, role: str) -> None:
-    """Change an account's role."""
+    """Change an account's role (audited; the last active admin cannot be demoted)."""
     session = get_session()
-    user = accounts.find_user_by_email(session, email)
-    if user is None:
-        raise click.ClickException(f"No account with email {email}.")
-    user.role = Role(role)
-    user.session_version += 1  # a role change takes effect at the next login
+    user = _account(email)
+    try:
+        changed = accounts.set_role(session, user, role, actor=None)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
     session.commit()
-    click.echo(f"{user.email} is now {role}.")
+    click.echo(f"{user.email} is now {role}." if changed else f"{user.email} was already {role}.")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+def users_deactivate(email: str) -> None:
+    """Stop an account from logging in; its records stay (audited)."""
+    _change_status(email, accounts.deactivate, "deactivated")
+
+
+@users_cli.command("reactivate")
+@click.argument("email")
+def users_reactivate(email: str) -> None:
+    """Let a deactivated account log in again (audited)."""
+    _change_status(email, accounts.reactivate, "reactivated")
+
+
+@users_cli.command("close")
+@click.argument("email")
+def users_close(email: str) -> None:
+    """Close an account at the person's request: deactivate and pseudonymise; CE records stay (audited)."""
+    _change_status(email, accounts.close_account, "closed: name and email replaced, records kept")
+
+
+def _change_status(email: str, change: Callable[[Session, User, User | None], None], done: str) -> None:
+    session = get_session()
+    user = _account(email)
+    try:
+        change(session, user, None)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    session.commit()
+    click.echo(f"{user.email} {done}.")
 
 
 @demo_cli.command("create")

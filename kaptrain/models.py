@@ -2,15 +2,25 @@
 
 from kaptrain.accounts.models import User
 from kaptrain.activity import ActivityClock
+from kaptrain.admin.settings import Setting
 from kaptrain.audit import AuditEntry
 from kaptrain.certificates.models import Attestation, Certificate, CertificateFile, Evaluation, StatusList
 from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.db import Base
-from kaptrain.quizzes.models import Accommodation, Attempt, AttemptItem, Question, QuestionRevision, Quiz
+from kaptrain.quizzes.models import (
+    Accommodation,
+    AccommodationChange,
+    Attempt,
+    AttemptItem,
+    Question,
+    QuestionRevision,
+    Quiz,
+)
 
 __all__ = [
     "Accommodation",
+    "AccommodationChange",
     "ActivityClock",
     "Attestation",
     "AuditEntry",
@@ -28,6 +38,7 @@ __all__ = [
     "Question",
     "QuestionRevision",
     "Quiz",
+    "Setting",
     "StatusList",
     "User",
 ]

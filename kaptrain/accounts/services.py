@@ -1,10 +1,12 @@
-"""Account services: create users, authenticate, change passwords and profiles."""
+"""Account services: create users, authenticate, change passwords, profiles, roles and account status."""
 
 from __future__ import annotations
 
 import functools
+import secrets
 import zoneinfo
 from dataclasses import dataclass
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -12,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kaptrain import audit
 from kaptrain.accounts.models import Role, User
 from kaptrain.db import utcnow
 
@@ -197,3 +200,110 @@ def _parse_id(text: str) -> int | None:
         return None
     number = int(text)
     return number if number <= _MAX_ID else None
+
+
+# Closed accounts keep their row (CE records point at it) under an address that can never receive mail.
+CLOSED_EMAIL = "closed-{id}@invalid.example"
+CLOSED_NAME = "Closed account {id}"
+
+
+def is_closed(user: User) -> bool:
+    """True when the account was closed at the person's request (and pseudonymised)."""
+    return user.email == CLOSED_EMAIL.format(id=user.id)
+
+
+def parse_role(value: str) -> Role:
+    """The Role named by value; AccountError in words for anything else."""
+    try:
+        return Role(value)
+    except ValueError:
+        names = ", ".join(r.value for r in Role)
+        raise AccountError(f"“{value[:40]}” is not a role. Choose one of: {names}.", "role") from None
+
+
+def _audit(session: Session, action: str, user: User, actor: User | None, **details: Any) -> None:
+    audit.record(session, action, "user", user.id, actor_id=actor.id if actor else None, **details)
+
+
+def _refuse_last_admin(session: Session, user: User, doing: str) -> None:
+    """Raise AccountError when user is the only active admin; the rows are locked so two admins
+    demoting each other at once cannot both succeed (PostgreSQL; SQLite serialises writers)."""
+    if user.role != Role.ADMIN or not user.is_active:
+        return
+    admins = session.scalars(
+        select(User.id).where(User.role == Role.ADMIN, User.is_active.is_(True)).with_for_update()
+    ).all()
+    if len(admins) <= 1:
+        raise AccountError(
+            f"{user.full_name} is the only active administrator, so you cannot {doing}. "
+            "Make someone else an administrator first.",
+            "role",
+        )
+
+
+def set_role(session: Session, user: User, role: Role | str, actor: User | None) -> bool:
+    """Change a role (audited); False when it was already that role. Refuses demoting the last admin."""
+    new = role if isinstance(role, Role) else parse_role(role)
+    if user.role == new:
+        return False
+    if new != Role.ADMIN:
+        _refuse_last_admin(session, user, f"make them {new.value}")
+    before = user.role
+    user.role = new
+    user.session_version += 1  # a role change takes effect at the next login
+    session.flush()
+    _audit(session, "user.role", user, actor, before={"role": before.value}, after={"role": new.value})
+    return True
+
+
+def deactivate(session: Session, user: User, actor: User | None) -> None:
+    """Stop an account from logging in and end its sessions; every record of theirs stays."""
+    if not user.is_active:
+        raise AccountError("This account is already deactivated.", "status")
+    _refuse_last_admin(session, user, "deactivate their account")
+    user.is_active = False
+    user.session_version += 1  # every session cookie issued so far stops working
+    session.flush()
+    _audit(session, "user.deactivate", user, actor, before={"is_active": True}, after={"is_active": False})
+
+
+def reactivate(session: Session, user: User, actor: User | None) -> None:
+    """Let a deactivated account log in again (a closed account cannot be reopened)."""
+    if is_closed(user):
+        raise AccountError("A closed account cannot be reopened; the person can register again.", "status")
+    if user.is_active:
+        raise AccountError("This account is already active.", "status")
+    user.is_active = True
+    session.flush()
+    _audit(session, "user.reactivate", user, actor, before={"is_active": False}, after={"is_active": True})
+
+
+def close_account(session: Session, user: User, actor: User | None) -> None:
+    """Close an account at the person's request: deactivate it and pseudonymise what CE records do not need.
+
+    Rows are never deleted. Issued certificates keep the name, credential, licence and jurisdiction they
+    were issued with (copied at issue), so the account's own copies are cleared. The audit entry names the
+    fields cleared, not their old values, so the log does not keep what closure removed."""
+    if is_closed(user):
+        raise AccountError("This account is already closed.", "status")
+    was_active = user.is_active
+    if was_active:
+        _refuse_last_admin(session, user, "close their account")
+    cleared = ["email", "full_name", "profession", "credential", "licence_number", "jurisdiction", "time_zone"]
+    user.email = CLOSED_EMAIL.format(id=user.id)
+    user.full_name = CLOSED_NAME.format(id=user.id)
+    user.profession = user.credential = user.licence_number = user.jurisdiction = user.time_zone = ""
+    # No one knows this password: even a reactivated row could not be logged into.
+    user.password_hash = hash_password(secrets.token_urlsafe(32))
+    user.is_active = False
+    user.session_version += 1
+    session.flush()
+    _audit(
+        session,
+        "user.close",
+        user,
+        actor,
+        before={"is_active": was_active, "closed": False},
+        after={"is_active": False, "closed": True},
+        cleared=cleared,
+    )

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from wtforms import SelectChoice
 
 from kaptrain.accounts.models import Role, User
 from kaptrain.accounts.services import find_user_by_email
-from kaptrain.admin.forms import AccommodationForm
+from kaptrain.admin.forms import AccommodationEditForm, AccommodationForm, WithdrawForm
 from kaptrain.auth import role_required, user
 from kaptrain.db import get_session
+from kaptrain.errors import fail
+from kaptrain.forms import BaseForm
 from kaptrain.quizzes import services as quizzes
+from kaptrain.quizzes.accommodations import AccommodationError
 from kaptrain.quizzes.models import Accommodation, Quiz
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -21,7 +27,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 @bp.route("/accommodations", methods=["GET", "POST"])
 @role_required(Role.ADMIN)
 def accommodations() -> ResponseReturnValue:
-    """Grant and list per-learner quiz accommodations."""
+    """Grant accommodations and list every grant, in force or withdrawn."""
     session = get_session()
     form = AccommodationForm()
     form.quiz.choices = [SelectChoice(0, "Choose a quiz")] + [
@@ -34,22 +40,82 @@ def accommodations() -> ResponseReturnValue:
             form.email.errors = ["No account has this email."]
         elif quiz is None:
             form.quiz.errors = ["Choose a quiz."]
-        else:
-            quizzes.grant_accommodation(
-                session,
-                learner.id,
-                quiz,
-                form.extra_minutes.data or 0,
-                form.extra_attempts.data or 0,
-                form.note.data or "",
-                user().id,
-            )
+        elif _saved(form, lambda: quizzes.grant_accommodation(
+            session, learner.id, quiz, form.extra_minutes.data or 0, form.extra_attempts.data or 0,
+            form.note.data or "", user().id,
+        )):  # fmt: skip
             flash(f"Accommodation saved for {learner.full_name} on “{quiz.title}”.", "success")
             return redirect(url_for("admin.accommodations"))
     rows = session.execute(
         select(Accommodation, User, Quiz)
         .join(User, User.id == Accommodation.user_id)
         .join(Quiz, Quiz.id == Accommodation.quiz_id)
-        .order_by(Accommodation.granted_at.desc())
+        .order_by(Accommodation.withdrawn_at.is_not(None), Accommodation.granted_at.desc())
     ).all()
     return render_template("admin/accommodations.html", form=form, rows=rows), 422 if form.errors else 200
+
+
+def _saved(form: BaseForm, change: Callable[[], object]) -> bool:
+    """Run a service call, turning its refusal into a form error (the field it names, else the form's)."""
+    try:
+        change()
+    except AccommodationError as exc:
+        target = getattr(form, exc.field, None) if exc.field else None
+        if target is not None:
+            target.errors = [str(exc)]
+        else:
+            form.form_errors.append(str(exc))
+        return False
+    return True
+
+
+@bp.route("/accommodations/<int:acc_id>", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def accommodation(acc_id: int) -> ResponseReturnValue:
+    """One grant: edit its terms (or give it again once withdrawn), withdraw it, and its history."""
+    session = get_session()
+    acc = session.get(Accommodation, acc_id) or fail(404, "There is no such accommodation.")
+    learner, quiz = session.get(User, acc.user_id), session.get(Quiz, acc.quiz_id)
+    assert learner is not None and quiz is not None  # noqa: S101 - foreign keys
+    form = AccommodationEditForm(obj=acc)
+    if form.validate_on_submit() and _saved(form, lambda: quizzes.grant_accommodation(
+        session, acc.user_id, quiz, form.extra_minutes.data or 0, form.extra_attempts.data or 0,
+        form.note.data or "", user().id,
+    )):  # fmt: skip
+        flash(f"Accommodation for {learner.full_name} on “{quiz.title}” saved.", "success")
+        return redirect(url_for("admin.accommodation", acc_id=acc.id))
+    return render_template(
+        "admin/accommodation.html", acc=acc, learner=learner, quiz=quiz, form=form, withdraw=WithdrawForm(),
+        people=_names(session, acc),
+    ), 422 if form.errors else 200  # fmt: skip
+
+
+@bp.route("/accommodations/<int:acc_id>/withdraw", methods=["POST"])
+@role_required(Role.ADMIN)
+def withdraw_accommodation(acc_id: int) -> ResponseReturnValue:
+    """Withdraw a grant with a reason; it stops applying at once."""
+    session = get_session()
+    acc = session.get(Accommodation, acc_id) or fail(404, "There is no such accommodation.")
+    form = WithdrawForm()
+    if form.validate_on_submit() and _saved(
+        form, lambda: quizzes.withdraw_accommodation(session, acc, form.reason.data or "", user().id)
+    ):
+        flash("Accommodation withdrawn; the learner's quiz limits are back to the quiz's own.", "success")
+        return redirect(url_for("admin.accommodation", acc_id=acc.id))
+    for message in [*form.reason.errors, *form.form_errors]:
+        flash(str(message), "error")
+    return redirect(url_for("admin.accommodation", acc_id=acc.id))
+
+
+def _names(session: Session, acc: Accommodation) -> dict[int, str]:
+    """Names of the people who changed a grant, by id."""
+    ids = {c.changed_by_id for c in acc.changes if c.changed_by_id is not None}
+    return {u.id: u.full_name for u in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+
+
+# Console pages in files of their own register their routes on this blueprint.
+from kaptrain.admin import audit as _audit_views  # noqa: E402, F401
+from kaptrain.admin import certificates as _certificate_views  # noqa: E402, F401
+from kaptrain.admin import people as _people_views  # noqa: E402, F401
+from kaptrain.admin import reports as _report_views  # noqa: E402, F401
+from kaptrain.admin import settings_views as _settings_views  # noqa: E402, F401

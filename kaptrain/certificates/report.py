@@ -51,15 +51,23 @@ def _text(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def ce_report(session: Session, since: dt.date) -> Iterator[list[str]]:
-    """Rows (in COLUMNS order) of the certificates issued on or after `since` (UTC), oldest first.
+def ce_report(
+    session: Session, since: dt.date | None, until: dt.date | None = None, batch: int = 1000
+) -> Iterator[list[str]]:
+    """Rows (in COLUMNS order) of the certificates issued from `since` to `until` inclusive (UTC), oldest first.
 
-    Active, superseded and revoked certificates alike; pending ones were never issued."""
+    Active, superseded and revoked certificates alike; pending ones were never issued. Rows are read `batch`
+    at a time (a server-side cursor on PostgreSQL), so an export of any size runs in constant memory."""
     newer, older = aliased(Certificate), aliased(Certificate)
     same_learning = {
         model: and_(model.user_id == Certificate.user_id, model.course_id == Certificate.course_id)
         for model in (Evaluation, Attestation)
     }
+    window = [Certificate.status != CertificateStatus.PENDING]
+    if since is not None:
+        window.append(Certificate.issued_at >= dt.datetime.combine(since, dt.time(), dt.UTC))
+    if until is not None:
+        window.append(Certificate.issued_at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC))
     rows = session.execute(
         select(
             Certificate,
@@ -77,12 +85,10 @@ def ce_report(session: Session, since: dt.date) -> Iterator[list[str]]:
         .outerjoin(older, older.id == Certificate.supersedes_id)
         .outerjoin(Evaluation, same_learning[Evaluation])
         .outerjoin(Attestation, same_learning[Attestation])
-        .where(
-            Certificate.status != CertificateStatus.PENDING,
-            Certificate.issued_at >= dt.datetime.combine(since, dt.time(), dt.UTC),
-        )
+        .where(*window)
         .order_by(Certificate.issued_at, Certificate.id)
         .options(lazyload("*"))  # everything needed is in the row
+        .execution_options(yield_per=batch)
     )
     for c, email, slug, superseded_by, supersedes, evaluated_at, attested_at, active_seconds in rows:
         # Credit designations are printed on a certificate only with an accreditation statement.
@@ -111,3 +117,4 @@ def ce_report(session: Session, since: dt.date) -> Iterator[list[str]]:
             _day(attested_at),
             "" if active_seconds is None else str(active_seconds // 60),
         ]
+        session.expunge(c)  # keep the identity map from growing with the export

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from kaptrain import audit
 from kaptrain.accounts.models import User
+from kaptrain.admin.settings import certificate_settings, page_size
 from kaptrain.certificates import signing
 from kaptrain.certificates.models import (
     Attestation,
@@ -184,7 +185,7 @@ def attest(
         raise CertificateError("You have already made your attestation for this course.") from None
     completed_at = max((s.done_at for s in record.steps if s.done_at), default=now)
     certificate = new_certificate(session, user, course, hours, max(completed_at, now))
-    if course.certificate_approval == "automatic":
+    if certificate_settings(session, course).approval == "automatic":
         issue(session, certificate, actor_id=user.id, action="certificate.issue")
     else:
         audit.record(session, "certificate.request", "certificate", certificate.id, actor_id=user.id)
@@ -198,6 +199,7 @@ def new_certificate(
     session: Session, user: User, course: Course, hours: Decimal, completed_at: dt.datetime, reason: str = ""
 ) -> Certificate:
     """A pending certificate with everything it certifies copied from the profile and the course now."""
+    values = certificate_settings(session, course)
     certificate = Certificate(
         # 128 random bits as 32 hex digits: safe in a URL, a QR code and a command line (never starts with "-").
         code=secrets.token_hex(16),
@@ -213,10 +215,10 @@ def new_certificate(
         max_hours=course.ce_hours,
         designations=list(course.credit_designations),
         delivery_format=course.delivery_format,
-        provider=course.provider,
-        accreditation_statement=current_app.config["ACCREDITATION_STATEMENT"] or None,
-        signatory_name=current_app.config["CERTIFICATE_SIGNATORY_NAME"] or course.signatory_name,
-        signatory_title=current_app.config["CERTIFICATE_SIGNATORY_TITLE"] or course.signatory_title,
+        provider=values.provider,
+        accreditation_statement=values.accreditation_statement,
+        signatory_name=values.signatory_name,
+        signatory_title=values.signatory_title,
         completed_at=completed_at,
         issue_reason=reason,
     )
@@ -317,7 +319,7 @@ def render_and_store(session: Session, certificate: Certificate, resign: bool = 
     credential = json.dumps(certificate.credential, indent=2, ensure_ascii=False).encode("utf-8")
     pdf = certificate_pdf(
         certificate_view(certificate),
-        page_size=current_app.config["CERTIFICATE_PAGE_SIZE"],
+        page_size=page_size(session),
         attachments=[(signing.ATTACHMENT_NAME, credential, "Signed Open Badges 3.0 credential of this certificate")],
     )
     stored = session.get(CertificateFile, certificate.id)

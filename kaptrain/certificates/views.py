@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 
+from kaptrain.admin import settings
 from kaptrain.auth import require_owner, user
 from kaptrain.certificates import forms, services  # services also registers the evaluation and attestation steps
 from kaptrain.certificates.blueprint import bp
@@ -204,6 +205,5 @@ def transcript_pdf(slug: str) -> ResponseReturnValue:
     """The transcript as a PDF to keep or send to a licensing board."""
     course = _course_or_404(slug)
     data = build_transcript(get_session(), user(), _enrolment(course))
-    page_size = current_app.config["CERTIFICATE_PAGE_SIZE"]
-    pdf = render_pdf(TRANSCRIPT_TEMPLATE, page_size=page_size, transcript=data, now=utcnow())
+    pdf = render_pdf(TRANSCRIPT_TEMPLATE, page_size=settings.page_size(get_session()), transcript=data, now=utcnow())
     return _download(pdf, "application/pdf", f"transcript-{course.slug}.pdf")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
+from kaptrain.admin.settings import certificate_settings
 from kaptrain.auth import user
 from kaptrain.certificates import services as certificates
 from kaptrain.certificates.models import Certificate
@@ -68,7 +69,7 @@ def course(slug: str) -> ResponseReturnValue:
         statuses=record.modules,
         form=FlaskForm(),
         total_minutes=sum(s.revision.estimated_minutes for s in record.modules),
-        accreditation=current_app.config["ACCREDITATION_STATEMENT"],
+        accreditation=certificate_settings(session, c).accreditation_statement or "",
     )
 
 
@@ -104,7 +105,7 @@ def disclosures(slug: str) -> ResponseReturnValue:
         course=c,
         enrolment=enrolment,
         form=form,
-        accreditation=current_app.config["ACCREDITATION_STATEMENT"],
+        accreditation=certificate_settings(session, c).accreditation_statement or "",
     )
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from kaptrain.quizzes.models import Attempt, AttemptStatus, Question, QuestionRe
 
 TOO_EASY = 0.90
 TOO_HARD = 0.30
+CSV_COLUMNS = ["question", "revisions", "times_drawn", "facility", "discrimination", "flags", "option_choices", "stem"]
 
 
 @dataclass
@@ -61,28 +63,57 @@ def point_biserial(item_scores: list[float], rest_scores: list[float]) -> float 
     return cov / math.sqrt(var_i * var_r)
 
 
+@dataclass
+class _Pairs:
+    """Running sums of (item score, rest score) pairs: enough for the mean and the correlation."""
+
+    n: int = 0
+    sum_i: float = 0.0
+    sum_r: float = 0.0
+    sum_ii: float = 0.0
+    sum_rr: float = 0.0
+    sum_ir: float = 0.0
+
+    def add(self, i: float, r: float) -> None:
+        """Count one pair."""
+        self.n += 1
+        self.sum_i, self.sum_r = self.sum_i + i, self.sum_r + r
+        self.sum_ii, self.sum_rr, self.sum_ir = self.sum_ii + i * i, self.sum_rr + r * r, self.sum_ir + i * r
+
+    def correlation(self) -> float | None:
+        """The same figure as point_biserial over the pairs; None when undefined."""
+        if self.n < 2:
+            return None
+        var_i = self.sum_ii - self.sum_i**2 / self.n
+        var_r = self.sum_rr - self.sum_r**2 / self.n
+        if var_i <= 1e-12 or var_r <= 1e-12:
+            return None
+        return (self.sum_ir - self.sum_i * self.sum_r / self.n) / math.sqrt(var_i * var_r)
+
+
 def quiz_stats(session: Session, quiz: Quiz, min_attempts: int = 20) -> QuizStats:
     """Compute the item analysis of every graded attempt of a quiz.
 
     Quality flags are raised only for questions answered at least `min_attempts` times: below that a
     facility or a correlation says more about chance than about the question."""
-    attempts = list(
-        session.scalars(select(Attempt).where(Attempt.quiz_id == quiz.id, Attempt.status == AttemptStatus.SUBMITTED))
-    )
-    bins = Counter(min(int((a.score or 0) // 10), 9) for a in attempts)
-    histogram = [(f"{b * 10}–{b * 10 + 9 if b < 9 else 100}%", bins.get(b, 0)) for b in range(10)]
-    # Per question: (item credit, rest-of-attempt fraction) pairs, and option choices.
-    pairs: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    # Read in batches and keep only running sums, so a quiz with any number of attempts fits in memory.
+    stmt = select(Attempt).where(Attempt.quiz_id == quiz.id, Attempt.status == AttemptStatus.SUBMITTED)
+    bins: Counter[int] = Counter()
+    count = passed = 0
+    pairs: dict[int, _Pairs] = defaultdict(_Pairs)  # per question: item credit vs rest-of-attempt fraction
     choices: dict[int, Counter[str]] = defaultdict(Counter)
-    for a in attempts:
+    for a in session.scalars(stmt.execution_options(yield_per=500)):
+        count, passed = count + 1, passed + bool(a.passed)
+        bins[min(int((a.score or 0) // 10), 9)] += 1
         n = len(a.items)
         total = sum(i.credit or 0 for i in a.items)
         for item in a.items:
             credit = 1.0 if (item.credit or 0) >= 1.0 else 0.0
             rest = (total - (item.credit or 0)) / (n - 1) if n > 1 else 0.0
-            qid = item.revision.question_id
-            pairs[qid].append((credit, rest))
+            pairs[item.revision.question_id].add(credit, rest)
             choices[item.question_revision_id].update(item.selected or [])
+        session.expunge(a)
+    histogram = [(f"{b * 10}–{b * 10 + 9 if b < 9 else 100}%", bins.get(b, 0)) for b in range(10)]
     items = []
     questions = session.scalars(select(Question).where(Question.quiz_id == quiz.id).order_by(Question.position))
     for q in questions:
@@ -92,18 +123,18 @@ def quiz_stats(session: Session, quiz: Quiz, min_attempts: int = 20) -> QuizStat
             )
         )
         current = revs[-1]
-        data = pairs.get(q.id, [])
-        stats = ItemStats(key=q.key, stem=current.stem, revisions=len(revs), drawn=len(data))
-        if data:
-            stats.facility = sum(c for c, _ in data) / len(data)
-            stats.discrimination = point_biserial([c for c, _ in data], [r for _, r in data])
+        data = pairs.get(q.id, _Pairs())
+        stats = ItemStats(key=q.key, stem=current.stem, revisions=len(revs), drawn=data.n)
+        if data.n:
+            stats.facility = data.sum_i / data.n
+            stats.discrimination = data.correlation()
         counts = choices.get(current.id, Counter())
         stats.option_counts = [
             (o["id"], o["text"], bool(o["correct"]), counts.get(o["id"], 0)) for o in current.options
         ]
         stats.flags = _flags(stats, min_attempts)
         items.append(stats)
-    return QuizStats(len(attempts), sum(bool(a.passed) for a in attempts), histogram, items)
+    return QuizStats(count, passed, histogram, items)
 
 
 def _flags(stats: ItemStats, min_attempts: int) -> list[str]:
@@ -121,13 +152,23 @@ def _flags(stats: ItemStats, min_attempts: int) -> list[str]:
 
 def stats_csv(stats: QuizStats) -> str:
     """The item analysis as CSV, one row per question."""
+    return "".join(stats_csv_lines(stats))
+
+
+def stats_csv_lines(stats: QuizStats) -> Iterator[str]:
+    """The item analysis as CSV text, one line at a time (the download streams it)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(
-        ["question", "revisions", "times_drawn", "facility", "discrimination", "flags", "option_choices", "stem"]
-    )
+
+    def line(values: Sequence[object]) -> str:
+        out.seek(0)
+        out.truncate()
+        writer.writerow(values)
+        return out.getvalue()
+
+    yield line(CSV_COLUMNS)
     for s in stats.items:
-        writer.writerow(
+        yield line(
             [
                 s.key,
                 s.revisions,
@@ -139,4 +180,3 @@ def stats_csv(stats: QuizStats) -> str:
                 s.stem,
             ]
         )
-    return out.getvalue()

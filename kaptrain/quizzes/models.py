@@ -173,7 +173,9 @@ class AttemptItem(Base):
 
 
 class Accommodation(Base):
-    """Extra time or attempts an administrator granted one learner on one quiz."""
+    """Extra time or attempts an administrator granted one learner on one quiz (the current grant).
+
+    Edits change this row and withdrawal stamps withdrawn_at; every change is kept in AccommodationChange."""
 
     __tablename__ = "accommodations"
     __table_args__ = (UniqueConstraint("user_id", "quiz_id"),)
@@ -183,6 +185,44 @@ class Accommodation(Base):
     quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="RESTRICT"), index=True)
     extra_minutes: Mapped[int] = mapped_column(default=0)
     extra_attempts: Mapped[int] = mapped_column(default=0)
-    note: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[str] = mapped_column(Text, default="")  # the reason, required since 0006
     granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # A withdrawn grant no longer applies; granting again reinstates the row.
+    withdrawn_at: Mapped[dt.datetime | None]
+    withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    changes: Mapped[list[AccommodationChange]] = relationship(
+        back_populates="accommodation", order_by="AccommodationChange.id", lazy="selectin"
+    )
+
+    @property
+    def is_withdrawn(self) -> bool:
+        """Whether the grant was withdrawn (and so no longer applies)."""
+        return self.withdrawn_at is not None
+
+
+class AccommodationAction(enum.StrEnum):
+    """What one change did to a grant."""
+
+    GRANTED = "granted"
+    EDITED = "edited"
+    WITHDRAWN = "withdrawn"
+
+
+class AccommodationChange(Base):
+    """One change to an accommodation: who, when, what it was before and after, and why. Never edited."""
+
+    __tablename__ = "accommodation_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    accommodation_id: Mapped[int] = mapped_column(ForeignKey("accommodations.id", ondelete="RESTRICT"), index=True)
+    action: Mapped[AccommodationAction] = mapped_column(_enum(AccommodationAction))
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # {"extra_minutes": int, "extra_attempts": int, "note": str}; before is None for a first grant.
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any]]
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    accommodation: Mapped[Accommodation] = relationship(back_populates="changes")

@@ -13,10 +13,14 @@ from sqlalchemy.orm import Session
 
 from kaptrain import activity
 from kaptrain.db import utcnow
+
+# grant_accommodation and withdraw_accommodation are re-exported: callers reach quiz services through here.
+from kaptrain.quizzes.accommodations import current_accommodation
+from kaptrain.quizzes.accommodations import grant_accommodation as grant_accommodation
+from kaptrain.quizzes.accommodations import withdraw_accommodation as withdraw_accommodation
 from kaptrain.quizzes.bank import latest_question_revision
 from kaptrain.quizzes.grading import REGISTRY, correct_ids, grade
 from kaptrain.quizzes.models import (
-    Accommodation,
     Attempt,
     AttemptItem,
     AttemptStatus,
@@ -81,9 +85,7 @@ def get_quiz(session: Session, course_id: int, slug: str) -> Quiz | None:
 
 def rules_for(session: Session, user_id: int, quiz: Quiz) -> Rules:
     """The quiz's rules, adjusted by any accommodation granted to this learner."""
-    acc = session.scalar(
-        select(Accommodation).where(Accommodation.user_id == user_id, Accommodation.quiz_id == quiz.id)
-    )
+    acc = current_accommodation(session, user_id, quiz.id)  # a withdrawn grant no longer applies
     extra_min = acc.extra_minutes if acc else 0
     extra_att = acc.extra_attempts if acc else 0
     limit = quiz.time_limit_minutes + extra_min if quiz.time_limit_minutes else None
@@ -370,24 +372,6 @@ def review(attempt: Attempt) -> list[ReviewItem]:
         ]
         out.append(ReviewItem(item, options, (item.credit or 0) >= 1.0, item.revision.explanation if reveal else None))
     return out
-
-
-def grant_accommodation(
-    session: Session, user_id: int, quiz: Quiz, extra_minutes: int, extra_attempts: int, note: str, granted_by_id: int
-) -> Accommodation:
-    """Give one learner extra time and/or attempts on a quiz (replaces any earlier grant)."""
-    if extra_minutes < 0 or extra_attempts < 0:
-        raise QuizError("Extra time and extra attempts cannot be negative.", 400)
-    acc = session.scalar(
-        select(Accommodation).where(Accommodation.user_id == user_id, Accommodation.quiz_id == quiz.id)
-    )
-    if acc is None:
-        acc = Accommodation(user_id=user_id, quiz_id=quiz.id)
-        session.add(acc)
-    acc.extra_minutes, acc.extra_attempts, acc.note = extra_minutes, extra_attempts, note.strip()
-    acc.granted_by_id, acc.granted_at = granted_by_id, utcnow()
-    session.flush()
-    return acc
 
 
 def all_quizzes(session: Session) -> list[Quiz]:

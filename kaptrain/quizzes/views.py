@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf import FlaskForm
 
-from kaptrain.accounts.models import Role
+from kaptrain.accounts.models import Role, User
 from kaptrain.auth import require_owner, role_required, user
 from kaptrain.courses import completion
 from kaptrain.courses import services as courses
@@ -29,18 +39,21 @@ def _quiz_or_404(course_slug: str, slug: str) -> Quiz:
     return quiz
 
 
-def _own_attempt(attempt_id: int) -> Attempt:
+def _own_attempt(attempt_id: int, admin_may_read: bool = False) -> Attempt:
     attempt = get_session().get(Attempt, attempt_id)
     if attempt is None:
         fail(404, "There is no quiz attempt at this address.")
-    require_owner(attempt.user_id)
+    # Admins may read anyone's result (the learner's record links to it), never open or submit it.
+    if not (admin_may_read and user().role == Role.ADMIN):
+        require_owner(attempt.user_id)
     return attempt
 
 
-def _record(quiz: Quiz) -> completion.CourseRecord:
+def _record(quiz: Quiz, user_id: int | None = None) -> completion.CourseRecord:
     session = get_session()
-    enrolment = courses.get_enrolment(session, user().id, quiz.course_id)
-    return completion.course_record(session, user().id, quiz.course, enrolment)
+    user_id = user().id if user_id is None else user_id
+    enrolment = courses.get_enrolment(session, user_id, quiz.course_id)
+    return completion.course_record(session, user_id, quiz.course, enrolment)
 
 
 def _state(quiz: Quiz) -> services.QuizState:
@@ -132,11 +145,14 @@ def submit(attempt_id: int) -> ResponseReturnValue:
 @login_required
 def result(attempt_id: int) -> ResponseReturnValue:
     """Score, pass or fail, and the review the quiz's settings allow."""
-    a = _own_attempt(attempt_id)
+    a = _own_attempt(attempt_id, admin_may_read=True)
+    staff_view = a.user_id != user().id
     if a.status != AttemptStatus.SUBMITTED:
+        if staff_view:
+            fail(404, "This attempt has not been submitted, so it has no result yet.")
         return redirect(url_for("quizzes.attempt", attempt_id=a.id))
-    record = _record(a.quiz)
-    state = services.quiz_state(get_session(), user().id, a.quiz, completion.quiz_gate(record, a.quiz))
+    record = _record(a.quiz, a.user_id)
+    state = services.quiz_state(get_session(), a.user_id, a.quiz, completion.quiz_gate(record, a.quiz))
     return render_template(
         "quizzes/result.html",
         attempt=a,
@@ -147,6 +163,8 @@ def result(attempt_id: int) -> ResponseReturnValue:
         next_step=record.next_step if a.passed else None,
         record=record,
         form=FlaskForm(),
+        staff_view=staff_view,
+        owner=get_session().get(User, a.user_id) if staff_view else None,
     )
 
 
@@ -179,9 +197,11 @@ def item_analysis(course_slug: str, slug: str) -> ResponseReturnValue:
 @bp.route("/instructor/courses/<course_slug>/quizzes/<slug>/analysis.csv")
 @role_required(Role.INSTRUCTOR)
 def item_analysis_csv(course_slug: str, slug: str) -> ResponseReturnValue:
-    """The item analysis as a CSV download."""
+    """The item analysis as a CSV download, streamed line by line."""
     q = _quiz_or_404(course_slug, slug)
-    body = analysis.stats_csv(analysis.quiz_stats(get_session(), q, current_app.config["ITEM_ANALYSIS_MIN_ATTEMPTS"]))
+    stats = analysis.quiz_stats(get_session(), q, current_app.config["ITEM_ANALYSIS_MIN_ATTEMPTS"])
     return Response(
-        body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{q.slug}-item-analysis.csv"'}
+        stream_with_context(analysis.stats_csv_lines(stats)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{q.slug}-item-analysis.csv"'},
     )

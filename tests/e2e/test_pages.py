@@ -10,8 +10,13 @@ from dataclasses import dataclass
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
+from sqlalchemy import select
 
+from kaptrain.accounts.models import User
+from kaptrain.certificates.models import Certificate
 from kaptrain.cli import DEMO_PASSWORD
+from kaptrain.quizzes.models import Quiz
+from kaptrain.quizzes.services import grant_accommodation
 from tests.e2e.conftest import SCREENSHOTS
 from tests.e2e.helpers import (
     answer_key,
@@ -35,6 +40,9 @@ NOT_PAGES = {
     "static",
     "courses.heartbeat",
     "quizzes.item_analysis_csv",
+    "admin.completions_csv",
+    "instructor.course_evaluations_csv",
+    "admin.audit_csv",
     "certificates.certificate_pdf",
     "certificates.certificate_json",
     "certificates.transcript_pdf",
@@ -88,6 +96,21 @@ CASES = [
         "/instructor/courses/kap-foundations/quizzes/pharmacology-quiz/analysis",
     ),
     PageCase("accommodations", "admin.accommodations", "admin", "/admin/accommodations"),
+    PageCase("accommodation", "admin.accommodation", "admin"),
+    PageCase("audit-log", "admin.audit_log", "admin", "/admin/audit?action=certificate"),
+    PageCase("audit-log-refused", "admin.audit_log", "admin", "/admin/audit?date_from=2026-02-01&date_to=2026-01-01"),
+    PageCase("settings", "admin.site_settings", "admin", "/admin/settings"),
+    PageCase("people", "admin.people", "admin", "/admin/people?q=Sam"),
+    PageCase("person", "admin.person", "admin"),
+    PageCase("person-close", "admin.person_close", "admin"),
+    PageCase("result-as-admin", "quizzes.result", "admin"),
+    PageCase("certificates", "admin.certificates", "admin", "/admin/certificates"),
+    PageCase("certificate", "admin.certificate", "admin"),
+    PageCase("reports", "admin.reports", "admin", "/admin/reports?date_from=2000-01-01"),
+    PageCase("learners", "instructor.learners", "instructor", "/instructor/courses/kap-foundations/learners"),
+    PageCase(
+        "evaluations", "instructor.course_evaluations", "instructor", "/instructor/courses/kap-foundations/evaluations"
+    ),
 ]
 # Endpoints reached only by POST (or as a redirect) get no page of their own.
 POST_ONLY = {
@@ -97,6 +120,14 @@ POST_ONLY = {
     "courses.mark_read",
     "quizzes.start",
     "quizzes.submit",
+    "admin.withdraw_accommodation",
+    "admin.person_role",
+    "admin.person_deactivate",
+    "admin.person_reactivate",
+    "admin.approve_certificates",
+    "admin.issue_certificate",
+    "admin.revoke_certificate",
+    "admin.reissue_certificate",
 }
 
 
@@ -151,8 +182,44 @@ def learner_state(browser, base_url, live_app):  # type: ignore[no-untyped-def]
     state = context.storage_state()
     context.close()
     sessions, verify = _further_learners(browser, base_url, live_app)
+    person = f"/admin/people/{_user_id(live_app, email)}"
     return {"sessions": {"learner": state, **sessions}, "result": result_url, "attempt": attempt_url,
-            "email": email, "verify": verify}
+            "email": email, "verify": verify, "person": person, "person-close": f"{person}/close",
+            "result-as-admin": result_url, "accommodation": _accommodation(live_app, email),
+            "certificate": _certificate_page(live_app, verify)}
+
+
+def _certificate_page(app, verify):  # type: ignore[no-untyped-def]
+    """The console page of the certified learner's certificate (found by the code in its verify path)."""
+    session = app.extensions["kaptrain.db"].new_session()
+    code = verify.rsplit("/", 1)[-1]
+    try:
+        return f"/admin/certificates/{session.scalar(select(Certificate.id).where(Certificate.code == code))}"
+    finally:
+        session.close()
+
+
+def _user_id(app, email):  # type: ignore[no-untyped-def]
+    """The id of the account with this email (for the admin record pages)."""
+    session = app.extensions["kaptrain.db"].new_session()
+    try:
+        return session.scalar(select(User.id).where(User.email == email))
+    finally:
+        session.close()
+
+
+def _accommodation(app, email):  # type: ignore[no-untyped-def]
+    """Grant the learner extra time through the service; the path of the grant's page."""
+    session = app.extensions["kaptrain.db"].new_session()
+    try:
+        learner = session.scalars(select(User).where(User.email == email)).one()
+        quiz = session.scalars(select(Quiz).where(Quiz.slug == "pharmacology-quiz")).one()
+        admin = session.scalars(select(User).where(User.email == "admin@example.com")).one()
+        grant = grant_accommodation(session, learner.id, quiz, 15, 1, "Disability services letter", admin.id)
+        session.commit()
+        return f"/admin/accommodations/{grant.id}"
+    finally:
+        session.close()
 
 
 def open_as(browser, base_url, who, learner_state, viewport):  # type: ignore[no-untyped-def]

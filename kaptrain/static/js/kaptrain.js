@@ -59,3 +59,12 @@
   var known = Array.prototype.some.call(select.options, function (o) { return o.value === zone; });
   if (zone && known) { select.value = zone; }
 })();
+/* A "Print" button (data-print) opens the browser's print dialog; without this file, the browser's own
+   Print command gives the same result, since print.css drops navigation and forms. */
+(function () {
+  "use strict";
+  Array.prototype.forEach.call(document.querySelectorAll("[data-print]"), function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () { window.print(); });
+  });
+})();

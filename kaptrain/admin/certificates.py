@@ -1,0 +1,230 @@
+"""Certificates console: search, the approval queue (bulk approval as jobs), manual issue, revoke, re-issue.
+
+Every action calls the same services as `flask certificates ...`, so the audit entries are the same too."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+from wtforms import SelectChoice
+
+from kaptrain import audit, jobs
+from kaptrain.accounts.models import Role
+from kaptrain.accounts.services import find_user_by_email
+from kaptrain.admin.console_forms import ApproveForm, CertificateSearchForm, IssueForm, ReissueForm, RevokeForm
+from kaptrain.admin.views import bp
+from kaptrain.auth import role_required, user
+from kaptrain.certificates import services, tasks
+from kaptrain.certificates.models import Certificate, CertificateStatus, RevocationReason
+from kaptrain.content.models import Course
+from kaptrain.db import get_session
+from kaptrain.errors import fail
+
+PER_PAGE = 25
+SEARCHED = (Certificate.number, Certificate.code, Certificate.holder_name, Certificate.course_title)
+EXPIRED = "The form expired or was not sent from this site. Reload the page and try again; nothing was changed."
+BATCH_KEY = "approval_batch"  # the ids of the last bulk approval, to show its progress
+
+
+@dataclass
+class CertificatePage:
+    """One page of search results."""
+
+    rows: list[Certificate]
+    total: int
+    page: int
+    pages: int
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_certificates(
+    db: Session, text: str = "", status: CertificateStatus | None = None, page: int = 1
+) -> CertificatePage:
+    """Certificates matching number, code, holder name or course title (a literal substring), newest first."""
+    stmt = select(Certificate)
+    if text.strip():
+        pattern = f"%{_escape_like(text.strip())}%"
+        stmt = stmt.where(
+            or_(
+                *(
+                    column.ilike(pattern, escape="\\")
+                    for column in SEARCHED
+                )
+            )
+        )
+    if status is not None:
+        stmt = stmt.where(Certificate.status == status)
+    total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    pages = max(1, math.ceil(total / PER_PAGE))
+    page = min(page, pages)
+    rows = db.scalars(stmt.order_by(Certificate.id.desc()).limit(PER_PAGE).offset((page - 1) * PER_PAGE))
+    return CertificatePage(list(rows), total, page, pages)
+
+
+def batch_progress(db: Session, ids: list[int]) -> tuple[int, int]:
+    """(queued, done) for a bulk approval: done are those no longer pending."""
+    if not ids:
+        return 0, 0
+    waiting = db.scalar(
+        select(func.count()).where(Certificate.id.in_(ids), Certificate.status == CertificateStatus.PENDING)
+    )
+    return len(ids), len(ids) - int(waiting or 0)
+
+
+def _certificate_or_404(certificate_id: int) -> Certificate:
+    found = get_session().get(Certificate, certificate_id)
+    if found is None:
+        fail(404, "There is no certificate at this address.")
+    return found
+
+
+def _issue_form() -> IssueForm:
+    form = IssueForm()
+    courses = get_session().scalars(select(Course).order_by(Course.title))
+    form.course.choices = [SelectChoice(0, "Choose a course")] + [SelectChoice(c.id, c.title) for c in courses]
+    return form
+
+
+def _console(issue_form: IssueForm | None = None, status: int = 200) -> ResponseReturnValue:
+    db = get_session()
+    search = CertificateSearchForm(formdata=request.args)
+    valid = search.validate()
+    result = search_certificates(
+        db,
+        search.q.data or "" if valid else "",
+        CertificateStatus(search.status.data) if valid and search.status.data else None,
+        (search.page.data or 1) if valid else 1,
+    )
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    queued, done = batch_progress(db, session.get(BATCH_KEY, []))
+    return render_template(
+        "admin/certificates.html",
+        search=search,
+        result=result,
+        args=args,
+        pending=services.pending_certificates(db),
+        approve_form=ApproveForm(formdata=None),
+        issue_form=issue_form or _issue_form(),
+        queued=queued,
+        done=done,
+    ), status if valid else 400
+
+
+@bp.route("/certificates")
+@role_required(Role.ADMIN)
+def certificates() -> ResponseReturnValue:
+    """Search every certificate; the approval queue; issue a certificate by hand."""
+    return _console()
+
+
+@bp.route("/certificates/approve", methods=["POST"])
+@role_required(Role.ADMIN)
+def approve_certificates() -> ResponseReturnValue:
+    """Queue one approval job per chosen (or every) pending certificate."""
+    form = ApproveForm()
+    if not form.validate_on_submit():
+        fail(400, EXPIRED)
+    db = get_session()
+    pending = {c.id for c in services.pending_certificates(db)}
+    chosen = sorted(pending) if form.everything.data else [i for i in _ids(request.form.getlist("ids")) if i in pending]
+    if not chosen:
+        flash("Choose at least one certificate waiting for approval.", "error")
+        return redirect(url_for("admin.certificates"))
+    # The request itself writes who queued what: the jobs run once that commits (and never if it fails).
+    audit.record(db, "certificate.approve_queued", "certificate", None, actor_id=user().id, ids=chosen)
+    for certificate_id in chosen:
+        jobs.enqueue(tasks.approve_job, certificate_id, f"user:{user().id}")
+    session[BATCH_KEY] = chosen
+    flash(f"{len(chosen)} approval{'s' if len(chosen) != 1 else ''} queued.", "success")
+    return redirect(url_for("admin.certificates"))
+
+
+def _ids(raw: list[str]) -> list[int]:
+    return [int(v) for v in raw if v.isdigit()]
+
+
+@bp.route("/certificates/issue", methods=["POST"])
+@role_required(Role.ADMIN)
+def issue_certificate() -> ResponseReturnValue:
+    """Issue a certificate for a completion recorded elsewhere; a reason is required."""
+    db = get_session()
+    form = _issue_form()
+    if form.validate_on_submit():
+        holder = find_user_by_email(db, form.email.data or "")
+        course = db.get(Course, form.course.data)
+        if holder is None:
+            form.email.errors = ["No account has this email."]
+        elif course is None:
+            form.course.errors = ["Choose a course."]
+        else:
+            try:
+                made = services.issue_without_course(
+                    db, holder, course, form.reason.data or "", actor_label=f"user:{user().id}"
+                )
+            except services.CertificateError as exc:
+                form.form_errors.append(str(exc))
+            else:
+                flash(f"Certificate {made.number} issued to {holder.full_name}.", "success")
+                return redirect(url_for("admin.certificate", certificate_id=made.id))
+    return _console(form, 422)
+
+
+def _detail(c: Certificate, revoke: RevokeForm | None = None, status: int = 200) -> ResponseReturnValue:
+    return render_template(
+        "admin/certificate.html",
+        c=c,
+        verdict=services.public_status(c).verdict,
+        revoke_form=revoke or RevokeForm(formdata=None),
+        reissue_form=ReissueForm(formdata=None),
+    ), status
+
+
+@bp.route("/certificates/<int:certificate_id>")
+@role_required(Role.ADMIN)
+def certificate(certificate_id: int) -> ResponseReturnValue:
+    """One certificate, with its revoke and re-issue actions."""
+    return _detail(_certificate_or_404(certificate_id))
+
+
+@bp.route("/certificates/<int:certificate_id>/revoke", methods=["POST"])
+@role_required(Role.ADMIN)
+def revoke_certificate(certificate_id: int) -> ResponseReturnValue:
+    """Revoke with a reason category and a note; without them nothing changes."""
+    c = _certificate_or_404(certificate_id)
+    form = RevokeForm()
+    if form.validate_on_submit():
+        try:
+            reason = RevocationReason(form.reason.data)
+            services.revoke(get_session(), c, reason, form.note.data or "", actor_id=user().id)
+        except services.CertificateError as exc:
+            form.form_errors.append(str(exc))
+        else:
+            flash(f"Certificate {c.number} revoked; its verification page says so from now on.", "success")
+            return redirect(url_for("admin.certificate", certificate_id=c.id))
+    return _detail(c, form, 422)
+
+
+@bp.route("/certificates/<int:certificate_id>/reissue", methods=["POST"])
+@role_required(Role.ADMIN)
+def reissue_certificate(certificate_id: int) -> ResponseReturnValue:
+    """Re-issue from the holder's current profile; the old certificate is superseded."""
+    c = _certificate_or_404(certificate_id)
+    form = ReissueForm()
+    if not form.validate_on_submit():
+        fail(400, EXPIRED)
+    try:
+        new = services.reissue(get_session(), c, actor_id=user().id)
+    except services.CertificateError as exc:
+        revoke = RevokeForm(formdata=None)
+        revoke.form_errors.append(str(exc))
+        return _detail(c, revoke, 409)
+    flash(f"Certificate {new.number} issued; {c.number} is superseded.", "success")
+    return redirect(url_for("admin.certificate", certificate_id=new.id))

@@ -1,0 +1,96 @@
+"""Forms of the certificates console and the reports page."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from wtforms import (
+    DateField,
+    EmailField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
+
+from kaptrain.certificates.models import CertificateStatus, RevocationReason
+from kaptrain.forms import BaseForm
+
+
+class CertificateSearchForm(BaseForm):
+    """Search the certificates (GET; no CSRF token needed to read)."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField("Number, code, holder or course", validators=[Optional(), Length(max=200)])
+    status = SelectField(
+        "Status",
+        choices=[SelectChoice("", "Any status")] + [SelectChoice(s.value, s.value.title()) for s in CertificateStatus],
+        validators=[Optional()],
+    )
+    page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1, max=100_000)])
+
+
+class ApproveForm(BaseForm):
+    """Approve the chosen pending certificates, or all of them."""
+
+    selected = SubmitField("Approve selected")
+    everything = SubmitField("Approve all")
+
+
+class IssueForm(BaseForm):
+    """Issue a certificate for a completion recorded elsewhere."""
+
+    email = EmailField(
+        "Holder's email",
+        validators=[DataRequired(message="Enter the holder's email."), Email(message="Enter a valid email address.")],
+    )
+    course = SelectField("Course", coerce=int, validators=[DataRequired(message="Choose a course.")])
+    reason = TextAreaField(
+        "Reason (kept on record)",
+        validators=[DataRequired(message="Give the reason for issuing outside the course."), Length(max=1000)],
+    )
+    submit = SubmitField("Issue certificate")
+
+
+class RevokeForm(BaseForm):
+    """Revoke an active certificate: a category and a note are both required."""
+
+    reason = SelectField(
+        "Reason",
+        choices=[SelectChoice("", "Choose a reason")]
+        + [SelectChoice(r.value, r.label.capitalize()) for r in RevocationReason],
+        validators=[DataRequired(message="Choose the reason for revoking.")],
+    )
+    note = TextAreaField(
+        "Note (kept on record)",
+        validators=[DataRequired(message="Explain why the certificate is revoked."), Length(max=1000)],
+    )
+    submit = SubmitField("Revoke certificate")
+
+
+class ReissueForm(BaseForm):
+    """Re-issue from the holder's current profile (the CSRF token is its only field)."""
+
+    submit = SubmitField("Re-issue certificate")
+
+
+class DateRangeForm(BaseForm):
+    """A range of issue dates, inclusive (GET)."""
+
+    class Meta:
+        csrf = False
+
+    date_from = DateField("From", validators=[Optional()])
+    date_to = DateField("To", validators=[Optional()])
+    page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1, max=100_000)])
+
+    def validate_date_to(self, field: DateField) -> None:
+        """Refuse a range that ends before it starts."""
+        start: dt.date | None = self.date_from.data
+        if start is not None and field.data is not None and field.data < start:
+            raise ValidationError("The end date is before the start date: choose a range that runs forwards.")

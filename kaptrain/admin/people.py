@@ -1,0 +1,134 @@
+"""People console: search and filter accounts, one learner's full record, role and status changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
+from wtforms import SelectChoice
+
+from kaptrain.accounts import services as accounts
+from kaptrain.accounts.models import Role, User
+from kaptrain.admin import directory
+from kaptrain.admin.people_forms import CloseAccountForm, PeopleSearchForm, RoleForm, StatusForm
+from kaptrain.admin.views import bp
+from kaptrain.auth import role_required, user
+from kaptrain.db import get_session
+from kaptrain.errors import fail
+
+EXPIRED = "The form expired or was not sent from this site. Reload the page and try again; nothing was changed."
+
+
+def _person_or_404(user_id: int) -> User:
+    person = get_session().get(User, user_id)
+    if person is None:
+        fail(404, "There is no account at this address.")
+    return person
+
+
+@bp.route("/people")
+@role_required(Role.ADMIN)
+def people() -> ResponseReturnValue:
+    """Search, filter and page through every account."""
+    session = get_session()
+    courses = directory.all_courses(session)
+    form = PeopleSearchForm(formdata=request.args, course_choices=[SelectChoice(str(c.id), c.title) for c in courses])
+    if not form.validate():
+        return render_template("admin/people.html", form=form, result=None, courses=courses), 400
+    query = directory.PeopleQuery(
+        text=form.q.data or "",
+        role=Role(form.role.data) if form.role.data else None,
+        status=form.status.data or "",
+        course_id=int(form.course.data) if form.course.data else None,
+        page=form.page.data or 1,
+    )
+    result = directory.search_people(session, query)
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template("admin/people.html", form=form, result=result, courses=courses, args=args)
+
+
+def _record_page(person: User, status: int = 200, role_form: RoleForm | None = None) -> ResponseReturnValue:
+    record = directory.learner_record(get_session(), person)
+    role_form = role_form or RoleForm(formdata=None, data={"role": person.role.value})
+    return render_template(
+        "admin/learner.html",
+        person=person,
+        record=record,
+        role_form=role_form,
+        status_form=StatusForm(formdata=None),
+        closed=accounts.is_closed(person),
+    ), status
+
+
+@bp.route("/people/<int:user_id>")
+@role_required(Role.ADMIN)
+def person(user_id: int) -> ResponseReturnValue:
+    """One person's full record: profile, courses, attempts, evaluation, attestation, certificates."""
+    return _record_page(_person_or_404(user_id))
+
+
+@bp.route("/people/<int:user_id>/role", methods=["POST"])
+@role_required(Role.ADMIN)
+def person_role(user_id: int) -> ResponseReturnValue:
+    """Change a person's role; the last active administrator cannot be demoted."""
+    person = _person_or_404(user_id)
+    form = RoleForm()
+    if not form.validate_on_submit():
+        fail(400, EXPIRED)
+    try:
+        changed = accounts.set_role(get_session(), person, form.role.data or "", user())
+    except accounts.AccountError as exc:
+        form.role.errors = [str(exc)]
+        return _record_page(person, 422, form)
+    flash(f"{person.full_name} is now {person.role.value}." if changed else "The role was not changed.", "success")
+    return redirect(url_for("admin.person", user_id=person.id))
+
+
+def _status_change(
+    user_id: int, change: Callable[[Session, User, User | None], None], done: str
+) -> ResponseReturnValue:
+    person = _person_or_404(user_id)
+    if not StatusForm().validate_on_submit():
+        fail(400, EXPIRED)
+    try:
+        change(get_session(), person, user())
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+        return _record_page(person, 422)
+    flash(f"{person.full_name}'s account is {done}.", "success")
+    return redirect(url_for("admin.person", user_id=person.id))
+
+
+@bp.route("/people/<int:user_id>/deactivate", methods=["POST"])
+@role_required(Role.ADMIN)
+def person_deactivate(user_id: int) -> ResponseReturnValue:
+    """Stop an account from logging in; their records stay."""
+    return _status_change(user_id, accounts.deactivate, "deactivated: they can no longer log in")
+
+
+@bp.route("/people/<int:user_id>/reactivate", methods=["POST"])
+@role_required(Role.ADMIN)
+def person_reactivate(user_id: int) -> ResponseReturnValue:
+    """Let a deactivated account log in again."""
+    return _status_change(user_id, accounts.reactivate, "active again")
+
+
+@bp.route("/people/<int:user_id>/close", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def person_close(user_id: int) -> ResponseReturnValue:
+    """Confirm, then close an account at the person's request (deactivate and pseudonymise)."""
+    person = _person_or_404(user_id)
+    form = CloseAccountForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            accounts.close_account(get_session(), person, user())
+        except accounts.AccountError as exc:
+            error = str(exc)
+        else:
+            flash(f"The account is closed and now appears as “{person.full_name}”. Its CE records are kept.", "success")
+            return redirect(url_for("admin.person", user_id=person.id))
+    status = 422 if form.errors or error else 200
+    return render_template("admin/learner_close.html", person=person, form=form, error=error), status

@@ -1,0 +1,56 @@
+"""Forms of the people console: the search filters and the account actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from kaptrain.accounts.models import Role
+from kaptrain.admin.directory import STATUSES
+from kaptrain.forms import BaseForm
+
+ROLE_CHOICES = [SelectChoice(r.value, r.value.title()) for r in Role]
+STATUS_CHOICES = [SelectChoice(s, s.title()) for s in STATUSES]
+
+
+class PeopleSearchForm(BaseForm):
+    """Search and filters for the people list, read from the query string (a GET, so no CSRF token)."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField("Name or email", validators=[Optional(), Length(max=200, message="Use at most 200 characters.")])
+    role = SelectField("Role", choices=[SelectChoice("", "Any role"), *ROLE_CHOICES], default="")
+    status = SelectField("Status", choices=[SelectChoice("", "Any status"), *STATUS_CHOICES], default="")
+    course = SelectField("Enrolled in", choices=[SelectChoice("", "Any course")], default="")
+    page = IntegerField("Page", validators=[Optional(), NumberRange(min=1, max=1_000_000, message="Not a page.")])
+
+    def __init__(self, *args: Any, course_choices: list[SelectChoice], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.course.choices = [SelectChoice("", "Any course"), *course_choices]
+
+
+class RoleForm(BaseForm):
+    """Change a person's role."""
+
+    # The service checks the value and says in words why an unknown role is refused.
+    role = SelectField("Role", choices=ROLE_CHOICES, validate_choice=False)
+    submit = SubmitField("Change role")
+
+
+class StatusForm(BaseForm):
+    """Deactivate or reactivate an account (the button says which)."""
+
+    submit = SubmitField("Deactivate")
+
+
+class CloseAccountForm(BaseForm):
+    """Confirm closing an account at the person's request."""
+
+    confirm = BooleanField(
+        "The person asked to close their account. Deactivate it and replace their name and email.",
+        validators=[DataRequired(message="Tick the box to confirm that the person asked for this.")],
+    )
+    submit = SubmitField("Close the account")

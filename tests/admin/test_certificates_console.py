@@ -1,0 +1,148 @@
+"""The certificates console: access, search, bulk approval as jobs, manual issue, revoke, re-issue."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from kaptrain.accounts.models import Role
+from kaptrain.audit import AuditEntry
+from kaptrain.certificates.models import Certificate, CertificateStatus
+from tests.factories import certified, course, enrolled, make_user
+
+ADMIN_GETS = ["/admin/certificates", "/admin/certificates/1", "/admin/reports", "/admin/reports/completions.csv"]
+ADMIN_POSTS = [
+    "/admin/certificates/approve",
+    "/admin/certificates/issue",
+    "/admin/certificates/1/revoke",
+    "/admin/certificates/1/reissue",
+]
+
+
+@pytest.fixture
+def admin(db, login):
+    """A logged-in administrator."""
+    user = make_user(db, role=Role.ADMIN, full_name="Ada Admin")
+    db.commit()
+    return login(user)
+
+
+def holder(app, db, name: str, manual: bool = False) -> Certificate:  # type: ignore[no-untyped-def]
+    """A learner taken through the fixture course to a certificate (pending when approval is manual), committed."""
+    course(db).certificate_approval = "manual" if manual else "automatic"
+    learner = make_user(db, full_name=name)
+    enrolled(db, learner)
+    with app.app_context():  # issuing reads the app's settings and holds its email for the commit
+        made = certified(db, learner)
+        db.commit()
+    return made
+
+
+def entries(db, action: str) -> list[AuditEntry]:
+    return list(db.scalars(select(AuditEntry).where(AuditEntry.action == action)))
+
+
+@pytest.mark.parametrize("role", [Role.LEARNER, Role.INSTRUCTOR])
+def test_only_admins_reach_the_console_and_reports(client, db, login, role):
+    login(make_user(db, role=role))
+    db.commit()
+    for url in ADMIN_GETS:
+        assert client.get(url).status_code == 403, url
+    for url in ADMIN_POSTS:
+        assert client.post(url, data={"everything": "1", "reason": "other", "note": "x"}).status_code == 403, url
+
+
+def test_search_finds_a_certificate_by_holder_and_by_number(app, client, db, admin):
+    mine = holder(app, db, "Searchable Person")
+    holder(app, db, "Another Learner")
+    db.commit()
+    page = client.get("/admin/certificates?q=searchable").get_data(as_text=True)
+    assert "Searchable Person" in page and "Another Learner" not in page
+    page = client.get(f"/admin/certificates?q={mine.number}&status=active").get_data(as_text=True)
+    assert "Searchable Person" in page
+    assert client.get("/admin/certificates?q=%25&status=nonsense").status_code == 400
+
+
+def test_approve_all_runs_one_job_per_certificate(app, client, db, admin):
+    waiting = [holder(app, db, f"Pending {n}", manual=True) for n in range(3)]
+    db.commit()
+    page = client.get("/admin/certificates").get_data(as_text=True)
+    assert "Waiting for approval (3)" in page
+    response = client.post("/admin/certificates/approve", data={"everything": "1"}, follow_redirects=True)
+    assert "3 approvals queued." in response.get_data(as_text=True)
+    assert "3 of 3 approvals done" in response.get_data(as_text=True)
+    for c in waiting:
+        db.refresh(c)
+        assert c.status == CertificateStatus.ACTIVE and c.number
+    assert sorted(e.subject_id for e in entries(db, "certificate.approve")) == sorted(c.id for c in waiting)
+
+
+def test_approve_selected_approves_only_those(app, client, db, admin):
+    first, second = holder(app, db, "Pending A", manual=True), holder(app, db, "Pending B", manual=True)
+    db.commit()
+    client.post("/admin/certificates/approve", data={"selected": "1", "ids": [str(first.id)]})
+    db.refresh(first)
+    db.refresh(second)
+    assert first.status == CertificateStatus.ACTIVE and second.status == CertificateStatus.PENDING
+    nothing = client.post("/admin/certificates/approve", data={"selected": "1"}, follow_redirects=True)
+    assert "Choose at least one certificate" in nothing.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("data", [{"reason": "", "note": "Wrong learner"}, {"reason": "issued_in_error", "note": " "}])
+def test_revoking_without_a_reason_changes_nothing(app, client, db, admin, data):
+    c = holder(app, db, "Keep Me")
+    db.commit()
+    response = client.post(f"/admin/certificates/{c.id}/revoke", data=data)
+    assert response.status_code == 422
+    assert "Please correct the following" in response.get_data(as_text=True)
+    db.refresh(c)
+    assert c.status == CertificateStatus.ACTIVE and not entries(db, "certificate.revoke")
+
+
+def test_revoke_then_reissue_are_refused_and_revoke_is_audited(app, client, db, admin):
+    c = holder(app, db, "Revoke Me")
+    db.commit()
+    data = {"reason": "academic_misconduct", "note": "Someone else took the final."}
+    assert client.post(f"/admin/certificates/{c.id}/revoke", data=data).status_code == 302
+    db.refresh(c)
+    assert c.status == CertificateStatus.REVOKED and c.revocation_note == "Someone else took the final."
+    [entry] = entries(db, "certificate.revoke")
+    assert entry.subject_id == c.id and entry.actor_id == admin.id
+    assert client.post(f"/admin/certificates/{c.id}/reissue").status_code == 409
+
+
+def test_reissue_supersedes(app, client, db, admin):
+    c = holder(app, db, "Reissue Me")
+    db.commit()
+    response = client.post(f"/admin/certificates/{c.id}/reissue")
+    assert response.status_code == 302
+    db.refresh(c)
+    assert c.status == CertificateStatus.SUPERSEDED
+    new = db.scalar(select(Certificate).where(Certificate.supersedes_id == c.id))
+    assert new is not None and new.status == CertificateStatus.ACTIVE
+
+
+def test_manual_issue_needs_a_reason_and_a_known_account(app, client, db, admin):
+    learner = make_user(db, full_name="Migrated Learner")
+    db.commit()
+    count = select(func.count()).select_from(Certificate)
+    before = db.scalar(count)
+    data = {"email": learner.email, "course": str(course(db).id), "reason": ""}
+    assert client.post("/admin/certificates/issue", data=data).status_code == 422
+    unknown = client.post("/admin/certificates/issue", data={**data, "email": "nobody@example.org", "reason": "Old"})
+    assert "No account has this email." in unknown.get_data(as_text=True)
+    assert db.scalar(count) == before
+    ok = client.post("/admin/certificates/issue", data={**data, "reason": "Completed in the 2019 system"})
+    assert ok.status_code == 302
+    made = db.scalar(select(Certificate).where(Certificate.user_id == learner.id))
+    assert made is not None and made.status == CertificateStatus.ACTIVE
+    assert made.issue_reason == "Completed in the 2019 system"
+    assert [e.subject_id for e in entries(db, "certificate.issue_manual")] == [made.id]
+
+
+def test_console_actions_need_the_csrf_token(app, client, db, admin, csrf_on):
+    c = holder(app, db, "Protected")
+    db.commit()
+    assert client.post(f"/admin/certificates/{c.id}/reissue").status_code == 400
+    db.refresh(c)
+    assert c.status == CertificateStatus.ACTIVE

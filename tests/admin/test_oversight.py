@@ -1,0 +1,96 @@
+"""Instructor oversight and the evaluation summary: access, a stuck learner, the figures, the CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from kaptrain.accounts.models import Role
+from kaptrain.certificates import services as certificates
+from kaptrain.certificates.services import EvaluationAnswers
+from kaptrain.courses import services as courses
+from kaptrain.quizzes import services as quizzes
+from tests.factories import complete_learning, correct_answers, course, enrolled, make_user, quiz, start
+
+PAGES = [
+    "/instructor/courses/demo-course/learners",
+    "/instructor/courses/demo-course/evaluations",
+    "/instructor/courses/demo-course/evaluations.csv",
+]
+
+
+@pytest.fixture
+def instructor(db, login):
+    """A logged-in instructor."""
+    user = make_user(db, role=Role.INSTRUCTOR, full_name="Ivy Instructor")
+    db.commit()
+    return login(user)
+
+
+def test_learners_get_403_on_instructor_pages(client, db, login):
+    login(make_user(db))
+    db.commit()
+    for url in PAGES:
+        assert client.get(url).status_code == 403, url
+
+
+def test_instructor_pages_refuse_an_unknown_course(client, instructor):
+    assert client.get("/instructor/courses/nope/learners").status_code == 404
+
+
+def fail_alpha(db, user, times: int) -> None:
+    q = quiz(db, "alpha-quiz")
+    courses.open_module(db, user.id, q.module)
+    for _ in range(times):
+        attempt = start(db, user, q)
+        quizzes.submit_attempt(db, attempt, correct_answers(attempt, right=False))
+
+
+def test_a_learner_who_failed_every_attempt_is_stuck(client, db, instructor):
+    stuck = make_user(db, full_name="Stuck Learner", email="stuck@example.org")
+    enrolled(db, stuck)
+    fail_alpha(db, stuck, 2)  # alpha-quiz allows 2 attempts, then a 24-hour pause
+    trying = make_user(db, full_name="Trying Learner", email="trying@example.org")
+    enrolled(db, trying)
+    fail_alpha(db, trying, 1)
+    fresh = make_user(db, full_name="Fresh Learner")
+    enrolled(db, fresh, acknowledged=False)
+    db.commit()
+    page = client.get("/instructor/courses/demo-course/learners").get_data(as_text=True)
+    assert "stuck@example.org" in page and "trying@example.org" in page and "Fresh Learner" in page
+    assert "2 of 2" in page and "1 of 2" in page and "Course disclosures" in page
+    only = client.get("/instructor/courses/demo-course/learners?stuck=1").get_data(as_text=True)
+    assert "mailto:stuck@example.org" in only and "Trying Learner" not in only and "Fresh Learner" not in only
+    assert "may try again" in only
+    by_step = client.get("/instructor/courses/demo-course/learners?step=disclosures").get_data(as_text=True)
+    assert "Fresh Learner" in by_step and "Stuck Learner" not in by_step
+    assert page.count("method=\"post\"") == 1  # only "Log out": nothing to change here
+
+
+def test_evaluation_summary_matches_the_evaluations(client, db, instructor):
+    c = course(db)
+    ids = [o["id"] for o in c.objectives]
+    given = [
+        EvaluationAnswers(dict.fromkeys(ids, "met"), 5, 4, 5, True, comments="Very practical."),
+        EvaluationAnswers(dict.fromkeys(ids, "partly"), 3, 4, 4, False, "Drug brand named often.", ""),
+        EvaluationAnswers(dict.fromkeys(ids, "not_met"), 4, 2, 3, True),
+    ]
+    for answers in given:
+        learner = make_user(db)
+        enrolled(db, learner)
+        certificates.submit_evaluation(db, complete_learning(db, learner), answers)
+    db.commit()
+    page = client.get("/instructor/courses/demo-course/evaluations").get_data(as_text=True)
+    assert "Relevance to my practice: mean 4.00 of 5" in page
+    assert "Quality of the material: mean 3.33 of 5" in page
+    assert "Overall rating: mean 4.00 of 5" in page
+    assert "Commercial bias reported (1)" in page and "Drug brand named often." in page
+    assert "Very practical." in page and "<svg" in page and 'fill="#1f5f6b"' in page
+    response = client.get("/instructor/courses/demo-course/evaluations.csv")
+    assert response.is_streamed
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert len(rows) == 3
+    assert sorted(r["relevance"] for r in rows) == ["3", "4", "5"]
+    assert [r["free_of_bias"] for r in rows].count("no") == 1

@@ -1,0 +1,110 @@
+"""Settings: the console's values win over the environment and course files, are audited, and are used by the
+next certificate; a content import never undoes a console approval mode."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from kaptrain.accounts.models import Role
+from kaptrain.admin import settings
+from kaptrain.audit import AuditEntry
+from kaptrain.certificates import services as certificates
+from kaptrain.certificates.models import CertificateStatus
+from tests.certificates.test_pdf import LETTER_LANDSCAPE, page_size_points
+from tests.factories import certified, course, enrolled, make_user
+
+FORM = {
+    "provider_name": "",
+    "accreditation_statement": "",
+    "signatory_name": "",
+    "signatory_title": "",
+    "certificate_page_size": "",
+    "approval__demo_course": "",
+}
+
+
+@pytest.fixture
+def admin(db, login):  # type: ignore[no-untyped-def]
+    """A logged-in administrator."""
+    user = make_user(db, role=Role.ADMIN, full_name="Ada Admin")
+    db.commit()
+    return login(user)
+
+
+def test_the_next_certificate_uses_the_console_settings(app, client, db, admin, tmp_path):
+    response = client.post(
+        "/admin/settings",
+        data=FORM
+        | {
+            "provider_name": "Northwind CE",
+            "accreditation_statement": "Northwind CE is approved by the Board to sponsor continuing education.",
+            "signatory_name": "Dr Jo Park",
+            "signatory_title": "Director of Education",
+            "certificate_page_size": "Letter",
+        },
+    )
+    assert response.status_code == 302
+    page = client.get("/admin/settings")
+    assert 'value="Dr Jo Park"' in page.text
+    with app.app_context():
+        learner = make_user(db)
+        enrolled(db, learner)
+        certificate = certified(db, learner)
+        pdf = certificates.stored_pdf(db, certificate)
+    assert certificate.provider == "Northwind CE"
+    assert certificate.signatory_name == "Dr Jo Park" and certificate.signatory_title == "Director of Education"
+    assert certificate.accreditation_statement is not None and "Northwind" in certificate.accreditation_statement
+    assert page_size_points(pdf, tmp_path) == pytest.approx(LETTER_LANDSCAPE, abs=0.5)
+
+
+def test_console_wins_over_environment_which_wins_over_the_course_file(app, db, monkeypatch):
+    monkeypatch.setitem(app.config, "CERTIFICATE_SIGNATORY_NAME", "Env Signer")
+    with app.app_context():
+        demo = course(db)
+        assert settings.certificate_settings(db, demo).signatory_name == "Env Signer"
+        assert settings.certificate_settings(db, demo).signatory_title == "Director of Tests"  # course.yaml
+        settings.set_settings(db, {"signatory_name": "Console Signer"}, None)
+        assert settings.certificate_settings(db, demo).signatory_name == "Console Signer"
+        settings.set_settings(db, {"signatory_name": None}, None)  # cleared: the default applies again
+        assert settings.certificate_settings(db, demo).signatory_name == "Env Signer"
+    before_after = [
+        (e.details["before"], e.details["after"])
+        for e in db.scalars(select(AuditEntry).where(AuditEntry.action == "settings.change").order_by(AuditEntry.id))
+    ]
+    assert before_after == [(None, "Console Signer"), ("Console Signer", None)]
+
+
+def test_import_never_undoes_a_console_approval_mode(app, client, db, admin, runner):
+    assert client.post("/admin/settings", data=FORM | {"approval__demo_course": "manual"}).status_code == 302
+    result = runner.invoke(args=["content", "import"])
+    assert result.exit_code == 0, result.output
+    assert "Note: demo-course" in result.output and "'manual'" in result.output
+    db.expire_all()
+    assert settings.get_setting(db, settings.approval_key("demo-course")) == "manual"
+    assert course(db).certificate_approval == "automatic"  # the course.yaml default, kept apart
+    with app.app_context():
+        learner = make_user(db)
+        enrolled(db, learner)
+        assert certified(db, learner).status == CertificateStatus.PENDING
+
+
+def test_import_prints_no_note_without_an_override(runner):
+    result = runner.invoke(args=["content", "import"])
+    assert result.exit_code == 0 and "Note:" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("certificate_page_size", "Legal"), ("approval__demo_course", "sometimes"), ("signatory_name", "x" * 201)],
+)
+def test_bad_values_are_refused_and_change_nothing(client, db, admin, field, value):
+    page = client.post("/admin/settings", data=FORM | {field: value})
+    assert page.status_code == 422 and "Please correct the following" in page.text
+    assert settings.all_settings(db) == {}
+
+
+@pytest.mark.parametrize(("key", "value"), [("certificate_page_size", "B5"), ("colour", "red"), ("approval:x", "y")])
+def test_the_service_validates_too(db, key, value):
+    with pytest.raises(settings.SettingsError):
+        settings.set_settings(db, {key: value}, None)
