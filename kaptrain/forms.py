@@ -6,9 +6,9 @@ import unicodedata
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import Field, PasswordField, StringField, TextAreaField
+from wtforms import EmailField, Field, PasswordField, StringField, TextAreaField
 from wtforms.csrf.core import CSRFTokenField
-from wtforms.validators import StopValidation
+from wtforms.validators import DataRequired, Email, StopValidation
 
 # A text area keeps what people type on several lines; every other control character is refused.
 MULTILINE_ALLOWED = frozenset("\t\n\r")
@@ -47,3 +47,11 @@ class BaseForm(FlaskForm):
             if _is_checked(field):
                 # First in the chain, so a value like "a\x00@b.org" gets this message, not a vaguer one.
                 field.validators = [refuse_control_characters, *field.validators]
+
+
+def account_email_field(label: str, whose: str) -> EmailField:
+    """An email field that names an existing account (an administrator finds the person by it)."""
+    return EmailField(
+        label,
+        validators=[DataRequired(message=f"Enter the {whose} email."), Email(message="Enter a valid email address.")],
+    )

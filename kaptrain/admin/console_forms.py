@@ -6,7 +6,6 @@ import datetime as dt
 
 from wtforms import (
     DateField,
-    EmailField,
     IntegerField,
     SelectChoice,
     SelectField,
@@ -14,10 +13,10 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from kaptrain.certificates.models import CertificateStatus, RevocationReason
-from kaptrain.forms import BaseForm
+from kaptrain.forms import BaseForm, account_email_field
 
 
 class CertificateSearchForm(BaseForm):
@@ -45,10 +44,7 @@ class ApproveForm(BaseForm):
 class IssueForm(BaseForm):
     """Issue a certificate for a completion recorded elsewhere."""
 
-    email = EmailField(
-        "Holder's email",
-        validators=[DataRequired(message="Enter the holder's email."), Email(message="Enter a valid email address.")],
-    )
+    email = account_email_field("Holder's email", "holder's")
     course = SelectField("Course", coerce=int, validators=[DataRequired(message="Choose a course.")])
     reason = TextAreaField(
         "Reason (kept on record)",

@@ -6,7 +6,6 @@ from typing import Any
 
 from wtforms import (
     DateField,
-    EmailField,
     IntegerField,
     SelectChoice,
     SelectField,
@@ -14,18 +13,15 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
-from kaptrain.forms import BaseForm
+from kaptrain.forms import BaseForm, account_email_field
 
 
 class AccommodationForm(BaseForm):
     """Grant one learner extra time or attempts on one quiz."""
 
-    email = EmailField(
-        "Learner's email",
-        validators=[DataRequired(message="Enter the learner's email."), Email(message="Enter a valid email address.")],
-    )
+    email = account_email_field("Learner's email", "learner's")
     quiz = SelectField("Quiz", coerce=int, validators=[DataRequired(message="Choose a quiz.")])
     extra_minutes = IntegerField(
         "Extra minutes",
