@@ -1,9 +1,10 @@
 """Imports every model so that Base.metadata is complete (Alembic and tests need that)."""
 
-from kaptrain.accounts.models import User
+from kaptrain.accounts.models import AccountToken, RecoveryCode, User
 from kaptrain.activity import ActivityClock
 from kaptrain.admin.settings import Setting
 from kaptrain.audit import AuditEntry
+from kaptrain.authoring.models import Draft, Upload
 from kaptrain.certificates.models import Attestation, Certificate, CertificateFile, Evaluation, StatusList
 from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.courses.models import Enrolment, ModuleProgress
@@ -16,9 +17,13 @@ from kaptrain.quizzes.models import (
     Question,
     QuestionRevision,
     Quiz,
+    QuizSettingsRevision,
+    Vignette,
+    VignetteRevision,
 )
 
 __all__ = [
+    "AccountToken",
     "Accommodation",
     "AccommodationChange",
     "ActivityClock",
@@ -31,6 +36,7 @@ __all__ = [
     "AttemptItem",
     "Base",
     "Course",
+    "Draft",
     "Enrolment",
     "Module",
     "ModuleProgress",
@@ -38,7 +44,12 @@ __all__ = [
     "Question",
     "QuestionRevision",
     "Quiz",
+    "QuizSettingsRevision",
+    "RecoveryCode",
     "Setting",
     "StatusList",
+    "Upload",
     "User",
+    "Vignette",
+    "VignetteRevision",
 ]

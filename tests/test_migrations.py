@@ -49,3 +49,70 @@ def test_upgrade_and_downgrade_keep_every_row_on_sqlite(tmp_path):
         assert counts(engine) == before
     finally:
         engine.dispose()
+
+
+ROWS_AT_0006 = [
+    "INSERT INTO modules (id, course_id, slug, previous_slugs, position, is_retired) VALUES (2, 1, 'n', '[]', 2, 0)",
+    "INSERT INTO module_revisions (id, module_id, number, title, estimated_minutes, last_reviewed, objectives,"
+    " \"references\", body, created_at) VALUES (2, 1, 2, 'M two', 10, '2026-11-01', '[]', '[]', 'b2', :now)",
+    "INSERT INTO quizzes (id, course_id, module_id, slug, previous_slugs, is_retired, kind, title, draw,"
+    " passing_score, max_attempts, cooldown_hours, time_limit_minutes, reveal_answers, partial_credit)"
+    " VALUES (1, 1, NULL, 'final', '[]', 0, 'final', 'Final', 2, 75, 3, 24, 60, 'after_pass', 0)",
+    "INSERT INTO questions (id, quiz_id, key, position, is_retired) VALUES (1, 1, 'q1', 0, 0)",
+    "INSERT INTO questions (id, quiz_id, key, position, is_retired) VALUES (2, 1, 'q2', 1, 0)",
+    # q1 was revised, and its second revision carries a different telling of the shared case.
+    "INSERT INTO question_revisions (id, question_id, number, type, section, module_slug, vignette_key,"
+    " vignette_title, vignette_text, stem, options, explanation, created_at) VALUES (1, 1, 1, 'single', 's', 'n',"
+    " 'case-a', 'Case A', 'first telling', 'stem 1', '[]', 'e', :now)",
+    "INSERT INTO question_revisions (id, question_id, number, type, section, module_slug, vignette_key,"
+    " vignette_title, vignette_text, stem, options, explanation, created_at) VALUES (2, 1, 2, 'single', 's', 'n',"
+    " 'case-a', 'Case A', 'second telling', 'stem 1b', '[]', 'e', :now)",
+    "INSERT INTO question_revisions (id, question_id, number, type, section, module_slug, vignette_key,"
+    " vignette_title, vignette_text, stem, options, explanation, created_at) VALUES (3, 2, 1, 'single', 's', 'm',"
+    " 'case-a', 'Case A', 'second telling', 'stem 2', '[]', 'e', :now)",
+    "INSERT INTO attempts (id, user_id, quiz_id, number, status, started_at, late, passing_score, active_seconds)"
+    " VALUES (1, 1, 1, 1, 'submitted', :now, 0, 75, 0)",
+    "INSERT INTO attempt_items (id, attempt_id, position, question_revision_id, option_order)"
+    " VALUES (1, 1, 0, 1, '[]')",
+]
+
+
+def test_0007_publishes_current_revisions_and_shares_cases(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'at6.sqlite3'}")
+    try:
+        upgrade(engine, "0001")
+        with engine.begin() as conn:
+            for statement in ROWS_AT_0001:
+                conn.execute(text(statement), {"now": NOW})
+        upgrade(engine, "0006_admin")
+        with engine.begin() as conn:
+            for statement in ROWS_AT_0006:
+                conn.execute(text(statement), {"now": NOW})
+        upgrade(engine)
+        with engine.connect() as conn:
+            q = lambda sql: conn.execute(text(sql)).all()  # noqa: E731
+            # Module 1 has revisions 1 and 2 (ids 1, 2): the highest is what learners see.
+            assert q("SELECT published_revision_id, file_revision_id FROM modules WHERE id = 1") == [(2, 2)]
+            assert q("SELECT published_revision_id FROM questions ORDER BY id") == [(2,), (3,)]
+            # The quiz's rules became settings revision 1, and the old attempt was taken under it.
+            assert q("SELECT number, title, draw, passing_score, time_limit_minutes FROM quiz_settings_revisions") == [
+                (1, "Final", 2, 75, 60)
+            ]
+            assert q("SELECT settings_id FROM attempts") == q("SELECT published_revision_id FROM quizzes")
+            # One shared case with two tellings; the attempt item keeps the telling its learner read.
+            assert q("SELECT count(*) FROM vignettes") == [(1,)]
+            assert q("SELECT number, text FROM vignette_revisions ORDER BY number") == [
+                (1, "first telling"),
+                (2, "second telling"),
+            ]
+            item = q("SELECT r.text FROM attempt_items i JOIN vignette_revisions r ON r.id = i.vignette_revision_id")
+            assert item == [("first telling",)]
+            # Final-assessment questions name their module by id.
+            assert q("SELECT question_id, module_id FROM question_revisions ORDER BY id") == [(1, 2), (1, 2), (2, 1)]
+        downgrade(engine, "0006_admin")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT title, draw, passing_score FROM quizzes")).all() == [("Final", 2, 75)]
+            back = conn.execute(text("SELECT module_slug, vignette_key FROM question_revisions ORDER BY id")).all()
+            assert back == [("n", "case-a"), ("n", "case-a"), ("m", "case-a")]
+    finally:
+        engine.dispose()

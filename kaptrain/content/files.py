@@ -18,7 +18,7 @@ from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta, Question
 SafeLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n(.*)\Z", re.DOTALL)
-HEADING = re.compile(r"^##\s+(.+?)\s*#*\s*$", re.MULTILINE)
+HEADING = re.compile(r"^#{2,3}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def parse_quiz(path: str, text: str) -> tuple[QuizFile | None, list[Problem]]:
 
 
 def module_sections(module: ModuleFile) -> list[str]:
-    """The module's ## section headings, which questions name in `section`."""
+    """The module's ## and ### headings, which questions name in `section` (and "Re-read" links to)."""
     return [m.group(1).strip() for m in HEADING.finditer(module.body)]
 
 
@@ -256,7 +256,7 @@ def _cross_checks(content: CourseContent) -> list[Problem]:
                         Problem(
                             qwhere,
                             f"{s.slug}.{q.key}.section",
-                            f'"{q.section}" is not a ## heading of module "{q.module}"',
+                            f'"{q.section}" is not a ## or ### heading of module "{q.module}"',
                         )
                     )
             continue
@@ -272,7 +272,9 @@ def _cross_checks(content: CourseContent) -> list[Problem]:
             if q.section not in sections:
                 problems.append(
                     Problem(
-                        qwhere, f"{s.slug}.{q.key}.section", f'"{q.section}" is not a ## heading of module "{s.module}"'
+                        qwhere,
+                        f"{s.slug}.{q.key}.section",
+                        f'"{q.section}" is not a ## or ### heading of module "{s.module}"',
                     )
                 )
     if finals > 1:

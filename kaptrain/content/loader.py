@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kaptrain.content import revisions
 from kaptrain.content.files import CourseContent
 from kaptrain.content.identity import find_by_slug
-from kaptrain.content.models import Course, Module, ModuleRevision
-from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta, Reference
+from kaptrain.content.models import Course, Module
+from kaptrain.content.revisions import ImportReport
+from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta
 from kaptrain.quizzes import bank
 
 COURSE_FIELDS = (
@@ -43,31 +45,25 @@ def _noop(_: str) -> None:
     pass
 
 
-def latest_revision(session: Session, module: Module) -> ModuleRevision | None:
-    """The module's current (highest-numbered) revision."""
-    return session.scalar(
-        select(ModuleRevision)
-        .where(ModuleRevision.module_id == module.id)
-        .order_by(ModuleRevision.number.desc())
-        .limit(1)
-    )
-
-
-def _module_data(m: ModuleFile) -> dict[str, Any]:
+def module_data(m: ModuleFile) -> dict[str, Any]:
+    """A module file as the plain data of a module revision."""
     return {
         "title": m.meta.title,
+        "summary": m.meta.summary,
         "estimated_minutes": m.meta.estimated_minutes,
-        "last_reviewed": m.meta.last_reviewed,
+        "last_reviewed": m.meta.last_reviewed.isoformat(),
         "objectives": list(m.meta.objectives),
         "references": [r.model_dump(mode="json", exclude_none=True) for r in m.meta.references],
         "body": m.body,
     }
 
 
-def _revision_data(rev: ModuleRevision) -> dict[str, Any]:
-    return {
-        k: getattr(rev, k) for k in ("title", "estimated_minutes", "last_reviewed", "objectives", "references", "body")
-    }
+class ImportConflict(Exception):
+    """The files would replace browser work; nothing was imported."""
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__(f"{len(report.conflicts)} item(s) have browser work the files would replace")
+        self.report = report
 
 
 def import_content(
@@ -75,27 +71,33 @@ def import_content(
     courses: Iterable[CourseContent],
     progress: Progress = _noop,
     author_id: int | None = None,
+    overwrite: bool = False,
 ) -> Counter[str]:
-    """Load validated content; flushes only, so the caller's single commit makes it all or nothing."""
-    stats: Counter[str] = Counter()
+    """Load validated content; flushes only, so the caller's single commit makes it all or nothing.
+
+    Raises ImportConflict (after looking at everything, so the report is complete) when the files meet a browser
+    draft or a revision published in the browser, unless overwrite is set."""
+    report = ImportReport(overwrite=overwrite)
     for content in courses:
-        course = _sync_course(session, content.course, stats)
+        course = _sync_course(session, content.course, report.stats)
         modules = {}
         file_slugs = {m.meta.slug for m in content.modules}
         for m in content.modules:
-            modules[m.meta.slug] = _sync_module(session, course, m, stats, author_id)
+            modules[m.meta.slug] = _sync_module(session, course, m, report, author_id)
             progress(f"module {m.meta.slug}")
         for module in session.scalars(select(Module).where(Module.course_id == course.id)):
-            if module.slug not in file_slugs and not module.is_retired:
-                module.is_retired = True
-                stats["modules retired"] += 1
+            where = f"modules/{course.slug}/{module.slug}"
+            if module.slug not in file_slugs and revisions.retire_from_file(session, module, where, report):
+                report.stats["modules retired"] += 1
         synced = set()
         for q in content.quizzes:
-            synced.add(bank.sync_quiz(session, course, q, modules, stats, author_id).id)
+            synced.add(bank.sync_quiz(session, course, q, modules, report, author_id).id)
             progress(f"quiz {q.quiz.slug}")
-        stats["quizzes retired"] += bank.retire_quizzes(session, course, keep=synced)
+        bank.retire_quizzes(session, course, synced, report)
     session.flush()
-    return +stats
+    if report.conflicts:
+        raise ImportConflict(report)
+    return +report.stats
 
 
 def course_values(data: CourseFile) -> dict[str, Any]:
@@ -136,7 +138,9 @@ def _sync_course(session: Session, data: CourseFile, stats: Counter[str]) -> Cou
     return course
 
 
-def _sync_module(session: Session, course: Course, m: ModuleFile, stats: Counter[str], author_id: int | None) -> Module:
+def _sync_module(
+    session: Session, course: Course, m: ModuleFile, report: ImportReport, author_id: int | None
+) -> Module:
     module = find_by_slug(session, Module, course.id, m.meta.slug, m.meta.previous_slugs)
     if module is None:
         module = Module(course_id=course.id, slug=m.meta.slug, position=m.meta.order)
@@ -144,46 +148,33 @@ def _sync_module(session: Session, course: Course, m: ModuleFile, stats: Counter
         session.flush()
     elif module.slug != m.meta.slug:
         module.slug = m.meta.slug  # a declared rename: same module, so learners' progress stays attached
-        stats["modules renamed"] += 1
+        report.stats["modules renamed"] += 1
     module.position = m.meta.order
     module.previous_slugs = list(m.meta.previous_slugs)
     module.is_retired = False
-    data = _module_data(m)
-    current = latest_revision(session, module)
-    if current is not None and _revision_data(current) == data:
-        stats["modules unchanged"] += 1
-        return module
     # Never edit a revision in place: learners' records point at exactly what they read.
-    number = 1 if current is None else current.number + 1
-    session.add(ModuleRevision(module_id=module.id, number=number, created_by_id=author_id, **data))
-    session.flush()
-    stats["module revisions created"] += 1
+    revisions.sync_from_file(session, module, module_data(m), f"modules/{course.slug}/{m.meta.slug}", report, author_id)
     return module
 
 
-def export_content(session: Session) -> list[CourseContent]:
-    """The database's current content as file models, ready for files.write_content."""
+def export_content(session: Session, mark_exported: bool = False) -> list[CourseContent]:
+    """The database's published content as file models, ready for files.write_content.
+
+    mark_exported records that the files now match what is published, so that the next import of these files
+    treats browser-published revisions as theirs (see content.revisions.sync_from_file)."""
     out = []
     for course in session.scalars(select(Course).order_by(Course.slug)):
-        cf = course_file(course)
-        content = CourseContent(cf)
-        for module in course.modules:
-            if module.is_retired:
-                continue
-            rev = latest_revision(session, module)
-            if rev is None:
-                continue
+        content = CourseContent(course_file(course))
+        for module, rev in revisions.published_modules(session, course.id):
             meta = ModuleMeta(
                 slug=module.slug,
                 previous_slugs=module.previous_slugs,
-                title=rev.title,
                 order=module.position,
-                estimated_minutes=rev.estimated_minutes,
-                last_reviewed=rev.last_reviewed,
-                objectives=rev.objectives,
-                references=[Reference.model_validate(r) for r in rev.references],
+                **{k: v for k, v in revisions.revision_data(revisions.MODULE, rev).items() if k != "body"},
             )
             content.modules.append(ModuleFile(meta=meta, body=rev.body))
         content.quizzes = bank.export_quizzes(session, course)
+        if mark_exported:
+            revisions.mark_files_current(session, course.id)
         out.append(content)
     return out

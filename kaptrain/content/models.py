@@ -42,7 +42,9 @@ class Course(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    modules: Mapped[list[Module]] = relationship(back_populates="course", order_by="Module.position", lazy="selectin")
+    # Loaded when read, not with every course: a course comes joined to enrolments, quizzes and attempts on every
+    # learner page, and learner pages take modules from the content catalogue (kaptrain.content.catalogue).
+    modules: Mapped[list[Module]] = relationship(back_populates="course", order_by="Module.position")
 
     def __repr__(self) -> str:
         return f"<Course {self.slug}>"
@@ -60,20 +62,38 @@ class Module(Base):
     # Slugs this module had before a declared rename; the import finds the module by them.
     previous_slugs: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     position: Mapped[int]
-    # Retired modules were removed from the files; learners' records that point at them remain.
+    # Retired modules left the course (removed from the files or retired in the browser): no longer shown or
+    # required; learners' records that point at them remain.
     is_retired: Mapped[bool] = mapped_column(default=False)
+    # What learners see. None until the module is first published (a module added in the browser as a draft).
+    published_revision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("module_revisions.id", ondelete="RESTRICT", use_alter=True)
+    )
+    # The revision the content files last matched (set by import and export): a published revision other than
+    # this one was made in the browser, and an import does not replace it without --overwrite.
+    file_revision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("module_revisions.id", ondelete="RESTRICT", use_alter=True)
+    )
 
     course: Mapped[Course] = relationship(back_populates="modules")
     revisions: Mapped[list[ModuleRevision]] = relationship(
-        back_populates="module", order_by="ModuleRevision.number", lazy="raise_on_sql"
+        back_populates="module",
+        order_by="ModuleRevision.number",
+        lazy="raise_on_sql",
+        foreign_keys="ModuleRevision.module_id",
     )
+
+    @property
+    def is_live(self) -> bool:
+        """In the course for learners: published and not retired."""
+        return not self.is_retired and self.published_revision_id is not None
 
     def __repr__(self) -> str:
         return f"<Module {self.slug}>"
 
 
 class ModuleRevision(Base):
-    """One immutable version of a module's text; the highest number is the current one."""
+    """One immutable version of a module's text; the module's published_revision_id says which one learners see."""
 
     __tablename__ = "module_revisions"
     __table_args__ = (UniqueConstraint("module_id", "number"),)
@@ -82,6 +102,7 @@ class ModuleRevision(Base):
     module_id: Mapped[int] = mapped_column(ForeignKey("modules.id", ondelete="RESTRICT"), index=True)
     number: Mapped[int]
     title: Mapped[str] = mapped_column(String(300))
+    summary: Mapped[str] = mapped_column(Text, default="", server_default="")
     estimated_minutes: Mapped[int]
     last_reviewed: Mapped[dt.date]
     objectives: Mapped[list[Any]]
@@ -90,7 +111,7 @@ class ModuleRevision(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
-    module: Mapped[Module] = relationship(back_populates="revisions")
+    module: Mapped[Module] = relationship(back_populates="revisions", foreign_keys=[module_id])
 
     def __repr__(self) -> str:
         return f"<ModuleRevision {self.module_id}#{self.number}>"

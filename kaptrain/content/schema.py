@@ -112,6 +112,8 @@ class ModuleMeta(Strict):
     # Slugs this module had before; declaring them keeps learners' progress when a module is renamed.
     previous_slugs: list[Slug] = []
     title: Text
+    # One or two sentences for the course outline and the instructor workspace.
+    summary: str = Field(default="", max_length=1000)
     order: int = Field(ge=1)
     estimated_minutes: int = Field(ge=1, le=1000)
     last_reviewed: dt.date
@@ -157,6 +159,8 @@ class QuizSettings(Strict):
     time_limit_minutes: int | None = Field(default=None, ge=1)
     reveal_answers: Literal["after_pass", "always", "never"] = "after_pass"
     partial_credit: bool = False
+    # A learner may ask for more time on a timed attempt (WCAG 2.2.1; see docs/accessibility.md).
+    allow_extension: bool = False
 
     @model_validator(mode="after")
     def _module_matches_kind(self) -> QuizSettings:

@@ -48,7 +48,7 @@ class AttemptStatus(enum.StrEnum):
 
 
 class Quiz(Base):
-    """A question bank and the rules for attempts drawn from it. Slugs are unique within a course."""
+    """A question bank; its rules (draw, pass mark, attempts, time) live in revisions. Slugs are unique per course."""
 
     __tablename__ = "quizzes"
     __table_args__ = (UniqueConstraint("course_id", "slug"),)
@@ -62,17 +62,86 @@ class Quiz(Base):
     # Retired quizzes were removed from the files: no longer taken, no longer gating, attempts kept.
     is_retired: Mapped[bool] = mapped_column(default=False, server_default=false())
     kind: Mapped[QuizKind] = mapped_column(_enum(QuizKind))
-    title: Mapped[str] = mapped_column(String(300))
-    draw: Mapped[int] = mapped_column(default=10)
-    passing_score: Mapped[int] = mapped_column(default=80)
-    max_attempts: Mapped[int] = mapped_column(default=3)
-    cooldown_hours: Mapped[int] = mapped_column(default=24)
-    time_limit_minutes: Mapped[int | None]
-    reveal_answers: Mapped[Reveal] = mapped_column(_enum(Reveal), default=Reveal.AFTER_PASS)
-    partial_credit: Mapped[bool] = mapped_column(default=False)
+    # The published revision of the rules every new attempt is taken under (each attempt records the one it used).
+    published_revision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("quiz_settings_revisions.id", ondelete="RESTRICT", use_alter=True)
+    )
+    # The rules revision the bank file last matched (import and export); see Module.file_revision_id.
+    file_revision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("quiz_settings_revisions.id", ondelete="RESTRICT", use_alter=True)
+    )
 
     course: Mapped[Course] = relationship(lazy="joined")
     module: Mapped[Module | None] = relationship(lazy="joined")
+    settings: Mapped[QuizSettingsRevision] = relationship(foreign_keys=[published_revision_id], lazy="joined")
+
+    # The published settings, read as attributes of the quiz.
+    @property
+    def title(self) -> str:
+        """The quiz's title."""
+        return self.settings.title
+
+    @property
+    def draw(self) -> int:
+        """How many questions an attempt draws from the bank."""
+        return self.settings.draw
+
+    @property
+    def passing_score(self) -> int:
+        """The pass mark, in percent."""
+        return self.settings.passing_score
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts allowed before a cooldown."""
+        return self.settings.max_attempts
+
+    @property
+    def cooldown_hours(self) -> int:
+        """Hours to wait after using every attempt."""
+        return self.settings.cooldown_hours
+
+    @property
+    def time_limit_minutes(self) -> int | None:
+        """The time limit, or None when untimed."""
+        return self.settings.time_limit_minutes
+
+    @property
+    def reveal_answers(self) -> Reveal:
+        """When the review shows the correct answers."""
+        return self.settings.reveal_answers
+
+    @property
+    def partial_credit(self) -> bool:
+        """Whether multiple-answer questions earn partial credit."""
+        return self.settings.partial_credit
+
+    @property
+    def allow_extension(self) -> bool:
+        """Whether a learner may ask for more time on a timed attempt."""
+        return self.settings.allow_extension
+
+
+class QuizSettingsRevision(Base):
+    """One immutable version of a quiz's rules; attempts point at the one they were taken under."""
+
+    __tablename__ = "quiz_settings_revisions"
+    __table_args__ = (UniqueConstraint("quiz_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="RESTRICT"), index=True)
+    number: Mapped[int]
+    title: Mapped[str] = mapped_column(String(300))
+    draw: Mapped[int]
+    passing_score: Mapped[int]
+    max_attempts: Mapped[int]
+    cooldown_hours: Mapped[int]
+    time_limit_minutes: Mapped[int | None]
+    reveal_answers: Mapped[Reveal] = mapped_column(_enum(Reveal))
+    partial_credit: Mapped[bool]
+    allow_extension: Mapped[bool] = mapped_column(default=False, server_default=false())
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Question(Base):
@@ -87,6 +156,48 @@ class Question(Base):
     position: Mapped[int] = mapped_column(default=0)
     # Retired questions are no longer drawn; attempts that asked them still show them.
     is_retired: Mapped[bool] = mapped_column(default=False)
+    # What new attempts draw; None until first published (a question added in the browser as a draft).
+    published_revision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("question_revisions.id", ondelete="RESTRICT", use_alter=True)
+    )
+    # The revision the bank file last matched (import and export); see Module.file_revision_id.
+    file_revision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("question_revisions.id", ondelete="RESTRICT", use_alter=True)
+    )
+
+
+class Vignette(Base):
+    """A case shared by several questions of a bank; its text lives in revisions."""
+
+    __tablename__ = "vignettes"
+    __table_args__ = (UniqueConstraint("quiz_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="RESTRICT"), index=True)
+    key: Mapped[str] = mapped_column(String(100))
+    published_revision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("vignette_revisions.id", ondelete="RESTRICT", use_alter=True)
+    )
+    file_revision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("vignette_revisions.id", ondelete="RESTRICT", use_alter=True)
+    )
+
+
+class VignetteRevision(Base):
+    """One immutable version of a case; an attempt item records the one its learner read."""
+
+    __tablename__ = "vignette_revisions"
+    __table_args__ = (UniqueConstraint("vignette_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vignette_id: Mapped[int] = mapped_column(ForeignKey("vignettes.id", ondelete="RESTRICT"), index=True)
+    number: Mapped[int]
+    title: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    vignette: Mapped[Vignette] = relationship(foreign_keys=[vignette_id], lazy="joined")
 
 
 class QuestionRevision(Base):
@@ -100,10 +211,10 @@ class QuestionRevision(Base):
     number: Mapped[int]
     type: Mapped[QuestionType] = mapped_column(_enum(QuestionType))
     section: Mapped[str] = mapped_column(String(300))
-    module_slug: Mapped[str | None] = mapped_column(String(100))
-    vignette_key: Mapped[str | None] = mapped_column(String(100))
-    vignette_title: Mapped[str | None] = mapped_column(String(300))
-    vignette_text: Mapped[str | None] = mapped_column(Text)
+    # The module a final-assessment question belongs to (module quizzes: their quiz's module).
+    module_id: Mapped[int | None] = mapped_column(ForeignKey("modules.id", ondelete="RESTRICT"), index=True)
+    # The shared case the question refers to; which version of it a learner read is on the attempt item.
+    vignette_id: Mapped[int | None] = mapped_column(ForeignKey("vignettes.id", ondelete="RESTRICT"), index=True)
     stem: Mapped[str] = mapped_column(Text)
     # [{"id": "a", "text": "...", "correct": bool}, ...] in file order; never sent to a page as is.
     options: Mapped[list[Any]]
@@ -111,7 +222,9 @@ class QuestionRevision(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
-    question: Mapped[Question] = relationship(lazy="joined")
+    question: Mapped[Question] = relationship(foreign_keys=[question_id], lazy="joined")
+    module: Mapped[Module | None] = relationship(lazy="joined")
+    vignette: Mapped[Vignette | None] = relationship(lazy="joined")
 
 
 class Attempt(Base):
@@ -129,6 +242,8 @@ class Attempt(Base):
             sqlite_where=text("status = 'open'"),
             postgresql_where=text("status = 'open'"),
         ),
+        # A quiz's graded attempts (item analysis), found without reading the attempts themselves.
+        Index("ix_attempts_quiz_id_status", "quiz_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -143,10 +258,13 @@ class Attempt(Base):
     score: Mapped[float | None]
     passed: Mapped[bool | None]
     passing_score: Mapped[int]
+    # The quiz's rules when this attempt began (draw, pass mark, time limit, answer policy).
+    settings_id: Mapped[int] = mapped_column(ForeignKey("quiz_settings_revisions.id", ondelete="RESTRICT"), index=True)
     # Active time credited for this attempt (start to submit, capped; overlapping page time not counted twice).
     active_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
 
     quiz: Mapped[Quiz] = relationship(lazy="joined")
+    settings: Mapped[QuizSettingsRevision] = relationship(lazy="joined")
     items: Mapped[list[AttemptItem]] = relationship(
         back_populates="attempt", order_by="AttemptItem.position", lazy="selectin"
     )
@@ -156,7 +274,12 @@ class AttemptItem(Base):
     """One drawn question in an attempt: its revision, shown option order and the answer given."""
 
     __tablename__ = "attempt_items"
-    __table_args__ = (UniqueConstraint("attempt_id", "position"),)
+    __table_args__ = (
+        UniqueConstraint("attempt_id", "position"),
+        # Item analysis reads each graded attempt's revisions and credits from this index alone (a covering
+        # index): a million answers are summed without visiting the rows, which also hold the JSON answers.
+        Index("ix_attempt_items_attempt_id_revision_credit", "attempt_id", "question_revision_id", "credit"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="RESTRICT"), index=True)
@@ -164,12 +287,17 @@ class AttemptItem(Base):
     question_revision_id: Mapped[int] = mapped_column(
         ForeignKey("question_revisions.id", ondelete="RESTRICT"), index=True
     )
+    # The version of the question's case this learner read (None: the question has no case).
+    vignette_revision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("vignette_revisions.id", ondelete="RESTRICT"), index=True
+    )
     option_order: Mapped[list[Any]]
     selected: Mapped[list[Any] | None]
     credit: Mapped[float | None]
 
     attempt: Mapped[Attempt] = relationship(back_populates="items")
     revision: Mapped[QuestionRevision] = relationship(lazy="joined")
+    vignette: Mapped[VignetteRevision | None] = relationship(lazy="joined")
 
 
 class Accommodation(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from sqlalchemy import select
 from kaptrain.content.files import ContentError, read_content, write_content
 from kaptrain.content.loader import export_content, import_content
 from kaptrain.courses.completion import State
-from kaptrain.quizzes.models import Question, QuestionRevision, Quiz
+from kaptrain.quizzes import services as quizzes
+from kaptrain.quizzes.models import Question, QuestionRevision, Quiz, Vignette
 from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES
 from tests.factories import enrolled, make_user, pass_quiz, quiz, record
 
@@ -150,26 +152,37 @@ def test_export_round_trips_renames_retired_modules_and_quizzes(db, tmp_path):
     assert stats["module revisions created"] == 0 and stats["question revisions created"] == 0
 
 
-def test_export_keeps_vignettes_whose_texts_differ_apart(db, tmp_path):
+class CaseQuestionsFirst(random.Random):
+    """Draws the questions that have a case, so the test does not depend on chance."""
+
+    def sample(self, population, k, **_):  # type: ignore[no-untyped-def, override]
+        return sorted(population, key=lambda pair: pair[1].vignette_id is None)[:k]
+
+
+def test_a_case_is_one_shared_record_and_an_attempt_keeps_the_telling_it_showed(db, tmp_path):
     root = copy_tree(tmp_path / "in")
     bank = root / "quizzes/demo-course/01-alpha.yaml"
     edit(bank, "    stem: alpha question 4?", "    vignette: case-a\n    stem: alpha question 4?")
     reimport(db, root)
     q = quiz(db, "alpha-quiz")
-    latest = {}
-    for rev in db.scalars(select(QuestionRevision).join(Question).where(Question.quiz_id == q.id)):
-        if rev.question_id not in latest or rev.number > latest[rev.question_id].number:
-            latest[rev.question_id] = rev
-    with_case = sorted((r for r in latest.values() if r.vignette_key), key=lambda r: r.question.key)
-    assert [r.question.key for r in with_case] == ["alpha-q4", "alpha-q5"]
-    # An edit gives one question's copy of the case a different text (as a browser edit can).
-    first = with_case[0]
-    values = {c.key: getattr(first, c.key) for c in QuestionRevision.__table__.columns if c.key not in ("id", "number")}
-    values.update(number=first.number + 1, vignette_text="A different telling of the case.")
-    db.add(QuestionRevision(**values))
-    db.flush()
+    cases = db.scalars(select(Vignette).where(Vignette.quiz_id == q.id)).all()
+    assert [c.key for c in cases] == ["case-a"]
+    sharing = db.scalars(
+        select(Question.key)
+        .join(QuestionRevision, QuestionRevision.id == Question.published_revision_id)
+        .where(QuestionRevision.vignette_id == cases[0].id)
+        .order_by(Question.key)
+    ).all()
+    assert sharing == ["alpha-q4", "alpha-q5"]
+    attempt = quizzes.start_attempt(db, make_user(db).id, q, None, rng=CaseQuestionsFirst())
+    shown = {i.vignette.text for i in attempt.items if i.vignette is not None}
+    assert shown == {"A shared case."}
+    # The case is retold in the file: one new revision of the case, no new question revisions.
+    edit(bank, "A shared case.", "A different telling of the case.")
+    stats = reimport(db, root)
+    assert stats["vignette revisions created"] == 1 and stats["question revisions created"] == 0
+    db.refresh(attempt)
+    assert {i.vignette.text for i in attempt.items if i.vignette is not None} == shown
     back = round_trip(db, tmp_path / "out")
     alpha = next(qf for c in back for qf in c.quizzes if qf.quiz.slug == "alpha-quiz")
-    texts = {v.key: v.text for v in alpha.vignettes}
-    by_question = {qf.key: texts[qf.vignette] for qf in alpha.questions if qf.vignette}
-    assert by_question == {"alpha-q4": "A different telling of the case.", "alpha-q5": "A shared case."}
+    assert [(v.key, v.text) for v in alpha.vignettes] == [("case-a", "A different telling of the case.")]

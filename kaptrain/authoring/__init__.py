@@ -1,0 +1,1 @@
+"""Authoring: instructors write and revise modules and question banks in the browser, with drafts and checks."""
