@@ -9,24 +9,26 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from kaptrain import activity
+from kaptrain.content import revisions
 from kaptrain.db import utcnow
 
 # grant_accommodation and withdraw_accommodation are re-exported: callers reach quiz services through here.
 from kaptrain.quizzes.accommodations import current_accommodation
 from kaptrain.quizzes.accommodations import grant_accommodation as grant_accommodation
 from kaptrain.quizzes.accommodations import withdraw_accommodation as withdraw_accommodation
-from kaptrain.quizzes.bank import latest_question_revision
 from kaptrain.quizzes.grading import REGISTRY, correct_ids, grade
 from kaptrain.quizzes.models import (
     Attempt,
     AttemptItem,
     AttemptStatus,
-    Question,
+    QuestionRevision,
     Quiz,
     Reveal,
+    Vignette,
 )
 
 # A submission this soon after the deadline still counts: it covers the time the request takes.
@@ -35,6 +37,8 @@ GRACE = dt.timedelta(seconds=30)
 UNTIMED_SECONDS_PER_QUESTION = 180
 # Only these count as a number in a form: str.isdigit() also accepts "²" and "١".
 ASCII_NUMBER = re.compile(r"[0-9]{1,6}")
+# An answer's attempt item id: ids pass a million at about 100,000 attempts (the scale data set has 1.2 million).
+ITEM_ID = re.compile(r"[0-9]{1,18}")
 
 
 class QuizError(Exception):
@@ -93,19 +97,29 @@ def rules_for(session: Session, user_id: int, quiz: Quiz) -> Rules:
 
 
 def quiz_state(
-    session: Session, user_id: int, quiz: Quiz, gate: str | None, now: dt.datetime | None = None
+    session: Session,
+    user_id: int,
+    quiz: Quiz,
+    gate: str | None,
+    now: dt.datetime | None = None,
+    attempts: list[Attempt] | None = None,
 ) -> QuizState:
     """The learner's attempts, attempts left and any cooldown on this quiz.
 
     `gate` is why the learner may not take the quiz yet (kaptrain.courses.completion.quiz_gate), or None.
+    `attempts` are the learner's attempts at the quiz in order, when the caller has them (`attempts_in_course`).
     An open attempt found past its deadline is closed here, at its first observation."""
     now = now or utcnow()
     rules = rules_for(session, user_id, quiz)
-    attempts = list(
-        session.scalars(
-            select(Attempt).where(Attempt.user_id == user_id, Attempt.quiz_id == quiz.id).order_by(Attempt.number)
+    if attempts is None:
+        attempts = list(
+            session.scalars(
+                select(Attempt)
+                .where(Attempt.user_id == user_id, Attempt.quiz_id == quiz.id)
+                .order_by(Attempt.number)
+                .options(lazyload(Attempt.items))  # a list of attempts needs no questions
+            )
         )
-    )
     open_attempt = next((a for a in attempts if a.status == AttemptStatus.OPEN), None)
     if open_attempt is not None and is_expired(open_attempt, now):
         close_expired(session, open_attempt, now)
@@ -139,6 +153,23 @@ def quiz_state(
     )
 
 
+def attempts_in_course(session: Session, user_id: int, course_id: int) -> list[Attempt]:
+    """Every attempt of the learner at the course's quizzes, by quiz and number, in one statement (no questions)."""
+    return list(
+        session.scalars(
+            select(Attempt)
+            .join(Quiz, Quiz.id == Attempt.quiz_id)
+            .where(Attempt.user_id == user_id, Quiz.course_id == course_id)
+            .order_by(Attempt.quiz_id, Attempt.number)
+            .options(lazyload(Attempt.items))
+        )
+    )
+
+
+def _all_attempts(n: int) -> str:
+    return "your one attempt" if n == 1 else f"all {n} attempts"
+
+
 def current_block(failures: list[dt.datetime], cooldown_hours: int) -> list[dt.datetime]:
     """The failed attempts in the learner's current block.
 
@@ -161,10 +192,11 @@ def is_expired(attempt: Attempt, now: dt.datetime) -> bool:
 
 
 def close_expired(session: Session, attempt: Attempt, now: dt.datetime) -> None:
-    """Grade an attempt whose time ran out with no answers saved: it counts as a failed attempt."""
+    """Close an attempt whose time ran out and grade the answers saved before the deadline (none: a fail)."""
+    saved = saved_answers(attempt)  # read before the claim refreshes the attempt
     if _claim(session, attempt, attempt.deadline_at or now):
         attempt.late = True
-        _grade(session, attempt, {})
+        _grade(session, attempt, saved)
 
 
 def start_attempt(
@@ -180,15 +212,14 @@ def start_attempt(
         raise QuizError("You have already passed this quiz; your attempts stay available to review.")
     if state.cooldown_until is not None:
         raise QuizError(
-            f"You have used all {state.rules.max_attempts} attempts. Reviewing the module meanwhile is a good idea.",
+            f"You have used {_all_attempts(state.rules.max_attempts)}. Reviewing the module meanwhile is a good idea.",
             429,
             until=state.cooldown_until,
         )
     rng = rng or random.SystemRandom()
-    questions = list(
-        session.scalars(select(Question).where(Question.quiz_id == quiz.id, Question.is_retired.is_(False)))
-    )
+    questions = revisions.published_questions(session, quiz.id)
     drawn = rng.sample(questions, min(quiz.draw, len(questions)))
+    cases = _published_cases(session, [rev for _, rev in drawn])
     now = utcnow()
     rules = state.rules
     number = (
@@ -201,20 +232,23 @@ def start_attempt(
         number=number,
         started_at=now,
         passing_score=quiz.passing_score,
+        settings_id=quiz.published_revision_id,
         deadline_at=now + dt.timedelta(minutes=rules.time_limit_minutes) if rules.time_limit_minutes else None,
     )
     try:
         with session.begin_nested():
             session.add(attempt)
             session.flush()
-            for position, question in enumerate(drawn):
-                revision = latest_question_revision(session, question)
-                assert revision is not None  # every imported question has a revision
+            for position, (_, revision) in enumerate(drawn):
                 order = [o["id"] for o in revision.options]
                 rng.shuffle(order)
                 session.add(
                     AttemptItem(
-                        attempt_id=attempt.id, position=position, question_revision_id=revision.id, option_order=order
+                        attempt_id=attempt.id,
+                        position=position,
+                        question_revision_id=revision.id,
+                        vignette_revision_id=cases.get(revision.vignette_id or 0),
+                        option_order=order,
                     )
                 )
             session.flush()
@@ -232,8 +266,36 @@ def start_attempt(
     return attempt
 
 
+class Unanswered(QuizError):
+    """A submission that leaves questions blank: refused, naming them; the answers sent are in `answers`."""
+
+    def __init__(self, positions: list[int], answers: dict[int, frozenset[str]]) -> None:
+        named = ", ".join(f"question {n}" for n in positions)
+        super().__init__(f"Answer every question before submitting. Not answered yet: {named}.", 400)
+        self.positions = positions
+        self.answers = answers
+
+
+def _published_cases(session: Session, drawn: list[QuestionRevision]) -> dict[int, int]:
+    """The published text of each case the drawn questions refer to: vignette id -> its revision id."""
+    ids = {rev.vignette_id for rev in drawn if rev.vignette_id is not None}
+    if not ids:
+        return {}
+    rows = session.execute(select(Vignette.id, Vignette.published_revision_id).where(Vignette.id.in_(ids)))
+    return {vid: rev_id for vid, rev_id in rows if rev_id is not None}
+
+
 def parse_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, frozenset[str]]:
-    """Check a submitted form against the attempt: every question answered, only its own options.
+    """Check a submitted form against the attempt: every question answered, only its own options."""
+    answers = read_answers(attempt, form)
+    missing = unanswered(attempt, answers)
+    if missing:
+        raise Unanswered(missing, answers)
+    return answers
+
+
+def read_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, frozenset[str]]:
+    """Check the answers sent for an attempt (blanks allowed): only its own questions, only the options shown.
 
     The page names options by their shown position ("0", "1", ...), never by stored id, so not even
     the original file order (where a correct answer might habitually sit) reaches the browser."""
@@ -243,7 +305,7 @@ def parse_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, fro
         if not key.startswith("q-"):
             continue
         raw_id = key[2:]
-        if not ASCII_NUMBER.fullmatch(raw_id) or int(raw_id) not in items:
+        if not ITEM_ID.fullmatch(raw_id) or int(raw_id) not in items:
             raise QuizError("The answers sent do not belong to this attempt. Reload the quiz and try again.", 400)
         item = items[int(raw_id)]
         shown = len(item.option_order)
@@ -253,10 +315,38 @@ def parse_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, fro
         if REGISTRY[item.revision.type].single_choice and len(chosen) > 1:
             raise QuizError(f"Question {item.position + 1} takes one answer only.", 400)
         answers[item.id] = chosen
-    missing = [str(item.position + 1) for item in attempt.items if not answers.get(item.id)]
-    if missing:
-        raise QuizError(f"Answer every question before submitting. Unanswered: {', '.join(missing)}.", 400)
     return answers
+
+
+def unanswered(attempt: Attempt, answers: dict[int, frozenset[str]]) -> list[int]:
+    """The numbers (as shown, from 1) of the attempt's questions that have no answer in `answers`."""
+    return [item.position + 1 for item in attempt.items if not answers.get(item.id)]
+
+
+def saved_answers(attempt: Attempt) -> dict[int, frozenset[str]]:
+    """The answers saved on the attempt so far (option ids by item id); empty selections are left out."""
+    return {item.id: frozenset(item.selected) for item in attempt.items if item.selected}
+
+
+def save_answers(
+    session: Session, attempt: Attempt, answers: dict[int, frozenset[str]], now: dt.datetime | None = None
+) -> None:
+    """Keep the learner's answers on their open attempt as they go; a question sent without an answer is cleared.
+
+    The attempt row is locked first (FOR UPDATE on PostgreSQL; SQLite writers are serialised), so a save can
+    never land on an attempt that a concurrent submission has just graded."""
+    now = now or utcnow()
+    row = session.execute(
+        select(Attempt.status, Attempt.deadline_at).where(Attempt.id == attempt.id).with_for_update()
+    ).one()
+    if row.status != AttemptStatus.OPEN:
+        raise QuizError("This attempt has been submitted, so its answers can no longer change.", 409)
+    if row.deadline_at is not None and now > row.deadline_at + GRACE:
+        raise QuizError("The time limit for this attempt has run out, so answers can no longer be saved.", 409)
+    for item in attempt.items:
+        chosen = answers.get(item.id)
+        item.selected = sorted(chosen) if chosen else None
+    session.flush()
 
 
 def submit_attempt(
@@ -282,30 +372,38 @@ def submit_attempt(
 
 def _claim(session: Session, attempt: Attempt, submitted_at: dt.datetime) -> bool:
     """Atomically move the attempt from open to submitted; False when another request already did."""
-    result = session.execute(
+    claimed = session.execute(
         update(Attempt)
         .where(Attempt.id == attempt.id, Attempt.status == AttemptStatus.OPEN)
         .values(status=AttemptStatus.SUBMITTED, submitted_at=submitted_at)
+        .returning(Attempt.deadline_at)
         .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    ).first()
+    if claimed is None:
         return False
-    session.refresh(attempt)
+    # What the UPDATE wrote (and the deadline as it stands, should time have been added meanwhile), without
+    # reading the attempt again.
+    set_committed_value(attempt, "status", AttemptStatus.SUBMITTED)
+    set_committed_value(attempt, "submitted_at", submitted_at)
+    set_committed_value(attempt, "deadline_at", claimed.deadline_at)
     return True
 
 
 def _grade(session: Session, attempt: Attempt, answers: dict[int, frozenset[str]]) -> None:
-    quiz = attempt.quiz
+    rules = attempt.settings  # graded under the rules it was taken under, whatever was published since
+    # The time first: crediting it reads the learner's clock, and a read flushes what is pending, so doing it
+    # after marking would write the attempt twice.
+    active_seconds = _credit_time(session, attempt)
     total = 0.0
     for item in attempt.items:
         chosen = answers.get(item.id, frozenset())
         item.selected = sorted(chosen)
-        item.credit = grade(item.revision.type, item.revision.options, chosen, quiz.partial_credit) if chosen else 0.0
+        item.credit = grade(item.revision.type, item.revision.options, chosen, rules.partial_credit) if chosen else 0.0
         total += item.credit
     attempt.score = round(100 * total / len(attempt.items), 2) if attempt.items else 0.0
     attempt.passed = attempt.score >= attempt.passing_score
     # What a pass completes is not recorded here: the completion rule derives it from this attempt.
-    attempt.active_seconds = _credit_time(session, attempt)
+    attempt.active_seconds = active_seconds
     session.flush()
 
 
@@ -341,7 +439,7 @@ class ReviewItem:
 
 def answers_revealed(attempt: Attempt) -> bool:
     """Whether this attempt's review may show the correct answers and explanations."""
-    reveal = attempt.quiz.reveal_answers
+    reveal = attempt.quiz.reveal_answers  # the policy now, not when taken: withdrawing answers must take effect
     if attempt.status != AttemptStatus.SUBMITTED or reveal == Reveal.NEVER:
         return False
     return reveal == Reveal.ALWAYS or bool(attempt.passed)

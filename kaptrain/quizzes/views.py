@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import (
     Blueprint,
     Response,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -16,14 +19,16 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf import FlaskForm
+from sqlalchemy.orm import joinedload
 
 from kaptrain.accounts.models import Role, User
 from kaptrain.auth import require_owner, role_required, user
+from kaptrain.content import catalogue
 from kaptrain.courses import completion
 from kaptrain.courses import services as courses
 from kaptrain.db import get_session, may_write, utcnow
 from kaptrain.errors import fail
-from kaptrain.quizzes import analysis, services
+from kaptrain.quizzes import analysis, sections, services, timing
 from kaptrain.quizzes.grading import REGISTRY
 from kaptrain.quizzes.models import Attempt, AttemptStatus, Quiz
 
@@ -39,8 +44,18 @@ def _quiz_or_404(course_slug: str, slug: str) -> Quiz:
     return quiz
 
 
+def _published_quiz_or_404(course_slug: str, slug: str) -> Quiz:
+    """A learner page's quiz, from the content catalogue (shared and read-only)."""
+    published = catalogue.current(get_session()).by_slug(course_slug)
+    quiz = published.quiz(slug) if published is not None and published.course.is_published else None
+    if quiz is None:
+        fail(404, "There is no quiz at this address. Open the course page to find its quizzes.")
+    return quiz
+
+
 def _own_attempt(attempt_id: int, admin_may_read: bool = False) -> Attempt:
-    attempt = get_session().get(Attempt, attempt_id)
+    # Its questions in the same statement: every page of an attempt shows or grades them.
+    attempt = get_session().get(Attempt, attempt_id, options=[joinedload(Attempt.items)])
     if attempt is None:
         fail(404, "There is no quiz attempt at this address.")
     # Admins may read anyone's result (the learner's record links to it), never open or submit it.
@@ -50,14 +65,23 @@ def _own_attempt(attempt_id: int, admin_may_read: bool = False) -> Attempt:
 
 
 def _record(quiz: Quiz, user_id: int | None = None) -> completion.CourseRecord:
+    user_id = user().id if user_id is None else user_id
+    return completion.learner_record(get_session(), user_id, quiz.course)
+
+
+def _module_slug(quiz: Quiz) -> str | None:
+    return quiz.module.slug if quiz.module else None
+
+
+def _standing(quiz: Quiz, user_id: int | None = None) -> tuple[completion.CourseRecord, services.QuizState]:
+    """The learner's record in the course and their state on the quiz, from one read of their attempts."""
     session = get_session()
     user_id = user().id if user_id is None else user_id
-    enrolment = courses.get_enrolment(session, user_id, quiz.course_id)
-    return completion.course_record(session, user_id, quiz.course, enrolment)
-
-
-def _state(quiz: Quiz) -> services.QuizState:
-    return services.quiz_state(get_session(), user().id, quiz, completion.quiz_gate(_record(quiz), quiz))
+    attempts = services.attempts_in_course(session, user_id, quiz.course_id)
+    record = completion.learner_record(session, user_id, quiz.course, attempts)
+    gate = completion.quiz_gate(record, quiz)
+    own = [a for a in attempts if a.quiz_id == quiz.id]
+    return record, services.quiz_state(session, user_id, quiz, gate, attempts=own)
 
 
 @bp.route("/courses/<course_slug>/quizzes/<slug>")
@@ -65,15 +89,15 @@ def _state(quiz: Quiz) -> services.QuizState:
 @may_write  # an expired attempt found open is closed at this first observation
 def quiz(course_slug: str, slug: str) -> ResponseReturnValue:
     """The quiz's rules, the learner's limits and past attempts."""
-    q = _quiz_or_404(course_slug, slug)
-    return render_template("quizzes/quiz.html", quiz=q, state=_state(q), form=FlaskForm())
+    q = _published_quiz_or_404(course_slug, slug)
+    return render_template("quizzes/quiz.html", quiz=q, state=_standing(q)[1], form=FlaskForm())
 
 
 @bp.route("/courses/<course_slug>/quizzes/<slug>/start", methods=["POST"])
 @login_required
 def start(course_slug: str, slug: str) -> ResponseReturnValue:
     """Start a new attempt (or return to the one already open)."""
-    q = _quiz_or_404(course_slug, slug)
+    q = _published_quiz_or_404(course_slug, slug)
     if not FlaskForm().validate_on_submit():
         fail(400, "The form expired. Reload the page and try again.")
     try:
@@ -97,11 +121,19 @@ def attempt(attempt_id: int) -> ResponseReturnValue:
         services.close_expired(get_session(), a, now)
     if a.status == AttemptStatus.SUBMITTED:
         return redirect(url_for("quizzes.result", attempt_id=a.id))
-    return _attempt_page(a, {}, None)
+    saved = services.saved_answers(a)
+    # ?check=1: a submission was refused for blank questions (its answers were saved): name and mark them.
+    blanks = services.unanswered(a, saved) if request.args.get("check") else []
+    return _attempt_page(a, _form_values(a, saved), None, unanswered=blanks)
+
+
+def _form_values(a: Attempt, answers: dict[int, frozenset[str]]) -> dict[str, list[str]]:
+    """The answers as the page's form names them (q-<item id> -> shown positions), to tick them again."""
+    return {f"q-{item.id}": services.form_for(item, sorted(answers.get(item.id, ()))) for item in a.items}
 
 
 def _attempt_page(
-    a: Attempt, chosen: dict[str, list[str]], error: str | None, status: int = 200
+    a: Attempt, chosen: dict[str, list[str]], error: str | None, status: int = 200, unanswered: list[int] | None = None
 ) -> ResponseReturnValue:
     seconds_left = int((a.deadline_at - utcnow()).total_seconds()) if a.deadline_at else None
     return render_template(
@@ -109,11 +141,27 @@ def _attempt_page(
         attempt=a,
         quiz=a.quiz,
         error=error,
+        unanswered=unanswered or [],
         chosen=chosen,
         form=FlaskForm(),
         items=[(item, services.shown_options(item), REGISTRY[item.revision.type]) for item in a.items],
         seconds_left=seconds_left,
+        extensions_left=timing.extensions_left(get_session(), a),
+        extension_minutes=timing.EXTENSION_MINUTES,
     ), status
+
+
+def _closed_at_deadline(a: Attempt, now: dt.datetime) -> bool:
+    """Close an open attempt found past its deadline (committed with this response) and say so."""
+    if a.status != AttemptStatus.OPEN or not services.is_expired(a, now):
+        return False
+    services.close_expired(get_session(), a, now)
+    flash(
+        "The time limit ran out before these answers were sent, so they were not accepted. The attempt is "
+        "closed and was graded on the answers saved before the time ran out.",
+        "error",
+    )
+    return True
 
 
 @bp.route("/attempts/<int:attempt_id>/submit", methods=["POST"])
@@ -124,21 +172,69 @@ def submit(attempt_id: int) -> ResponseReturnValue:
     if not FlaskForm().validate_on_submit():
         fail(400, "The form expired. Your answers were not lost: go back, reload and submit again.")
     now = utcnow()
-    if a.status == AttemptStatus.OPEN and services.is_expired(a, now):
-        # Closed now, at the first observation of the deadline, and committed with this response.
-        services.close_expired(get_session(), a, now)
-        flash(
-            "The time limit ran out before these answers were sent, so they were not accepted. "
-            "The attempt is closed and counts as not passed.",
-            "error",
-        )
+    if _closed_at_deadline(a, now):
         return redirect(url_for("quizzes.result", attempt_id=a.id))
-    form = {k: request.form.getlist(k) for k in request.form if k.startswith("q-")}
+    form = _answers_sent()
     try:
         services.submit_attempt(get_session(), a, form, now)
+    except services.Unanswered as exc:
+        # Blanks refuse the submission, never the work: the answers sent are kept and the blanks named.
+        services.save_answers(get_session(), a, exc.answers, now)
+        return redirect(url_for("quizzes.attempt", attempt_id=a.id, check=1))
     except services.QuizError as exc:
         return _attempt_page(a, form, str(exc), exc.status)
     return redirect(url_for("quizzes.result", attempt_id=a.id))
+
+
+def _answers_sent() -> dict[str, list[str]]:
+    return {k: request.form.getlist(k) for k in request.form if k.startswith("q-")}
+
+
+@bp.route("/attempts/<int:attempt_id>/save", methods=["POST"])
+@login_required
+def save(attempt_id: int) -> ResponseReturnValue:
+    """Keep the answers chosen so far on the open attempt: the "Save answers" button, or the page's script (JSON)."""
+    a = _own_attempt(attempt_id)
+    as_json = request.accept_mimetypes.best == "application/json"
+    if not FlaskForm().validate_on_submit():
+        fail(400, "The form expired. Reload the page: the answers saved before are kept.")
+    now = utcnow()
+    if not as_json and _closed_at_deadline(a, now):
+        return redirect(url_for("quizzes.result", attempt_id=a.id))
+    try:
+        services.save_answers(get_session(), a, services.read_answers(a, _answers_sent()), now)
+    except services.QuizError as exc:
+        if as_json:
+            return jsonify(error=str(exc)), exc.status
+        fail(exc.status, str(exc))
+    if as_json:
+        return jsonify(saved=True, unanswered=services.unanswered(a, services.saved_answers(a)))
+    flash("Your answers are saved. You can leave this page and come back to them.", "success")
+    return redirect(url_for("quizzes.attempt", attempt_id=a.id))
+
+
+@bp.route("/attempts/<int:attempt_id>/extend", methods=["POST"])
+@login_required
+def extend(attempt_id: int) -> ResponseReturnValue:
+    """"I need more time": add time to the open attempt where its quiz allows, keeping the answers sent with it."""
+    a = _own_attempt(attempt_id)
+    if not FlaskForm().validate_on_submit():
+        fail(400, "The form expired. Reload the page: the answers saved before are kept.")
+    now = utcnow()
+    if _closed_at_deadline(a, now):
+        return redirect(url_for("quizzes.result", attempt_id=a.id))
+    try:
+        services.save_answers(get_session(), a, services.read_answers(a, _answers_sent()), now)
+    except services.QuizError as exc:
+        fail(exc.status, str(exc))
+    try:
+        deadline = timing.extend_attempt(get_session(), a, now)
+    except services.QuizError as exc:
+        flash(f"{exc} Your answers are saved.", "error")  # refused, but the answers sent with it are kept
+    else:
+        when = current_app.jinja_env.filters["localtime"](deadline)
+        flash(f"{timing.EXTENSION_MINUTES} minutes were added: submit by {when}. Your answers are saved.", "success")
+    return redirect(url_for("quizzes.attempt", attempt_id=a.id))
 
 
 @bp.route("/attempts/<int:attempt_id>/result")
@@ -151,14 +247,14 @@ def result(attempt_id: int) -> ResponseReturnValue:
         if staff_view:
             fail(404, "This attempt has not been submitted, so it has no result yet.")
         return redirect(url_for("quizzes.attempt", attempt_id=a.id))
-    record = _record(a.quiz, a.user_id)
-    state = services.quiz_state(get_session(), a.user_id, a.quiz, completion.quiz_gate(record, a.quiz))
+    record, state = _standing(a.quiz, a.user_id)
     return render_template(
         "quizzes/result.html",
         attempt=a,
         quiz=a.quiz,
         state=state,
         review=services.review(a),
+        reread=sections.reread_targets(a.items, _module_pages(record), _module_slug(a.quiz)),
         revealed=services.answers_revealed(a),
         next_step=record.next_step if a.passed else None,
         record=record,
@@ -166,6 +262,12 @@ def result(attempt_id: int) -> ResponseReturnValue:
         staff_view=staff_view,
         owner=get_session().get(User, a.user_id) if staff_view else None,
     )
+
+
+def _module_pages(record: completion.CourseRecord) -> dict[str, str]:
+    """Each module's rendered HTML by slug (rendered once per content version), for the review's re-read links."""
+    shelf = catalogue.current(get_session())
+    return {m.module.slug: shelf.rendered(m.revision).html for m in record.modules}
 
 
 @bp.route("/instructor/quizzes")

@@ -67,7 +67,12 @@ def test_module_page_renders_markdown_objectives_references_and_review_date(clie
     assert b'<h2 id="introduction-to-alpha">Introduction to alpha</h2>' in page
     assert b'<div class="vignette">' in page
     assert b"The clinician can describe alpha." in page
-    assert b"Smith J, Jones K (2020). A study of alpha." in page
+    # A citation: the title links to the paper (its DOI here, having no url) and the DOI is a doi.org link.
+    assert (
+        b'Smith J, Jones K (2020). <a href="https://doi.org/10.1000/test.alpha" rel="noopener noreferrer">'
+        b"A study of alpha</a>. <em>Journal of Tests 1(1):1-2</em>." in page
+    )
+    assert b">https://doi.org/10.1000/test.alpha</a>" in page
     assert b'datetime="2026-11-01"' in page
 
 

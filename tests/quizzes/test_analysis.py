@@ -11,13 +11,13 @@ from kaptrain.accounts.models import Role
 from kaptrain.quizzes import analysis, services
 from kaptrain.quizzes.grading import grade
 from kaptrain.quizzes.models import Attempt, Question, QuestionType
-from tests.factories import enrolled, make_user, quiz
+from tests.factories import enrolled, make_user, quiz, set_rules
 
 
 def seed_attempts(db, patterns: list[list[bool]]) -> list[Attempt]:
     """One learner per pattern; each pattern says which drawn questions (in bank order) they get right."""
     q = quiz(db, "alpha-quiz")
-    q.draw = 3
+    set_rules(db, q, draw=3)
     attempts = []
     for pattern in patterns:
         user = make_user(db)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from kaptrain.quizzes import analysis, services
 from kaptrain.quizzes.models import Attempt
-from tests.factories import correct_answers, enrolled, make_user, quiz, start
+from tests.factories import correct_answers, enrolled, make_user, quiz, set_rules, start
 
 
 def fail_once(db, user, q, when: dt.datetime) -> Attempt:  # type: ignore[no-untyped-def]
@@ -76,7 +76,7 @@ def test_answers_other_than_plain_ascii_numbers_are_refused_with_a_400(client, d
 
 def test_course_page_shows_each_quizs_own_pass_mark(client, db):
     q = quiz(db, "beta-quiz")
-    q.passing_score = 70
+    set_rules(db, q, passing_score=70)
     db.commit()
     page = client.get("/courses/demo-course").data.decode()
     assert "quiz, pass mark 70%" in page and "quiz, pass mark 80%" in page
@@ -85,7 +85,7 @@ def test_course_page_shows_each_quizs_own_pass_mark(client, db):
 
 def test_item_flags_wait_for_enough_answers(db):
     q = quiz(db, "alpha-quiz")
-    q.draw = 6
+    set_rules(db, q, draw=6)
     for _ in range(3):
         user = make_user(db)
         enrolled(db, user)

@@ -21,8 +21,9 @@
   }, seconds * 1000);
 })();
 
-/* Quiz time limit: keep the "minutes left" text current and announce the last 5 minutes and
-   the last minute to screen readers. The server enforces the limit; this only informs. */
+/* Quiz time limit: keep the "minutes left" text current and announce the last 5 minutes, the last
+   minute and time up to screen readers (a polite live region: focus stays where it is). The server
+   enforces the limit; this only informs. */
 (function () {
   "use strict";
   var timer = document.getElementById("timer");
@@ -30,6 +31,7 @@
   var left = timer.querySelector(".timer-left");
   var alertBox = document.getElementById("timer-alert");
   var deadline = Date.now() + parseInt(timer.getAttribute("data-seconds-left"), 10) * 1000;
+  var extend = timer.getAttribute("data-extend-minutes");
   var announced = {};
   function tick() {
     var seconds = Math.max(0, Math.round((deadline - Date.now()) / 1000));
@@ -41,10 +43,15 @@
     [5, 1].forEach(function (mark) {
       if (minutes <= mark && seconds > 0 && !announced[mark] && alertBox) {
         announced[mark] = true;
-        alertBox.textContent = mark === 1 ? "One minute left to submit." : "Five minutes left to submit.";
+        alertBox.textContent = (mark === 1 ? "One minute left to submit." : "Five minutes left to submit.") +
+          (extend ? " To add " + extend + " minutes, use the I need more time button." : "");
       }
     });
-    if (seconds > 0) { window.setTimeout(tick, 15000); }
+    if (seconds === 0 && !announced.up && alertBox) {
+      announced.up = true;
+      alertBox.textContent = "Time is up. The answers saved so far will be graded; a submission now is not accepted.";
+    }
+    if (seconds > 0) { window.setTimeout(tick, Math.min(15000, seconds * 1000)); }
   }
   tick();
 })();
@@ -67,4 +74,56 @@
     button.hidden = false;
     button.addEventListener("click", function () { window.print(); });
   });
+})();
+
+/* Quiz answers: each change is saved on the server as the learner goes (the form's "Save answers" button does
+   the same without this script), so leaving a timed quiz and coming back loses nothing. Saves run one at a time;
+   a change made while one is on its way is sent when it returns. */
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-save-url]");
+  if (!form || !window.fetch || !window.FormData) { return; }
+  var url = form.getAttribute("data-save-url");
+  var status = document.getElementById("save-status");
+  var csrf = form.querySelector("input[name=csrf_token]");
+  var busy = false;
+  var again = false;
+  var failed = false;
+  function say(text) { if (status && status.textContent !== text) { status.textContent = text; } }
+  function done() {
+    busy = false;
+    if (again) { again = false; save(); }
+  }
+  function save() {
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(url, {
+      method: "POST",
+      body: new FormData(form),
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-CSRFToken": csrf ? csrf.value : "" }
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        if (response.ok) {
+          say(failed ? "Saved again: every answer you chose is kept." : "Your answers are saved as you choose them.");
+          failed = false;
+        } else {
+          failed = true;
+          say((body && body.error) || "Your last choice could not be saved. Use Save answers, or reload the page.");
+        }
+      });
+    }).catch(function () {
+      failed = true;
+      say("Your last choice could not be saved (no connection). Use Save answers when you are back online.");
+    }).then(done, done);
+  }
+  form.addEventListener("change", save);
+})();
+
+/* A page that comes back with an error summary (a refused form) moves focus to it, so it is read first.
+   The autofocus attribute does this in most browsers without the script. */
+(function () {
+  "use strict";
+  var summary = document.querySelector(".error-summary[tabindex]");
+  if (summary && document.activeElement !== summary) { summary.focus(); }
 })();

@@ -1,0 +1,230 @@
+"""Answers kept on the server as the learner goes: saving with and without script, coming back, blank submissions,
+and the saves that are refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from kaptrain.courses import services as courses
+from kaptrain.quizzes import services
+from kaptrain.quizzes.models import Attempt, AttemptStatus
+from tests.factories import correct_answers, enrolled, make_user, pass_quiz, quiz, record
+from tests.quizzes.test_attempts import start
+
+JSON = {"Accept": "application/json"}
+
+
+def _attempt(db, attempt_id: int) -> Attempt:
+    db.expire_all()
+    attempt = db.get(Attempt, attempt_id)
+    assert attempt is not None
+    return attempt
+
+
+def _ticked(page: str, name: str) -> list[str]:
+    """The values of the checked inputs named `name` on a page, sorted."""
+    return sorted(re.findall(rf'<input type="\w+" name="{name}" value="(\d+)" checked>', page))
+
+
+def test_save_answers_button_keeps_the_choices_and_the_page_ticks_them_again(client, db, learner):
+    attempt_id = start(client)
+    form = correct_answers(_attempt(db, attempt_id))
+    first, *rest = form
+    response = client.post(f"/attempts/{attempt_id}/save", data={first: form[first]})
+    assert response.status_code == 302 and response.location.endswith(f"/attempts/{attempt_id}")
+    page = client.get(response.location).data.decode()
+    assert "Your answers are saved. You can leave this page and come back to them." in page
+    assert _ticked(page, first) == sorted(form[first])
+    assert all(_ticked(page, other) == [] for other in rest)
+    attempt = _attempt(db, attempt_id)
+    assert attempt.status == AttemptStatus.OPEN
+    assert [i.selected for i in attempt.items if f"q-{i.id}" == first][0] is not None
+    assert "Error:" not in page.split("</title>")[0]
+
+
+def test_leaving_and_coming_back_restores_every_ticked_answer(client, db, learner):
+    attempt_id = start(client)
+    form = correct_answers(_attempt(db, attempt_id))
+    assert client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON).status_code == 200
+    client.get("/dashboard")  # away, and back by the quiz page's "Return to your open attempt"
+    back = client.post("/courses/demo-course/quizzes/alpha-quiz/start")
+    page = client.get(back.location).data.decode()
+    for name, values in form.items():
+        assert _ticked(page, name) == sorted(values)
+
+
+def test_the_pages_script_saves_by_json_and_hears_which_questions_are_blank(client, db, learner):
+    attempt_id = start(client)
+    attempt = _attempt(db, attempt_id)
+    form = correct_answers(attempt)
+    last = attempt.items[-1]
+    del form[f"q-{last.id}"]
+    response = client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON)
+    assert response.status_code == 200
+    assert response.get_json() == {"saved": True, "unanswered": [last.position + 1]}
+    assert services.unanswered(_attempt(db, attempt_id), services.saved_answers(_attempt(db, attempt_id))) == [3]
+
+
+def test_a_question_sent_without_an_answer_is_cleared(client, db, learner):
+    attempt_id = start(client)
+    form = correct_answers(_attempt(db, attempt_id))
+    client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON)
+    first = next(iter(form))
+    client.post(f"/attempts/{attempt_id}/save", data={k: v for k, v in form.items() if k != first}, headers=JSON)
+    attempt = _attempt(db, attempt_id)
+    assert [f"q-{i.id}" for i in attempt.items if i.selected is None] == [first]
+
+
+def test_submitting_with_blanks_keeps_every_answer_and_names_the_blanks_as_links(client, db, learner):
+    attempt_id = start(client)
+    attempt = _attempt(db, attempt_id)
+    form = correct_answers(attempt)
+    blank = attempt.items[1]
+    del form[f"q-{blank.id}"]
+    response = client.post(f"/attempts/{attempt_id}/submit", data=form)
+    assert response.status_code == 302 and response.location.endswith(f"/attempts/{attempt_id}?check=1")
+    page = client.get(response.location).data.decode()
+    assert page.startswith("<!doctype html>") and "<title>Error: Quiz alpha: attempt 1" in page
+    assert "Your answers were not submitted" in page and "Unanswered" not in page
+    assert 'class="error-summary" role="alert" tabindex="-1" autofocus' in page
+    assert '<li><a href="#question-2">Question 2</a></li>' in page
+    assert 'href="#question-1"' not in page and 'href="#question-3"' not in page
+    # The blank question is marked (in words and for assistive technology); the others are not.
+    assert re.search(r'<fieldset aria-describedby="[^"]*question-2-error[^"]*" aria-invalid="true">', page)
+    assert page.count('aria-invalid="true"') == 1
+    assert re.search(r'<p class="error-text" id="question-2-error">Not answered yet: choose (an|every) answer', page)
+    for name, values in form.items():
+        assert _ticked(page, name) == sorted(values)  # every answer given is still ticked
+    kept = _attempt(db, attempt_id)
+    assert kept.status == AttemptStatus.OPEN
+    assert sum(i.selected is not None for i in kept.items) == 2
+
+
+def test_after_answering_the_blank_the_submission_grades_everything(client, db, learner):
+    attempt_id = start(client)
+    attempt = _attempt(db, attempt_id)
+    form = correct_answers(attempt)
+    client.post(f"/attempts/{attempt_id}/submit", data={k: v for k, v in list(form.items())[:2]})
+    response = client.post(f"/attempts/{attempt_id}/submit", data=form)
+    assert response.location.endswith("/result")
+    assert b"Passed: 100%" in client.get(response.location).data
+
+
+def test_a_plain_reload_of_the_attempt_does_not_show_the_error(client, db, learner):
+    attempt_id = start(client)
+    page = client.get(f"/attempts/{attempt_id}").data.decode()
+    assert "error-summary" not in page and "<title>Quiz alpha" in page
+
+
+def test_saving_to_a_submitted_attempt_is_refused_and_changes_nothing(client, db, learner):
+    attempt_id = start(client)
+    right = correct_answers(_attempt(db, attempt_id))
+    wrong = correct_answers(_attempt(db, attempt_id), right=False)
+    client.post(f"/attempts/{attempt_id}/submit", data=right)
+    for headers in ({}, JSON):
+        response = client.post(f"/attempts/{attempt_id}/save", data=wrong, headers=headers)
+        assert response.status_code == 409
+        assert b"This attempt has been submitted, so its answers can no longer change." in response.data
+    attempt = _attempt(db, attempt_id)
+    assert attempt.score == 100.0 and all(i.credit == 1.0 for i in attempt.items)
+
+
+def _final_attempt(client, db, user) -> int:
+    pass_quiz(db, user, "alpha-quiz")
+    pass_quiz(db, user, "beta-quiz")
+    gamma = record(db, user).modules[2]
+    gamma.progress = courses.open_module(db, user.id, gamma.module)
+    courses.mark_read(db, gamma)
+    db.commit()
+    return start(client, "demo-final")
+
+
+def _expire(db, attempt_id: int) -> None:
+    attempt = _attempt(db, attempt_id)
+    assert attempt.deadline_at is not None
+    attempt.deadline_at = attempt.deadline_at - dt.timedelta(minutes=31)
+    db.commit()
+
+
+def test_saving_after_the_time_limit_is_refused(client, db, learner):
+    attempt_id = _final_attempt(client, db, learner)
+    form = correct_answers(_attempt(db, attempt_id))
+    _expire(db, attempt_id)
+    response = client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON)
+    assert response.status_code == 409
+    assert "time limit for this attempt has run out" in response.get_json()["error"]
+    assert all(i.selected is None for i in _attempt(db, attempt_id).items)
+    # Without script the attempt is closed at this first observation and the learner sent to the result.
+    response = client.post(f"/attempts/{attempt_id}/save", data=form)
+    assert response.status_code == 302 and response.location.endswith("/result")
+    assert b"graded on the answers saved before the time ran out" in client.get(response.location).data
+    closed = _attempt(db, attempt_id)
+    assert closed.status == AttemptStatus.SUBMITTED and closed.late and not closed.passed
+
+
+def test_answers_saved_in_time_are_graded_when_the_time_runs_out(client, db, learner):
+    attempt_id = _final_attempt(client, db, learner)
+    form = correct_answers(_attempt(db, attempt_id))
+    assert client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON).status_code == 200
+    _expire(db, attempt_id)
+    response = client.get(f"/attempts/{attempt_id}")
+    assert response.status_code == 302 and response.location.endswith("/result")
+    closed = _attempt(db, attempt_id)
+    assert closed.status == AttemptStatus.SUBMITTED and closed.late
+    assert closed.score == 100.0 and closed.passed
+    assert all(i.selected for i in closed.items)
+
+
+def test_nobody_saves_into_someone_elses_attempt(client, db, learner):
+    other = make_user(db)
+    enrolled(db, other)
+    theirs = services.start_attempt(db, other.id, quiz(db, "alpha-quiz"), None)
+    db.commit()
+    form = correct_answers(theirs)
+    for headers in ({}, JSON):
+        assert client.post(f"/attempts/{theirs.id}/save", data=form, headers=headers).status_code == 404
+    assert all(i.selected is None for i in _attempt(db, theirs.id).items)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda form: {k: ["9"] for k in form}, "not one of the options shown"),
+        (lambda form: {**form, "q-999999": ["0"]}, "do not belong to this attempt"),
+    ],
+)
+def test_a_save_with_answers_the_page_never_offered_is_refused(client, db, learner, tamper, message):
+    attempt_id = start(client)
+    form = tamper(correct_answers(_attempt(db, attempt_id)))
+    response = client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON)
+    assert response.status_code == 400 and message in response.get_json()["error"]
+    assert all(i.selected is None for i in _attempt(db, attempt_id).items)
+
+
+def test_a_save_without_the_form_token_is_refused(client, db, learner, csrf_on):
+    attempt_id = start_with_token(client)
+    form = correct_answers(_attempt(db, attempt_id))
+    response = client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON)
+    assert response.status_code == 400
+    assert all(i.selected is None for i in _attempt(db, attempt_id).items)
+
+
+def start_with_token(client) -> int:
+    """Start the alpha quiz with CSRF protection on, sending the token the quiz page carries."""
+    client.get("/courses/demo-course/modules/alpha")
+    page = client.get("/courses/demo-course/quizzes/alpha-quiz").data.decode()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    response = client.post("/courses/demo-course/quizzes/alpha-quiz/start", data={"csrf_token": token})
+    assert response.status_code == 302, response.data
+    return int(response.location.rsplit("/", 1)[1])
+
+
+def test_the_page_offers_saving_with_and_without_script(client, db, learner):
+    attempt_id = start(client)
+    page = client.get(f"/attempts/{attempt_id}").data.decode()
+    assert f'data-save-url="/attempts/{attempt_id}/save"' in page
+    assert f'formaction="/attempts/{attempt_id}/save">Save answers</button>' in page
+    assert page.index(">Submit answers</button>") < page.index(">Save answers</button>")  # Enter submits
