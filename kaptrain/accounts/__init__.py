@@ -1,1 +1,1 @@
-"""Accounts: registration, login, profiles, roles."""
+"""Accounts: registration, login (with two-factor sign-in), password reset, email ownership, profiles, roles."""

@@ -4,17 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from wtforms import EmailField, Field, PasswordField, SelectChoice, SelectField, StringField, SubmitField
+from wtforms import (
+    EmailField,
+    Field,
+    HiddenField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    SubmitField,
+)
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from kaptrain.accounts.models import PROFESSIONS
 from kaptrain.accounts.services import MAX_PASSWORD, MIN_PASSWORD, is_time_zone, time_zones
 from kaptrain.forms import BaseForm
 
-_password_rules = [
-    DataRequired(),
-    Length(min=MIN_PASSWORD, max=MAX_PASSWORD, message=f"Use {MIN_PASSWORD} to {MAX_PASSWORD} characters."),
-]
+
+def _password_length(form: Any, field: Field) -> None:
+    """Say what is wrong with a password's length, and by how much."""
+    n = len(field.data or "")
+    if n < MIN_PASSWORD:
+        raise ValidationError(
+            f"The password is too short: it has {n} character{'' if n == 1 else 's'}, and it needs at least "
+            f"{MIN_PASSWORD}. A few words with spaces between them make a long password that is easy to remember."
+        )
+    if n > MAX_PASSWORD:
+        raise ValidationError(f"The password is too long: it has {n} characters; use at most {MAX_PASSWORD}.")
+
+
+_password_rules = [DataRequired(message="Enter a password."), _password_length]
 
 
 def _time_zone_choices() -> list[SelectChoice]:
@@ -29,7 +48,7 @@ def _known_time_zone(form: Any, field: Field) -> None:
 def _time_zone_field(detect: bool = False) -> SelectField:
     # detect: kaptrain.js preselects the browser's zone while the select is still empty.
     return SelectField(
-        "Time zone",
+        "Time zone (optional)",
         choices=_time_zone_choices,
         validate_choice=False,  # _known_time_zone says what is wrong in words, not "Not a valid choice"
         validators=[_known_time_zone],
@@ -43,13 +62,18 @@ class ProfileFields(BaseForm):
     full_name = StringField(
         "Full name, as it should appear on your certificate",
         validators=[DataRequired(message="Enter your full name."), Length(max=200)],
+        description="Your name only: your credential (for example LCSW or MD) has its own field below.",
     )
     profession = SelectField(
         "Profession",
         choices=[SelectChoice("", "Choose your profession")] + [SelectChoice(p, p) for p in PROFESSIONS],
         validators=[DataRequired(message="Choose your profession.")],
     )
-    credential = StringField("Credential (e.g. LPC, LCSW, PhD, MD, RN)", validators=[Optional(), Length(max=100)])
+    credential = StringField(
+        "Credential (optional, e.g. LPC, LCSW, PhD, MD, RN)",
+        validators=[Optional(), Length(max=100)],
+        description="Printed after your name on certificates.",
+    )
     licence_number = StringField("Licence number (optional)", validators=[Optional(), Length(max=100)])
     jurisdiction = StringField(
         "Licensing jurisdiction (optional, e.g. Colorado, Ontario)", validators=[Optional(), Length(max=100)]
@@ -70,10 +94,28 @@ class RegisterForm(ProfileFields):
     )
     password = PasswordField(f"Password (at least {MIN_PASSWORD} characters)", validators=_password_rules)
     confirm = PasswordField(
-        "Repeat the password", validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")]
+        "Repeat the password",
+        validators=[
+            DataRequired(message="Type the password again, to be sure it is the one you meant."),
+            EqualTo("password", message="The passwords do not match: type the same password in both fields."),
+        ],
     )
     time_zone = _time_zone_field(detect=True)
     submit = SubmitField("Create account")
+
+    # The order the page shows the fields in (the form's own order follows the class hierarchy); the error
+    # summary lists errors in this order, so it reads like the form.
+    page_order = (
+        "full_name",
+        "email",
+        "profession",
+        "credential",
+        "licence_number",
+        "jurisdiction",
+        "time_zone",
+        "password",
+        "confirm",
+    )
 
 
 class LoginForm(BaseForm):
@@ -93,11 +135,16 @@ class ProfileForm(ProfileFields):
 class PasswordForm(BaseForm):
     """Change your password."""
 
-    current_password = PasswordField("Current password", validators=[DataRequired()])
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(message="Enter your current password.")]
+    )
     password = PasswordField(f"New password (at least {MIN_PASSWORD} characters)", validators=_password_rules)
     confirm = PasswordField(
         "Repeat the new password",
-        validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")],
+        validators=[
+            DataRequired(message="Type the new password again, to be sure it is the one you meant."),
+            EqualTo("password", message="The passwords do not match: type the same new password in both fields."),
+        ],
     )
     submit = SubmitField("Change password")
 
@@ -106,3 +153,100 @@ class LogoutForm(BaseForm):
     """Log out (a POST, so another site cannot log you out)."""
 
     submit = SubmitField("Log out")
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _email_field(label: str) -> EmailField:
+    return EmailField(
+        label,
+        filters=[_strip],  # an address pasted with a space around it is still that address
+        validators=[
+            DataRequired(message="Enter your email address."),
+            Email(message="Enter a valid email address."),
+            Length(max=254, message="Use at most 254 characters."),
+        ],
+    )
+
+
+class ForgotPasswordForm(BaseForm):
+    """Ask for a password-reset link."""
+
+    email = _email_field("Email")
+    submit = SubmitField("Send me a reset link")
+
+
+class ResetPasswordForm(BaseForm):
+    """Choose a new password through a reset link."""
+
+    password = PasswordField(f"New password (at least {MIN_PASSWORD} characters)", validators=_password_rules)
+    confirm = PasswordField(
+        "Repeat the new password",
+        validators=[
+            DataRequired(message="Type the new password again, to be sure it is the one you meant."),
+            EqualTo("password", message="The passwords do not match: type the same new password in both fields."),
+        ],
+    )
+    submit = SubmitField("Set the new password")
+
+
+class ConfirmEmailForm(BaseForm):
+    """Follow a confirmation link (a button, so a mail scanner opening the link confirms nothing)."""
+
+    submit = SubmitField("Confirm this email address")
+
+
+class ResendConfirmationForm(BaseForm):
+    """Send the confirmation link again."""
+
+    next = HiddenField()
+    submit = SubmitField("Send the link again")
+
+
+class EmailChangeForm(BaseForm):
+    """Move the account to another address (it takes effect once the new address is confirmed)."""
+
+    new_email = _email_field("New email address")
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(message="Enter your current password.")]
+    )
+    submit = SubmitField("Send a confirmation link to the new address")
+
+
+def _code_field(label: str, description: str) -> StringField:
+    return StringField(
+        label,
+        validators=[
+            DataRequired(message="Enter the code."),
+            Length(max=40, message="A code is 6 digits, or a recovery code of 16 letters and digits."),
+        ],
+        description=description,
+    )
+
+
+class LoginCodeForm(BaseForm):
+    """The second step of logging in."""
+
+    code = _code_field(
+        "Code",
+        "The 6-digit code your authenticator app shows now, or one of your recovery codes.",
+    )
+    submit = SubmitField("Log in")
+
+
+class EnableTwoFactorForm(BaseForm):
+    """Finish enrolment by typing the code the app shows."""
+
+    code = _code_field("Code from the app", "The 6 digits the app shows for this site now.")
+    submit = SubmitField("Turn on two-factor sign-in")
+
+
+class CurrentPasswordForm(BaseForm):
+    """An action that asks for the password again (new recovery codes, turning two-factor sign-in off)."""
+
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(message="Enter your current password.")]
+    )
+    submit = SubmitField("Continue")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Enum, String
+from sqlalchemy import Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kaptrain.db import Base, utcnow
@@ -55,6 +55,15 @@ class User(Base):
     session_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None]
+    # When the person proved they receive mail at `email` (a link we sent them); None: not yet. Never unset:
+    # a change of address takes effect only once the new address is confirmed.
+    email_confirmed_at: Mapped[dt.datetime | None]
+    # Two-factor sign-in (kaptrain/accounts/twofactor.py): the base32 TOTP secret, set when enrolment begins;
+    # it is in force from totp_enabled_at. totp_last_counter is the time step of the last code accepted, so
+    # no code is accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[dt.datetime | None]
+    totp_last_counter: Mapped[int | None]
 
     # Flask-Login protocol
     @property
@@ -71,9 +80,66 @@ class User(Base):
         """Session identifier: id and session version, so old cookies stop working."""
         return f"{self.id}:{self.session_version}"
 
+    @property
+    def is_email_confirmed(self) -> bool:
+        """True once the person followed a confirmation (or password-reset) link sent to their address."""
+        return self.email_confirmed_at is not None
+
+    @property
+    def has_two_factor(self) -> bool:
+        """True when logging in asks for a code after the password."""
+        return self.totp_enabled_at is not None
+
+    @property
+    def must_use_two_factor(self) -> bool:
+        """Instructors and administrators must sign in with two factors."""
+        return self.role in (Role.INSTRUCTOR, Role.ADMIN)
+
     def has_role(self, *roles: Role) -> bool:
         """True when the user holds one of the roles (admins hold every role)."""
         return self.role == Role.ADMIN or self.role in roles
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.role.value}>"
+
+
+class TokenPurpose(enum.StrEnum):
+    """What an emailed link does."""
+
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a kind of link, not a password
+    CONFIRM_EMAIL = "confirm_email"  # the account's own address, after registration
+    CHANGE_EMAIL = "change_email"  # a new address the person asked to move to
+
+
+class AccountToken(Base):
+    """A single-use link sent by email; only a hash of its secret is stored (kaptrain/accounts/tokens.py)."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # CASCADE: a token is not a record anyone must keep; it goes with the account.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[TokenPurpose] = mapped_column(
+        Enum(TokenPurpose, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the secret in the link, hex
+    # The address the link was sent to: the account's own (reset, confirm) or the new one (change).
+    email: Mapped[str] = mapped_column(String(254))
+    # A fingerprint of the password hash when the link was sent: any change of password voids the link.
+    password_stamp: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]  # replaced by a later link of the same purpose
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the authenticator app; only its hash is stored."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the normalised code, hex
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[dt.datetime | None]

@@ -36,6 +36,13 @@ class AccountError(ValueError):
         self.field = field
 
 
+class EmailTaken(AccountError):
+    """Another account already uses this email address."""
+
+    def __init__(self) -> None:
+        super().__init__("An account with this email already exists. Log in instead.", "email")
+
+
 @dataclass
 class Profile:
     """Fields a person may set on their own profile."""
@@ -93,8 +100,19 @@ def find_user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
-def create_user(session: Session, email: str, password: str, profile: Profile, role: Role = Role.LEARNER) -> User:
-    """Create an account; raises AccountError for a taken email or a weak password."""
+def create_user(
+    session: Session,
+    email: str,
+    password: str,
+    profile: Profile,
+    role: Role = Role.LEARNER,
+    *,
+    confirmed: bool = False,
+) -> User:
+    """Create an account; raises AccountError for a weak password and EmailTaken for a taken email.
+
+    confirmed: the address is taken as proven (an operator's `users create`, the demo accounts); otherwise
+    the person confirms it by the emailed link (kaptrain/accounts/ownership.py)."""
     email = normalise_email(email)
     check_password_rules(password)
     if not profile.full_name.strip():
@@ -102,7 +120,7 @@ def create_user(session: Session, email: str, password: str, profile: Profile, r
     check_time_zone(profile.time_zone)
     exists = session.scalar(select(func.count()).select_from(User).where(User.email == email))
     if exists:
-        raise AccountError("An account with this email already exists. Log in instead.", "email")
+        raise EmailTaken()
     user = User(
         email=email,
         password_hash=hash_password(password),
@@ -113,12 +131,13 @@ def create_user(session: Session, email: str, password: str, profile: Profile, r
         licence_number=profile.licence_number.strip(),
         jurisdiction=profile.jurisdiction.strip(),
         time_zone=profile.time_zone,
+        email_confirmed_at=utcnow() if confirmed else None,
     )
     try:
         with session.begin_nested():  # a concurrent registration with the same email wins the race
             session.add(user)
     except IntegrityError:
-        raise AccountError("An account with this email already exists. Log in instead.", "email") from None
+        raise EmailTaken() from None
     return user
 
 
@@ -137,6 +156,12 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
+def check_current_password(user: User, password: str) -> None:
+    """Raise AccountError (on the current_password field) unless password is the user's password."""
+    if not _verify(user.password_hash, password):
+        raise AccountError("Your current password is not correct.", "current_password")
+
+
 def _verify(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)
@@ -146,8 +171,7 @@ def _verify(password_hash: str, password: str) -> bool:
 
 def change_password(session: Session, user: User, current: str, new: str) -> None:
     """Change a password after checking the current one; ends every other session."""
-    if not _verify(user.password_hash, current):
-        raise AccountError("Your current password is not correct.", "current_password")
+    check_current_password(user, current)
     check_password_rules(new)
     user.password_hash = hash_password(new)
     user.session_version += 1

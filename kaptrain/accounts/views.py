@@ -1,23 +1,37 @@
-"""Account pages: register, log in, log out, profile, password."""
+"""Account pages: register, log in (password, then a code when two-factor sign-in is on), log out, the account page."""
 
 from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask import session as cookie_session
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.datastructures import ImmutableMultiDict
 
-from kaptrain.accounts import services
-from kaptrain.accounts.forms import LoginForm, LogoutForm, PasswordForm, ProfileForm, RegisterForm
+from kaptrain.accounts import mailer, ownership, services, twofactor
+from kaptrain.accounts.forms import (
+    EmailChangeForm,
+    LoginCodeForm,
+    LoginForm,
+    LogoutForm,
+    PasswordForm,
+    ProfileForm,
+    RegisterForm,
+    ResendConfirmationForm,
+)
 from kaptrain.accounts.models import User
 from kaptrain.auth import safe_next, user
 from kaptrain.db import get_session
 from kaptrain.extensions import limiter
+from kaptrain.forms import BaseForm
 
 bp = Blueprint("accounts", __name__)
+
+# Between the password and the code: who is logging in, their session version, and since when (epoch seconds).
+PENDING_KEY = "two_factor_pending"
+PENDING_SECONDS = 300
 
 
 def _profile(form: ProfileForm | RegisterForm) -> services.Profile:
@@ -39,9 +53,16 @@ def _start_session(account: User) -> None:
     # session whose address or browser changes (for permanent sessions it only marks them non-fresh).
     cookie_session["login_at"] = int(time.time())
     login_user(account)
+    if not account.is_email_confirmed:
+        flash(
+            f"Please confirm your email address: follow the link we sent to {account.email}. You can study now; "
+            "your certificate is issued once the address is confirmed.",
+            "info",
+        )
 
 
-def _field_error(form: RegisterForm | PasswordForm | ProfileForm, exc: services.AccountError) -> None:
+def field_error(form: BaseForm, exc: services.AccountError) -> None:
+    """Show a service's refusal on the field it names, or as a message at the top of the page."""
     field = getattr(form, exc.field or "", None)
     if field is not None:
         field.errors = [*field.errors, str(exc)]
@@ -49,24 +70,43 @@ def _field_error(form: RegisterForm | PasswordForm | ProfileForm, exc: services.
         flash(str(exc), "error")
 
 
+def mail_limit() -> str:
+    """Emails asked for from a form (KAPTRAIN_ACCOUNT_MAIL_RATE_LIMIT)."""
+    return str(current_app.config["ACCOUNT_MAIL_RATE_LIMIT"])
+
+
+def was_accepted(response: Response) -> bool:
+    """Limits on sending mail count only the requests that got as far as sending (a redirect)."""
+    return response.status_code in (302, 303)
+
+
+def _register_email_key() -> str:
+    return "register:" + services.normalise_email(request.form.get("email", ""))
+
+
 @bp.route("/register", methods=["GET", "POST"])
 @limiter.limit("20 per hour", methods=["POST"])
+@limiter.limit(mail_limit, methods=["POST"], key_func=_register_email_key, deduct_when=was_accepted)
 def register() -> ResponseReturnValue:
-    """Create a learner account."""
+    """Create a learner account; the answer is the same whether or not the address already has one."""
     if current_user.is_authenticated:
         return redirect(url_for("courses.dashboard"))
     form = RegisterForm()
     if form.validate_on_submit():
         session = get_session()
         try:
-            new = services.create_user(session, form.email.data or "", form.password.data or "", _profile(form))
+            ownership.register(session, form.email.data or "", form.password.data or "", _profile(form))
         except services.AccountError as exc:
-            _field_error(form, exc)  # the error response rolls back anything the service flushed
+            field_error(form, exc)  # the error response rolls back anything the service flushed
         else:
-            _start_session(new)
-            flash("Welcome! Your account is ready. Choose a course to begin.", "success")
-            return redirect(url_for("courses.catalogue"))
+            return redirect(url_for("accounts.registered"))
     return render_template("accounts/register.html", form=form), 422 if form.errors else 200
+
+
+@bp.route("/register/check-your-email")
+def registered() -> ResponseReturnValue:
+    """What a registration answers, for a new address and a known one alike."""
+    return render_template("accounts/check_email.html", purpose="register")
 
 
 def _login_limit() -> str:
@@ -96,7 +136,7 @@ def _submitted_email() -> str:
 @limiter.limit(_login_limit, methods=["POST"])
 @limiter.limit(_login_limit, methods=["POST"], key_func=_login_account_key)
 def login() -> ResponseReturnValue:
-    """Log in with email and password."""
+    """Log in with email and password; with two-factor sign-in on, a code is asked for next."""
     if current_user.is_authenticated:
         return redirect(url_for("courses.dashboard"))
     form = LoginForm()
@@ -105,10 +145,76 @@ def login() -> ResponseReturnValue:
         found = services.authenticate(session, form.email.data or "", form.password.data or "")
         if found is None:
             form.password.errors = ["That email and password do not match an account."]
+        elif found.has_two_factor:
+            cookie_session.clear()
+            cookie_session[PENDING_KEY] = {"user": found.id, "version": found.session_version, "at": int(time.time())}
+            return redirect(url_for("accounts.login_code", next=request.args.get("next")))
         else:
             _start_session(found)
             return redirect(safe_next(request.args.get("next"), url_for("courses.dashboard")))
     return render_template("accounts/login.html", form=form), 422 if form.errors else 200
+
+
+def _pending_login() -> User | None:
+    """The account whose password was just accepted and which now owes its code, if that was recent."""
+    pending = cookie_session.get(PENDING_KEY)
+    if not isinstance(pending, dict):
+        return None
+    user_id, version, at = pending.get("user"), pending.get("version"), pending.get("at")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (user_id, version, at)):
+        return None
+    if not isinstance(at, int) or not 0 <= time.time() - at <= PENDING_SECONDS:
+        return None
+    found = services.load_session_user(get_session(), f"{user_id}:{version}")
+    return found if found is not None and found.has_two_factor else None
+
+
+def _two_factor_limit() -> str:
+    return str(current_app.config["TWO_FACTOR_RATE_LIMIT"])
+
+
+def _two_factor_account_key() -> str:
+    """Codes tried for one account count together, from whichever address they come."""
+    pending = cookie_session.get(PENDING_KEY)
+    user_id = pending.get("user") if isinstance(pending, dict) else None
+    return f"2fa:{user_id}" if isinstance(user_id, int) else f"2fa-none:{request.remote_addr}"
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@limiter.limit(_two_factor_limit, methods=["POST"])
+@limiter.limit(_two_factor_limit, methods=["POST"], key_func=_two_factor_account_key)
+def login_code() -> ResponseReturnValue:
+    """The second step of logging in: a code from the authenticator app, or a recovery code."""
+    if current_user.is_authenticated:
+        return redirect(url_for("courses.dashboard"))
+    pending = _pending_login()
+    if pending is None:
+        flash("Log in with your email and password first (the code step lasts 5 minutes).", "info")
+        return redirect(url_for("accounts.login", next=request.args.get("next")))
+    form = LoginCodeForm()
+    if form.validate_on_submit():
+        try:
+            result = twofactor.verify(get_session(), pending, form.code.data or "")
+        except services.AccountError as exc:
+            field_error(form, exc)  # a refused code changes nothing: the error response rolls back
+        else:
+            _start_session(pending)
+            if result.used_recovery_code:
+                flash(_recovery_code_used(result.recovery_codes_left), "info")
+            return redirect(safe_next(request.args.get("next"), url_for("courses.dashboard")))
+    return render_template("accounts/login_code.html", form=form), 422 if form.errors else 200
+
+
+def _recovery_code_used(left: int) -> str:
+    if left == 0:
+        return (
+            "You used your last recovery code. Make new ones now on your account page, under Two-factor sign-in, "
+            "so you are not locked out if you lose your device."
+        )
+    return (
+        f"You logged in with a recovery code; it cannot be used again. {left} recovery code"
+        f"{' is' if left == 1 else 's are'} left."
+    )
 
 
 @bp.route("/logout", methods=["POST"])
@@ -124,39 +230,107 @@ def logout() -> ResponseReturnValue:
     return redirect(url_for("courses.home"))
 
 
+def account_page(
+    status: int = 200,
+    form: ProfileForm | None = None,
+    password_form: PasswordForm | None = None,
+    email_form: EmailChangeForm | None = None,
+) -> ResponseReturnValue:
+    """The account page with its forms (the one that was sent keeps what was typed and its errors)."""
+    me = user()
+    session = get_session()
+    context = {
+        "form": form or ProfileForm(obj=me, formdata=None),
+        "password_form": password_form or PasswordForm(formdata=None, prefix="pw"),
+        "email_form": email_form or EmailChangeForm(formdata=None, prefix="em"),
+        "resend_form": ResendConfirmationForm(formdata=None, data={"next": url_for("accounts.profile")}),
+        "pending_change": ownership.pending_email_change(session, me),
+        "recovery_left": twofactor.recovery_codes_left(session, me) if me.has_two_factor else 0,
+    }
+    return render_template("accounts/profile.html", **context), status
+
+
 @bp.route("/account", methods=["GET", "POST"])
 @login_required
 def profile() -> ResponseReturnValue:
-    """Edit your profile."""
+    """Your account: profile, email address, password and two-factor sign-in."""
     me = user()
     form = ProfileForm(obj=me)
     if form.validate_on_submit():
-        session = get_session()
         try:
-            services.update_profile(session, me, _profile(form))
+            services.update_profile(get_session(), me, _profile(form))
         except services.AccountError as exc:
-            _field_error(form, exc)  # the error response rolls back anything the service flushed
+            field_error(form, exc)  # the error response rolls back anything the service flushed
         else:
             flash("Your profile was saved.", "success")
             return redirect(url_for("accounts.profile"))
-    page = render_template("accounts/profile.html", form=form, password_form=PasswordForm(formdata=None, prefix="pw"))
-    return page, 422 if form.errors else 200
+    return account_page(422 if form.errors else 200, form=form)
 
 
 @bp.route("/account/password", methods=["POST"])
 @login_required
 def change_password() -> ResponseReturnValue:
-    """Change your password; other sessions are logged out."""
+    """Change your password; other sessions are logged out and you are told by email."""
     me = user()
     form = PasswordForm(prefix="pw")  # prefixed: the profile form on the same page has its own field ids
     if form.validate_on_submit():
-        session = get_session()
         try:
-            services.change_password(session, me, form.current_password.data or "", form.password.data or "")
+            services.change_password(get_session(), me, form.current_password.data or "", form.password.data or "")
         except services.AccountError as exc:
-            _field_error(form, exc)  # the error response rolls back anything the service flushed
+            field_error(form, exc)  # the error response rolls back anything the service flushed
         else:
+            mailer.password_changed(me)
             login_user(me)  # re-issue this browser's session with the new version
             flash("Your password was changed. Other devices have been logged out.", "success")
             return redirect(url_for("accounts.profile"))
-    return render_template("accounts/profile.html", form=ProfileForm(obj=me, formdata=None), password_form=form), 422
+    return account_page(422, password_form=form)
+
+
+def _account_mail_key() -> str:
+    return f"account-mail:{user().id}" if current_user.is_authenticated else f"account-mail:{request.remote_addr}"
+
+
+@bp.route("/account/email", methods=["POST"])
+@limiter.limit(mail_limit, methods=["POST"], key_func=_account_mail_key, deduct_when=was_accepted)
+@login_required
+def change_email() -> ResponseReturnValue:
+    """Ask to change your address: a link goes to the new one, a notice to the current one."""
+    me = user()
+    form = EmailChangeForm(prefix="em")
+    if form.validate_on_submit():
+        new_email = services.normalise_email(form.new_email.data or "")
+        try:
+            ownership.request_email_change(get_session(), me, form.current_password.data or "", new_email)
+        except services.AccountError as exc:
+            if exc.field == "new_email":
+                form.new_email.errors = [*form.new_email.errors, str(exc)]
+            else:
+                field_error(form, exc)
+        else:
+            flash(
+                f"We sent a link to {new_email}. Your address stays {me.email} until you follow it; "
+                f"we have also told {me.email} about the change.",
+                "success",
+            )
+            return redirect(url_for("accounts.profile"))
+    return account_page(422, email_form=form)
+
+
+@bp.route("/account/confirm/resend", methods=["POST"])
+@limiter.limit(mail_limit, methods=["POST"], key_func=_account_mail_key, deduct_when=was_accepted)
+@login_required
+def resend_confirmation() -> ResponseReturnValue:
+    """Send the link that confirms your address again (earlier links stop working)."""
+    form = ResendConfirmationForm()
+    back = safe_next(form.next.data, url_for("accounts.profile"))
+    if not form.validate_on_submit():
+        flash("The form expired. Reload the page and press the button again.", "error")
+        return redirect(back)
+    me = user()
+    try:
+        ownership.send_confirmation(get_session(), me)
+    except services.AccountError as exc:
+        flash(str(exc), "info")
+    else:
+        flash(f"We sent a new confirmation link to {me.email}. Earlier links no longer work.", "success")
+    return redirect(back)

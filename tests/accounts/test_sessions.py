@@ -53,7 +53,7 @@ def test_a_csrf_token_from_before_logout_is_refused_after_it(client, db, csrf_on
     assert client.get("/dashboard").status_code == 302  # still logged out
 
 
-def test_register_starts_a_fresh_session(client, db, csrf_on):
+def test_register_logs_nobody_in_and_the_login_after_it_starts_a_fresh_session(client, db, csrf_on):
     before = csrf_token(client.get("/register").data)
     data = {
         "full_name": "Robin Fresh, RN",
@@ -64,6 +64,11 @@ def test_register_starts_a_fresh_session(client, db, csrf_on):
         "csrf_token": before,
     }
     assert client.post("/register", data=data).status_code == 302
+    # The same answer as for an address that has an account (which must not be logged in): nobody is.
+    assert client.get("/dashboard").status_code == 302
+    token = csrf_token(client.get("/login").data)
+    login = {"email": "robin@example.org", "password": PASSWORD, "csrf_token": token}
+    assert client.post("/login", data=login).status_code == 302
     replayed = client.post("/logout", data={"csrf_token": before})
     assert replayed.status_code == 400
 

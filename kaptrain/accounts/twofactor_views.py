@@ -1,0 +1,104 @@
+"""Two-factor sign-in pages: set it up (QR code), recovery codes, turn it off; and the rule that staff must have it."""
+
+from __future__ import annotations
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required, login_user
+
+from kaptrain.accounts import services, twofactor
+from kaptrain.accounts.forms import CurrentPasswordForm, EnableTwoFactorForm
+from kaptrain.accounts.views import bp, field_error
+from kaptrain.auth import user
+from kaptrain.db import get_session, may_write
+
+# What an instructor or administrator without two-factor sign-in may still reach: its set-up, and the way out.
+ALLOWED_BEFORE_ENROLMENT = frozenset({"accounts.two_factor", "accounts.logout", "static", "favicon"})
+
+
+@bp.before_app_request
+def require_two_factor_for_staff() -> ResponseReturnValue | None:
+    """Send an instructor or administrator who has not set up two-factor sign-in to do so, before anything else."""
+    if request.endpoint in ALLOWED_BEFORE_ENROLMENT or not current_user.is_authenticated:
+        return None
+    me = user()
+    if not me.must_use_two_factor or me.has_two_factor:
+        return None
+    if request.method == "GET":
+        flash(
+            "Instructors and administrators sign in with two factors. Set it up now to continue: it takes a minute "
+            "with an authenticator app on your phone.",
+            "info",
+        )
+    return redirect(url_for("accounts.two_factor"))
+
+
+def _issuer() -> str:
+    return str(current_app.config["SITE_NAME"])
+
+
+def _page(
+    status: int = 200,
+    form: EnableTwoFactorForm | None = None,
+    password_form: CurrentPasswordForm | None = None,
+    disable_form: CurrentPasswordForm | None = None,
+) -> ResponseReturnValue:
+    me = user()
+    session = get_session()
+    context = {
+        "enrolment": None if me.has_two_factor else twofactor.start_enrolment(session, me, _issuer()),
+        "form": form or EnableTwoFactorForm(formdata=None),
+        "password_form": password_form or CurrentPasswordForm(formdata=None, prefix="codes"),
+        "disable_form": disable_form or CurrentPasswordForm(formdata=None, prefix="off"),
+        "recovery_left": twofactor.recovery_codes_left(session, me) if me.has_two_factor else 0,
+    }
+    return render_template("accounts/two_factor.html", **context), status
+
+
+@bp.route("/account/two-factor", methods=["GET", "POST"])
+@login_required
+@may_write  # the first visit makes the secret the QR code shows
+def two_factor() -> ResponseReturnValue:
+    """Set up two-factor sign-in (QR code and secret, then a code from the app), or see that it is on."""
+    me = user()
+    form = EnableTwoFactorForm()
+    if not me.has_two_factor and form.validate_on_submit():
+        try:
+            codes = twofactor.enable(get_session(), me, form.code.data or "")
+        except services.AccountError as exc:
+            field_error(form, exc)
+        else:
+            login_user(me)  # this browser keeps its session under the new session version
+            return render_template("accounts/recovery_codes.html", codes=codes, first=True)
+    return _page(422 if form.errors else 200, form=form)
+
+
+@bp.route("/account/two-factor/recovery-codes", methods=["POST"])
+@login_required
+def recovery_codes() -> ResponseReturnValue:
+    """Make new recovery codes (the old ones stop working), after the password."""
+    form = CurrentPasswordForm(prefix="codes")
+    if form.validate_on_submit():
+        try:
+            codes = twofactor.regenerate_recovery_codes(get_session(), user(), form.current_password.data or "")
+        except services.AccountError as exc:
+            field_error(form, exc)
+        else:
+            return render_template("accounts/recovery_codes.html", codes=codes, first=False)
+    return _page(422, password_form=form)
+
+
+@bp.route("/account/two-factor/disable", methods=["POST"])
+@login_required
+def disable_two_factor() -> ResponseReturnValue:
+    """Turn two-factor sign-in off (learners only; instructors and administrators must keep it)."""
+    form = CurrentPasswordForm(prefix="off")
+    if form.validate_on_submit():
+        try:
+            twofactor.disable(get_session(), user(), form.current_password.data or "")
+        except services.AccountError as exc:
+            field_error(form, exc)
+        else:
+            flash("Two-factor sign-in is off. Logging in now asks only for your password.", "success")
+            return redirect(url_for("accounts.profile"))
+    return _page(422, disable_form=form)
