@@ -27,11 +27,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register_database(app: Flask) -> None:
+    from kaptrain.cache import init_cache
+    from kaptrain.content import catalogue  # noqa: F401 - its flush listeners give changed content a new version
     from kaptrain.db import init_db
 
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
         PROJECT_ROOT.joinpath("instance").mkdir(exist_ok=True)
     init_db(app)
+    init_cache(app)
 
 
 def _register_extensions(app: Flask) -> None:
@@ -44,8 +47,12 @@ def _register_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from kaptrain.accounts import link_views, twofactor_views  # noqa: F401 - they register their routes on the blueprint
     from kaptrain.accounts.views import bp as accounts_bp
     from kaptrain.admin.views import bp as admin_bp
+    from kaptrain.authoring import bank_views, upload_views  # noqa: F401 - they register their routes on the blueprint
+    from kaptrain.authoring.upload_views import public_bp as uploads_bp
+    from kaptrain.authoring.views import bp as authoring_bp
     from kaptrain.certificates import issuer, public  # noqa: F401 - they register their routes on the blueprint
     from kaptrain.certificates.views import bp as certificates_bp
     from kaptrain.courses.views import bp as courses_bp
@@ -58,6 +65,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(certificates_bp)
     app.register_blueprint(instructor_bp)
+    app.register_blueprint(authoring_bp)
+    app.register_blueprint(uploads_bp)
 
 
 def _register_cli(app: Flask) -> None:
@@ -67,6 +76,8 @@ def _register_cli(app: Flask) -> None:
 
 
 def _register_web(app: Flask) -> None:
+    from kaptrain.static_assets import init_static_assets
     from kaptrain.web import init_web
 
     init_web(app)
+    init_static_assets(app)

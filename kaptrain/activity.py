@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import NamedTuple
 
-from sqlalchemy import ForeignKey, select
+from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from kaptrain.db import Base, insert_ignoring_conflict, utcnow
+from kaptrain.db import Base, dialect_insert, utcnow
 
 
 class ActivityClock(Base):
@@ -26,15 +26,13 @@ class ActivityClock(Base):
 
 def _locked_clock(session: Session, user_id: int, start: dt.datetime) -> ActivityClock:
     # The row lock (PostgreSQL) or the write transaction (SQLite) serialises a learner's credits, so two
-    # heartbeats arriving together cannot both read the same last_credit_at.
-    insert_ignoring_conflict(session, ActivityClock, user_id=user_id, last_credit_at=start)
-    clock = session.scalar(
-        select(ActivityClock)
-        .where(ActivityClock.user_id == user_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert clock is not None  # inserted just above when missing
+    # heartbeats arriving together cannot both read the same last_credit_at. One statement creates the clock or
+    # locks the one there (ON CONFLICT DO UPDATE takes the row lock, as SELECT ... FOR UPDATE would) and reads it.
+    statement = dialect_insert(session)(ActivityClock).values(user_id=user_id, last_credit_at=start)
+    statement = statement.on_conflict_do_update(
+        index_elements=[ActivityClock.user_id], set_={"last_credit_at": ActivityClock.last_credit_at}
+    ).returning(ActivityClock)
+    clock: ActivityClock = session.scalars(statement, execution_options={"populate_existing": True}).one()
     return clock
 
 

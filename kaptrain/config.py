@@ -16,9 +16,19 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_URL": f"sqlite:///{PROJECT_ROOT / 'instance' / 'kaptrain.sqlite3'}",
     "MODULES_DIR": str(PROJECT_ROOT / "modules"),
     "QUIZZES_DIR": str(PROJECT_ROOT / "quizzes"),
-    "RATELIMIT_STORAGE_URI": "memory://",
+    # Where rate-limit counts are kept. Unset: KAPTRAIN_REDIS_URL when that is set (every server and worker then
+    # counts together), else memory:// (one count per process: right for one process only).
+    "RATELIMIT_STORAGE_URI": None,
     "RATELIMIT_ENABLED": True,
     "LOGIN_RATE_LIMIT": "10 per minute",
+    # Account emails asked for from a form (password reset, registration, confirmation and email-change links),
+    # per client address and again per email address or account: nobody can flood an inbox.
+    "ACCOUNT_MAIL_RATE_LIMIT": "5 per hour",
+    # Second-factor codes tried at login, per client address and again per account.
+    "TWO_FACTOR_RATE_LIMIT": "5 per minute; 20 per hour",
+    # How long emailed links work: a password reset, and a confirmation of an address (new or changed).
+    "RESET_TOKEN_MINUTES": 60,
+    "CONFIRM_TOKEN_HOURS": 72,
     # Certificate verification (page and API together) per client address: codes cannot be guessed, nor tried.
     "VERIFY_RATE_LIMIT": "60 per minute",
     # The wording an accrediting body approved; empty means certificates claim no accreditation.
@@ -48,10 +58,23 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_FROM": "kaptrain <no-reply@localhost>",
     # Jobs (kaptrain/jobs.py): without REDIS_URL jobs run inline in the caller.
     "REDIS_URL": None,
+    # Images instructors upload for module text (kaptrain/authoring/uploads.py): where they are kept (back it up
+    # with the database) and the largest file accepted, in bytes.
+    "UPLOAD_DIR": str(PROJECT_ROOT / "instance" / "uploads"),
+    "UPLOAD_MAX_BYTES": 2_000_000,
 }
 
 # Values read from the environment are strings; these keys are converted.
-_INT_KEYS = {"TRUSTED_PROXIES", "SESSION_HOURS", "ITEM_ANALYSIS_MIN_ATTEMPTS", "SMTP_PORT", "SMTP_TIMEOUT"}
+_INT_KEYS = {
+    "TRUSTED_PROXIES",
+    "SESSION_HOURS",
+    "RESET_TOKEN_MINUTES",
+    "CONFIRM_TOKEN_HOURS",
+    "ITEM_ANALYSIS_MIN_ATTEMPTS",
+    "SMTP_PORT",
+    "SMTP_TIMEOUT",
+    "UPLOAD_MAX_BYTES",
+}
 _BOOL_KEYS = {"RATELIMIT_ENABLED"}
 
 _DEV_SECRET = "dev-only-not-secret"  # noqa: S105 - used only outside production, see load_config
@@ -97,11 +120,12 @@ def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=production,
-        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        # Any request body; an image upload may be as large as UPLOAD_MAX_BYTES, plus the form around it.
+        MAX_CONTENT_LENGTH=max(2 * 1024 * 1024, int(cfg["UPLOAD_MAX_BYTES"]) + 64 * 1024),
         # A login ends SESSION_HOURS after it began (kaptrain.auth checks the login time kept in the
         # session); a cookie signed longer ago than that is refused outright.
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=cfg["SESSION_HOURS"]),
         REMEMBER_COOKIE_DURATION=dt.timedelta(hours=cfg["SESSION_HOURS"]),
-        RATELIMIT_STORAGE_URI=cfg["RATELIMIT_STORAGE_URI"],
+        RATELIMIT_STORAGE_URI=cfg["RATELIMIT_STORAGE_URI"] or cfg["REDIS_URL"] or "memory://",
     )
     return cfg

@@ -241,14 +241,17 @@ def _drop_after_commit(session: Session) -> None:
         session.info.pop("after_commit", None)
 
 
+def dialect_insert(session: Session) -> Callable[..., Any]:
+    """The INSERT construct of the session's database, which knows ON CONFLICT (PostgreSQL and SQLite alike)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
 def insert_ignoring_conflict(session: Session, model: type[Base], **values: Any) -> None:
     """INSERT the row unless a unique constraint says it exists: a race-safe first half of get-or-create.
 
     On PostgreSQL a concurrent insert of the same key waits for the other transaction and then does
     nothing, so the SELECT that follows finds the row instead of raising IntegrityError."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    session.execute(dialect_insert(session)(model).values(**values).on_conflict_do_nothing())
 
 
 # On every Session, not only the app's factory: a job registered on any session runs after its commit.

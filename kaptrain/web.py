@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import zoneinfo
 
-from flask import Flask, Response, has_request_context, render_template, request
+from flask import Flask, Response, current_app, has_request_context, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -22,6 +22,9 @@ CSP = (
     "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
     "base-uri 'none'; object-src 'none'"
 )
+
+# Two years, every subdomain (the site holds licence numbers; no subdomain should ever be served over HTTP).
+HSTS = "max-age=63072000; includeSubDomains"
 
 ERROR_TEXT = {
     400: (
@@ -60,6 +63,8 @@ def init_web(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(Exception, _unexpected_error)
+    # Browsers and feed readers that ask for /favicon.ico without reading the page's <link rel="icon">.
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"))
     app.jinja_env.globals["site_name"] = app.config["SITE_NAME"]
     app.jinja_env.filters["reject_none"] = lambda d: {k: v for k, v in d.items() if v is not None}
     app.jinja_env.filters["localtime"] = localtime
@@ -108,8 +113,11 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if current_app.config["ENV"] == "production":
+        # Sent on every production response, not only when the request looks secure: behind a TLS proxy whose
+        # X-Forwarded-Proto is not trusted (TRUSTED_PROXIES unset) request.is_secure is False, and browsers ignore
+        # the header on plain HTTP anyway (RFC 6797 section 8.1).
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     if request.endpoint and not request.endpoint.endswith("static"):
         # Pages carry personal data and quiz state: never serve them from a shared cache.
         response.headers.setdefault("Cache-Control", "no-store")

@@ -8,19 +8,21 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pyotp
 import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from redis import Redis
-from sqlalchemy import Engine, MetaData, text
+from sqlalchemy import Engine, MetaData, text, update
 from sqlalchemy.orm import Session
 
 from kaptrain import create_app
 from kaptrain.accounts import services as account_services
+from kaptrain.accounts.models import User
 from kaptrain.content.files import read_content
 from kaptrain.content.loader import import_content
-from kaptrain.db import Database
+from kaptrain.db import Database, utcnow
 from kaptrain.migrate import upgrade
 from tests.credentials.node_support import node  # noqa: F401 - a fixture: Node.js for the verifier tests
 from tests.redis_support import TEST_KEY_DIR, redis_database
@@ -36,12 +38,17 @@ def reset_database(engine: Engine) -> None:
     """Drop every table (including Alembic's) so that migrations run from nothing."""
     meta = MetaData()
     meta.reflect(bind=engine)
+    # Modules and their revisions point at each other, so there is no order to drop them in: drop each table
+    # regardless (CASCADE on PostgreSQL; foreign keys off on SQLite).
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            for table in meta.sorted_tables:
-                conn.execute(text(f'DROP TABLE IF EXISTS "{table.name}" CASCADE'))
+            for name in meta.tables:
+                conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
         else:
-            meta.drop_all(conn)
+            conn.execute(text("PRAGMA foreign_keys = OFF"))
+            for name in meta.tables:
+                conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
+            conn.execute(text("PRAGMA foreign_keys = ON"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -136,14 +143,37 @@ def runner(app: Flask, db: Session) -> FlaskCliRunner:
     return app.test_cli_runner()
 
 
+def sign_in(client: FlaskClient, db: Session, user: object, password: str = PASSWORD) -> object:
+    """Log a test client in as a user through the real login: the password, then the code when the account
+    has two-factor sign-in.
+
+    Instructors and administrators must have two-factor sign-in, so one who has none gets it here, as if
+    enrolled long before the test (set on the row, so the test's audit log stays its own). Several logins in
+    one test can fall in the same 30-second step, which the replay rule refuses; the step last used is
+    cleared before each login (the rule itself is tested in tests/accounts/test_two_factor.py)."""
+    account = db.get(User, user.id)  # type: ignore[attr-defined]
+    assert account is not None
+    if account.must_use_two_factor and not account.has_two_factor:
+        account.totp_secret = pyotp.random_base32()
+        account.totp_enabled_at = utcnow()
+    if account.has_two_factor:
+        db.execute(update(User).where(User.id == account.id).values(totp_last_counter=None))
+    db.commit()
+    response = client.post("/login", data={"email": account.email, "password": password})
+    assert response.status_code == 302, response.data
+    if response.location.startswith("/login/code"):  # not when this client is logged in already
+        assert account.totp_secret is not None
+        response = client.post(response.location, data={"code": pyotp.TOTP(account.totp_secret).now()})
+        assert response.status_code == 302, response.data
+    return user
+
+
 @pytest.fixture
-def login(client: FlaskClient) -> Callable[..., object]:
-    """Log the test client in as a user."""
+def login(client: FlaskClient, db: Session) -> Callable[..., object]:
+    """Log the test client in as a user (with the second step for staff; see sign_in)."""
 
     def _login(user: object, password: str = PASSWORD) -> object:
-        response = client.post("/login", data={"email": user.email, "password": password})  # type: ignore[attr-defined]
-        assert response.status_code == 302, response.data
-        return user
+        return sign_in(client, db, user, password)
 
     return _login
 

@@ -15,6 +15,7 @@ from kaptrain.audit import AuditEntry
 from kaptrain.certificates import services as certificates
 from kaptrain.certificates.models import Attestation, Certificate, CertificateFile, Evaluation
 from kaptrain.certificates.services import EvaluationAnswers
+from kaptrain.content import revisions
 from kaptrain.content.models import Course
 from kaptrain.courses import completion
 from kaptrain.courses import services as courses
@@ -32,11 +33,17 @@ def make_user(
     email: str | None = None,
     full_name: str = "Dana Example, LCSW",
     password: str = PASSWORD,
+    confirmed: bool = True,
 ) -> User:
-    """Create an account."""
+    """Create an account, its email address confirmed unless confirmed=False."""
     email = email or f"user{next(_seq)}@example.org"
     return accounts.create_user(
-        session, email, password, accounts.Profile(full_name=full_name, profession="Social worker"), role
+        session,
+        email,
+        password,
+        accounts.Profile(full_name=full_name, profession="Social worker"),
+        role,
+        confirmed=confirmed,
     )
 
 
@@ -52,6 +59,15 @@ def quiz(session: Session, slug: str, course_slug: str = "demo-course") -> Quiz:
     found = session.scalar(select(Quiz).join(Course).where(Quiz.slug == slug, Course.slug == course_slug))
     assert found is not None
     return found
+
+
+def set_rules(session: Session, q: Quiz, **changes: object) -> Quiz:
+    """Publish a new revision of the quiz's rules with these changes (as an instructor's edit would)."""
+    data = {**revisions.revision_data(revisions.QUIZ, q.settings), **changes}
+    revisions.publish(q, revisions.add_revision(session, q, revisions.revision_values(revisions.QUIZ, data), None))
+    session.flush()
+    session.refresh(q)
+    return q
 
 
 def record(session: Session, user: User, course_slug: str = "demo-course") -> completion.CourseRecord:

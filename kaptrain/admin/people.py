@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from wtforms import SelectChoice
 
 from kaptrain.accounts import services as accounts
+from kaptrain.accounts import twofactor
 from kaptrain.accounts.models import Role, User
 from kaptrain.admin import directory
 from kaptrain.admin.people_forms import CloseAccountForm, PeopleSearchForm, RoleForm, StatusForm
@@ -132,3 +133,23 @@ def person_close(user_id: int) -> ResponseReturnValue:
             return redirect(url_for("admin.person", user_id=person.id))
     status = 422 if form.errors or error else 200
     return render_template("admin/learner_close.html", person=person, form=form, error=error), status
+
+
+@bp.route("/people/<int:user_id>/two-factor/reset", methods=["POST"])
+@role_required(Role.ADMIN)
+def person_reset_two_factor(user_id: int) -> ResponseReturnValue:
+    """Switch off a person's two-factor sign-in after a lost device (never one's own); audited."""
+    person = _person_or_404(user_id)
+    if not StatusForm().validate_on_submit():
+        fail(400, EXPIRED)
+    try:
+        twofactor.reset(get_session(), person, user())
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+        return _record_page(person, 422)
+    flash(
+        f"{person.full_name}'s two-factor sign-in is reset: their recovery codes no longer work, their sessions "
+        "ended, and we emailed them.",
+        "success",
+    )
+    return redirect(url_for("admin.person", user_id=person.id))

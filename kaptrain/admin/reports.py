@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, render_template, request, stream_with_context
+from flask import Response, current_app, render_template, request, stream_with_context
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -24,7 +24,8 @@ from kaptrain.admin.views import bp
 from kaptrain.auth import role_required, user
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
 from kaptrain.certificates.report import COLUMNS, ce_report
-from kaptrain.content.models import Course, ModuleRevision
+from kaptrain.content import revisions
+from kaptrain.content.models import Course
 from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.db import get_session, may_write
 from kaptrain.quizzes.models import Attempt, Quiz, QuizKind
@@ -98,21 +99,10 @@ def funnel(db: Session, course: Course) -> list[FunnelStage]:
         FunnelStage("Enrolled", count(enrolled)),
         FunnelStage("Disclosures", count(enrolled.where(Enrolment.disclosures_acknowledged_at.is_not(None)))),
     ]
-    modules = [m for m in course.modules if not m.is_retired]
+    published = revisions.published_modules(db, course.id)
+    modules = [m for m, _ in published]
     ids = [m.id for m in modules]
-    latest = (
-        select(ModuleRevision.module_id, func.max(ModuleRevision.number).label("n"))
-        .where(ModuleRevision.module_id.in_(ids))
-        .group_by(ModuleRevision.module_id)
-        .subquery()
-    )
-    titles = dict(
-        db.execute(
-            select(ModuleRevision.module_id, ModuleRevision.title).join(
-                latest, (ModuleRevision.module_id == latest.c.module_id) & (ModuleRevision.number == latest.c.n)
-            )
-        ).all()
-    )
+    titles = {m.id: rev.title for m, rev in published}
     opened = dict(
         db.execute(
             select(ModuleProgress.module_id, func.count(func.distinct(ModuleProgress.user_id)))
@@ -154,6 +144,18 @@ def funnel(db: Session, course: Course) -> list[FunnelStage]:
     )
     stages.append(FunnelStage("Certificate issued", count(issued)))
     return stages
+
+
+def _export(since: dt.date | None, until: dt.date | None) -> Iterator[str]:
+    """The completions CSV read in a session of its own, closed when the last line is sent.
+
+    The request's session is closed at teardown, before a streamed body is produced; a generator still using
+    it would open a transaction nobody closes (on SQLite, holding the write lock of this audited request)."""
+    session = current_app.extensions["kaptrain.db"].new_session(writer=False)
+    try:
+        yield from csv_lines(ce_report(session, since, until, BATCH))
+    finally:
+        session.close()
 
 
 def _range() -> DateRangeForm:
@@ -200,7 +202,7 @@ def completions_csv() -> ResponseReturnValue:
     )  # fmt: skip
     name = f"completions-{start or 'start'}-to-{end or 'now'}.csv"
     return Response(
-        stream_with_context(csv_lines(ce_report(db, start, end, BATCH))),
+        stream_with_context(_export(start, end)),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

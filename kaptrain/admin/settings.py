@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kaptrain import audit
 from kaptrain.accounts.models import User
+from kaptrain.cache import VERSION_KEY
 from kaptrain.content.models import Course
 from kaptrain.db import Base, utcnow
 
@@ -66,7 +67,8 @@ def get_setting(session: Session, key: str) -> Any | None:
 
 def all_settings(session: Session) -> dict[str, Any]:
     """Every value set in the console, by key."""
-    return {s.key: s.value for s in session.scalars(select(Setting))}
+    # The content version token shares the table (kaptrain.cache) but is no console setting.
+    return {s.key: s.value for s in session.scalars(select(Setting)) if s.key != VERSION_KEY}
 
 
 def environment_default(key: str) -> str:
@@ -144,7 +146,8 @@ def certificate_settings(session: Session, course: Course) -> CertificateSetting
         accreditation_statement=pick("accreditation_statement", "") or None,
         signatory_name=pick("signatory_name", course.signatory_name),
         signatory_title=pick("signatory_title", course.signatory_title),
-        page_size=page_size(session),
+        # From the rows read above (page_size() would read its row again, or miss it with a query).
+        page_size=str(stored.get("certificate_page_size") or current_app.config["CERTIFICATE_PAGE_SIZE"]),
         approval=str(stored.get(approval_key(course.slug)) or course.certificate_approval),
     )
 

@@ -11,10 +11,25 @@ import enum
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, LargeBinary, Numeric, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+from sqlalchemy import (
+    JSON,
+    Enum,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    event,
+    text,
+)
+from sqlalchemy.orm import Mapped, Session, UOWTransaction, deferred, foreign, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 
 from kaptrain.content.models import Course
+from kaptrain.courses.models import Enrolment
 from kaptrain.db import Base, utcnow
 
 
@@ -91,6 +106,18 @@ class Certificate(Base):
     """A completion certificate: what it certifies (copied at issuance), its number, code and status."""
 
     __tablename__ = "certificates"
+    __table_args__ = (
+        # The completions report: its date range and order, and its count and hours read from the index alone.
+        Index("ix_certificates_issued_at_status_hours", "issued_at", "status", "hours"),
+        # The certificate that replaced this one. Partial: most certificates replace none, and an index full of
+        # NULLs looks useless to SQLite's statistics, which then scan the table once per certificate exported.
+        Index(
+            "ix_certificates_supersedes_id",
+            "supersedes_id",
+            sqlite_where=text("supersedes_id IS NOT NULL"),
+            postgresql_where=text("supersedes_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # KAP-<year>-<id>: set from the row's id in the issuing transaction, so two issued at once never clash.
@@ -164,3 +191,53 @@ class StatusList(Base):
     encoded: Mapped[str] = mapped_column(Text)  # GZIP + base64url of the bits (multibase 'u')
     credential: Mapped[dict[str, Any]]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# The steps after the learning (kaptrain.certificates.services adds them to every course record) read the
+# learner's evaluation and attestation from the enrolment, loaded in the statement that loads it: the course page
+# and the dashboard need no query of their own for them. Defined here, so the courses domain never names them.
+Enrolment.evaluation = relationship(
+    Evaluation,
+    primaryjoin=lambda: and_(
+        foreign(Evaluation.user_id) == Enrolment.user_id, foreign(Evaluation.course_id) == Enrolment.course_id
+    ),
+    viewonly=True,
+    uselist=False,
+    lazy="joined",
+)
+Enrolment.attestation = relationship(
+    Attestation,
+    primaryjoin=lambda: and_(
+        foreign(Attestation.user_id) == Enrolment.user_id, foreign(Attestation.course_id) == Enrolment.course_id
+    ),
+    viewonly=True,
+    uselist=False,
+    lazy="joined",
+)
+
+
+def evaluation_of(enrolment: Enrolment) -> Evaluation | None:
+    """The learner's evaluation of the enrolment's course, if submitted."""
+    found: Evaluation | None = enrolment.evaluation  # type: ignore[attr-defined]
+    return found
+
+
+def attestation_of(enrolment: Enrolment) -> Attestation | None:
+    """The learner's attestation for the enrolment's course, if made."""
+    found: Attestation | None = enrolment.attestation  # type: ignore[attr-defined]
+    return found
+
+
+def _keep_enrolments_current(session: Session, _flush: UOWTransaction) -> None:
+    # A viewonly relationship is not updated by a flush: an enrolment loaded before its evaluation or attestation
+    # was added would go on saying there is none for the rest of the transaction.
+    added = [o for o in session.new if isinstance(o, Evaluation | Attestation)]
+    if not added:
+        return
+    for enrolment in [o for o in session.identity_map.values() if isinstance(o, Enrolment)]:
+        for row in added:
+            if (row.user_id, row.course_id) == (enrolment.user_id, enrolment.course_id):
+                set_committed_value(enrolment, "evaluation" if isinstance(row, Evaluation) else "attestation", row)
+
+
+event.listen(Session, "after_flush", _keep_enrolments_current)

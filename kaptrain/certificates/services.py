@@ -30,6 +30,8 @@ from kaptrain.certificates.models import (
     CertificateStatus,
     Evaluation,
     RevocationReason,
+    attestation_of,
+    evaluation_of,
 )
 from kaptrain.certificates.pdf import CertificateView, CreditDesignation, certificate_pdf
 from kaptrain.content.models import Course
@@ -71,7 +73,7 @@ def get_attestation(session: Session, user_id: int, course_id: int) -> Attestati
 
 
 def _evaluation_step(session: Session, record: CourseRecord) -> Step:
-    done = get_evaluation(session, record.enrolment.user_id, record.course.id) if record.enrolment else None
+    done = evaluation_of(record.enrolment) if record.enrolment else None  # loaded with the enrolment
     if done:
         why, locked = "Submitted", False
     elif not record.requirements_met:
@@ -83,13 +85,25 @@ def _evaluation_step(session: Session, record: CourseRecord) -> Step:
     return Step(StepKind.EVALUATION, StepKind.EVALUATION.value, title, done is not None, when, why, locked)
 
 
+def _email_step(session: Session, record: CourseRecord) -> Step | None:
+    """"Confirm your email address", for a learner who has not: no certificate goes to an unproven address."""
+    holder = session.get(User, record.enrolment.user_id) if record.enrolment else None
+    if holder is None or holder.is_email_confirmed:
+        return None
+    why = f"Follow the link we emailed to {holder.email}; your certificate is issued only to a confirmed address"
+    return Step(StepKind.EMAIL, StepKind.EMAIL.value, "Confirm your email address", False, None, why)
+
+
 def _attestation_step(session: Session, record: CourseRecord) -> Step:
-    done = get_attestation(session, record.enrolment.user_id, record.course.id) if record.enrolment else None
+    done = attestation_of(record.enrolment) if record.enrolment else None  # loaded with the enrolment
     evaluated = any(s.kind == StepKind.EVALUATION and s.done for s in record.steps)
+    unconfirmed = any(s.kind == StepKind.EMAIL and not s.done for s in record.steps)
     if done:
         why, locked = f"Attested; {done.hours_claimed.normalize():f} hours claimed", False
     elif not evaluated:
         why, locked = "Locked: first, submit the course evaluation", True
+    elif unconfirmed:
+        why, locked = "Locked: first, confirm your email address", True
     else:
         why, locked = "Confirm you completed the course yourself and claim your hours", False
     when = done.attested_at if done else None
@@ -97,7 +111,7 @@ def _attestation_step(session: Session, record: CourseRecord) -> Step:
     return Step(StepKind.ATTESTATION, StepKind.ATTESTATION.value, title, done is not None, when, why, locked)
 
 
-POST_COURSE_STEPS.extend([_evaluation_step, _attestation_step])
+POST_COURSE_STEPS.extend([_evaluation_step, _email_step, _attestation_step])
 
 
 @dataclass(frozen=True)
@@ -170,6 +184,12 @@ def attest(
         raise CertificateError("Pass every module quiz and the final assessment first.", 403)
     if get_evaluation(session, user.id, course.id) is None:
         raise CertificateError("Submit the course evaluation first.", 403)
+    if not user.is_email_confirmed:
+        raise CertificateError(
+            f"Confirm your email address first: follow the link we emailed to {user.email}, or send it again "
+            "from your account page.",
+            403,
+        )
     attestation = Attestation(
         user_id=user.id,
         course_id=course.id,
@@ -198,7 +218,16 @@ def attest(
 def new_certificate(
     session: Session, user: User, course: Course, hours: Decimal, completed_at: dt.datetime, reason: str = ""
 ) -> Certificate:
-    """A pending certificate with everything it certifies copied from the profile and the course now."""
+    """A pending certificate with everything it certifies copied from the profile and the course now.
+
+    Refused for an account whose email address is not confirmed: a certificate is a legal record, and its
+    holder must be reachable at a proven address."""
+    if not user.is_email_confirmed:
+        raise CertificateError(
+            f"{user.email} has not confirmed their email address, so no certificate can be issued to this account "
+            "yet. They can send the confirmation link again from their account page.",
+            403,
+        )
     values = certificate_settings(session, course)
     certificate = Certificate(
         # 128 random bits as 32 hex digits: safe in a URL, a QR code and a command line (never starts with "-").

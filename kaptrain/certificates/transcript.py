@@ -16,7 +16,7 @@ from kaptrain.certificates.models import Certificate, CertificateStatus
 from kaptrain.content.models import Course
 from kaptrain.courses import completion
 from kaptrain.courses.models import Enrolment
-from kaptrain.quizzes.models import Attempt, AttemptStatus, Quiz
+from kaptrain.quizzes.models import Attempt, AttemptStatus, Quiz, QuizSettingsRevision
 
 # What the transcript says about a certificate, by its public verdict.
 STATUS_WORDS = {
@@ -141,8 +141,16 @@ class _QuizAttempts:
 def _attempts_by_quiz(session: Session, user_id: int, course: Course) -> defaultdict[int, _QuizAttempts]:
     """The learner's submitted attempts in each of the course's quizzes, oldest first, in one query."""
     rows = session.execute(
-        select(Attempt.quiz_id, Quiz.title, Quiz.module_id, Attempt.submitted_at, Attempt.score, Attempt.passed)
+        select(
+            Attempt.quiz_id,
+            QuizSettingsRevision.title,
+            Quiz.module_id,
+            Attempt.submitted_at,
+            Attempt.score,
+            Attempt.passed,
+        )
         .join(Quiz, Quiz.id == Attempt.quiz_id)
+        .join(QuizSettingsRevision, QuizSettingsRevision.id == Attempt.settings_id)
         .where(Attempt.user_id == user_id, Quiz.course_id == course.id, Attempt.status == AttemptStatus.SUBMITTED)
         .order_by(Attempt.submitted_at, Attempt.id)
     )

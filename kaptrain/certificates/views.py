@@ -116,6 +116,8 @@ def attestation(slug: str) -> ResponseReturnValue:
         return _locked(course, record, "The attestation", "pass every module quiz and the final assessment")
     if services.get_evaluation(session, user().id, course.id) is None:
         return _locked(course, record, "The attestation", "submit the course evaluation")
+    if not user().is_email_confirmed:
+        return _locked(course, record, "The attestation", "confirm your email address")
     done = services.get_attestation(session, user().id, course.id)
     if done is not None and request.method == "POST":
         flash("You had already made your attestation for this course; your certificate is below.", "info")

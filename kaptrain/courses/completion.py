@@ -15,12 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from kaptrain.content import catalogue
 from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.quizzes.models import Attempt, Quiz, QuizKind
@@ -41,6 +42,7 @@ class StepKind(enum.StrEnum):
     MODULE = "module"
     FINAL = "final"
     EVALUATION = "evaluation"
+    EMAIL = "email"  # confirm the email address (shown only to learners who have not yet)
     ATTESTATION = "attestation"
 
 
@@ -123,28 +125,88 @@ class CourseRecord:
         return next((m for m in self.modules if m.module.slug == slug), None)
 
 
-POST_COURSE_KINDS = frozenset({StepKind.EVALUATION, StepKind.ATTESTATION})
+POST_COURSE_KINDS = frozenset({StepKind.EVALUATION, StepKind.EMAIL, StepKind.ATTESTATION})
 
 # Domains that add steps after the learning (certificates: evaluation, attestation) append a function here.
 POST_COURSE_STEPS: list[Callable[[Session, CourseRecord], Step | None]] = []
 
 
-def course_record(session: Session, user_id: int, course: Course, enrolment: Enrolment | None) -> CourseRecord:
-    """Work out the learner's record in the course from the facts: progress rows and passed attempts."""
-    modules = [m for m in course.modules if not m.is_retired]
-    revisions = _current_revisions(session, modules)
-    progress = _progress(session, user_id, modules)
-    quizzes = list(session.scalars(select(Quiz).where(Quiz.course_id == course.id)))
-    passed_at = _first_passes(session, user_id, [q.id for q in quizzes])
-    current = {q.module_id: q for q in quizzes if q.kind == QuizKind.MODULE and not q.is_retired}
-    final = next((q for q in quizzes if q.kind == QuizKind.FINAL and not q.is_retired), None)
+def course_record(
+    session: Session,
+    user_id: int,
+    course: Course,
+    enrolment: Enrolment | None,
+    progress: dict[int, ModuleProgress] | None = None,
+) -> CourseRecord:
+    """Work out the learner's record in the course from the facts: progress rows and passed attempts.
+
+    The course's modules and quizzes come from the content catalogue (cached per content version); the learner's
+    facts take two statements, or one when the caller loaded the progress with the enrolment (`learner_record`)."""
+    return learner_records(session, user_id, [(course, enrolment)], progress)[0]
+
+
+def learner_record(
+    session: Session, user_id: int | None, course: Course, attempts: Iterable[Attempt] | None = None
+) -> CourseRecord:
+    """The record of a learner (None: a visitor) in a course, the enrolment and progress read in one statement.
+
+    `attempts`: the learner's attempts in the course, when the caller loaded them (the quiz pages need them too)."""
+    if user_id is None:
+        return learner_records(session, 0, [(course, None)], {}, known_attempts={})[0]
+    published = catalogue.current(session).by_id(course.id)
+    module_ids = [m.id for m, _ in published.modules]
+    rows = session.execute(
+        select(Enrolment, ModuleProgress)
+        .outerjoin(
+            ModuleProgress,
+            and_(ModuleProgress.user_id == Enrolment.user_id, ModuleProgress.module_id.in_(module_ids)),
+        )
+        .where(Enrolment.user_id == user_id, Enrolment.course_id == course.id)
+    ).all()
+    enrolment = rows[0][0] if rows else None
+    progress = {p.module_id: p for _, p in rows if p is not None}
+    known = attempt_facts(attempts) if attempts is not None else None
+    if enrolment is None and known is None:
+        known = {}  # attempts need an enrolment first
+    return learner_records(session, user_id, [(course, enrolment)], progress, known)[0]
+
+
+def learner_records(
+    session: Session,
+    user_id: int,
+    courses: list[tuple[Course, Enrolment | None]],
+    progress: dict[int, ModuleProgress] | None = None,
+    known_attempts: dict[int, tuple[dt.datetime | None, int]] | None = None,
+) -> list[CourseRecord]:
+    """The learner's records in several courses (the dashboard), in two statements whatever their number."""
+    shelf = catalogue.current(session)
+    published = [shelf.by_id(course.id) for course, _ in courses]
+    if progress is None:
+        progress = _progress(session, user_id, [m.id for p in published for m, _ in p.modules])
+    if known_attempts is None:
+        known_attempts = _attempt_facts(session, user_id, [q.id for p in published for q in p.quizzes])
+    return [
+        _record(session, course, enrolment, structure, progress, known_attempts)
+        for (course, enrolment), structure in zip(courses, published, strict=True)
+    ]
+
+
+def _record(
+    session: Session,
+    course: Course,
+    enrolment: Enrolment | None,
+    published: catalogue.PublishedCourse,
+    progress: dict[int, ModuleProgress],
+    attempts: dict[int, tuple[dt.datetime | None, int]],
+) -> CourseRecord:
+    quizzes = published.quizzes
+    passed_at = {quiz_id: at for quiz_id, (at, _) in attempts.items() if at is not None}
+    current = published.current_quizzes
+    final = published.final
 
     statuses: list[ModuleStatus] = []
     previous: ModuleStatus | None = None
-    for module in modules:
-        revision = revisions.get(module.id)
-        if revision is None:
-            continue
+    for module, revision in published.modules:
         p = progress.get(module.id)
         quiz = current.get(module.id)
         if quiz is not None:
@@ -159,8 +221,9 @@ def course_record(session: Session, user_id: int, course: Course, enrolment: Enr
         previous = status
 
     record = CourseRecord(course, enrolment, statuses, final)
-    record.active_seconds = sum(p.seat_seconds for p in progress.values()) + _quiz_seconds(
-        session, user_id, [q.id for q in quizzes]
+    module_ids = {m.id for m, _ in published.modules}
+    record.active_seconds = sum(p.seat_seconds for p in progress.values() if p.module_id in module_ids) + sum(
+        attempts[q.id][1] for q in quizzes if q.id in attempts
     )
     record.steps = _learning_steps(record, passed_at.get(final.id) if final else None)
     for extra in POST_COURSE_STEPS:
@@ -258,46 +321,35 @@ def reading_minutes_left(course: Course, status: ModuleStatus) -> int:
     return math.ceil(max(0, needed - done) / 60)
 
 
-def _current_revisions(session: Session, modules: list[Module]) -> dict[int, ModuleRevision]:
-    """Each module's highest-numbered revision, in one query."""
-    latest = (
-        select(ModuleRevision.module_id, func.max(ModuleRevision.number).label("number"))
-        .where(ModuleRevision.module_id.in_([m.id for m in modules]))
-        .group_by(ModuleRevision.module_id)
-        .subquery()
-    )
+def _progress(session: Session, user_id: int, module_ids: list[int]) -> dict[int, ModuleProgress]:
     rows = session.scalars(
-        select(ModuleRevision).join(
-            latest, (ModuleRevision.module_id == latest.c.module_id) & (ModuleRevision.number == latest.c.number)
-        )
-    )
-    return {r.module_id: r for r in rows}
-
-
-def _progress(session: Session, user_id: int, modules: list[Module]) -> dict[int, ModuleProgress]:
-    rows = session.scalars(
-        select(ModuleProgress).where(
-            ModuleProgress.user_id == user_id, ModuleProgress.module_id.in_([m.id for m in modules])
-        )
+        select(ModuleProgress).where(ModuleProgress.user_id == user_id, ModuleProgress.module_id.in_(module_ids))
     )
     return {p.module_id: p for p in rows}
 
 
-def _first_passes(session: Session, user_id: int, quiz_ids: list[int]) -> dict[int, dt.datetime]:
-    """When the learner first passed each quiz."""
+def attempt_facts(attempts: Iterable[Attempt]) -> dict[int, tuple[dt.datetime | None, int]]:
+    """What `_attempt_facts` reads, worked out from attempts already loaded."""
+    facts: dict[int, tuple[dt.datetime | None, int]] = {}
+    for a in attempts:
+        first, seconds = facts.get(a.quiz_id, (None, 0))
+        if a.passed is True and a.submitted_at is not None and (first is None or a.submitted_at < first):
+            first = a.submitted_at
+        facts[a.quiz_id] = (first, seconds + (a.active_seconds or 0))
+    return facts
+
+
+def _attempt_facts(session: Session, user_id: int, quiz_ids: list[int]) -> dict[int, tuple[dt.datetime | None, int]]:
+    """For each quiz the learner attempted: when they first passed it (None: not yet), and the active seconds
+    credited to its attempts."""
     rows = session.execute(
-        select(Attempt.quiz_id, func.min(Attempt.submitted_at))
-        .where(Attempt.user_id == user_id, Attempt.quiz_id.in_(quiz_ids), Attempt.passed.is_(True))
+        select(
+            Attempt.quiz_id,
+            func.min(case((Attempt.passed.is_(True), Attempt.submitted_at)), type_=Attempt.submitted_at.type),
+            func.coalesce(func.sum(Attempt.active_seconds), 0),
+        )
+        .where(Attempt.user_id == user_id, Attempt.quiz_id.in_(quiz_ids))
         .group_by(Attempt.quiz_id)
     )
-    # min() keeps the column's type, so these come back as aware UTC datetimes on both databases.
-    return {quiz_id: at for quiz_id, at in rows if at is not None}
-
-
-def _quiz_seconds(session: Session, user_id: int, quiz_ids: list[int]) -> int:
-    total = session.scalar(
-        select(func.coalesce(func.sum(Attempt.active_seconds), 0)).where(
-            Attempt.user_id == user_id, Attempt.quiz_id.in_(quiz_ids)
-        )
-    )
-    return int(total or 0)
+    # The minimum is typed as the column, so it comes back an aware UTC datetime on both databases.
+    return {quiz_id: (at, int(seconds or 0)) for quiz_id, at, seconds in rows}

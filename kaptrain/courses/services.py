@@ -10,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kaptrain import activity
+from kaptrain.content import catalogue
 from kaptrain.content.models import Course, Module
 from kaptrain.courses.completion import ModuleStatus
 from kaptrain.courses.models import Enrolment, ModuleProgress
-from kaptrain.db import insert_ignoring_conflict, utcnow
+from kaptrain.db import dialect_insert, insert_ignoring_conflict, utcnow
 
 # The page sends a heartbeat this often while the learner is active; each credits at most this much.
 HEARTBEAT_SECONDS = 30
@@ -29,9 +30,20 @@ def get_course(session: Session, slug: str) -> Course | None:
     return session.scalar(select(Course).where(Course.slug == slug, Course.is_published.is_(True)))
 
 
+def catalogue_courses(session: Session) -> list[Course]:
+    """The catalogue's courses from the content cache (shared and read-only: for pages, never to change)."""
+    return catalogue.current(session).published
+
+
+def catalogue_course(session: Session, slug: str) -> Course | None:
+    """A published course by slug from the content cache (shared and read-only: for pages, never to change)."""
+    found = catalogue.current(session).by_slug(slug)
+    return found.course if found is not None and found.course.is_published else None
+
+
 def active_modules(course: Course) -> list[Module]:
-    """The course's modules in order, leaving out retired ones."""
-    return [m for m in course.modules if not m.is_retired]
+    """The course's modules in order, leaving out retired ones and those never published."""
+    return [m for m in course.modules if m.is_live]
 
 
 def get_enrolment(session: Session, user_id: int, course_id: int) -> Enrolment | None:
@@ -55,20 +67,37 @@ def acknowledge_disclosures(session: Session, enrolment: Enrolment) -> None:
 
 
 def open_module(session: Session, user_id: int, module: Module, now: dt.datetime | None = None) -> ModuleProgress:
-    """Record that the learner opened the module and start its seat-time clock (race-safe on first visit)."""
+    """Record that the learner opened the module and start its seat-time clock (race-safe on first visit).
+
+    One statement: the first visit inserts the progress row, a later one (or a concurrent first one) moves its
+    clocks; either way the row comes back."""
     now = now or utcnow()
-    insert_ignoring_conflict(
-        session, ModuleProgress, user_id=user_id, module_id=module.id, first_opened_at=now, last_seen_at=now
+    statement = dialect_insert(session)(ModuleProgress).values(
+        user_id=user_id, module_id=module.id, first_opened_at=now, last_seen_at=now, last_heartbeat_at=now
     )
-    progress = session.scalar(
-        select(ModuleProgress)
-        .where(ModuleProgress.user_id == user_id, ModuleProgress.module_id == module.id)
-        .execution_options(populate_existing=True)
-    )
-    assert progress is not None
-    progress.last_seen_at = progress.last_heartbeat_at = now
-    session.flush()
+    statement = statement.on_conflict_do_update(
+        index_elements=[ModuleProgress.user_id, ModuleProgress.module_id],
+        set_={"last_seen_at": now, "last_heartbeat_at": now},
+    ).returning(ModuleProgress)
+    progress: ModuleProgress = session.scalars(statement, execution_options={"populate_existing": True}).one()
     return progress
+
+
+def opened_progress(session: Session, user_id: int, course_slug: str, module_slug: str) -> ModuleProgress | None:
+    """The learner's progress in a module they opened, if it is still live in a published course (one statement)."""
+    return session.scalar(
+        select(ModuleProgress)
+        .join(Module, Module.id == ModuleProgress.module_id)
+        .join(Course, Course.id == Module.course_id)
+        .where(
+            ModuleProgress.user_id == user_id,
+            Module.slug == module_slug,
+            Module.is_retired.is_(False),
+            Module.published_revision_id.is_not(None),
+            Course.slug == course_slug,
+            Course.is_published.is_(True),
+        )
+    )
 
 
 def record_heartbeat(session: Session, progress: ModuleProgress, now: dt.datetime | None = None) -> int:

@@ -11,9 +11,9 @@ from kaptrain.admin.settings import certificate_settings
 from kaptrain.auth import user
 from kaptrain.certificates import services as certificates
 from kaptrain.certificates.models import Certificate
+from kaptrain.content import catalogue as content_catalogue
 from kaptrain.content.models import Course
-from kaptrain.content.render import render_markdown, section_headings
-from kaptrain.courses import completion, services
+from kaptrain.courses import completion, lesson, services
 from kaptrain.db import get_session, may_write
 from kaptrain.errors import fail
 
@@ -21,16 +21,14 @@ bp = Blueprint("courses", __name__)
 
 
 def _course_or_404(slug: str) -> Course:
-    course = services.get_course(get_session(), slug)
+    course = services.catalogue_course(get_session(), slug)
     if course is None:
         fail(404, "There is no course at this address. Browse the catalogue to find one.")
     return course
 
 
 def _record(course: Course) -> completion.CourseRecord:
-    session = get_session()
-    enrolment = services.get_enrolment(session, user().id, course.id)
-    return completion.course_record(session, user().id, course, enrolment)
+    return completion.learner_record(get_session(), user().id, course)
 
 
 def _status(course: Course, module_slug: str) -> tuple[completion.CourseRecord, completion.ModuleStatus]:
@@ -44,13 +42,13 @@ def _status(course: Course, module_slug: str) -> tuple[completion.CourseRecord, 
 @bp.route("/")
 def home() -> ResponseReturnValue:
     """Landing page."""
-    return render_template("courses/home.html", courses=services.published_courses(get_session()))
+    return render_template("courses/home.html", courses=services.catalogue_courses(get_session()))
 
 
 @bp.route("/courses")
 def catalogue() -> ResponseReturnValue:
     """All published courses."""
-    return render_template("courses/catalogue.html", courses=services.published_courses(get_session()))
+    return render_template("courses/catalogue.html", courses=services.catalogue_courses(get_session()))
 
 
 @bp.route("/courses/<slug>")
@@ -58,13 +56,11 @@ def course(slug: str) -> ResponseReturnValue:
     """A course's outline, CE hours, objectives and disclosures."""
     session = get_session()
     c = _course_or_404(slug)
-    enrolment = services.get_enrolment(session, current_user.id, c.id) if current_user.is_authenticated else None
-    user_id = current_user.id if current_user.is_authenticated else 0
-    record = completion.course_record(session, user_id, c, enrolment)
+    record = completion.learner_record(session, current_user.id if current_user.is_authenticated else None, c)
     return render_template(
         "courses/course.html",
         course=c,
-        enrolment=enrolment,
+        enrolment=record.enrolment,
         record=record,
         statuses=record.modules,
         form=FlaskForm(),
@@ -118,18 +114,23 @@ def module(slug: str, module_slug: str) -> ResponseReturnValue:
     record, status = _status(c, module_slug)
     if status.state == completion.State.LOCKED:
         return render_template("courses/locked.html", course=c, status=status), 403
-    status.progress = services.open_module(get_session(), user().id, status.module)
+    session = get_session()
+    status.progress = services.open_module(session, user().id, status.module)
     statuses = record.modules
     index = statuses.index(status)
+    rendered = content_catalogue.current(session).rendered(status.revision)
     return render_template(
         "courses/module.html",
         course=c,
         status=status,
         statuses=statuses,
         reading_left=completion.reading_minutes_left(c, status),
-        body=render_markdown(status.revision.body),
-        sections=section_headings(status.revision.body),
+        body=content_catalogue.current(session).derived(
+            ("lesson", status.revision.id), lambda: lesson.scrollable_tables(rendered.html)
+        ),
+        sections=rendered.sections,
         following=statuses[index + 1] if index + 1 < len(statuses) else None,
+        record=record,
         form=FlaskForm(),
         heartbeat_seconds=services.HEARTBEAT_SECONDS,
     )
@@ -156,13 +157,14 @@ def mark_read(slug: str, module_slug: str) -> ResponseReturnValue:
 @login_required
 def heartbeat(slug: str, module_slug: str) -> ResponseReturnValue:
     """Credit active seat time; the page calls this only while the learner is active."""
-    c = _course_or_404(slug)
-    _, status = _status(c, module_slug)
-    if status.state == completion.State.LOCKED:
-        abort(403)
-    if status.progress is None:
-        abort(409)  # the page was never opened, so there is no clock to advance
-    return jsonify(seat_seconds=services.record_heartbeat(get_session(), status.progress))
+    session = get_session()
+    # A module the learner opened (so it was open to them) keeps crediting its reading: one statement finds it,
+    # without working out the whole course again every 30 seconds.
+    progress = services.opened_progress(session, user().id, slug, module_slug)
+    if progress is None:
+        _, status = _status(_course_or_404(slug), module_slug)
+        abort(403 if status.state == completion.State.LOCKED else 409)  # 409: never opened, no clock to advance
+    return jsonify(seat_seconds=services.record_heartbeat(session, progress))
 
 
 @bp.route("/dashboard")
@@ -170,9 +172,8 @@ def heartbeat(slug: str, module_slug: str) -> ResponseReturnValue:
 def dashboard() -> ResponseReturnValue:
     """The learner's courses: requirements as a checklist with the next step linked, active time, certificates."""
     session = get_session()
-    records = [
-        completion.course_record(session, user().id, e.course, e) for e in services.enrolments_for(session, user().id)
-    ]
+    enrolments = services.enrolments_for(session, user().id)
+    records = completion.learner_records(session, user().id, [(e.course, e) for e in enrolments])
     by_course: dict[int, list[Certificate]] = {}
     for certificate in certificates.certificates_for(session, user().id):
         by_course.setdefault(certificate.course_id, []).append(certificate)

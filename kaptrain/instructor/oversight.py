@@ -1,25 +1,41 @@
-"""Where every learner of a course stands, worked out for all of them in a few grouped queries.
+"""Where every learner of a course stands, worked out by the database a page at a time.
 
 The rule mirrors kaptrain.courses.completion (a module is done when its current quiz is passed, or when it
 has none, when it was marked read) and kaptrain.quizzes.services.quiz_state (attempts come in blocks; a
-learner who failed every attempt of a block waits for the cooldown). Read-only: nothing here writes."""
+learner who failed every attempt of a block waits for the cooldown). Each learner's step and stuck flag are
+SQL expressions over the enrolments, so the counts, the filters and the page of learners cost the same two
+statements whatever the number of learners. Read-only: nothing here writes."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+import math
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import CTE, ColumnElement, String, Subquery, and_, case, cast, func, literal, null, or_, select
+from sqlalchemy.orm import Session, lazyload
 
 from kaptrain.accounts.models import User
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
-from kaptrain.content.models import Course
+from kaptrain.content.models import Course, Module
 from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.db import utcnow
 from kaptrain.quizzes.models import Accommodation, Attempt, AttemptStatus, Quiz, QuizKind
-from kaptrain.quizzes.services import current_block
+
+STEP_LABELS = {
+    "disclosures": "Course disclosures",
+    "final": "Final assessment",
+    "evaluation": "Course evaluation",
+    "attestation": "Attestation",
+    "certificate": "Certificate awaiting approval",
+    "done": "Completed",
+}
+
+
+def step_label(step: str) -> str:
+    """The words for a step key ("module-3" is "Module 3")."""
+    return f"Module {step.removeprefix('module-')}" if step.startswith("module-") else STEP_LABELS[step]
 
 
 @dataclass
@@ -38,117 +54,295 @@ class LearnerRow:
 
 
 @dataclass
-class _Attempts:
-    passed: bool = False
-    failures: list[dt.datetime] | None = None
+class Overview:
+    """One page of learners, with the course-wide counts the page shows."""
+
+    rows: list[LearnerRow]
+    total: int  # enrolled learners
+    stuck_total: int
+    matching: int  # learners the filters leave
+    steps: list[tuple[str, str]]  # (step, label) of each step some learner is at, by key
+    page: int
+    pages: int
 
 
-def course_learners(session: Session, course: Course, now: dt.datetime | None = None) -> list[LearnerRow]:
-    """Every enrolled learner's current step, last activity, attempts on the current quiz and stuck flag."""
+@dataclass(frozen=True)
+class _Shape:
+    """What the rule needs from the course: its live modules in order and its current quizzes."""
+
+    modules: list[Module]
+    quizzes: dict[int, Quiz]
+    module_quiz: dict[int, Quiz]
+    final: Quiz | None
+
+
+def overview(
+    session: Session,
+    course: Course,
+    stuck_only: bool = False,
+    step: str = "",
+    page: int = 1,
+    per_page: int = 50,
+    now: dt.datetime | None = None,
+) -> Overview:
+    """A page of the course's learners by name (filtered by step and stuck), and the counts for all of them.
+
+    An unknown step filters nothing; a page past the end shows the last one."""
     now = now or utcnow()
-    enrolments = session.execute(
-        select(Enrolment, User).join(User, User.id == Enrolment.user_id).where(Enrolment.course_id == course.id)
-        .order_by(User.full_name, User.id)
-    ).all()  # fmt: skip
-    modules = [m for m in course.modules if not m.is_retired]
-    quizzes = list(session.scalars(select(Quiz).where(Quiz.course_id == course.id, Quiz.is_retired.is_(False))))
-    module_quiz = {q.module_id: q for q in quizzes if q.kind == QuizKind.MODULE}
-    final = next((q for q in quizzes if q.kind == QuizKind.FINAL), None)
-    in_course = select(Enrolment.user_id).where(Enrolment.course_id == course.id)
+    shape = _shape(session, course)
+    standing = _standing(session, course, shape)
+    summary = session.execute(
+        select(standing.c.step, func.count(), func.sum(case((standing.c.stuck, 1), else_=0))).group_by(standing.c.step)
+    ).all()
+    by_step = {s: (int(n), int(k or 0)) for s, n, k in summary}
+    step = step if step in by_step else ""
+    matching = sum(k if stuck_only else n for s, (n, k) in by_step.items() if not step or s == step)
+    pages = max(1, math.ceil(matching / per_page))
+    page = min(max(1, page), pages)
+    filters: list[ColumnElement[bool]] = [standing.c.stuck] if stuck_only else []
+    filters += [standing.c.step == step] if step else []
+    shown = (
+        select(standing)
+        .where(*filters)
+        .order_by(standing.c.full_name, standing.c.user_id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+        .subquery()
+    )
+    return Overview(
+        rows=_rows(session, course, shape, shown, now),
+        total=sum(n for n, _k in by_step.values()),
+        stuck_total=sum(k for _n, k in by_step.values()),
+        matching=matching,
+        steps=sorted((s, step_label(s)) for s in by_step),
+        page=page,
+        pages=pages,
+    )
 
-    progress: dict[int, dict[int, ModuleProgress]] = defaultdict(dict)
-    for p in session.scalars(
-        select(ModuleProgress).where(
-            ModuleProgress.module_id.in_([m.id for m in modules]), ModuleProgress.user_id.in_(in_course)
-        )
-    ):
-        progress[p.user_id][p.module_id] = p
-    attempts: dict[tuple[int, int], _Attempts] = defaultdict(_Attempts)
-    last_attempt: dict[int, dt.datetime] = {}
-    rows = session.execute(
-        select(
-            Attempt.user_id, Attempt.quiz_id, Attempt.status, Attempt.passed, Attempt.started_at, Attempt.submitted_at
-        )
-        .where(Attempt.quiz_id.in_([q.id for q in quizzes]), Attempt.user_id.in_(in_course))
-        .order_by(Attempt.number)
-    )  # fmt: skip
-    for user_id, quiz_id, status, passed, started_at, submitted_at in rows:
-        a = attempts[(user_id, quiz_id)]
-        a.passed = a.passed or bool(passed)
-        latest = max(filter(None, [last_attempt.get(user_id), started_at, submitted_at]))
-        last_attempt[user_id] = latest
-        if status == AttemptStatus.SUBMITTED and not passed:
-            a.failures = [*(a.failures or []), submitted_at or started_at]
-    extra = _extra_attempts(session, [q.id for q in quizzes], in_course)
-    done_steps = {
-        model: set(session.scalars(select(model.user_id).where(model.course_id == course.id)))
-        for model in (Evaluation, Attestation)
-    }
-    certified = set(
+
+def _shape(session: Session, course: Course) -> _Shape:
+    quizzes = list(
         session.scalars(
-            select(Certificate.user_id).where(
-                Certificate.course_id == course.id, Certificate.status == CertificateStatus.ACTIVE
-            )
+            select(Quiz)
+            .where(Quiz.course_id == course.id, Quiz.is_retired.is_(False))
+            .options(lazyload(Quiz.course), lazyload(Quiz.module))  # both are at hand: only the rules are needed
         )
     )
+    return _Shape(
+        modules=[m for m in course.modules if m.is_live],
+        quizzes={q.id: q for q in quizzes},
+        module_quiz={q.module_id: q for q in quizzes if q.kind == QuizKind.MODULE and q.module_id is not None},
+        final=next((q for q in quizzes if q.kind == QuizKind.FINAL), None),
+    )
 
-    result = []
-    for enrolment, learner in enrolments:
-        seen = progress.get(learner.id, {})
-        moments = [enrolment.enrolled_at, *(p.last_seen_at for p in seen.values())]
-        moments += [last_attempt[learner.id]] if learner.id in last_attempt else []
-        row = LearnerRow(learner, "done", "Completed", max(moments))
-        current: Quiz | None = None
-        if enrolment.disclosures_acknowledged_at is None:
-            row.step, row.step_label = "disclosures", "Course disclosures"
+
+def _standing(session: Session, course: Course, shape: _Shape) -> Subquery:
+    """One row per enrolled learner: user_id, full_name, step, quiz_id (of the step), used and last_failure (in
+    the current block of that quiz), extra (attempts granted) and stuck."""
+    steps = _steps(course, shape)
+    blocks = _blocks(session, shape, steps)
+    extra = func.coalesce(Accommodation.extra_attempts, 0)
+    used = func.coalesce(blocks.c.used, 0)
+    max_attempts = {q.id: q.max_attempts for q in shape.quizzes.values()}
+    allowed = (case(max_attempts, value=steps.c.quiz_id, else_=None) if max_attempts else null()) + extra
+    return (
+        select(
+            steps.c.user_id,
+            steps.c.full_name,
+            steps.c.step,
+            steps.c.quiz_id,
+            used.label("used"),
+            blocks.c.last_failure,
+            extra.label("extra"),
+            and_(steps.c.quiz_id.is_not(None), used >= allowed).label("stuck"),
+        )
+        .outerjoin(blocks, blocks.c.user_id == steps.c.user_id)
+        .outerjoin(
+            Accommodation,
+            and_(
+                Accommodation.user_id == steps.c.user_id,
+                Accommodation.quiz_id == steps.c.quiz_id,
+                Accommodation.withdrawn_at.is_(None),
+            ),
+        )
+        .subquery()
+    )
+
+
+def _steps(course: Course, shape: _Shape) -> CTE:
+    """user_id, full_name, step and quiz_id (the step's quiz, if it is one) of every enrolled learner: the first
+    step not done, in the order a learner meets them.
+
+    What each learner has done comes from one grouped pass over the passed attempts (and over the progress of
+    modules without a quiz), one flag per quiz or module, joined to the enrolments with the evaluations,
+    attestations and active certificates: joins the databases answer with one hash or index each, rather than
+    a lookup per learner and step. Materialized, so each learner's step is worked out once: as a plain subquery
+    the databases would copy the expression into every place the step is used (the joins, the filters)."""
+    learner = Enrolment.user_id
+    quizzes = list(shape.module_quiz.values()) + ([shape.final] if shape.final is not None else [])
+    passed = (
+        select(
+            Attempt.user_id,
+            *(func.max(case((Attempt.quiz_id == q.id, 1), else_=0)).label(f"quiz_{q.id}") for q in quizzes),
+        )
+        .where(Attempt.quiz_id.in_([q.id for q in quizzes]), Attempt.passed.is_(True))
+        .group_by(Attempt.user_id)
+        .subquery("passed")
+    )
+    unquizzed = [m for m in shape.modules if m.id not in shape.module_quiz]
+    read = (
+        select(
+            ModuleProgress.user_id,
+            *(
+                func.max(case((ModuleProgress.module_id == m.id, 1), else_=0)).label(f"module_{m.id}")
+                for m in unquizzed
+            ),
+        )
+        .where(ModuleProgress.module_id.in_([m.id for m in unquizzed]), ModuleProgress.read_at.is_not(None))
+        .group_by(ModuleProgress.user_id)
+        .subquery("read")
+    )
+    certified = (
+        select(Certificate.user_id)
+        .where(Certificate.course_id == course.id, Certificate.status == CertificateStatus.ACTIVE)
+        .distinct()
+        .subquery("certified")
+    )
+
+    def not_passed(quiz: Quiz) -> ColumnElement[bool]:
+        return func.coalesce(passed.c[f"quiz_{quiz.id}"], 0) == 0
+
+    # (not done yet, step, its quiz), in the order a learner meets the steps.
+    steps: list[tuple[ColumnElement[bool], str, int | None]] = [
+        (Enrolment.disclosures_acknowledged_at.is_(None), "disclosures", None)
+    ]
+    for m in shape.modules:
+        quiz = shape.module_quiz.get(m.id)
+        if quiz is not None:
+            steps.append((not_passed(quiz), f"module-{m.position}", quiz.id))
         else:
-            for m in modules:
-                quiz = module_quiz.get(m.id)
-                passed = attempts[(learner.id, quiz.id)].passed if quiz else False
-                read = m.id in seen and seen[m.id].read_at is not None
-                if not (passed if quiz else read):
-                    row.step, row.step_label, current = f"module-{m.position}", f"Module {m.position}", quiz
-                    break
-            else:
-                if final is not None and not attempts[(learner.id, final.id)].passed:
-                    row.step, row.step_label, current = "final", "Final assessment", final
-                elif learner.id not in done_steps[Evaluation]:
-                    row.step, row.step_label = "evaluation", "Course evaluation"
-                elif learner.id not in done_steps[Attestation]:
-                    row.step, row.step_label = "attestation", "Attestation"
-                elif learner.id not in certified:
-                    row.step, row.step_label = "certificate", "Certificate awaiting approval"
-        if current is not None:
-            _quiz_figures(row, current, attempts[(learner.id, current.id)], extra.get((learner.id, current.id), 0), now)
-        result.append(row)
-    return result
-
-
-def _extra_attempts(session: Session, quiz_ids: list[int], in_course: Select[int]) -> dict[tuple[int, int], int]:
-    rows = session.execute(
-        select(Accommodation.user_id, Accommodation.quiz_id, Accommodation.extra_attempts).where(
-            Accommodation.quiz_id.in_(quiz_ids),
-            Accommodation.user_id.in_(in_course),
-            Accommodation.withdrawn_at.is_(None),
+            steps.append((func.coalesce(read.c[f"module_{m.id}"], 0) == 0, f"module-{m.position}", None))
+    if shape.final is not None:
+        steps.append((not_passed(shape.final), "final", shape.final.id))
+    steps += [
+        (Evaluation.id.is_(None), "evaluation", None),
+        (Attestation.id.is_(None), "attestation", None),
+        (certified.c.user_id.is_(None), "certificate", None),
+    ]
+    stmt = (
+        select(
+            learner.label("user_id"),
+            User.full_name,
+            case(*((undone, step) for undone, step, _q in steps), else_="done").label("step"),
+            case(*((undone, quiz_id) for undone, _s, quiz_id in steps), else_=None).label("quiz_id"),
         )
+        .join(User, User.id == learner)
+        .outerjoin(passed, passed.c.user_id == learner)
+        .outerjoin(Evaluation, and_(Evaluation.user_id == learner, Evaluation.course_id == course.id))
+        .outerjoin(Attestation, and_(Attestation.user_id == learner, Attestation.course_id == course.id))
+        .outerjoin(certified, certified.c.user_id == learner)
+        .where(Enrolment.course_id == course.id)
     )
-    return {(u, q): n for u, q, n in rows}
+    if unquizzed:
+        stmt = stmt.outerjoin(read, read.c.user_id == learner)
+    return stmt.cte("steps").prefix_with("MATERIALIZED")
 
 
-def _quiz_figures(row: LearnerRow, quiz: Quiz, a: _Attempts, extra: int, now: dt.datetime) -> None:
+def _blocks(session: Session, shape: _Shape, steps: CTE) -> Subquery:
+    """Per learner at a quiz step: how many failed attempts at that quiz are in the current block, and when the
+    last one was.
+
+    kaptrain.quizzes.services.current_block in SQL: a failure that came at least the cooldown after the
+    previous one starts a new block (failures in attempt-number order)."""
+    moment = func.coalesce(Attempt.submitted_at, Attempt.started_at)
+    failures = (
+        select(
+            Attempt.user_id,
+            Attempt.quiz_id,
+            moment.label("t"),
+            func.lag(moment).over(partition_by=Attempt.user_id, order_by=Attempt.number).label("previous"),
+            func.row_number().over(partition_by=Attempt.user_id, order_by=Attempt.number).label("n"),
+            func.count().over(partition_by=Attempt.user_id).label("failures"),
+        )
+        .join(steps, and_(steps.c.user_id == Attempt.user_id, steps.c.quiz_id == Attempt.quiz_id))
+        .where(Attempt.status == AttemptStatus.SUBMITTED, or_(Attempt.passed.is_(False), Attempt.passed.is_(None)))
+        .subquery()
+    )
+    hours = {q.id: q.cooldown_hours for q in shape.quizzes.values() if q.cooldown_hours}
+    block_start: ColumnElement[int]
+    if hours:
+        pause = case(hours, value=failures.c.quiz_id, else_=None)
+        starts_block = failures.c.t >= _plus_hours(session, failures.c.previous, pause)
+        block_start = func.coalesce(func.max(case((starts_block, failures.c.n))), 1)
+    else:
+        block_start = literal(1)
+    return (
+        select(
+            failures.c.user_id,
+            (func.count() - block_start + 1).label("used"),
+            func.max(case((failures.c.n == failures.c.failures, failures.c.t))).label("last_failure"),
+        )
+        .group_by(failures.c.user_id)
+        .subquery()
+    )
+
+
+def _plus_hours(session: Session, moment: ColumnElement[Any], hours: ColumnElement[int]) -> ColumnElement[Any]:
+    """`moment + hours`, compared exactly on both databases (NULL when either is NULL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return moment + func.make_interval(0, 0, 0, 0, hours)
+    # SQLite keeps times as text, "YYYY-MM-DD HH:MM:SS.ffffff": whole seconds go through strftime (which
+    # would round the fraction), and the microseconds are carried over as they are, so the text comparison
+    # with another stored time is exact to the microsecond.
+    shifted = func.strftime("%Y-%m-%d %H:%M:%S", func.substr(moment, 1, 19), "+" + cast(hours, String) + " hours")
+    return shifted.op("||")(func.substr(moment, 20))
+
+
+def _rows(session: Session, course: Course, shape: _Shape, shown: Subquery, now: dt.datetime) -> list[LearnerRow]:
+    """The page's learners with their last activity (enrolment, module visits, attempts), in name order."""
+    learner = shown.c.user_id
+    last_seen = select(func.max(ModuleProgress.last_seen_at)).where(
+        ModuleProgress.user_id == learner, ModuleProgress.module_id.in_([m.id for m in shape.modules])
+    )
+    on_quizzes = [Attempt.user_id == learner, Attempt.quiz_id.in_(list(shape.quizzes))]
+    last_started = select(func.max(Attempt.started_at)).where(*on_quizzes)
+    last_submitted = select(func.max(Attempt.submitted_at)).where(*on_quizzes)
+    result = session.execute(
+        select(
+            User,
+            Enrolment.enrolled_at,
+            shown.c.step,
+            shown.c.quiz_id,
+            shown.c.used,
+            shown.c.last_failure,
+            shown.c.extra,
+            last_seen.scalar_subquery(),
+            last_started.scalar_subquery(),
+            last_submitted.scalar_subquery(),
+        )
+        .join(shown, User.id == learner)
+        .join(Enrolment, and_(Enrolment.user_id == learner, Enrolment.course_id == course.id))
+        .order_by(shown.c.full_name, learner)
+    )
+    rows = []
+    for user, enrolled_at, step, quiz_id, used, last_failure, extra, *moments in result:
+        row = LearnerRow(user, step, step_label(step), max(m for m in (enrolled_at, *moments) if m is not None))
+        quiz = shape.quizzes.get(quiz_id) if quiz_id is not None else None
+        if quiz is not None:
+            _quiz_figures(row, quiz, int(used), last_failure, int(extra), now)
+        rows.append(row)
+    return rows
+
+
+def _quiz_figures(
+    row: LearnerRow, quiz: Quiz, used: int, last_failure: dt.datetime | None, extra: int, now: dt.datetime
+) -> None:
     """Attempts used in the learner's current block, and whether they failed all of them."""
     row.quiz = quiz
     row.attempts_allowed = quiz.max_attempts + extra
-    block = current_block(a.failures or [], quiz.cooldown_hours)
-    used = len(block)
-    if quiz.cooldown_hours and block:
-        until = block[-1] + dt.timedelta(hours=quiz.cooldown_hours)
-        if used >= row.attempts_allowed and now < until:
-            row.cooldown_until = until
     row.attempts_used = used
     row.stuck = used >= row.attempts_allowed
-
-
-def filter_rows(rows: list[LearnerRow], stuck_only: bool, step: str) -> list[LearnerRow]:
-    """The rows left by the filters (step "" means any)."""
-    return [r for r in rows if (not stuck_only or r.stuck) and (not step or r.step == step)]
+    if quiz.cooldown_hours and used and last_failure is not None:
+        until = last_failure + dt.timedelta(hours=quiz.cooldown_hours)
+        if row.stuck and now < until:
+            row.cooldown_until = until

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template, request, stream_with_context
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -32,28 +34,23 @@ def _course_or_404(slug: str) -> Course:
 def learners(slug: str) -> ResponseReturnValue:
     """Where each learner stands: step, last activity, attempts on the current quiz, stuck or not."""
     course = _course_or_404(slug)
-    rows = oversight.course_learners(get_session(), course)
     stuck_only = request.args.get("stuck") == "1"
     step = request.args.get("step", "")
-    steps = {r.step: r.step_label for r in rows}
-    shown = oversight.filter_rows(rows, stuck_only, step if step in steps else "")
-    page = max(1, request.args.get("page", 1, type=int) or 1)
-    pages = max(1, -(-len(shown) // PER_PAGE))
-    page = min(page, pages)
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    page = request.args.get("page", 1, type=int) or 1
+    found = oversight.overview(get_session(), course, stuck_only, step, page, PER_PAGE)
     return render_template(
         "instructor/learners.html",
         course=course,
-        rows=shown[(page - 1) * PER_PAGE : page * PER_PAGE],
-        total=len(rows),
-        matching=len(shown),
-        stuck_total=sum(r.stuck for r in rows),
-        steps=sorted(steps.items()),
+        rows=found.rows,
+        total=found.total,
+        matching=found.matching,
+        stuck_total=found.stuck_total,
+        steps=found.steps,
         stuck_only=stuck_only,
         step=step,
-        page=page,
-        pages=pages,
-        args=args,
+        page=found.page,
+        pages=found.pages,
+        args={k: v for k, v in request.args.items() if k != "page" and v},
         now=utcnow(),
     )
 
@@ -76,7 +73,17 @@ def course_evaluations_csv(slug: str) -> ResponseReturnValue:
     """Every evaluation of the course as CSV, streamed."""
     course = _course_or_404(slug)
     return Response(
-        stream_with_context(evaluations.csv_lines(get_session(), course.id, [o["id"] for o in course.objectives])),
+        stream_with_context(_evaluation_lines(course.id, [o["id"] for o in course.objectives])),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{course.slug}-evaluations.csv"'},
     )
+
+
+def _evaluation_lines(course_id: int, objective_ids: list[str]) -> Iterator[str]:
+    """The evaluations CSV read in a session of its own, closed when the last line is sent (the request's
+    session is closed at teardown, before a streamed body is produced)."""
+    session = current_app.extensions["kaptrain.db"].new_session(writer=False)
+    try:
+        yield from evaluations.csv_lines(session, course_id, objective_ids)
+    finally:
+        session.close()

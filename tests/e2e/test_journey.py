@@ -11,14 +11,14 @@ import pytest
 from playwright.sync_api import expect
 
 from kaptrain.certificates.services import ATTESTATION_STATEMENT
-from tests.e2e.helpers import answer_key, complete_requirements, enrol_and_acknowledge, register
+from tests.e2e.helpers import answer_key, complete_requirements, confirm_email, enrol_and_acknowledge, register
 
 pytestmark = pytest.mark.e2e
 
 
 def test_register_enrol_and_open_module_one(page):
-    register(page)
-    expect(page.get_by_text("Welcome! Your account is ready.")).to_be_visible()
+    register(page)  # registers, then logs in: an address is confirmed later, by the emailed link
+    expect(page.get_by_text("Please confirm your email address")).to_be_visible()
     enrol_and_acknowledge(page)
     expect(page.get_by_role("heading", level=1)).to_have_text("Ketamine pharmacology")
     expect(page.get_by_role("heading", name="Learning objectives")).to_be_visible()
@@ -100,6 +100,7 @@ def test_evaluate_attest_and_download_the_certificate(page, live_app):
     email = register(page, "Jordan Certified, LPC")
     enrol_and_acknowledge(page)
     complete_requirements(live_app, email)  # the quizzes are covered above; the services pass them quickly
+    confirm_email(live_app, email)  # as the emailed link does (tests/accounts/test_email_ownership.py)
 
     page.goto("/dashboard")
     expect(page.get_by_text("You have met the course's learning requirements.")).to_be_visible()

@@ -4,15 +4,18 @@ The list of pages is checked against the app's routes, so a new page without a c
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 
+import pyotp
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from kaptrain.accounts.models import User
+from kaptrain.accounts import tokens
+from kaptrain.accounts.models import TokenPurpose, User
 from kaptrain.certificates.models import Certificate
 from kaptrain.cli import DEMO_PASSWORD
 from kaptrain.quizzes.models import Quiz
@@ -22,10 +25,12 @@ from tests.e2e.helpers import (
     answer_key,
     attest,
     complete_requirements,
+    confirm_email,
     enrol_and_acknowledge,
     log_in,
     register,
     submit_evaluation,
+    totp_secret,
 )
 
 pytestmark = pytest.mark.e2e
@@ -38,6 +43,7 @@ PHONE = {"width": 375, "height": 812}
 # Routes that are not pages a person looks at (actions, downloads, assets).
 NOT_PAGES = {
     "static",
+    "favicon",
     "courses.heartbeat",
     "quizzes.item_analysis_csv",
     "admin.completions_csv",
@@ -51,7 +57,12 @@ NOT_PAGES = {
     "certificates.status_list",
     "certificates.issuer_keys",
     "certificates.issuer_dids",
+    "uploads.serve",
+    "authoring.preview",  # the module editor's live preview: an HTML fragment its script fetches
 }
+
+
+AUTHOR_BANK = "/author/courses/kap-foundations/quizzes/pharmacology-quiz"
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ CASES = [
     PageCase("account", "accounts.profile", "learner", "/account"),
     PageCase("quiz", "quizzes.quiz", "learner", "/courses/kap-foundations/quizzes/pharmacology-quiz"),
     PageCase("attempt", "quizzes.attempt", "learner"),
+    PageCase("attempt-blanks", "quizzes.attempt", "learner"),  # refused for blank questions: summary and marks
     PageCase("result", "quizzes.result", "learner"),
     PageCase("not-found", "", "anonymous", "/no-such-page"),
     PageCase("instructor-quizzes", "quizzes.instructor_quizzes", "instructor", "/instructor/quizzes"),
@@ -111,15 +123,63 @@ CASES = [
     PageCase(
         "evaluations", "instructor.course_evaluations", "instructor", "/instructor/courses/kap-foundations/evaluations"
     ),
+    PageCase("uploads", "authoring.uploads_page", "instructor", "/author/uploads"),
+    PageCase("authoring-workspace", "authoring.workspace", "instructor", "/author/"),
+    PageCase(
+        "module-editor", "authoring.module_edit", "instructor", "/author/courses/kap-foundations/modules/pharmacology"
+    ),
+    PageCase(
+        "module-history",
+        "authoring.module_history",
+        "instructor",
+        "/author/courses/kap-foundations/modules/pharmacology/revisions",
+    ),
+    # The question-bank editor (kaptrain/authoring/bank_views.py).
+    PageCase("authoring-bank", "authoring.bank", "instructor", AUTHOR_BANK),
+    PageCase("authoring-question", "authoring.question", "instructor", f"{AUTHOR_BANK}/questions/pharm-01"),
+    PageCase(
+        "authoring-question-final",
+        "authoring.question",
+        "instructor",
+        "/author/courses/kap-foundations/quizzes/final-assessment/questions/final-pharm-01",
+    ),
+    PageCase(
+        "authoring-question-history",
+        "authoring.question_history",
+        "instructor",
+        f"{AUTHOR_BANK}/questions/pharm-01/revisions",
+    ),
+    PageCase("authoring-case", "authoring.case", "instructor", f"{AUTHOR_BANK}/cases/case-rosa"),
+    PageCase(
+        "authoring-case-history", "authoring.case_history", "instructor", f"{AUTHOR_BANK}/cases/case-rosa/revisions"
+    ),
+    PageCase("authoring-rules", "authoring.quiz_settings", "instructor", f"{AUTHOR_BANK}/settings"),
+    PageCase("authoring-rules-history", "authoring.rules_history", "instructor", f"{AUTHOR_BANK}/settings/revisions"),
+    PageCase("forgot-password", "accounts.forgot_password", "anonymous", "/password/forgot"),
+    PageCase("reset-sent", "accounts.reset_sent", "anonymous", "/password/forgot/sent"),
+    PageCase("registered", "accounts.registered", "anonymous", "/register/check-your-email"),
+    PageCase("reset-password", "accounts.reset_password", "anonymous"),
+    PageCase("reset-link-problem", "accounts.reset_password", "anonymous", "/password/reset/not-a-link-we-sent"),
+    PageCase("confirm-email", "accounts.confirm_email", "learner"),
+    PageCase("login-code", "accounts.login_code", "password-only", "/login/code"),
+    PageCase("two-factor-setup", "accounts.two_factor", "learner", "/account/two-factor"),
+    PageCase("two-factor-on", "accounts.two_factor", "admin", "/account/two-factor"),
 ]
 # Endpoints reached only by POST (or as a redirect) get no page of their own.
 POST_ONLY = {
     "accounts.logout",
     "accounts.change_password",
+    "accounts.change_email",
+    "accounts.resend_confirmation",
+    "accounts.recovery_codes",  # its page answers the POST; checked by test_two_factor_enrolment_in_the_browser
+    "accounts.disable_two_factor",
+    "admin.person_reset_two_factor",
     "courses.enrol",
     "courses.mark_read",
     "quizzes.start",
     "quizzes.submit",
+    "quizzes.save",
+    "quizzes.extend",
     "admin.withdraw_accommodation",
     "admin.person_role",
     "admin.person_deactivate",
@@ -128,6 +188,17 @@ POST_ONLY = {
     "admin.issue_certificate",
     "admin.revoke_certificate",
     "admin.reissue_certificate",
+    "authoring.add_module",
+    "authoring.module_move",
+    "authoring.module_retire",
+    "authoring.module_restore",
+    "authoring.add_question",
+    "authoring.move_question",
+    "authoring.retire_question",
+    "authoring.add_case",  # a refused case comes back as a page, checked by tests/e2e/test_authoring_bank.py
+    "authoring.restore_question",
+    "authoring.restore_case",
+    "authoring.restore_rules",
 }
 
 
@@ -153,6 +224,7 @@ def _further_learners(browser, base_url, live_app):  # type: ignore[no-untyped-d
     for who in ("graduate", "evaluated", "certified"):
         context, email = _signed_in(browser, base_url, f"Alex {who.title()}, PsyD")
         complete_requirements(live_app, email)
+        confirm_email(live_app, email)  # as the emailed link does; "learner" stays unconfirmed
         if who != "graduate":
             submit_evaluation(live_app, email)
         if who == "certified":
@@ -182,11 +254,41 @@ def learner_state(browser, base_url, live_app):  # type: ignore[no-untyped-def]
     state = context.storage_state()
     context.close()
     sessions, verify = _further_learners(browser, base_url, live_app)
+    # Staff log in once each (password and code): a code cannot be typed twice, so each page reuses the session.
+    sessions |= {who: _staff_session(browser, base_url, live_app, who) for who in ("admin", "instructor")}
     person = f"/admin/people/{_user_id(live_app, email)}"
-    return {"sessions": {"learner": state, **sessions}, "result": result_url, "attempt": attempt_url,
+    links = {
+        "reset-password": _emailed_link(live_app, email, TokenPurpose.RESET_PASSWORD),
+        "confirm-email": _emailed_link(live_app, email, TokenPurpose.CONFIRM_EMAIL),
+    }
+    return {"sessions": {"learner": state, **sessions}, "result": result_url, "attempt": attempt_url, **links,
+            "attempt-blanks": f"{attempt_url}?check=1",
             "email": email, "verify": verify, "person": person, "person-close": f"{person}/close",
             "result-as-admin": result_url, "accommodation": _accommodation(live_app, email),
             "certificate": _certificate_page(live_app, verify)}
+
+
+def _staff_session(browser, base_url, app, who):  # type: ignore[no-untyped-def]
+    """The demo instructor or admin logged in through the form, with the code from their authenticator."""
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    log_in(page, f"{who}@example.com", DEMO_PASSWORD, app)
+    expect(page.get_by_role("link", name="Log in")).to_have_count(0)
+    state = context.storage_state()
+    context.close()
+    return state
+
+
+def _emailed_link(app, email, purpose):  # type: ignore[no-untyped-def]
+    """The path of a link as the email would carry it (the e2e app sends no mail), made by the real service."""
+    session = app.extensions["kaptrain.db"].new_session()
+    try:
+        user = session.scalars(select(User).where(User.email == email)).one()
+        secret = tokens.issue(session, user, purpose, user.email, dt.timedelta(hours=12))
+        session.commit()
+    finally:
+        session.close()
+    return ("/password/reset/" if purpose == TokenPurpose.RESET_PASSWORD else "/confirm/") + secret
 
 
 def _certificate_page(app, verify):  # type: ignore[no-untyped-def]
@@ -231,6 +333,8 @@ def open_as(browser, base_url, who, learner_state, viewport):  # type: ignore[no
     page = context.new_page()
     if who in ("instructor", "admin"):
         log_in(page, f"{who}@example.com", DEMO_PASSWORD)
+    if who == "password-only":  # the admin's password accepted, the code not yet typed
+        log_in(page, "admin@example.com", DEMO_PASSWORD)
     return context, page
 
 
@@ -307,3 +411,24 @@ def test_module_prints_without_navigation(browser, base_url, learner_state):
     pdf = page.pdf(format="A4")
     context.close()
     assert pdf[:4] == b"%PDF" and len(pdf) > 20_000
+
+
+def test_two_factor_enrolment_in_the_browser(browser, base_url, live_app):
+    """A learner sets up two-factor sign-in: QR code and key, a code from the app, then the recovery codes."""
+    context = browser.new_context(base_url=base_url, viewport=PHONE)
+    page = context.new_page()
+    email = register(page, "Robin Two-Factor, LPC")
+    page.goto("/account")
+    page.get_by_role("link", name="Set up two-factor sign-in").click()
+    qr = f"QR code that adds {live_app.config['SITE_NAME']} to an authenticator app"
+    expect(page.get_by_role("img", name=qr)).to_be_visible()
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(totp_secret(live_app, email)).now())
+    page.get_by_role("button", name="Turn on two-factor sign-in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your recovery codes")
+    expect(page.locator(".recovery-codes li")).to_have_count(10)
+    results = Axe().run(page, options=AXE_OPTIONS)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    page.screenshot(path=str(SCREENSHOTS / "recovery-codes-phone.png"))
+    context.close()
+    assert results.violations_count == 0, results.generate_report()
+    assert overflow <= 0, f"the recovery codes scroll sideways by {overflow}px at 375px"
