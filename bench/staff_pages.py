@@ -46,6 +46,7 @@ STAFF_PASSWORD = "staff bench password 2026"  # noqa: S105 - a throwaway benchma
 COURSE = "kap-foundations"
 ROUNDS = 5
 
+
 def build(app: Flask, learners: int) -> None:
     """Import the shipped course, then seed the learners with `flask demo seed`."""
     database = app.extensions["kaptrain.db"]
@@ -116,7 +117,7 @@ def timed(client: FlaskClient, url: str, statements: list[int]) -> tuple[float, 
     wall, used = (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
     status = response.status_code
     del response
-    gc.collect()  # whatever a stream left open (its session) is let go, as a server would
+    gc.collect()  # each request starts from a collected heap, as a fresh worker request would
     return wall, used, status, size
 
 
