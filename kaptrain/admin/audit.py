@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Response, render_template, request, stream_with_context
+from collections.abc import Iterator
+
+from flask import Response, current_app, render_template, request, stream_with_context
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
@@ -48,6 +50,16 @@ def audit_log() -> ResponseReturnValue:
     return render_template("admin/audit.html", form=form, rows=rows, total=total, page=page, pages=pages, args=args)
 
 
+def _export(flt: audit.AuditFilter) -> Iterator[str]:
+    """The audit CSV read in a session of its own, closed when the last line is sent (the request's session is
+    closed at teardown, before a streamed body is produced: reading through it would leave a transaction open)."""
+    session = current_app.extensions["kaptrain.db"].new_session(writer=False)
+    try:
+        yield from audit.csv_lines(session, flt)
+    finally:
+        session.close()
+
+
 @bp.route("/audit.csv")
 @role_required(Role.ADMIN)
 def audit_csv() -> ResponseReturnValue:
@@ -56,9 +68,8 @@ def audit_csv() -> ResponseReturnValue:
     if not form.validate():
         problems = "; ".join(str(e) for errors in form.errors.values() for e in errors)
         fail(400, f"The export was not made: {problems}")
-    lines = audit.csv_lines(get_session(), _filter(form))
     return Response(
-        stream_with_context(lines),
+        stream_with_context(_export(_filter(form))),
         mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=audit-log.csv"},
     )

@@ -56,3 +56,21 @@ def test_a_streamed_export_closes_what_it_opened(app, client, db, login, session
     response.close()
     assert sessions, "the export opened no session"
     assert not [s for s in sessions if s.in_transaction()], "a session was left with its transaction open"
+
+
+def test_the_audit_log_export_closes_what_it_opened(app, client, db, login, sessions):
+    learner = make_user(db)
+    enrolled(db, learner)
+    with app.app_context():
+        certified(db, learner)
+        db.commit()
+    login(make_user(db, role=Role.ADMIN))
+    sessions.clear()
+    response = client.get("/admin/audit.csv")
+    assert response.is_streamed
+    lines = response.get_data(as_text=True).splitlines()
+    assert lines[0].startswith("at,actor,actor_email,action")
+    assert any(",certificate.issue," in line for line in lines[1:]), lines
+    response.close()
+    assert sessions, "the export opened no session"
+    assert not [s for s in sessions if s.in_transaction()], "a session was left with its transaction open"
