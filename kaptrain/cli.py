@@ -57,7 +57,10 @@ def _engine() -> Engine:
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
-    migrate.upgrade(_engine(), revision)
+    try:
+        migrate.upgrade(_engine(), revision)
+    except migrate.MigrationError as exc:  # rolled back: say why in words (e.g. rows a new constraint refuses)
+        raise click.ClickException(str(exc)) from None
     click.echo(f"Database is at {revision}.")
 
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import enum
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_app_context, has_request_context, request
-from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Engine,
+    ForeignKeyConstraint,
+    MetaData,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -62,6 +73,25 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSON,
         list[Any]: JSON,
     }
+
+
+def one_of(column: str, values: type[enum.Enum], name: str | None = None) -> CheckConstraint:
+    """A CHECK that `column` holds one of the enum's values (enums are stored as plain strings, which the
+    database would otherwise accept whatever they say). Named ck_<table>_<column> unless told."""
+    listed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=name or column)
+
+
+def own_revision(
+    column: str, revisions: str, owner: str, item: str = "id", use_alter: bool = True
+) -> ForeignKeyConstraint:
+    """A foreign key from a pointer at a revision (an item's published or file revision, the rules an attempt was
+    taken under) to a revision of that same item: (column, item) -> revisions (id, owner), so another item's
+    revision is refused. Named like a plain key on `column` (fk_<table>_<column>_<revisions>); NULL points at none.
+    `item` is this table's column naming the item: its own id, or (attempts) the quiz's."""
+    return ForeignKeyConstraint(
+        [column, item], [f"{revisions}.id", f"{revisions}.{owner}"], ondelete="RESTRICT", use_alter=use_alter
+    )
 
 
 def utcnow() -> dt.datetime:

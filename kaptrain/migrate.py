@@ -28,7 +28,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 class MigrationError(RuntimeError):
-    """A migration would leave rows pointing at nothing; it was rolled back."""
+    """A migration cannot be applied to the rows as they are (they would point at nothing, or break a new
+    constraint); it was rolled back."""
 
 
 @contextmanager

@@ -70,8 +70,8 @@ ROWS_AT_0006 = [
     "INSERT INTO question_revisions (id, question_id, number, type, section, module_slug, vignette_key,"
     " vignette_title, vignette_text, stem, options, explanation, created_at) VALUES (3, 2, 1, 'single', 's', 'm',"
     " 'case-a', 'Case A', 'second telling', 'stem 2', '[]', 'e', :now)",
-    "INSERT INTO attempts (id, user_id, quiz_id, number, status, started_at, late, passing_score, active_seconds)"
-    " VALUES (1, 1, 1, 1, 'submitted', :now, 0, 75, 0)",
+    "INSERT INTO attempts (id, user_id, quiz_id, number, status, started_at, submitted_at, late, score, passed,"
+    " passing_score, active_seconds) VALUES (1, 1, 1, 1, 'submitted', :now, :now, 0, 50, 0, 75, 0)",
     "INSERT INTO attempt_items (id, attempt_id, position, question_revision_id, option_order)"
     " VALUES (1, 1, 0, 1, '[]')",
 ]

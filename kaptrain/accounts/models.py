@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Enum, ForeignKey, String
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kaptrain.db import Base, utcnow
+from kaptrain.db import Base, one_of, utcnow
 
 
 class Role(enum.StrEnum):
@@ -35,6 +35,12 @@ class User(Base):
     """A person with an account: learner, instructor or administrator."""
 
     __tablename__ = "users"
+    __table_args__ = (
+        one_of("role", Role),
+        CheckConstraint("session_version >= 1", name="session_version"),
+        # Two-factor sign-in in force needs the secret its codes are checked against.
+        CheckConstraint("totp_enabled_at IS NULL OR totp_secret IS NOT NULL", name="totp_secret"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -115,6 +121,7 @@ class AccountToken(Base):
     """A single-use link sent by email; only a hash of its secret is stored (kaptrain/accounts/tokens.py)."""
 
     __tablename__ = "account_tokens"
+    __table_args__ = (one_of("purpose", TokenPurpose),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # CASCADE: a token is not a record anyone must keep; it goes with the account.

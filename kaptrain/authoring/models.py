@@ -26,6 +26,7 @@ class Draft(Base):
             " + ".join(f"(CASE WHEN {c} IS NULL THEN 0 ELSE 1 END)" for c in DRAFT_ITEMS) + " = 1",
             name="one_item",
         ),
+        CheckConstraint("version >= 1", name="version"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,6 +52,7 @@ class Upload(Base):
     """An image uploaded for module text: checked (sniffed type, size, pixels) and stored under a generated name."""
 
     __tablename__ = "uploads"
+    __table_args__ = (CheckConstraint("size_bytes > 0 AND width > 0 AND height > 0", name="size"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     stored_name: Mapped[str] = mapped_column(String(80), unique=True)  # e.g. "3f9c...e1.png"

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    CheckConstraint,
     Enum,
     ForeignKey,
     Index,
@@ -30,7 +31,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from kaptrain.content.models import Course
 from kaptrain.courses.models import Enrolment
-from kaptrain.db import Base, utcnow
+from kaptrain.db import Base, one_of, utcnow
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -41,7 +42,12 @@ class Evaluation(Base):
     """The learner's course evaluation, the form CE providers use (one per learner and course)."""
 
     __tablename__ = "evaluations"
-    __table_args__ = (UniqueConstraint("user_id", "course_id"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "course_id"),
+        CheckConstraint(
+            "relevance BETWEEN 1 AND 5 AND quality BETWEEN 1 AND 5 AND overall BETWEEN 1 AND 5", name="ratings"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
@@ -61,7 +67,11 @@ class Attestation(Base):
     """The learner's statement that they completed the course themselves, with the hours they claim."""
 
     __tablename__ = "attestations"
-    __table_args__ = (UniqueConstraint("user_id", "course_id"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "course_id"),
+        CheckConstraint("hours_claimed > 0", name="hours_claimed"),
+        CheckConstraint("active_seconds >= 0", name="active_seconds"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
@@ -102,6 +112,10 @@ class RevocationReason(enum.StrEnum):
         }[self.value]
 
 
+# The statuses of a certificate that is in force or about to be.
+CURRENT_CERTIFICATE = "status IN ('pending', 'active')"
+
+
 class Certificate(Base):
     """A completion certificate: what it certifies (copied at issuance), its number, code and status."""
 
@@ -111,12 +125,40 @@ class Certificate(Base):
         Index("ix_certificates_issued_at_status_hours", "issued_at", "status", "hours"),
         # The certificate that replaced this one. Partial: most certificates replace none, and an index full of
         # NULLs looks useless to SQLite's statistics, which then scan the table once per certificate exported.
+        # Unique too: a certificate is replaced by one re-issue at most (the CE report lists "superseded by").
         Index(
-            "ix_certificates_supersedes_id",
+            "uq_certificates_supersedes_id",
             "supersedes_id",
+            unique=True,
             sqlite_where=text("supersedes_id IS NOT NULL"),
             postgresql_where=text("supersedes_id IS NOT NULL"),
         ),
+        # At most one certificate in force or waiting for approval per learner and course: a re-issue supersedes
+        # the old one before the new one is made, and two attestations racing cannot both get one.
+        Index(
+            "uq_certificates_one_current",
+            "user_id",
+            "course_id",
+            unique=True,
+            sqlite_where=text(CURRENT_CERTIFICATE),
+            postgresql_where=text(CURRENT_CERTIFICATE),
+        ),
+        one_of("status", CertificateStatus),
+        # Issued means numbered and dated (the number is set from the id in the issuing transaction).
+        CheckConstraint("status = 'pending' OR (number IS NOT NULL AND issued_at IS NOT NULL)", name="issued"),
+        # Revoked exactly when it has a revocation time and a reason the verification page can name.
+        CheckConstraint(
+            "(status = 'revoked' AND revoked_at IS NOT NULL AND revocation_reason IS NOT NULL)"
+            " OR (status <> 'revoked' AND revoked_at IS NULL AND revocation_reason IS NULL)",
+            name="revoked",
+        ),
+        CheckConstraint(
+            "(status = 'superseded' AND superseded_at IS NOT NULL)"
+            " OR (status <> 'superseded' AND superseded_at IS NULL)",
+            name="superseded",
+        ),
+        one_of("revocation_reason", RevocationReason),
+        CheckConstraint("hours > 0 AND hours <= max_hours", name="hours"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -186,6 +228,7 @@ class StatusList(Base):
     """A W3C Bitstring Status List of revoked certificates, signed and served as it is until a bit changes."""
 
     __tablename__ = "status_lists"
+    __table_args__ = (CheckConstraint("number >= 0", name="number"),)
 
     number: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     encoded: Mapped[str] = mapped_column(Text)  # GZIP + base64url of the bits (multibase 'u')

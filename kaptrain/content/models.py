@@ -6,16 +6,26 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from kaptrain.db import Base, utcnow
+from kaptrain.db import Base, own_revision, utcnow
 
 
 class Course(Base):
     """A course in the catalogue; its settings come from the course file."""
 
     __tablename__ = "courses"
+    __table_args__ = (
+        CheckConstraint("ce_hours > 0", name="ce_hours"),
+        CheckConstraint("passing_score BETWEEN 1 AND 100", name="passing_score"),
+        CheckConstraint("min_reading_percent BETWEEN 0 AND 100", name="min_reading_percent"),
+        CheckConstraint("certificate_approval IN ('automatic', 'manual')", name="certificate_approval"),
+        CheckConstraint(
+            "certificate_validity_months IS NULL OR certificate_validity_months >= 1",
+            name="certificate_validity_months",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(100), unique=True)
@@ -54,9 +64,14 @@ class Module(Base):
     """A module's identity and place in its course; what it says lives in its revisions."""
 
     __tablename__ = "modules"
-    __table_args__ = (UniqueConstraint("course_id", "slug"),)
+    __table_args__ = (
+        UniqueConstraint("course_id", "slug"),
+        own_revision("published_revision_id", "module_revisions", "module_id"),
+        own_revision("file_revision_id", "module_revisions", "module_id"),
+    )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    # Part of the keys to its own revisions, so not autoincrementing by default: say it is.
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="RESTRICT"), index=True)
     slug: Mapped[str] = mapped_column(String(100))
     # Slugs this module had before a declared rename; the import finds the module by them.
@@ -66,14 +81,11 @@ class Module(Base):
     # required; learners' records that point at them remain.
     is_retired: Mapped[bool] = mapped_column(default=False)
     # What learners see. None until the module is first published (a module added in the browser as a draft).
-    published_revision_id: Mapped[int | None] = mapped_column(
-        ForeignKey("module_revisions.id", ondelete="RESTRICT", use_alter=True)
-    )
+    # A revision of this module (own_revision above).
+    published_revision_id: Mapped[int | None] = mapped_column()
     # The revision the content files last matched (set by import and export): a published revision other than
     # this one was made in the browser, and an import does not replace it without --overwrite.
-    file_revision_id: Mapped[int | None] = mapped_column(
-        ForeignKey("module_revisions.id", ondelete="RESTRICT", use_alter=True)
-    )
+    file_revision_id: Mapped[int | None] = mapped_column()
 
     course: Mapped[Course] = relationship(back_populates="modules")
     revisions: Mapped[list[ModuleRevision]] = relationship(
@@ -96,7 +108,12 @@ class ModuleRevision(Base):
     """One immutable version of a module's text; the module's published_revision_id says which one learners see."""
 
     __tablename__ = "module_revisions"
-    __table_args__ = (UniqueConstraint("module_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("module_id", "number"),
+        UniqueConstraint("id", "module_id"),  # what a module's pointers at its own revisions refer to
+        CheckConstraint("number >= 1", name="number"),
+        CheckConstraint("estimated_minutes >= 1", name="estimated_minutes"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     module_id: Mapped[int] = mapped_column(ForeignKey("modules.id", ondelete="RESTRICT"), index=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kaptrain.content.models import Course, Module
@@ -33,7 +33,10 @@ class ModuleProgress(Base):
     """What one learner has done in one module: opened, read, seat time (completion is derived, not stored)."""
 
     __tablename__ = "module_progress"
-    __table_args__ = (UniqueConstraint("user_id", "module_id"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "module_id"),
+        CheckConstraint("seat_seconds >= 0", name="seat_seconds"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)

@@ -216,6 +216,10 @@ class Keyring:
         """Write a file readable by the owner only; atomically when it replaces an existing one."""
         target = self.directory / name
         temporary = target.with_name(f".{name}.tmp") if replace_existing else target
+        if replace_existing:
+            # Writers hold the directory lock, so a temporary file found here was left by one that died between
+            # writing and renaming it (a killed worker): without this, O_EXCL would refuse every later write.
+            temporary.unlink(missing_ok=True)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)

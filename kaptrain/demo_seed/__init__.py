@@ -413,7 +413,8 @@ def _write_post_course(
                 "code": secrets.token_hex(16),
                 "user_id": user_id,
                 "course_id": course.id,
-                "status": CertificateStatus.ACTIVE,
+                # Pending until numbered below: an issued certificate always has its number (a CHECK says so).
+                "status": CertificateStatus.PENDING,
                 "holder_name": holder.full_name,
                 "holder_credential": holder.credential,
                 "licence_number": holder.licence_number,
@@ -439,7 +440,10 @@ def _write_post_course(
     _insert(session, Attestation, attestations)
     ids = _insert_ids(session, Certificate, rows, ("code",))
     # The number comes from the row's id, as issuance sets it.
-    numbered = [{"id": i, "number": f"{prefix}-{at.year}-{i:06d}"} for i, at in zip(ids, issued, strict=True)]
+    numbered = [
+        {"id": i, "number": f"{prefix}-{at.year}-{i:06d}", "status": CertificateStatus.ACTIVE}
+        for i, at in zip(ids, issued, strict=True)
+    ]
     session.execute(update(Certificate), numbered)
     digest = hashlib.sha256(pdf).hexdigest()
     files = [

@@ -6,11 +6,11 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint, false, text
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kaptrain.content.models import Course, Module
-from kaptrain.db import Base, utcnow
+from kaptrain.db import Base, one_of, own_revision, utcnow
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -51,9 +51,15 @@ class Quiz(Base):
     """A question bank; its rules (draw, pass mark, attempts, time) live in revisions. Slugs are unique per course."""
 
     __tablename__ = "quizzes"
-    __table_args__ = (UniqueConstraint("course_id", "slug"),)
+    __table_args__ = (
+        UniqueConstraint("course_id", "slug"),
+        one_of("kind", QuizKind),
+        own_revision("published_revision_id", "quiz_settings_revisions", "quiz_id"),
+        own_revision("file_revision_id", "quiz_settings_revisions", "quiz_id"),
+    )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    # Part of the keys to its own revisions, so not autoincrementing by default: say it is.
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="RESTRICT"), index=True)
     # A module has at most one current quiz (checked on import); retired quizzes keep their module.
     module_id: Mapped[int | None] = mapped_column(ForeignKey("modules.id", ondelete="RESTRICT"), index=True)
@@ -63,13 +69,9 @@ class Quiz(Base):
     is_retired: Mapped[bool] = mapped_column(default=False, server_default=false())
     kind: Mapped[QuizKind] = mapped_column(_enum(QuizKind))
     # The published revision of the rules every new attempt is taken under (each attempt records the one it used).
-    published_revision_id: Mapped[int | None] = mapped_column(
-        ForeignKey("quiz_settings_revisions.id", ondelete="RESTRICT", use_alter=True)
-    )
+    published_revision_id: Mapped[int | None] = mapped_column()
     # The rules revision the bank file last matched (import and export); see Module.file_revision_id.
-    file_revision_id: Mapped[int | None] = mapped_column(
-        ForeignKey("quiz_settings_revisions.id", ondelete="RESTRICT", use_alter=True)
-    )
+    file_revision_id: Mapped[int | None] = mapped_column()
 
     course: Mapped[Course] = relationship(lazy="joined")
     module: Mapped[Module | None] = relationship(lazy="joined")
@@ -126,7 +128,18 @@ class QuizSettingsRevision(Base):
     """One immutable version of a quiz's rules; attempts point at the one they were taken under."""
 
     __tablename__ = "quiz_settings_revisions"
-    __table_args__ = (UniqueConstraint("quiz_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("quiz_id", "number"),
+        UniqueConstraint("id", "quiz_id"),  # what a quiz's and its attempts' pointers at its own rules refer to
+        # The rules the attempt gate and the grader rely on (the content schema asks the same of the files).
+        CheckConstraint("number >= 1", name="number"),
+        CheckConstraint("draw >= 1", name="draw"),
+        CheckConstraint("passing_score BETWEEN 1 AND 100", name="passing_score"),
+        CheckConstraint("max_attempts >= 1", name="max_attempts"),
+        CheckConstraint("cooldown_hours >= 0", name="cooldown_hours"),
+        CheckConstraint("time_limit_minutes IS NULL OR time_limit_minutes >= 1", name="time_limit_minutes"),
+        one_of("reveal_answers", Reveal),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="RESTRICT"), index=True)
@@ -148,46 +161,52 @@ class Question(Base):
     """A question's identity in its bank (its key); its wording lives in revisions."""
 
     __tablename__ = "questions"
-    __table_args__ = (UniqueConstraint("quiz_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("quiz_id", "key"),
+        own_revision("published_revision_id", "question_revisions", "question_id"),
+        own_revision("file_revision_id", "question_revisions", "question_id"),
+    )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    # Part of the keys to its own revisions, so not autoincrementing by default: say it is.
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="RESTRICT"), index=True)
     key: Mapped[str] = mapped_column(String(100))
     position: Mapped[int] = mapped_column(default=0)
     # Retired questions are no longer drawn; attempts that asked them still show them.
     is_retired: Mapped[bool] = mapped_column(default=False)
     # What new attempts draw; None until first published (a question added in the browser as a draft).
-    published_revision_id: Mapped[int | None] = mapped_column(
-        ForeignKey("question_revisions.id", ondelete="RESTRICT", use_alter=True)
-    )
+    published_revision_id: Mapped[int | None] = mapped_column()
     # The revision the bank file last matched (import and export); see Module.file_revision_id.
-    file_revision_id: Mapped[int | None] = mapped_column(
-        ForeignKey("question_revisions.id", ondelete="RESTRICT", use_alter=True)
-    )
+    file_revision_id: Mapped[int | None] = mapped_column()
 
 
 class Vignette(Base):
     """A case shared by several questions of a bank; its text lives in revisions."""
 
     __tablename__ = "vignettes"
-    __table_args__ = (UniqueConstraint("quiz_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("quiz_id", "key"),
+        own_revision("published_revision_id", "vignette_revisions", "vignette_id"),
+        own_revision("file_revision_id", "vignette_revisions", "vignette_id"),
+    )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    # Part of the keys to its own revisions, so not autoincrementing by default: say it is.
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="RESTRICT"), index=True)
     key: Mapped[str] = mapped_column(String(100))
-    published_revision_id: Mapped[int | None] = mapped_column(
-        ForeignKey("vignette_revisions.id", ondelete="RESTRICT", use_alter=True)
-    )
-    file_revision_id: Mapped[int | None] = mapped_column(
-        ForeignKey("vignette_revisions.id", ondelete="RESTRICT", use_alter=True)
-    )
+    published_revision_id: Mapped[int | None] = mapped_column()
+    file_revision_id: Mapped[int | None] = mapped_column()
 
 
 class VignetteRevision(Base):
     """One immutable version of a case; an attempt item records the one its learner read."""
 
     __tablename__ = "vignette_revisions"
-    __table_args__ = (UniqueConstraint("vignette_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("vignette_id", "number"),
+        UniqueConstraint("id", "vignette_id"),  # what a case's pointers at its own revisions refer to
+        CheckConstraint("number >= 1", name="number"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     vignette_id: Mapped[int] = mapped_column(ForeignKey("vignettes.id", ondelete="RESTRICT"), index=True)
@@ -204,7 +223,12 @@ class QuestionRevision(Base):
     """One immutable version of a question: what a learner was actually asked."""
 
     __tablename__ = "question_revisions"
-    __table_args__ = (UniqueConstraint("question_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("question_id", "number"),
+        UniqueConstraint("id", "question_id"),  # what a question's pointers at its own revisions refer to
+        CheckConstraint("number >= 1", name="number"),
+        one_of("type", QuestionType),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="RESTRICT"), index=True)
@@ -244,6 +268,22 @@ class Attempt(Base):
         ),
         # A quiz's graded attempts (item analysis), found without reading the attempts themselves.
         Index("ix_attempts_quiz_id_status", "quiz_id", "status"),
+        one_of("status", AttemptStatus),
+        # Open, or graded in full: grading claims the attempt and writes its score in one UPDATE, so no reader
+        # ever sees a submitted attempt without a score, nor an open one with a result.
+        CheckConstraint(
+            "(status = 'open' AND submitted_at IS NULL AND score IS NULL AND passed IS NULL)"
+            " OR (status = 'submitted' AND submitted_at IS NOT NULL AND score IS NOT NULL AND passed IS NOT NULL)",
+            name="open_or_graded",
+        ),
+        CheckConstraint("score IS NULL OR (score >= 0 AND score <= 100)", name="score"),
+        # The pass flag the completion rule reads is the score against the pass mark the attempt was taken under.
+        CheckConstraint("passed IS NULL OR passed = (score >= passing_score)", name="passed_by_score"),
+        CheckConstraint("passing_score BETWEEN 1 AND 100", name="passing_score"),
+        CheckConstraint("number >= 1", name="number"),
+        CheckConstraint("active_seconds >= 0", name="active_seconds"),
+        # Taken under the rules of its own quiz.
+        own_revision("settings_id", "quiz_settings_revisions", "quiz_id", item="quiz_id", use_alter=False),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -259,12 +299,12 @@ class Attempt(Base):
     passed: Mapped[bool | None]
     passing_score: Mapped[int]
     # The quiz's rules when this attempt began (draw, pass mark, time limit, answer policy).
-    settings_id: Mapped[int] = mapped_column(ForeignKey("quiz_settings_revisions.id", ondelete="RESTRICT"), index=True)
+    settings_id: Mapped[int] = mapped_column(index=True)
     # Active time credited for this attempt (start to submit, capped; overlapping page time not counted twice).
     active_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
 
     quiz: Mapped[Quiz] = relationship(lazy="joined")
-    settings: Mapped[QuizSettingsRevision] = relationship(lazy="joined")
+    settings: Mapped[QuizSettingsRevision] = relationship(foreign_keys=[settings_id], lazy="joined")
     items: Mapped[list[AttemptItem]] = relationship(
         back_populates="attempt", order_by="AttemptItem.position", lazy="selectin"
     )
@@ -279,6 +319,8 @@ class AttemptItem(Base):
         # Item analysis reads each graded attempt's revisions and credits from this index alone (a covering
         # index): a million answers are summed without visiting the rows, which also hold the JSON answers.
         Index("ix_attempt_items_attempt_id_revision_credit", "attempt_id", "question_revision_id", "credit"),
+        CheckConstraint("position >= 0", name="position"),
+        CheckConstraint("credit IS NULL OR (credit >= 0 AND credit <= 1)", name="credit"),  # a share of one mark
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -306,7 +348,11 @@ class Accommodation(Base):
     Edits change this row and withdrawal stamps withdrawn_at; every change is kept in AccommodationChange."""
 
     __tablename__ = "accommodations"
-    __table_args__ = (UniqueConstraint("user_id", "quiz_id"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "quiz_id"),
+        CheckConstraint("extra_minutes >= 0", name="extra_minutes"),
+        CheckConstraint("extra_attempts >= 0", name="extra_attempts"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
@@ -342,6 +388,7 @@ class AccommodationChange(Base):
     """One change to an accommodation: who, when, what it was before and after, and why. Never edited."""
 
     __tablename__ = "accommodation_changes"
+    __table_args__ = (one_of("action", AccommodationAction),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     accommodation_id: Mapped[int] = mapped_column(ForeignKey("accommodations.id", ondelete="RESTRICT"), index=True)

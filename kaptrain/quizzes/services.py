@@ -194,9 +194,7 @@ def is_expired(attempt: Attempt, now: dt.datetime) -> bool:
 def close_expired(session: Session, attempt: Attempt, now: dt.datetime) -> None:
     """Close an attempt whose time ran out and grade the answers saved before the deadline (none: a fail)."""
     saved = saved_answers(attempt)  # read before the claim refreshes the attempt
-    if _claim(session, attempt, attempt.deadline_at or now):
-        attempt.late = True
-        _grade(session, attempt, saved)
+    _grade_once(session, attempt, saved, attempt.deadline_at or now, late=True)
 
 
 def start_attempt(
@@ -363,19 +361,36 @@ def submit_attempt(
             409,
         )
     answers = parse_answers(attempt, form)
-    if not _claim(session, attempt, now):
+    if not _grade_once(session, attempt, answers, now):
         session.refresh(attempt)
         return attempt  # a concurrent submission graded it first
-    _grade(session, attempt, answers)
     return attempt
 
 
-def _claim(session: Session, attempt: Attempt, submitted_at: dt.datetime) -> bool:
-    """Atomically move the attempt from open to submitted; False when another request already did."""
+def _grade_once(
+    session: Session,
+    attempt: Attempt,
+    answers: dict[int, frozenset[str]],
+    submitted_at: dt.datetime,
+    late: bool = False,
+) -> bool:
+    """Grade the answers and claim the attempt with its result; False when another request graded it already.
+
+    One conditional UPDATE moves the attempt from open to submitted together with its score and pass flag, so
+    a double click grades once and the database never holds a submitted attempt without its result (a CHECK
+    constraint refuses one). The answers and the active time are written in the same transaction after it."""
+    rules = attempt.settings  # graded under the rules it was taken under, whatever was published since
+    credits: dict[int, float] = {}
+    for item in attempt.items:
+        chosen = answers.get(item.id, frozenset())
+        revision = item.revision
+        credits[item.id] = grade(revision.type, revision.options, chosen, rules.partial_credit) if chosen else 0.0
+    score = round(100 * sum(credits.values()) / len(credits), 2) if credits else 0.0
+    passed = score >= attempt.passing_score
     claimed = session.execute(
         update(Attempt)
         .where(Attempt.id == attempt.id, Attempt.status == AttemptStatus.OPEN)
-        .values(status=AttemptStatus.SUBMITTED, submitted_at=submitted_at)
+        .values(status=AttemptStatus.SUBMITTED, submitted_at=submitted_at, score=score, passed=passed, late=late)
         .returning(Attempt.deadline_at)
         .execution_options(synchronize_session=False)
     ).first()
@@ -383,28 +398,24 @@ def _claim(session: Session, attempt: Attempt, submitted_at: dt.datetime) -> boo
         return False
     # What the UPDATE wrote (and the deadline as it stands, should time have been added meanwhile), without
     # reading the attempt again.
-    set_committed_value(attempt, "status", AttemptStatus.SUBMITTED)
-    set_committed_value(attempt, "submitted_at", submitted_at)
-    set_committed_value(attempt, "deadline_at", claimed.deadline_at)
-    return True
-
-
-def _grade(session: Session, attempt: Attempt, answers: dict[int, frozenset[str]]) -> None:
-    rules = attempt.settings  # graded under the rules it was taken under, whatever was published since
-    # The time first: crediting it reads the learner's clock, and a read flushes what is pending, so doing it
-    # after marking would write the attempt twice.
-    active_seconds = _credit_time(session, attempt)
-    total = 0.0
+    for name, value in (
+        ("status", AttemptStatus.SUBMITTED),
+        ("submitted_at", submitted_at),
+        ("score", score),
+        ("passed", passed),
+        ("late", late),
+        ("deadline_at", claimed.deadline_at),
+    ):
+        set_committed_value(attempt, name, value)
+    # The time before the answers: crediting it reads the learner's clock, and a read flushes what is pending,
+    # so marking the answers first would write them in two flushes.
+    attempt.active_seconds = _credit_time(session, attempt)
     for item in attempt.items:
-        chosen = answers.get(item.id, frozenset())
-        item.selected = sorted(chosen)
-        item.credit = grade(item.revision.type, item.revision.options, chosen, rules.partial_credit) if chosen else 0.0
-        total += item.credit
-    attempt.score = round(100 * total / len(attempt.items), 2) if attempt.items else 0.0
-    attempt.passed = attempt.score >= attempt.passing_score
+        item.selected = sorted(answers.get(item.id, frozenset()))
+        item.credit = credits[item.id]
     # What a pass completes is not recorded here: the completion rule derives it from this attempt.
-    attempt.active_seconds = active_seconds
     session.flush()
+    return True
 
 
 def _credit_time(session: Session, attempt: Attempt) -> int:

@@ -28,13 +28,17 @@ def admin(db, login):
 
 
 def seed(db, n: int, start: dt.datetime = DAY, prefix: str = "T") -> None:
-    """Insert n issued certificates in one statement, one a second from start (no PDFs: reports never read them)."""
+    """Insert n issued certificates in one statement, one a second from start (no PDFs: reports never read them).
+
+    All are superseded: one holder may have one current certificate per course (uq_certificates_one_current), and
+    the report lists superseded certificates like active ones."""
     owner = make_user(db, full_name="Bulk Holder")
     c = course(db)
     rows = [
         {
             "number": f"{prefix}-{i:06d}", "code": f"{prefix}{i:031d}", "user_id": owner.id, "course_id": c.id,
-            "status": CertificateStatus.ACTIVE, "holder_name": f"Holder {i}", "licence_number": f"L{i}",
+            "status": CertificateStatus.SUPERSEDED, "superseded_at": start + dt.timedelta(seconds=i + 1),
+            "holder_name": f"Holder {i}", "licence_number": f"L{i}",
             "jurisdiction": "Oregon", "course_title": c.title, "hours": Decimal("3.5"), "max_hours": c.ce_hours,
             "designations": [{"credit_type": "APA", "hours": "3.5", "statement": "s"}], "delivery_format": "Online",
             "provider": "kaptrain", "accreditation_statement": "Approved.", "signatory_name": "S",

@@ -169,6 +169,6 @@ def test_modules_complete_from_facts_not_stamps(db):
     enrolled(db, user)
     attempt = pass_quiz(db, user, "alpha-quiz")
     assert record(db, user).modules[0].state == State.COMPLETED
-    attempt.passed = False
+    attempt.score, attempt.passed = 50.0, False
     db.flush()
     assert record(db, user).modules[0].state == State.OPEN

@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from kaptrain.accounts.models import Role, User
-from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
+from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation, RevocationReason
 from kaptrain.content.models import Course, Module
 from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.instructor import oversight
@@ -226,10 +226,14 @@ class Population:
                            active_seconds=60, attested_at=at))  # fmt: skip
         status = rng.choice([CertificateStatus.ACTIVE] * 2 + [CertificateStatus.PENDING, CertificateStatus.REVOKED])
         status = CertificateStatus.ACTIVE if self.finishes else status
+        issued = status != CertificateStatus.PENDING
+        revoked = status == CertificateStatus.REVOKED
         db.add(Certificate(
             code=f"overview{self.n:027d}", user_id=user.id, course_id=self.course.id, status=status,
             holder_name=user.full_name, course_title="t", hours=Decimal(1), max_hours=Decimal(1), designations=[],
             delivery_format="d", provider="p", signatory_name="s", signatory_title="t", completed_at=at,
+            number=f"OV-{self.n:06d}" if issued else None, issued_at=at if issued else None,
+            revoked_at=at if revoked else None, revocation_reason=RevocationReason.OTHER if revoked else None,
         ))  # fmt: skip
 
 

@@ -84,7 +84,7 @@ def learner(db: Session, n: int) -> User:
 def attempts(db: Session, q: Quiz, rng: random.Random, learners: int, status: AttemptStatus) -> None:
     """Attempts drawing 1 to 4 questions from the published revisions, with full, partial, no and missing credit."""
     bank = [r for _q, r in revisions.published_questions(db, q.id)]
-    for n in range(learners):
+    for _n in range(learners):
         user = learner(db, rng.randrange(10**9))
         drawn = rng.sample(bank, rng.randint(1, min(4, len(bank))))
         credits = [rng.choice([1.0, 1.0, 0.0, 0.5, None]) for _ in drawn]
@@ -93,7 +93,7 @@ def attempts(db: Session, q: Quiz, rng: random.Random, learners: int, status: At
         submitted = status == AttemptStatus.SUBMITTED
         attempt = Attempt(
             user_id=user.id, quiz_id=q.id, number=1, status=status, started_at=AT,
-            submitted_at=AT if submitted else None, score=score if submitted and n % 7 else None,
+            submitted_at=AT if submitted else None, score=score if submitted else None,
             passed=score >= 80 if submitted else None, passing_score=80, settings_id=q.published_revision_id,
         )  # fmt: skip
         db.add(attempt)

@@ -76,14 +76,14 @@ def test_concurrent_submissions_are_graded_once(committed, monkeypatch):
         attempt_id = attempt.id
         form = correct_answers(attempt)
     claims: list[bool] = []
-    real_claim = services._claim
+    real_claim = services._grade_once
 
-    def counting_claim(*args: Any) -> bool:
-        won = real_claim(*args)
+    def counting_claim(*args: Any, **kwargs: Any) -> bool:
+        won = real_claim(*args, **kwargs)
         claims.append(won)
         return won
 
-    monkeypatch.setattr(services, "_claim", counting_claim)
+    monkeypatch.setattr(services, "_grade_once", counting_claim)
 
     def job(s: Session) -> float | None:
         return services.submit_attempt(s, s.get(Attempt, attempt_id), form).score

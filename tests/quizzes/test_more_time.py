@@ -98,8 +98,8 @@ def test_no_time_is_added_to_a_submitted_attempt(db):
     user = make_user(db)
     enrolled(db, user)
     attempt = timing_attempt(db, user)
-    attempt.status = AttemptStatus.SUBMITTED
-    db.flush()
+    services.submit_attempt(db, attempt, correct_answers(attempt))
+    assert attempt.status == AttemptStatus.SUBMITTED
     with pytest.raises(services.QuizError, match="has been submitted") as refused:
         timing.extend_attempt(db, attempt)
     assert refused.value.status == 409
