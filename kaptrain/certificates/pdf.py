@@ -7,11 +7,11 @@ import mimetypes
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import cache, partial
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -100,7 +100,7 @@ def render_pdf(
         raise RenderError("the app has no static folder to load fonts and stylesheets from")
     root = Path(static_folder).resolve()
     job = partial(_write_pdf, html, root.as_uri() + "/", StaticFileFetcher(root), tuple(attachments))
-    return _run_with_time_limit(job, timeout_seconds)
+    return _run_with_time_limit(job, timeout_seconds, warm_key=(template, page_size))
 
 
 def _write_pdf(
@@ -115,11 +115,20 @@ def _write_pdf(
     return pdf
 
 
-def _run_with_time_limit(job: Callable[[], bytes], timeout_seconds: float) -> bytes:
-    """Run job in a forked child that is killed at the limit, or in a thread where forking is unsafe."""
-    if _can_fork():
+def _run_with_time_limit(job: Callable[[], bytes], timeout_seconds: float, warm_key: Hashable = None) -> bytes:
+    """Run job in a forked child that is killed at the limit, or in a thread where forking is unsafe.
+
+    The first job of each kind (template and page size) in a process runs in a thread of the process itself, so
+    that the fonts, images and stylesheets it loads are in memory for every forked child after it: a child that
+    has to load them itself takes about twice as long (bench/certificate_pdf.py)."""
+    if _can_fork() and warm_key in _warmed:
         return _run_in_child(job, timeout_seconds)
-    return _run_in_thread(job, timeout_seconds)
+    result = _run_in_thread(job, timeout_seconds)
+    _warmed.add(warm_key)
+    return result
+
+
+_warmed: set[Hashable] = set()
 
 
 def _can_fork() -> bool:
@@ -133,15 +142,7 @@ def _can_fork() -> bool:
     )
 
 
-@cache
-def _warm_up_parent() -> None:
-    # Once per process: a child inherits what the parent has loaded, so load WeasyPrint's lazy imports
-    # and Pango/fontconfig here rather than in every child (measured: about a quarter off each render).
-    HTML(string="<p>.</p>").write_pdf()
-
-
 def _run_in_child(job: Callable[[], bytes], timeout_seconds: float) -> bytes:
-    _warm_up_parent()
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child_main, args=(job, sender), name="kaptrain-pdf", daemon=True)

@@ -100,7 +100,14 @@ def app_ctx(pdf_app: Flask) -> Iterator[Flask]:
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test once with the render in a forked child and once in a worker thread."""
     monkeypatch.setattr(pdf, "_can_fork", lambda: request.param == "fork")
+    if request.param == "fork":  # as if this process had rendered every template once (see test_first_render...)
+        monkeypatch.setattr(pdf, "_warmed", _EveryKey())
     return str(request.param)
+
+
+class _EveryKey(set[object]):
+    def __contains__(self, _key: object) -> bool:
+        return True
 
 
 def pdf_text(data: bytes, tmp_path: Path) -> str:
@@ -487,6 +494,21 @@ def test_renderer_failure_raises_render_error(app_ctx: Flask, mode: str, monkeyp
 def test_both_ways_of_running_render_the_same_certificate(app_ctx: Flask, mode: str, tmp_path: Path) -> None:
     data = certificate_pdf(make_view(), page_size="A4")
     assert "KAP-2026-000042" in pdf_text(data, tmp_path)
+
+
+def test_first_render_of_a_template_runs_in_process_then_children_inherit_it(
+    app_ctx: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pdf, "_warmed", set())
+    monkeypatch.setattr(pdf, "_can_fork", lambda: True)
+    ways: list[str] = []
+    for name in ("_run_in_thread", "_run_in_child"):
+        real = getattr(pdf, name)
+        monkeypatch.setattr(pdf, name, lambda *a, real=real, name=name: ways.append(name) or real(*a))
+    for _ in range(3):
+        certificate_pdf(make_view(), page_size="A4")
+    certificate_pdf(make_view(), page_size="Letter")
+    assert ways == ["_run_in_thread", "_run_in_child", "_run_in_child", "_run_in_thread"]
 
 
 def test_forking_is_used_only_when_the_process_has_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
