@@ -23,6 +23,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
     _register_cli(app)
     _register_web(app)
+    _register_page_cache(app)  # last: its page is stored before compression, and served before anything else runs
     return app
 
 
@@ -44,6 +45,12 @@ def _register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     init_auth(app)
+
+
+def _register_page_cache(app: Flask) -> None:
+    from kaptrain.pagecache import init_page_cache
+
+    init_page_cache(app)
 
 
 def _register_blueprints(app: Flask) -> None:

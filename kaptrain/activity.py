@@ -7,7 +7,8 @@ heartbeats and quizzes left open cannot inflate it."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -48,16 +49,47 @@ def credit(session: Session, user_id: int, start: dt.datetime, end: dt.datetime,
 
     Seconds is 0 when the span was already counted by another page or quiz."""
     clock = _locked_clock(session, user_id, start)
-    begin = max(start, clock.last_credit_at)
+    credited = credit_span(start, end, clock.last_credit_at, cap_seconds)
+    if credited.seconds:
+        clock.last_credit_at = credited.until
+        session.flush()
+    return credited
+
+
+CLOCK_SQL = (
+    "INSERT INTO activity_clocks (user_id, last_credit_at) VALUES (:user, :start) "
+    "ON CONFLICT (user_id) DO UPDATE SET last_credit_at = activity_clocks.last_credit_at RETURNING last_credit_at"
+)
+
+
+def credit_with(
+    run: Callable[[str, dict[str, Any]], list[tuple[Any, ...]]],
+    read_datetime: Callable[[Any], dt.datetime | None],
+    user_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    cap_seconds: int,
+) -> Credit:
+    """`credit` through plain statements (kaptrain.pagecache.statements, in a write transaction): the same rule,
+    the same row lock."""
+    ((last,),) = run(CLOCK_SQL, {"user": user_id, "start": start})
+    credited = credit_span(start, end, read_datetime(last) or start, cap_seconds)
+    if credited.seconds:
+        run(
+            "UPDATE activity_clocks SET last_credit_at = :until WHERE user_id = :user",
+            {"until": credited.until, "user": user_id},
+        )
+    return credited
+
+
+def credit_span(start: dt.datetime, end: dt.datetime, last_credit_at: dt.datetime, cap_seconds: int) -> Credit:
+    """The rule of `credit`, given the learner's clock: the seconds to credit and where the clock moves to."""
+    begin = max(start, last_credit_at)
     gap = (end - begin).total_seconds()
     if gap <= 0:
         return Credit(0, begin)
     if gap > cap_seconds:
-        seconds = cap_seconds
-        clock.last_credit_at = end  # time beyond the cap (idle, away) is forfeited, not carried over
-    else:
-        seconds = int(gap)
-        # Whole seconds are credited; the fraction stays on the clock for the next credit.
-        clock.last_credit_at = begin + dt.timedelta(seconds=seconds)
-    session.flush()
-    return Credit(seconds, clock.last_credit_at)
+        return Credit(cap_seconds, end)  # time beyond the cap (idle, away) is forfeited, not carried over
+    # Whole seconds are credited; the fraction stays on the clock for the next credit.
+    seconds = int(gap)
+    return Credit(seconds, begin + dt.timedelta(seconds=seconds))

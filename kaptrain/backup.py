@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import tarfile
@@ -254,9 +255,18 @@ def _restore_database(source: Path, live: Path) -> None:
         src.backup(dst, pages=-1)  # takes the write lock once; readers of the site see the restored state next
         if dst.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
             raise BackupError(f"The restored database at {live} failed its integrity check.")
+        _new_page_epoch(dst)
     finally:
         dst.close()
         src.close()
+
+
+def _new_page_epoch(conn: sqlite3.Connection) -> None:
+    """Give the restored database a page epoch no running server has seen (kaptrain.pagecache): the restored
+    learners' page versions go back in time, so pages a server kept under them must never be served again."""
+    with contextlib.suppress(sqlite3.OperationalError):  # a backup from before migration 0011 has no such table
+        with conn:
+            conn.execute("UPDATE cache_epochs SET version = ? WHERE name = 'pages'", (secrets.randbelow(2**62),))
 
 
 def _replace_uploads(restored: Path, upload_dir: Path) -> None:

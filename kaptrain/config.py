@@ -62,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
     # with the database) and the largest file accepted, in bytes.
     "UPLOAD_DIR": str(PROJECT_ROOT / "instance" / "uploads"),
     "UPLOAD_MAX_BYTES": 2_000_000,
+    # Rendered learner pages kept per process (kaptrain/pagecache.py), in MiB; 0 turns the cache off.
+    "PAGE_CACHE_MB": 64,
 }
 
 # Values read from the environment are strings; these keys are converted.
@@ -74,6 +76,7 @@ _INT_KEYS = {
     "SMTP_PORT",
     "SMTP_TIMEOUT",
     "UPLOAD_MAX_BYTES",
+    "PAGE_CACHE_MB",
 }
 _BOOL_KEYS = {"RATELIMIT_ENABLED"}
 

@@ -9,6 +9,7 @@ from kaptrain.certificates.models import Attestation, Certificate, CertificateFi
 from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.db import Base
+from kaptrain.pagecache import CacheEpoch
 from kaptrain.quizzes.models import (
     Accommodation,
     AccommodationChange,
@@ -23,6 +24,7 @@ from kaptrain.quizzes.models import (
 )
 
 __all__ = [
+    "CacheEpoch",
     "AccountToken",
     "Accommodation",
     "AccommodationChange",

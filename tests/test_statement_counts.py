@@ -27,6 +27,7 @@ from kaptrain.accounts.models import User
 from kaptrain.content import revisions
 from kaptrain.content.models import Course, Module
 from kaptrain.courses import services as courses
+from kaptrain.pagecache import PageStore
 from kaptrain.quizzes import services as quizzes
 from kaptrain.quizzes.models import Attempt, Question, Quiz, QuizKind
 from tests.factories import correct_answers, course, make_user, pass_quiz, quiz, set_rules, start
@@ -56,9 +57,13 @@ Request = Callable[[], Any]
 
 
 @pytest.fixture
-def count(app: Flask, client: FlaskClient) -> Callable[..., list[str]]:
-    """Issue one request and return the statements it sent (the response must be what a learner gets)."""
+def count(app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[str]]:
+    """Issue one request and return the statements it sent (the response must be what a learner gets).
+
+    These are the counts of drawing each page: the page cache (kaptrain.pagecache) is off here; what a page
+    served from it costs is counted by test_a_page_or_heartbeat_without_the_orm_costs_a_statement_or_four."""
     engine = app.extensions["kaptrain.db"].engine
+    monkeypatch.setitem(app.extensions, "kaptrain.pages", None)
 
     def _count(method: str, url: str, status: int = 200, **kwargs: Any) -> list[str]:
         with counting(engine) as seen:
@@ -235,3 +240,28 @@ def test_the_anonymous_course_page_keeps_to_the_budget(client, db, count):
     count("GET", COURSE)
     within_budget("course page, anonymous", count("GET", COURSE))
     assert db.scalar(select(Course).where(Course.slug == "demo-course")) is not None
+
+
+def test_a_page_or_heartbeat_without_the_orm_costs_a_statement_or_four(app, client, db, user):
+    pages = PageStore(max_bytes=1024 * 1024)
+    app.extensions["kaptrain.pages"] = pages
+    engine = app.extensions["kaptrain.db"].engine
+
+    def statements(method: str, url: str) -> list[str]:
+        with counting(engine) as seen:
+            assert client.open(url, method=method).status_code == 200
+        return seen
+
+    for url in (COURSE, "/dashboard", f"{COURSE}/modules/alpha", f"{COURSE}/quizzes/alpha-quiz"):
+        for _ in range(2):
+            statements("GET", url)  # drawn (the first view of the module opens it: a change), then kept
+        hits = pages.hits
+        seen = statements("GET", url)
+        assert pages.hits == hits + 1, url
+        # One statement checks the session and reads the versions; the module page also moves its clock, in a
+        # transaction of its own (here its SAVEPOINT stands in for the BEGIN).
+        assert len(seen) == (3 if "modules" in url else 1), _show(seen)
+    # The heartbeat: session and versions, BEGIN (the SAVEPOINT), the opened module, the learner's clock (and its
+    # move, when time is credited), the progress.
+    seen = statements("POST", f"{COURSE}/modules/alpha/heartbeat")
+    assert len(seen) in (5, 6), _show(seen)

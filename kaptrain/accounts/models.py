@@ -70,6 +70,9 @@ class User(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_enabled_at: Mapped[dt.datetime | None]
     totp_last_counter: Mapped[int | None]
+    # Moved by the database (triggers of migration 0011) whenever something this learner's pages show changes;
+    # kaptrain.pagecache keeps rendered pages under it. Nothing in the code writes it.
+    pages_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # Flask-Login protocol
     @property

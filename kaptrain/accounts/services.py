@@ -206,12 +206,21 @@ def end_sessions(session: Session, user: User) -> None:
     session.flush()
 
 
-def load_session_user(session: Session, token: str) -> User | None:
-    """The user for a Flask-Login session id "id:version", if still valid."""
+def parse_session_token(token: str) -> tuple[int, int] | None:
+    """The user id and session version of a Flask-Login session id "id:version" (None if malformed)."""
     raw_id, _, raw_version = token.partition(":")
     user_id, version = _parse_id(raw_id), _parse_id(raw_version)
     if user_id is None or version is None:
         return None
+    return user_id, version
+
+
+def load_session_user(session: Session, token: str) -> User | None:
+    """The user for a Flask-Login session id "id:version", if still valid."""
+    parsed = parse_session_token(token)
+    if parsed is None:
+        return None
+    user_id, version = parsed
     user = session.get(User, user_id)
     if user is None or not user.is_active or user.session_version != version:
         return None

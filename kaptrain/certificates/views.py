@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 
+from kaptrain import pagecache
 from kaptrain.admin import settings
 from kaptrain.auth import require_owner, user
 from kaptrain.certificates import forms, services  # services also registers the evaluation and attestation steps
@@ -179,6 +183,35 @@ def certificate_pdf(certificate_id: int) -> ResponseReturnValue:
     if pdf is None:
         fail(404, "This certificate's PDF is being prepared. Please try again in a few minutes.")
     return _download(pdf, "application/pdf", f"{certificate.number}.pdf")
+
+
+# The holder's download without the ORM (kaptrain.pagecache): one statement finds the certificate, checks its
+# holder and status and names its stored file; the bytes are kept per process under their SHA-256, so they can
+# never be another version's. Anything unusual (not theirs, not active, no file yet) goes the normal way above.
+_PDF_SQL = (
+    "SELECT c.number, f.sha256 FROM certificates c JOIN certificate_files f ON f.certificate_id = c.id "
+    "WHERE c.id = :id AND c.user_id = :user AND c.status = 'active'"
+)
+_stored_pdfs = pagecache.PageStore(max_bytes=32 * 1024 * 1024)
+
+
+@pagecache.fast_path("certificates.certificate_pdf")
+def _holders_pdf(user_id: int, args: dict[str, Any]) -> Response | None:
+    found = pagecache.run_sql(_PDF_SQL, {"id": args["certificate_id"], "user": user_id})
+    if found is None:
+        return None
+    number, digest = found
+    entry = _stored_pdfs.get((digest,), utcnow())
+    if entry is None:
+        row = pagecache.run_sql(
+            "SELECT pdf FROM certificate_files WHERE certificate_id = :id", {"id": args["certificate_id"]}
+        )
+        if row is None or hashlib.sha256(bytes(row[0])).hexdigest() != digest:
+            return None
+        entry = pagecache.Entry(bytes(row[0]), None, None)
+        _stored_pdfs.put((digest,), entry)
+    assert isinstance(entry.body, bytes)
+    return _download(entry.body, "application/pdf", f"{number}.pdf")
 
 
 @bp.route("/certificates/<int:certificate_id>.json")

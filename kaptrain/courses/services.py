@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kaptrain import activity
+from kaptrain import activity, pagecache
 from kaptrain.content import catalogue
 from kaptrain.content.models import Course, Module
 from kaptrain.courses.completion import ModuleStatus
@@ -83,6 +83,18 @@ def open_module(session: Session, user_id: int, module: Module, now: dt.datetime
     return progress
 
 
+TOUCH_SQL = (
+    "UPDATE module_progress SET last_seen_at = :now, last_heartbeat_at = :now "
+    "WHERE user_id = :user AND module_id = :module"
+)
+
+
+def touch_module(user_id: int, module_id: int) -> None:
+    """Move the clocks of a module the learner opened before, as opening it again does: one statement, committed
+    on its own (a module page served from kaptrain.pagecache does this and nothing else)."""
+    pagecache.run_sql(TOUCH_SQL, {"now": utcnow(), "user": user_id, "module": module_id}, write=True)
+
+
 def opened_progress(session: Session, user_id: int, course_slug: str, module_slug: str) -> ModuleProgress | None:
     """The learner's progress in a module they opened, if it is still live in a published course (one statement)."""
     return session.scalar(
@@ -113,6 +125,34 @@ def record_heartbeat(session: Session, progress: ModuleProgress, now: dt.datetim
     progress.last_seen_at = now
     session.flush()
     return progress.seat_seconds
+
+
+_OPENED_SQL = (
+    "SELECT p.id, p.last_heartbeat_at FROM module_progress p JOIN modules m ON m.id = p.module_id "
+    "JOIN courses c ON c.id = m.course_id WHERE p.user_id = :user AND m.slug = :module AND c.slug = :course "
+    "AND m.is_retired = :no AND m.published_revision_id IS NOT NULL AND c.is_published = :yes"
+)
+
+
+def record_heartbeat_fast(user_id: int, course_slug: str, module_slug: str) -> int | None:
+    """`opened_progress` and `record_heartbeat` in plain statements for kaptrain.pagecache's fast path: one write
+    transaction, the same rule (activity.credit_span). None when the module is not one the learner opened."""
+    now = utcnow()
+    with pagecache.statements(write=True) as run:
+        found = run(
+            _OPENED_SQL, {"user": user_id, "module": module_slug, "course": course_slug, "no": False, "yes": True}
+        )
+        if not found:
+            return None
+        progress_id, last_heartbeat = found[0]
+        start = pagecache.read_datetime(last_heartbeat) or now
+        credited = activity.credit_with(run, pagecache.read_datetime, user_id, start, now, HEARTBEAT_SECONDS)
+        ((seat,),) = run(
+            "UPDATE module_progress SET seat_seconds = seat_seconds + :seconds, last_heartbeat_at = :beat, "
+            "last_seen_at = :now WHERE id = :id RETURNING seat_seconds",
+            {"seconds": credited.seconds, "beat": min(credited.until, now), "now": now, "id": progress_id},
+        )
+    return int(seat)
 
 
 def mark_read(session: Session, status: ModuleStatus) -> None:

@@ -73,6 +73,8 @@ class QuizState:
     cooldown_until: dt.datetime | None
     locked_reason: str | None = None
     history: list[Attempt] = field(default_factory=list)
+    # The next moment this state changes by the clock alone (a pause ends, an open attempt's time runs out).
+    changes_at: dt.datetime | None = None
 
     @property
     def can_start(self) -> bool:
@@ -129,12 +131,15 @@ def quiz_state(
     failures = [a.submitted_at or a.started_at for a in graded if not a.passed]
     used = len(current_block(failures, quiz.cooldown_hours))
     cooldown_until = None
+    moments = [open_attempt.deadline_at + GRACE] if open_attempt is not None and open_attempt.deadline_at else []
     if quiz.cooldown_hours and failures:
         until = failures[-1] + dt.timedelta(hours=quiz.cooldown_hours)
         if now >= until:
             used = 0  # the pause is long enough: the next attempt starts a fresh block
-        elif used >= rules.max_attempts:
-            cooldown_until = until
+        else:
+            moments.append(until)
+            if used >= rules.max_attempts:
+                cooldown_until = until
     if not quiz.cooldown_hours:
         used %= rules.max_attempts  # no cooldown: blocks simply follow one another
     attempts_left = max(0, rules.max_attempts - used)
@@ -150,6 +155,7 @@ def quiz_state(
         cooldown_until,
         gate,
         history=[a for a in attempts if a.status == AttemptStatus.SUBMITTED],
+        changes_at=min(moments, default=None),
     )
 
 

@@ -21,6 +21,7 @@ from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import joinedload
 
+from kaptrain import pagecache
 from kaptrain.accounts.models import Role, User
 from kaptrain.auth import require_owner, role_required, user
 from kaptrain.content import catalogue
@@ -90,7 +91,9 @@ def _standing(quiz: Quiz, user_id: int | None = None) -> tuple[completion.Course
 def quiz(course_slug: str, slug: str) -> ResponseReturnValue:
     """The quiz's rules, the learner's limits and past attempts."""
     q = _published_quiz_or_404(course_slug, slug)
-    return render_template("quizzes/quiz.html", quiz=q, state=_standing(q)[1], form=FlaskForm())
+    state = _standing(q)[1]
+    pagecache.changes_at(state.changes_at)
+    return render_template("quizzes/quiz.html", quiz=q, state=state, form=FlaskForm())
 
 
 @bp.route("/courses/<course_slug>/quizzes/<slug>/start", methods=["POST"])

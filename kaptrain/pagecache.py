@@ -1,0 +1,337 @@
+"""Rendered learner pages, kept per process under versions the database maintains, so a page is never stale.
+
+A learner's course page, module page, quiz page and dashboard depend on three things: the learner's own records,
+what every learner sees (content, quiz rules, course and site settings), and sometimes the clock (a quiz pause
+or an attempt's deadline running out). The database versions the first two with triggers (migration
+0011_page_versions): every change to a learner's enrolment, progress, attempts, certificates, evaluation,
+attestation, accommodations or account row adds one to `users.pages_version`, and every change to content or
+settings adds one to the `cache_epochs` row "pages". No code path can forget to do it, since the database does.
+
+A page is served from here only when all of these hold, checked with one small SQL statement and no ORM: a GET
+without a query string to one of CACHED_ENDPOINTS; a logged-in learner (not staff: their pages and two-factor
+rule differ) whose session is still valid by the same tests as kaptrain.auth (session version, active account,
+the absolute session age, Flask-Login's session protection); no flash message waiting; and a page stored under
+the learner's current two versions that has not reached the moment its view said it would change (`changes_at`).
+Anything else goes the normal way, and a successful normal render is stored under the versions read *before* it
+read anything, so a page can only ever be stored under versions as old as its data or older.
+
+Pages carry the session's CSRF token: it is stored as a placeholder and a fresh token is put in on the way out.
+What a view does besides rendering (the module page moves the seat-time clock) it registers with `on_hit`, and
+that runs on every hit too. PAGE_CACHE_MB sets the size per process (0 turns the cache off).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request, session
+from flask.globals import request_ctx
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy import String, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kaptrain.db import Base, Database, UTCDateTime, get_session, has_writes, utcnow
+from kaptrain.extensions import csrf
+
+CACHED_ENDPOINTS = frozenset({"courses.course", "courses.module", "courses.dashboard", "quizzes.quiz"})
+PLACEHOLDER = "\x00csrf\x00"  # no rendered page can contain NUL (the site refuses it in every input)
+
+# What the triggers of migration 0011 watch (tests/test_page_cache.py holds the database to these lists).
+LEARNER_TABLES = frozenset(
+    {
+        "accommodations",
+        "attempts",
+        "attempt_items",
+        "attestations",
+        "certificates",
+        "enrolments",
+        "evaluations",
+        "module_progress",
+    }
+)
+GLOBAL_TABLES = frozenset(
+    {
+        "courses",
+        "modules",
+        "module_revisions",
+        "questions",
+        "question_revisions",
+        "quizzes",
+        "quiz_settings_revisions",
+        "settings",
+        "vignettes",
+        "vignette_revisions",
+    }
+)
+# Tables no cached page reads, each with the reason; a new table must be put in one of the three groups.
+UNSHOWN_TABLES = {
+    "accommodation_changes": "the staff history of accommodations (the grants themselves are watched)",
+    "account_tokens": "email links, shown only on account pages",
+    "activity_clocks": "when time was last credited; the credited seconds live in progress and attempts",
+    "alembic_version": "the schema version",
+    "audit_log": "staff pages only",
+    "cache_epochs": "the versions themselves",
+    "certificate_files": "the stored PDF, downloaded, never shown on a page (the certificate row is watched)",
+    "drafts": "unpublished authoring work; learners see only published revisions",
+    "recovery_codes": "account pages only",
+    "status_lists": "the public revocation list of credentials",
+    "uploads": "files served at their own addresses; pages show them through module revisions",
+    "users": "watched by its own trigger: a change to any column a page can show bumps that learner's version",
+}
+
+
+class CacheEpoch(Base):
+    """A version counter the database moves (see migration 0011_page_versions): the row "pages"."""
+
+    __tablename__ = "cache_epochs"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(server_default="0")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stored page: its HTML with the CSRF placeholder, and when (if ever) it stops being right."""
+
+    body: str | bytes
+    changes_at: dt.datetime | None
+    on_hit: Callable[[], None] | None
+
+    @property
+    def size(self) -> int:
+        """Bytes held (roughly: characters)."""
+        return len(self.body)
+
+
+class PageStore:
+    """A least-recently-used store of pages bounded by total size, shared by the threads of one process."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[tuple[Any, ...], Entry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], now: dt.datetime) -> Entry | None:
+        """The entry under key if it is still right at `now`, marked as recently used; counts hits and misses."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or (entry.changes_at is not None and now >= entry.changes_at):
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: tuple[Any, ...], entry: Entry) -> None:
+        """Store entry, dropping the least recently used ones beyond the size limit."""
+        if entry.size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            self._bytes += entry.size - (old.size if old else 0)
+            self._entries[key] = entry
+            while self._bytes > self.max_bytes:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= dropped.size
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Drop every page."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+def init_page_cache(app: Flask) -> None:
+    """Serve cached learner pages before anything else looks at the request; store good renders after."""
+    megabytes = int(app.config.get("PAGE_CACHE_MB", 64))
+    if megabytes <= 0:
+        app.extensions["kaptrain.pages"] = None
+        return
+    app.extensions["kaptrain.pages"] = PageStore(megabytes * 1024 * 1024)
+    # First of all before-request functions: the two-factor rule (a blueprint's) would load the user otherwise.
+    app.before_request_funcs.setdefault(None, []).insert(0, _serve_cached)
+    app.after_request(_store_rendered)
+
+
+def store() -> PageStore | None:
+    """The current app's page store (None when turned off)."""
+    found: PageStore | None = current_app.extensions.get("kaptrain.pages")
+    return found
+
+
+def changes_at(moment: dt.datetime | None) -> None:
+    """Say, from a view, when the page being rendered stops being right by the clock alone (None: never)."""
+    if moment is not None:
+        earlier = g.get("page_changes_at")
+        g.page_changes_at = moment if earlier is None else min(earlier, moment)
+
+
+def on_hit(action: Callable[[], None]) -> None:
+    """Register, from a view, what must also happen each time its page is served from the cache."""
+    g.page_on_hit = action
+
+
+def _session_user() -> tuple[int, int] | None:
+    from kaptrain.accounts.services import parse_session_token  # noqa: PLC0415 - accounts imports this module's peers
+    from kaptrain.auth import login_is_current  # noqa: PLC0415
+    from kaptrain.extensions import login_manager  # noqa: PLC0415
+
+    if "_flashes" in session or not login_is_current(session.get("login_at"), current_app.config["SESSION_HOURS"]):
+        return None
+    if login_manager.session_protection and session.get("_id") != login_manager._session_identifier_generator():  # noqa: SLF001
+        return None
+    token = session.get("_user_id")
+    return parse_session_token(token) if isinstance(token, str) else None
+
+
+STAMP_SQL = (
+    "SELECT u.session_version, u.is_active, u.role, u.pages_version, e.version "
+    "FROM users u, cache_epochs e WHERE u.id = :user AND e.name = 'pages'"
+)
+
+
+Run = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+
+
+@contextlib.contextmanager
+def statements(*, write: bool = False) -> Iterator[Run]:
+    """Run statements on a plain DB-API connection: a tenth of the cost of an ORM round trip. Parameters are
+    written :name; datetimes are stored as the ORM stores them. With write=True the statements are one
+    transaction, committed at the end (on SQLite it begins IMMEDIATE: it holds the write lock from the start,
+    as the site's writing requests do); otherwise each statement reads what is committed."""
+    database: Database = current_app.extensions["kaptrain.db"]
+    dialect = database.engine.dialect
+    to_datetime = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+
+    def bind(params: dict[str, Any]) -> dict[str, Any]:
+        return {k: to_datetime(v) if isinstance(v, dt.datetime) and to_datetime else v for k, v in params.items()}
+
+    if isinstance(database.bind, Connection):  # tests: the connection that holds the test's transaction
+        connection = database.bind
+
+        def run_in_test(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+            result = connection.execute(text(sql), bind(params))
+            return [tuple(row) for row in result] if result.returns_rows else []
+
+        with connection.begin_nested() if write else contextlib.nullcontext():
+            yield run_in_test
+        return
+    named = dialect.paramstyle in ("qmark", "named")
+    raw = database.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+
+        def run(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+            cursor.execute(re.sub(r":(\w+)", r":\1" if named else r"%(\1)s", sql), bind(params))
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+        if write and dialect.name == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+        yield run
+        if write:
+            raw.commit()
+    finally:
+        raw.close()  # back to the pool, which rolls back whatever was left open (an error, or a read)
+
+
+def run_sql(sql: str, params: dict[str, Any], *, write: bool = False) -> tuple[Any, ...] | None:
+    """One statement (see `statements`); its first row, if any."""
+    with statements(write=write) as run:
+        rows = run(sql, params)
+    return rows[0] if rows else None
+
+
+def read_datetime(value: Any) -> dt.datetime | None:
+    """A datetime read by `statements`, as the ORM would hand it back (aware, UTC)."""
+    dialect = current_app.extensions["kaptrain.db"].engine.dialect
+    processor = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    result: dt.datetime | None = processor(value) if processor else value
+    return result
+
+
+FastPath = Callable[[int, dict[str, Any]], Response | None]
+_FAST_PATHS: dict[tuple[str, str], FastPath] = {}
+
+
+def fast_path(endpoint: str, method: str = "GET") -> Callable[[FastPath], FastPath]:
+    """Register a learner's way through an endpoint that needs no ORM: called with the learner's id and the URL's
+    values once the session (and, for a POST, its CSRF token) is checked as for a cached page; it answers, or
+    returns None to let the request go the normal way."""
+
+    def register(handler: FastPath) -> FastPath:
+        _FAST_PATHS[endpoint, method] = handler
+        return handler
+
+    return register
+
+
+def _serve_cached() -> Response | None:
+    endpoint = request.endpoint or ""
+    fast = _FAST_PATHS.get((endpoint, request.method))
+    if request.query_string or (fast is None and (request.method != "GET" or endpoint not in CACHED_ENDPOINTS)):
+        return None
+    pages = store()
+    who = _session_user() if pages is not None else None
+    if pages is None or who is None:
+        return None
+    if request.method != "GET" and current_app.config["WTF_CSRF_ENABLED"]:
+        csrf.protect()  # this runs before Flask-WTF's own check: a bad token gets the site's 400 page here
+    user_id, session_version = who
+    stamp = run_sql(STAMP_SQL, {"user": user_id})
+    if stamp is None:
+        return None
+    version, active, role, learner_version, epoch = stamp
+    if version != session_version or not active or str(role) != "learner":
+        return None
+    if fast is not None:
+        return fast(user_id, request.view_args or {})
+    key = (request.path, user_id, learner_version, epoch)
+    g.page_key = key
+    entry = pages.get(key, utcnow())
+    if entry is None or not isinstance(entry.body, str):
+        return None
+    if entry.on_hit is not None:
+        entry.on_hit()
+    g.page_from_cache = True
+    return Response(entry.body.replace(PLACEHOLDER, generate_csrf()), mimetype="text/html")
+
+
+def _store_rendered(response: Response) -> Response:
+    key = g.get("page_key")
+    if key is None or g.get("page_from_cache") or response.status_code != 200 or response.direct_passthrough:
+        return response
+    if response.mimetype != "text/html" or request_ctx.flashes or "_flashes" in session:
+        return response  # a message was shown on this page (or is waiting for the next): not for showing again
+    body = response.get_data(as_text=True)
+    token = g.get("csrf_token")
+    if token:
+        body = body.replace(token, PLACEHOLDER)
+    pages = store()
+    assert pages is not None  # page_key is set only when there is a store
+    entry = Entry(body, g.get("page_changes_at"), g.get("page_on_hit"))
+    session_ = g.get("db_session")
+    if session_ is not None and has_writes(session_):
+        # Stored once the request's writes are committed (a rolled-back render must not be kept).
+        from kaptrain.db import after_commit  # noqa: PLC0415
+
+        after_commit(lambda: pages.put(key, entry), session_)
+    else:
+        pages.put(key, entry)
+    return response
+
+
+__all__ = ["CacheEpoch", "changes_at", "fast_path", "get_session", "init_page_cache", "on_hit", "run_sql"]
