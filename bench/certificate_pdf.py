@@ -82,7 +82,8 @@ def main() -> None:
         with app.app_context():
             start = time.perf_counter()
             data = certificate_pdf(SAMPLE, page_size=args.page_size)
-            print(f"first render (cold process, in a thread: the forked children after it inherit its fonts): {(time.perf_counter() - start) * 1000:.0f} ms")
+            first_ms = (time.perf_counter() - start) * 1000
+            print(f"first render (cold process, in a thread; forked children inherit it): {first_ms:.0f} ms")
             for label, can_fork in (("forked child", True), ("worker thread", False)):
                 pdf._can_fork = lambda can_fork=can_fork: can_fork  # type: ignore[misc]
                 samples = []

@@ -241,11 +241,19 @@ def statements(*, write: bool = False) -> Iterator[Run]:
 
         if write and dialect.name == "sqlite":
             cursor.execute("BEGIN IMMEDIATE")
-        yield run
+        # A read on PostgreSQL runs outside a transaction: no BEGIN and ROLLBACK round trips around one SELECT.
+        reading_outside = not write and dialect.name == "postgresql"
+        if reading_outside:
+            raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+        try:
+            yield run
+        finally:
+            if reading_outside:
+                raw.driver_connection.autocommit = False  # type: ignore[union-attr]
         if write:
             raw.commit()
     finally:
-        raw.close()  # back to the pool, which rolls back whatever was left open (an error, or a read)
+        raw.close()  # back to the pool, which rolls back whatever was left open (an error)
 
 
 def run_sql(sql: str, params: dict[str, Any], *, write: bool = False) -> tuple[Any, ...] | None:

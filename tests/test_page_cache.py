@@ -424,3 +424,27 @@ def test_two_transactions_of_one_learner_never_wait_for_each_other_in_a_circle(a
         with Session(engine) as cleanup:
             purge_user(cleanup, user_id)
             cleanup.commit()
+
+
+def test_plain_statements_run_on_a_pooled_connection_and_leave_it_as_they_found_it(
+    app: Flask, extra_app: Callable[..., Flask]
+) -> None:
+    other = extra_app()  # bound to the engine, as in production (the test fixtures bind one connection)
+    engine = other.extensions["kaptrain.db"].engine
+    with other.app_context():
+        assert pagecache.run_sql("SELECT :a + :b", {"a": 1, "b": 2}) == (3,)
+        moment = utcnow()
+        found = pagecache.run_sql(
+            "SELECT version FROM cache_epochs WHERE name = 'pages' AND :t IS NOT NULL", {"t": moment}
+        )
+        assert found is not None
+        with pagecache.statements(write=True) as run:
+            (after,) = run("UPDATE cache_epochs SET version = version + 1 WHERE name = 'pages' RETURNING version", {})
+        assert after == (found[0] + 1,)
+        with pytest.raises(ZeroDivisionError), pagecache.statements(write=True) as run:
+            run("UPDATE cache_epochs SET version = version + 1 WHERE name = 'pages'", {})
+            raise ZeroDivisionError  # an error inside: nothing is kept
+        assert pagecache.run_sql("SELECT version FROM cache_epochs WHERE name = 'pages'", {}) == (found[0] + 1,)
+    with engine.connect() as connection:  # the pooled connection is back in transactions, as SQLAlchemy expects
+        connection.execute(text("UPDATE cache_epochs SET version = version WHERE name = 'pages'"))
+        connection.rollback()
