@@ -65,6 +65,9 @@ def _register_blueprints(app: Flask) -> None:
     from kaptrain.courses.views import bp as courses_bp
     from kaptrain.instructor.views import bp as instructor_bp
     from kaptrain.quizzes.views import bp as quizzes_bp
+    from kaptrain.web import URL_CONVERTERS
+
+    app.url_map.converters.update(URL_CONVERTERS)  # before any rule is added, so that every rule uses them
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(courses_bp)

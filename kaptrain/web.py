@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import zoneinfo
+from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map, PathConverter, UnicodeConverter
 
-from kaptrain.db import as_utc, finish_request
-from kaptrain.forms import has_control_characters
+from kaptrain.db import SAFE_METHODS, as_utc, finish_request
+from kaptrain.forms import LARGEST_NUMBER, has_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,43 @@ BAD_ADDRESS = (
     "have been damaged when it was copied: check it, or start again from the home page."
 )
 
+UNREADABLE_BODY = (
+    "What was sent could not be read as the form's fields: a JSON body must be an object whose values are text. "
+    "Go back, reload the page and send the form again."
+)
+
+
+class IdConverter(IntegerConverter):
+    """<int:...> in every rule: a number no id column holds matches no page (404), instead of reaching the
+    database, which refuses it (a 500)."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", LARGEST_NUMBER)
+        super().__init__(map, *args, **kwargs)
+
+
+# Unicode control characters (category Cc), as a regular expression's character range.
+_CONTROL_RANGE = r"\x00-\x1f\x7f-\x9f"
+
+
+class TextConverter(UnicodeConverter):
+    """<slug> and every other text part of an address: one holding a control character matches no rule, so no
+    view, nor anything that runs before the views by endpoint, ever sees it (PostgreSQL refuses NUL outright);
+    _refuse_control_characters answers such an address."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", f"[^/{_CONTROL_RANGE}]", 1)
+
+
+class PathTextConverter(PathConverter):
+    """<path:...>: as TextConverter, across slashes."""
+
+    regex = f"[^/{_CONTROL_RANGE}][^{_CONTROL_RANGE}]*?"
+
+
+URL_CONVERTERS = {"default": TextConverter, "string": TextConverter, "path": PathTextConverter, "int": IdConverter}
+
 
 def init_web(app: Flask) -> None:
     """Register headers, error handlers and template globals."""
@@ -59,6 +98,7 @@ def init_web(app: Flask) -> None:
             app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1
         )
     app.before_request(_refuse_control_characters)
+    app.before_request(_refuse_unreadable_json)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
@@ -105,6 +145,24 @@ def _refuse_control_characters() -> tuple[str, int] | None:
     if has_control_characters(request.path) or any(has_control_characters(k + v) for k, v in query):
         return error_page(400, BAD_ADDRESS)
     return None
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
+def _refuse_unreadable_json() -> tuple[str, int] | None:
+    # Flask-WTF reads a JSON body as the form (the login takes one): anything but an object of text values (a bare
+    # list, a number, a nested object) would make every form, even a button's, fail with a 500.
+    if request.method in SAFE_METHODS or not request.is_json:
+        return None
+    try:
+        body = request.get_json()
+    except BadRequest:
+        return error_page(400, UNREADABLE_BODY)
+    if isinstance(body, dict) and all(_is_text(v) for v in body.values()):
+        return None
+    return error_page(400, UNREADABLE_BODY)
 
 
 def _security_headers(response: Response) -> Response:

@@ -77,6 +77,9 @@ def two_factor() -> ResponseReturnValue:
 @login_required
 def recovery_codes() -> ResponseReturnValue:
     """Make new recovery codes (the old ones stop working), after the password."""
+    if not user().has_two_factor:  # the page shows no recovery-code form then: say so above it, not on a hidden field
+        flash("Two-factor sign-in is off for your account, so it has no recovery codes. Set it up first.", "error")
+        return _page(422)
     form = CurrentPasswordForm(prefix="codes")
     if form.validate_on_submit():
         try:
@@ -92,6 +95,9 @@ def recovery_codes() -> ResponseReturnValue:
 @login_required
 def disable_two_factor() -> ResponseReturnValue:
     """Turn two-factor sign-in off (learners only; instructors and administrators must keep it)."""
+    if not user().has_two_factor:  # the page shows no form to turn it off then: say so above it, not on a hidden field
+        flash("Two-factor sign-in is already off for your account.", "error")
+        return _page(422)
     form = CurrentPasswordForm(prefix="off")
     if form.validate_on_submit():
         try:

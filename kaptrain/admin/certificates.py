@@ -24,6 +24,7 @@ from kaptrain.certificates.models import Certificate, CertificateStatus, Revocat
 from kaptrain.content.models import Course
 from kaptrain.db import get_session
 from kaptrain.errors import fail
+from kaptrain.forms import whole_number
 
 PER_PAGE = 25
 SEARCHED = (Certificate.number, Certificate.code, Certificate.holder_name, Certificate.course_title)
@@ -148,7 +149,7 @@ def approve_certificates() -> ResponseReturnValue:
 
 
 def _ids(raw: list[str]) -> list[int]:
-    return [int(v) for v in raw if v.isdigit()]
+    return [n for n in map(whole_number, raw) if n is not None]
 
 
 @bp.route("/certificates/issue", methods=["POST"])

@@ -29,7 +29,7 @@ class CertificateSearchForm(BaseForm):
     status = SelectField(
         "Status",
         choices=[SelectChoice("", "Any status")] + [SelectChoice(s.value, s.value.title()) for s in CertificateStatus],
-        validators=[Optional()],
+        default="",  # not Optional(): it let whitespace through as a status, past the check of the choices
     )
     page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1, max=100_000)])
 

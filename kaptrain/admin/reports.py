@@ -28,6 +28,7 @@ from kaptrain.content import revisions
 from kaptrain.content.models import Course
 from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.db import get_session, may_write
+from kaptrain.errors import fail
 from kaptrain.quizzes.models import Attempt, Quiz, QuizKind
 
 PER_PAGE = 50
@@ -193,7 +194,8 @@ def completions_csv() -> ResponseReturnValue:
     """The completions in the range as CSV, streamed row by row in constant memory."""
     form = _range()
     if not form.validate():
-        return Response(" ".join(form.date_to.errors or ["Enter the dates as YYYY-MM-DD."]), 400, mimetype="text/plain")
+        # The site's error page, not a bare text body: the link is opened in a browser.
+        fail(400, " ".join(form.date_to.errors or ["Enter the dates as YYYY-MM-DD."]))
     db = get_session()
     start, end = form.date_from.data, form.date_to.data
     audit.record(

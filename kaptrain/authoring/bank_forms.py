@@ -24,7 +24,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from kaptrain.authoring.bank import ModuleChoice
 from kaptrain.authoring.services import InvalidDraft
 from kaptrain.content.revisions import QUIZ
-from kaptrain.forms import BaseForm, refuse_control_characters
+from kaptrain.forms import BaseForm, refuse_control_characters, whole_number
 from kaptrain.quizzes.grading import REGISTRY
 from kaptrain.quizzes.models import QuestionType
 
@@ -66,12 +66,7 @@ def section_choices(current: str, sections: list[str] | None) -> list[SelectChoi
 
 
 def _optional_int(value: Any) -> int | None:
-    if value in (None, "", "None"):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    return whole_number(value)  # "" and "None" (an empty choice) are None, and so is anything but an id
 
 
 class OptionRow(Form):

@@ -35,6 +35,7 @@ from kaptrain.content.models import Course
 from kaptrain.content.revisions import Item
 from kaptrain.db import get_session
 from kaptrain.errors import fail
+from kaptrain.forms import whole_number
 from kaptrain.quizzes.models import Question, Quiz, QuizKind
 from kaptrain.quizzes.models import Vignette as VignetteRow
 
@@ -379,7 +380,7 @@ def _restore(
     form = RestoreForm()
     if not form.validate_on_submit():
         fail(400, "The form expired. Reload the page and try again.")
-    loaded = int(form.loaded_version.data) if (form.loaded_version.data or "").isdigit() else None
+    loaded = whole_number(form.loaded_version.data)
     outcome = editing.run_restore(get_session(), item, number, user(), loaded)
     if not outcome.ok:
         return _history_page(item, quiz, what, editor, restore, outcome)

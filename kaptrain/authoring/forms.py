@@ -23,7 +23,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
 
-from kaptrain.forms import BaseForm, refuse_control_characters
+from kaptrain.forms import BaseForm, refuse_control_characters, whole_number
 
 # Blank reference rows offered below the filled ones, to add references without JavaScript.
 BLANK_REFERENCE_ROWS = 3
@@ -148,7 +148,7 @@ class ModuleForm(BaseForm):
 
     def loaded(self) -> tuple[int | None, int | None]:
         """The draft version and published revision number the page was opened with."""
-        return _number(self.loaded_version.data), _number(self.loaded_revision.data)
+        return whole_number(self.loaded_version.data), whole_number(self.loaded_revision.data)
 
     def ensure_blank_rows(self) -> None:
         """Keep blank reference rows at the end after a refused save, so a reference can still be added."""
@@ -210,11 +210,6 @@ def _add(field: Field, message: str) -> None:
     field.errors = [*field.errors, text]
 
 
-def _number(value: Any) -> int | None:
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() else None
-
-
 def _ref_filled(form: Form) -> bool:
     return any(_text(form[f].data) for f in REFERENCE_FIELDS)
 
@@ -222,8 +217,9 @@ def _ref_filled(form: Form) -> bool:
 def _reference(form: Form) -> dict[str, Any]:
     """One row as a reference's plain data: the year a number when it is one, DOI and address only when given."""
     ref: dict[str, Any] = {f: _text(form[f].data) for f in ("key", "authors", "year", "title", "source")}
-    if ref["year"].isdigit():
-        ref["year"] = int(ref["year"])
+    year = whole_number(ref["year"])
+    if year is not None:
+        ref["year"] = year
     for optional in ("doi", "url"):
         if _text(form[optional].data):
             ref[optional] = _text(form[optional].data)
@@ -272,7 +268,7 @@ class RestoreForm(BaseForm):
 
     def loaded(self) -> int | None:
         """The draft version the history page was opened with (None: there was no draft)."""
-        return _number(self.loaded_version.data)
+        return whole_number(self.loaded_version.data)
 
 
 class CompareForm(BaseForm):

@@ -222,12 +222,15 @@ def module_history(course_slug: str, module_slug: str) -> ResponseReturnValue:
     session = get_session()
     course, module = _module(course_slug, module_slug)
     rows = module_editor.history(session, module)
-    form = CompareForm(formdata=request.args if request.args else None)
+    # Only the compare form's own fields ask for a comparison (and only with two revisions to choose from): any
+    # other query string, such as a tracking parameter, shows the page as usual.
+    asked = len(rows) > 1 and any(name in request.args for name in ("a", "b"))
+    form = CompareForm(formdata=request.args if asked else None)
     form.a.choices = form.b.choices = [(r.number, f"Revision {r.number}") for r in rows]
     diffs, status = None, 200
-    if rows and not request.args:
+    if rows and not asked:
         form.a.data, form.b.data = module_editor.default_pair(rows)
-    if rows and (not request.args or form.validate()):
+    if rows and (not asked or form.validate()):
         with _refusals():
             diffs = module_editor.compare(session, module, form.a.data, form.b.data)
     elif rows:

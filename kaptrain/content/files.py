@@ -18,6 +18,9 @@ from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta, Question
 SafeLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n(.*)\Z", re.DOTALL)
+# No content file needs more than five levels (a bank's questions, their options, an option's fields); libyaml
+# builds the node tree recursively in C, and a file nested some 50,000 levels deep crashes the process outright.
+MAX_NESTING = 40
 HEADING = re.compile(r"^#{2,3}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
@@ -90,15 +93,60 @@ def _validation_problems(
     return problems
 
 
+def _too_deep(text: str) -> yaml.Mark | None:
+    """Where the text's collections nest deeper than MAX_NESTING, read event by event (the parser keeps its own
+    stack, so this never recurses); None when they do not."""
+    depth = 0
+    for event in yaml.parse(text, Loader=SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                return event.start_mark
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
+
+
+def _unreadable_scalar(loader: Any, root: yaml.Node) -> yaml.Node | None:
+    """The first scalar whose value cannot be built (a date like 2026-02-30, an integer of 5,000 digits)."""
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                loader.construct_object(node)
+            except (ValueError, OverflowError):
+                return node
+        elif isinstance(node, yaml.SequenceNode):
+            todo += reversed(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            todo += reversed([part for pair in node.value for part in pair])
+    return None
+
+
 def _parse_yaml(path: str, text: str, line_offset: int = 0) -> tuple[Any, yaml.Node | None, list[Problem]]:
+    def problem(message: str, mark: yaml.Mark | None) -> tuple[Any, yaml.Node | None, list[Problem]]:
+        return None, None, [Problem(path, "", message, mark.line + 1 + line_offset if mark is not None else None)]
+
+    # One parse gives the node tree (for line numbers) and the data built from it, as yaml.load would.
+    loader = SafeLoader(text)
     try:
-        root = yaml.compose(text, Loader=SafeLoader)
-        data = yaml.load(text, Loader=SafeLoader)  # noqa: S506 - SafeLoader/CSafeLoader only
+        deep = _too_deep(text)
+        if deep is not None:
+            return problem(f"nested more than {MAX_NESTING} levels deep, which no content file needs", deep)
+        root = loader.get_single_node()
+        try:
+            data = loader.construct_document(root) if root is not None else None
+        except (ValueError, OverflowError) as exc:
+            bad = _unreadable_scalar(SafeLoader(""), root) if root is not None else None
+            value = f" {bad.value[:40]!r}" if isinstance(bad, yaml.ScalarNode) else ""
+            reason = "it has too many digits" if "digits" in str(exc) else str(exc)  # int()'s 4,300-digit limit
+            return problem(f"the value{value} cannot be read: {reason}", bad.start_mark if bad else None)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 + line_offset if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
-        return None, None, [Problem(path, "", f"not valid YAML: {reason}", line)]
+        return problem(f"not valid YAML: {reason}", getattr(exc, "problem_mark", None))
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         return None, None, [Problem(path, "", "expected a mapping of fields at the top level", 1)]
     return data, root, []
@@ -162,6 +210,20 @@ def module_sections(module: ModuleFile) -> list[str]:
     return [m.group(1).strip() for m in HEADING.finditer(module.body)]
 
 
+def _read(path: Path, shown: str) -> tuple[str | None, list[Problem]]:
+    """A content file's text (UTF-8, a byte-order mark allowed); otherwise a problem saying where it went wrong."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(shown, "", f"cannot be read: {exc.strerror or exc}")]
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be read; save the file as UTF-8"
+        return None, [Problem(shown, "", message, line)]
+
+
 def _rel(path: Path, base: Path) -> str:
     try:
         return str(path.relative_to(base.parent))
@@ -180,8 +242,10 @@ def read_content(modules_dir: Path, quizzes_dir: Path) -> list[CourseContent]:
         if not course_path.exists():
             problems.append(Problem(_rel(course_dir, modules_dir), "", "folder has no course.yaml"))
             continue
-        course, errs = parse_course(_rel(course_path, modules_dir), course_path.read_text("utf-8"))
-        problems += errs
+        shown = _rel(course_path, modules_dir)
+        text, errs = _read(course_path, shown)
+        course, more = parse_course(shown, text) if text is not None else (None, [])
+        problems += errs + more
         if course is None:
             continue
         if course.slug != course_dir.name:
@@ -196,13 +260,15 @@ def read_content(modules_dir: Path, quizzes_dir: Path) -> list[CourseContent]:
         content = courses[course_dir.name] = CourseContent(course)
         before = len(problems)
         for md in sorted(course_dir.glob("*.md")):
-            module, errs = parse_module(_rel(md, modules_dir), md.read_text("utf-8"))
-            problems += errs
+            text, errs = _read(md, _rel(md, modules_dir))
+            module, more = parse_module(_rel(md, modules_dir), text) if text is not None else (None, [])
+            problems += errs + more
             if module is not None:
                 content.modules.append(module)
         for qf in sorted((quizzes_dir / course_dir.name).glob("*.yaml")):
-            quiz, errs = parse_quiz(_rel(qf, quizzes_dir), qf.read_text("utf-8"))
-            problems += errs
+            text, errs = _read(qf, _rel(qf, quizzes_dir))
+            quiz, more = parse_quiz(_rel(qf, quizzes_dir), text) if text is not None else (None, [])
+            problems += errs + more
             if quiz is not None:
                 content.quizzes.append(quiz)
         if len(problems) == before:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=100)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# Titles, names and sections are columns of at most this many characters (PostgreSQL refuses a longer value).
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Objective = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^The clinician can ")]
 HttpsUrl = Annotated[str, StringConstraints(pattern=r"^https://\S+$")]
 
 BANNED_OPTIONS = re.compile(r"\b(all|none) of the above\b", re.IGNORECASE)
+# Unicode control characters but tab and line breaks: no course text needs them, and PostgreSQL refuses NUL outright.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _refuse_duplicates(what: str, values: list[str]) -> None:
@@ -27,6 +32,15 @@ class Strict(BaseModel):
     """Unknown fields are errors, so a typo in a field name is reported, not ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        for text in value if isinstance(value, list) else [value]:
+            found = CONTROL_CHARACTER.search(text) if isinstance(text, str) else None
+            if found:
+                raise ValueError(f"contains the invisible control character U+{ord(found.group()):04X}: remove it")
+        return value
 
 
 class CourseObjective(Strict):
@@ -50,27 +64,27 @@ class CertificateSettings(Strict):
 
     approval: Literal["automatic", "manual"] = "automatic"  # manual: an administrator approves each one
     validity_months: int | None = Field(default=None, ge=1, le=240)  # None: it does not expire
-    signatory_name: Text
-    signatory_title: Text
+    signatory_name: Name
+    signatory_title: Name
 
 
 class CourseFile(Strict):
     """modules/<course>/course.yaml"""
 
     slug: Slug
-    title: Text
+    title: Title
     description: Text
     audience: Text
     ce_hours: Decimal = Field(gt=0, le=200, decimal_places=2)
     passing_score: int = Field(ge=1, le=100)
-    provider: Text
+    provider: Title
     financial_disclosure: Text
     off_label_statement: Text
     disclaimer: Text
     objectives: list[CourseObjective] = Field(min_length=1)
     # Active reading a module needs before its quiz opens, as a percentage of its estimated minutes.
     min_reading_percent: int = Field(default=0, ge=0, le=100)
-    delivery_format: Text = "Enduring online material"
+    delivery_format: Title = "Enduring online material"
     credit_designations: list[CreditDesignation] = []
     certificate: CertificateSettings
 
@@ -111,7 +125,7 @@ class ModuleMeta(Strict):
     slug: Slug
     # Slugs this module had before; declaring them keeps learners' progress when a module is renamed.
     previous_slugs: list[Slug] = []
-    title: Text
+    title: Title
     # One or two sentences for the course outline and the instructor workspace.
     summary: str = Field(default="", max_length=1000)
     order: int = Field(ge=1)
@@ -149,14 +163,15 @@ class QuizSettings(Strict):
     slug: Slug
     # Slugs this quiz had before; declaring them keeps learners' attempts when a quiz is renamed.
     previous_slugs: list[Slug] = []
-    title: Text
+    title: Title
     kind: Literal["module", "final"] = "module"
     module: Slug | None = None
-    draw: int = Field(default=10, ge=1)
+    # The same limits as the rules editor in the browser (kaptrain.authoring.bank_forms.RulesForm).
+    draw: int = Field(default=10, ge=1, le=500)
     passing_score: int = Field(default=80, ge=1, le=100)
-    max_attempts: int = Field(default=3, ge=1)
-    cooldown_hours: int = Field(default=24, ge=0)
-    time_limit_minutes: int | None = Field(default=None, ge=1)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    cooldown_hours: int = Field(default=24, ge=0, le=24 * 365)
+    time_limit_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
     reveal_answers: Literal["after_pass", "always", "never"] = "after_pass"
     partial_credit: bool = False
     # A learner may ask for more time on a timed attempt (WCAG 2.2.1; see docs/accessibility.md).
@@ -175,7 +190,7 @@ class Vignette(Strict):
     """A case shared by several questions."""
 
     key: Slug
-    title: Text
+    title: Title
     text: Text
 
 
@@ -198,7 +213,7 @@ class QuestionFile(Strict):
 
     key: Slug
     type: Literal["single", "multiple", "true_false"]
-    section: Text
+    section: Title
     module: Slug | None = None
     vignette: Slug | None = None
     stem: Text
