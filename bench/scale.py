@@ -106,7 +106,8 @@ def prepare_database(url: str, work: Path, learners: int, fresh: bool) -> float 
         if "users" in tables:
             with engine.connect() as conn:
                 pattern = f"%@{demo_seed.SEED_DOMAIN}"
-                seeded = conn.scalar(select(func.count()).select_from(User).where(User.email.like(pattern))) or 0
+                learner = User.email.like(pattern) & (User.role == Role.LEARNER)  # not the export's bench-admin
+                seeded = conn.scalar(select(func.count()).select_from(User).where(learner)) or 0
         if seeded == learners and not fresh:
             print(f"Reusing the seeded database ({seeded} learners); --fresh builds it again.")
             return None
@@ -180,7 +181,7 @@ def choose_learners(app: Flask, connections: int, submitters: int) -> Cast:
     database: Database = app.extensions["kaptrain.db"]
     session = database.new_session()
     course = demo_seed.find_course(session, None)
-    seeded = User.email.like(f"%@{demo_seed.SEED_DOMAIN}")
+    seeded = User.email.like(f"%@{demo_seed.SEED_DOMAIN}") & (User.role == Role.LEARNER)
     users = list(session.execute(select(User.id, User.email).where(seeded).order_by(User.id)))
     holders = dict(
         session.execute(
