@@ -38,7 +38,7 @@ from sqlalchemy import String, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kaptrain.db import Base, Database, UTCDateTime, get_session, has_writes, utcnow
+from kaptrain.db import Base, Database, UTCDateTime, after_commit, has_writes, utcnow
 from kaptrain.extensions import csrf
 
 CACHED_ENDPOINTS = frozenset({"courses.course", "courses.module", "courses.dashboard", "quizzes.quiz"})
@@ -334,12 +334,10 @@ def _store_rendered(response: Response) -> Response:
     session_ = g.get("db_session")
     if session_ is not None and has_writes(session_):
         # Stored once the request's writes are committed (a rolled-back render must not be kept).
-        from kaptrain.db import after_commit  # noqa: PLC0415
-
         after_commit(lambda: pages.put(key, entry), session_)
     else:
         pages.put(key, entry)
     return response
 
 
-__all__ = ["CacheEpoch", "changes_at", "fast_path", "get_session", "init_page_cache", "on_hit", "run_sql"]
+__all__ = ["CacheEpoch", "changes_at", "fast_path", "init_page_cache", "on_hit", "run_sql"]
