@@ -38,7 +38,7 @@ from sqlalchemy import String, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kaptrain.db import Base, Database, UTCDateTime, after_commit, has_writes, utcnow
+from kaptrain.db import Base, Database, UTCDateTime, after_commit, begin_writing, has_writes, utcnow
 from kaptrain.extensions import csrf
 
 CACHED_ENDPOINTS = frozenset({"courses.course", "courses.module", "courses.dashboard", "quizzes.quiz"})
@@ -240,7 +240,7 @@ def statements(*, write: bool = False) -> Iterator[Run]:
             return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
 
         if write and dialect.name == "sqlite":
-            cursor.execute("BEGIN IMMEDIATE")
+            begin_writing(raw.driver_connection, cursor.execute)
         # A read on PostgreSQL runs outside a transaction: no BEGIN and ROLLBACK round trips around one SELECT.
         reading_outside = not write and dialect.name == "postgresql"
         if reading_outside:

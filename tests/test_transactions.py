@@ -113,6 +113,37 @@ def test_racing_writers_queue_instead_of_failing_on_sqlite(extra_app, database_u
     assert done == ["second"]
 
 
+def test_a_queued_writer_starts_as_soon_as_the_one_before_it_commits_on_sqlite(extra_app, database_url):
+    """Writers wait in a queue the kernel wakes, not in SQLite's busy handler, which sleeps up to 100 ms a try:
+    under load that left the lock idle while every writer slept (kaptrain.db.QueuedConnection)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock is what this checks")
+    app: Flask = extra_app()
+    delays: list[float] = []
+    for _ in range(5):
+        with app.test_request_context("/x", method="POST"):
+            get_session().scalar(select(func.count()).select_from(Course))  # this writer holds the lock
+            began: list[float] = []
+
+            def next_writer() -> None:
+                with app.test_request_context("/x", method="POST"):
+                    get_session().scalar(select(func.count()).select_from(Course))
+                    began.append(time.monotonic())
+                    finish_request(commit=True)
+
+            thread = threading.Thread(target=next_writer)
+            thread.start()
+            time.sleep(0.4)  # long enough for a polling writer to be in its 100 ms sleeps
+            assert began == []
+            committed = time.monotonic()
+            finish_request(commit=True)
+            thread.join(timeout=20)
+        assert began
+        delays.append(began[0] - committed)
+    delays.sort()
+    assert delays[2] < 0.025, delays  # the median hand-over; polling would average about 50 ms
+
+
 def test_concurrent_first_visits_give_one_row_and_no_error(app):
     engine = app.extensions["kaptrain.db"].engine
     with Session(engine) as s:
