@@ -16,6 +16,7 @@ from werkzeug.routing import IntegerConverter, Map, PathConverter, UnicodeConver
 
 from kaptrain.db import SAFE_METHODS, as_utc, finish_request
 from kaptrain.forms import LARGEST_NUMBER, has_control_characters
+from kaptrain.sessions import RememberingSessionInterface
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ URL_CONVERTERS = {"default": TextConverter, "string": TextConverter, "path": Pat
 
 def init_web(app: Flask) -> None:
     """Register headers, error handlers and template globals."""
+    app.session_interface = RememberingSessionInterface()
     if app.config["TRUSTED_PROXIES"]:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1
@@ -165,20 +167,29 @@ def _refuse_unreadable_json() -> tuple[str, int] | None:
     return error_page(400, UNREADABLE_BODY)
 
 
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+)
+# Sent on every production response, not only when the request looks secure: behind a TLS proxy whose
+# X-Forwarded-Proto is not trusted (TRUSTED_PROXIES unset) request.is_secure is False, and browsers ignore the
+# header on plain HTTP anyway (RFC 6797 section 8.1).
+PRODUCTION_HEADERS = (*SECURITY_HEADERS, ("Strict-Transport-Security", HSTS))
+
+
 def _security_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    if current_app.config["ENV"] == "production":
-        # Sent on every production response, not only when the request looks secure: behind a TLS proxy whose
-        # X-Forwarded-Proto is not trusted (TRUSTED_PROXIES unset) request.is_secure is False, and browsers ignore
-        # the header on plain HTTP anyway (RFC 6797 section 8.1).
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
-    if request.endpoint and not request.endpoint.endswith("static"):
+    # Each header only where the view did not set its own (one pass over the response's headers, not one each).
+    present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118 - Headers iterates as pairs
+    wanted = PRODUCTION_HEADERS if current_app.config["ENV"] == "production" else SECURITY_HEADERS
+    added = [(name, value) for name, value in wanted if name.lower() not in present]
+    endpoint = request.endpoint
+    if endpoint and not endpoint.endswith("static") and "cache-control" not in present:
         # Pages carry personal data and quiz state: never serve them from a shared cache.
-        response.headers.setdefault("Cache-Control", "no-store")
+        added.append(("Cache-Control", "no-store"))
+    response.headers.extend(added)
     return response
 
 
