@@ -158,10 +158,16 @@ class QueuedConnection(sqlite3.Connection):
         try:
             super().close()
         finally:
-            self._leave()
-            if self.queue_fd is not None:
-                os.close(self.queue_fd)
-                self.queue_fd = None
+            self._close_queue()
+
+    def __del__(self) -> None:
+        self._close_queue()  # a connection garbage-collected without close()
+
+    def _close_queue(self) -> None:
+        self._leave()
+        if self.queue_fd is not None:
+            os.close(self.queue_fd)  # which also lets go of the flock, were it still held
+            self.queue_fd = None
 
 
 def begin_writing(dbapi_connection: Any, execute: Callable[[str], Any]) -> None:
@@ -181,8 +187,8 @@ def make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     engine = create_engine(url, connect_args={"timeout": 15, "factory": QueuedConnection})
-    database = engine.url.database
-    on_disk = bool(database) and database != ":memory:" and not database.startswith("file:")
+    database = engine.url.database or ""
+    on_disk = database not in ("", ":memory:") and not database.startswith("file:")
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -224,7 +230,6 @@ class Database:
         self._factory = sessionmaker(expire_on_commit=False)
         event.listen(self._factory, "after_flush", _note_write)
         event.listen(self._factory, "do_orm_execute", _note_bulk_write)
-
 
     def new_session(self, writer: bool = True) -> Session:
         """A new session on the current bind (tests swap in a connection with an open transaction).

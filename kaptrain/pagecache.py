@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,15 +37,20 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request, session
 from flask.globals import request_ctx
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import String, text
+from sqlalchemy import String, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.wrappers import Response as BaseResponse
 
 from kaptrain.db import Base, Database, UTCDateTime, after_commit, begin_writing, has_writes, utcnow
 from kaptrain.extensions import csrf
 
+log = logging.getLogger(__name__)
+
 CACHED_ENDPOINTS = frozenset({"courses.course", "courses.module", "courses.dashboard", "quizzes.quiz"})
-PLACEHOLDER = "\x00csrf\x00"  # no rendered page can contain NUL (the site refuses it in every input)
+PLACEHOLDER = "\x00csrf\x00"
+TOKEN_REUSE_SECONDS = 60
+MAX_TOKENS = 20_000  # no rendered page can contain NUL (the site refuses it in every input)
 
 # What the triggers of migration 0011 watch (tests/test_page_cache.py holds the database to these lists).
 LEARNER_TABLES = frozenset(
@@ -121,6 +129,7 @@ class PageStore:
         self._entries: OrderedDict[tuple[Any, ...], Entry] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._tokens: dict[str, tuple[str, float]] = {}  # the session's raw token -> (signed token, when signed)
 
     def get(self, key: tuple[Any, ...], now: dt.datetime) -> Entry | None:
         """The entry under key if it is still right at `now`, marked as recently used; counts hits and misses."""
@@ -147,6 +156,22 @@ class PageStore:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def csrf_token(self) -> str:
+        """The session's CSRF token for a page served from here: Flask-WTF's, signed at most TOKEN_REUSE_SECONDS
+        ago (signing one per page was a sixth of a hit's cost; a token then lives that much less than its
+        WTF_CSRF_TIME_LIMIT)."""
+        name = current_app.config["WTF_CSRF_FIELD_NAME"]
+        raw, now = session.get(name), time.monotonic()
+        found = self._tokens.get(raw) if isinstance(raw, str) else None
+        if found is not None and now - found[1] < TOKEN_REUSE_SECONDS:
+            setattr(g, name, found[0])  # where Flask-WTF looks for the request's token
+            return found[0]
+        token: str = generate_csrf()
+        if len(self._tokens) >= MAX_TOKENS:
+            self._tokens.clear()
+        self._tokens[session[name]] = (token, now)
+        return token
 
     def clear(self) -> None:
         """Drop every page."""
@@ -207,53 +232,129 @@ STAMP_SQL = (
 Run = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
 
+class _Plain:
+    """Plain statements on one database: its placeholders and datetime processors, worked out once, and its own
+    idle DB-API connections.
+
+    The connections are opened through the engine (so they have its settings) and then kept out of its pool, so a
+    request pays neither the pool's checkout and reset nor, on PostgreSQL, its ping: taking one is a list pop.
+    There are as many as requests ever ran plain statements at once in this process; one that fails is closed,
+    and the engine's dispose() closes the idle ones."""
+
+    def __init__(self, database: Database) -> None:
+        dialect = database.engine.dialect
+        self.engine = database.engine
+        self.sqlite = dialect.name == "sqlite"
+        self.to_datetime = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+        self.from_datetime = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+        self.named = dialect.paramstyle in ("qmark", "named")
+        self._sql: dict[str, str] = {}
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
+        event.listen(self.engine, "engine_disposed", lambda _engine: self.close_idle())
+
+    def bind(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Parameters as the ORM would send them (datetimes stored as UTCDateTime stores them)."""
+        convert = self.to_datetime
+        if convert is None:
+            return params
+        return {k: convert(v) if isinstance(v, dt.datetime) else v for k, v in params.items()}
+
+    def sql(self, statement: str) -> str:
+        """`statement` with :name placeholders in the driver's own style."""
+        found = self._sql.get(statement)
+        if found is None:
+            found = self._sql[statement] = re.sub(r":(\w+)", r":\1" if self.named else r"%(\1)s", statement)
+        return found
+
+    def execute(self, cursor: Any, statement: str, params: dict[str, Any]) -> None:
+        """Send one statement: the one place plain statements reach the driver (tests/kill_server.py watches it,
+        as it watches the engine's statements)."""
+        cursor.execute(self.sql(statement), self.bind(params))
+
+    def commit(self, connection: Any) -> None:
+        """Commit a write transaction (watched by tests/kill_server.py, as `execute` is)."""
+        connection.commit()
+
+    def take(self) -> Any:
+        """An idle connection, or a new one."""
+        if self._pid != os.getpid():  # a forked child: the parent's connections are the parent's
+            self._idle, self._pid = [], os.getpid()
+        try:
+            return self._idle.pop()
+        except IndexError:
+            proxied = self.engine.raw_connection()
+            proxied.detach()
+            return proxied.dbapi_connection
+
+    def give_back(self, connection: Any) -> None:
+        """Keep a connection that is idle again."""
+        self._idle.append(connection)
+
+    def close_idle(self) -> None:
+        """Close every idle connection (the engine is being disposed of)."""
+        while self._idle:
+            with contextlib.suppress(Exception):
+                self._idle.pop().close()
+
+
+def _plain() -> _Plain:
+    found: _Plain | None = current_app.extensions.get("kaptrain.plain")
+    database: Database = current_app.extensions["kaptrain.db"]
+    if found is None or found.engine is not database.engine:
+        found = current_app.extensions["kaptrain.plain"] = _Plain(database)
+    return found
+
+
 @contextlib.contextmanager
 def statements(*, write: bool = False) -> Iterator[Run]:
     """Run statements on a plain DB-API connection: a tenth of the cost of an ORM round trip. Parameters are
     written :name; datetimes are stored as the ORM stores them. With write=True the statements are one
-    transaction, committed at the end (on SQLite it begins IMMEDIATE: it holds the write lock from the start,
-    as the site's writing requests do); otherwise each statement reads what is committed."""
+    transaction, committed at the end (on SQLite it begins IMMEDIATE, queued as the site's writing requests
+    are); otherwise each statement reads what is committed (PostgreSQL: autocommit; SQLite: no transaction is
+    left open, so the next read sees every commit)."""
     database: Database = current_app.extensions["kaptrain.db"]
-    dialect = database.engine.dialect
-    to_datetime = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-
-    def bind(params: dict[str, Any]) -> dict[str, Any]:
-        return {k: to_datetime(v) if isinstance(v, dt.datetime) and to_datetime else v for k, v in params.items()}
-
+    plain = _plain()
     if isinstance(database.bind, Connection):  # tests: the connection that holds the test's transaction
         connection = database.bind
 
         def run_in_test(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-            result = connection.execute(text(sql), bind(params))
+            result = connection.execute(text(sql), plain.bind(params))
             return [tuple(row) for row in result] if result.returns_rows else []
 
         with connection.begin_nested() if write else contextlib.nullcontext():
             yield run_in_test
         return
-    named = dialect.paramstyle in ("qmark", "named")
-    raw = database.engine.raw_connection()
+    raw = plain.take()
     try:
         cursor = raw.cursor()
 
         def run(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-            cursor.execute(re.sub(r":(\w+)", r":\1" if named else r"%(\1)s", sql), bind(params))
+            plain.execute(cursor, sql, params)
             return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
 
-        if write and dialect.name == "sqlite":
-            begin_writing(raw.driver_connection, cursor.execute)
-        # A read on PostgreSQL runs outside a transaction: no BEGIN and ROLLBACK round trips around one SELECT.
-        reading_outside = not write and dialect.name == "postgresql"
-        if reading_outside:
-            raw.driver_connection.autocommit = True  # type: ignore[union-attr]
-        try:
-            yield run
-        finally:
-            if reading_outside:
-                raw.driver_connection.autocommit = False  # type: ignore[union-attr]
+        if plain.sqlite:
+            if write:
+                begin_writing(raw, lambda begin: plain.execute(cursor, begin, {}))
+        else:
+            raw.autocommit = not write  # a read is one round trip: no BEGIN and ROLLBACK
+        yield run
         if write:
-            raw.commit()
-    finally:
-        raw.close()  # back to the pool, which rolls back whatever was left open (an error)
+            plain.commit(raw)
+    except BaseException:
+        _roll_back_or_close(plain, raw)
+        raise
+    plain.give_back(raw)
+
+
+def _roll_back_or_close(plain: _Plain, raw: Any) -> None:
+    try:
+        raw.rollback()  # a refusal raised inside the block (a 404): the connection is still good
+    except Exception:  # noqa: BLE001 - the connection itself failed: closed, and never used again
+        with contextlib.suppress(Exception):
+            raw.close()
+        return
+    plain.give_back(raw)
 
 
 def run_sql(sql: str, params: dict[str, Any], *, write: bool = False) -> tuple[Any, ...] | None:
@@ -265,13 +366,12 @@ def run_sql(sql: str, params: dict[str, Any], *, write: bool = False) -> tuple[A
 
 def read_datetime(value: Any) -> dt.datetime | None:
     """A datetime read by `statements`, as the ORM would hand it back (aware, UTC)."""
-    dialect = current_app.extensions["kaptrain.db"].engine.dialect
-    processor = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    processor = _plain().from_datetime
     result: dt.datetime | None = processor(value) if processor else value
     return result
 
 
-FastPath = Callable[[int, dict[str, Any]], Response | None]
+FastPath = Callable[[int, dict[str, Any]], BaseResponse | None]
 _FAST_PATHS: dict[tuple[str, str], FastPath] = {}
 
 
@@ -287,7 +387,7 @@ def fast_path(endpoint: str, method: str = "GET") -> Callable[[FastPath], FastPa
     return register
 
 
-def _serve_cached() -> Response | None:
+def _serve_cached() -> BaseResponse | None:
     endpoint = request.endpoint or ""
     fast = _FAST_PATHS.get((endpoint, request.method))
     if request.query_string or (fast is None and (request.method != "GET" or endpoint not in CACHED_ENDPOINTS)):
@@ -298,7 +398,16 @@ def _serve_cached() -> Response | None:
         return None
     if request.method != "GET" and current_app.config["WTF_CSRF_ENABLED"]:
         csrf.protect()  # this runs before Flask-WTF's own check: a bad token gets the site's 400 page here
-    user_id, session_version = who
+    try:
+        return _serve(pages, fast, *who)
+    except _plain().engine.dialect.loaded_dbapi.Error:
+        # The database refused or a kept connection had died (that connection is closed): the normal way, whose
+        # pool checks its connections, answers instead. A write here was rolled back, so nothing is done twice.
+        log.warning("Plain statements failed for %s %s; serving it the normal way", request.method, request.path)
+        return None
+
+
+def _serve(pages: PageStore, fast: FastPath | None, user_id: int, session_version: int) -> BaseResponse | None:
     stamp = run_sql(STAMP_SQL, {"user": user_id})
     if stamp is None:
         return None
@@ -315,7 +424,7 @@ def _serve_cached() -> Response | None:
     if entry.on_hit is not None:
         entry.on_hit()
     g.page_from_cache = True
-    return Response(entry.body.replace(PLACEHOLDER, generate_csrf()), mimetype="text/html")
+    return Response(entry.body.replace(PLACEHOLDER, pages.csrf_token()), mimetype="text/html")
 
 
 def _store_rendered(response: Response) -> Response:

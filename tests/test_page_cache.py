@@ -105,6 +105,27 @@ def test_a_second_view_is_served_from_the_cache_with_a_working_form_token(
     assert response.status_code == 302  # the token put into the cached page is this session's and valid
 
 
+def test_cached_pages_share_a_signed_token_for_a_minute_then_get_a_new_one(
+    app: Flask, client: FlaskClient, learner: User, csrf_on: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signed: list[str] = []
+    real_sign = pagecache.generate_csrf
+    monkeypatch.setattr(pagecache, "generate_csrf", lambda: signed.append(real_sign()) or signed[-1])
+    served(app, client, MODULE)  # opened, so that it can be marked read below
+    served(app, client, COURSE)
+    pages = [served(app, client, COURSE) for _ in range(2)]
+    assert all(cached for _, cached in pages)
+    first, second = (next(a or b for a, b in TOKEN.findall(page)) for page, _ in pages)
+    assert first == second and len(signed) == 1  # signed once, put into both
+    real = pagecache.time.monotonic
+    monkeypatch.setattr(pagecache.time, "monotonic", lambda: real() + pagecache.TOKEN_REUSE_SECONDS + 1)
+    later, cached = served(app, client, COURSE)
+    assert cached and len(signed) == 2  # a minute on: signed again
+    fresh = next(a or b for a, b in TOKEN.findall(later))
+    for token in (first, fresh):  # both are this session's, and valid
+        assert client.post(f"{MODULE}/read", data={"csrf_token": token}).status_code == 302
+
+
 def test_a_hit_on_the_module_page_moves_its_clock_as_a_view_does(
     app: Flask, client: FlaskClient, learner: User, db: Session
 ) -> None:
@@ -426,13 +447,15 @@ def test_two_transactions_of_one_learner_never_wait_for_each_other_in_a_circle(a
             cleanup.commit()
 
 
-def test_plain_statements_run_on_a_pooled_connection_and_leave_it_as_they_found_it(
-    app: Flask, extra_app: Callable[..., Flask]
+def test_plain_statements_keep_their_own_connections_outside_the_pool(
+    app: Flask, extra_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
 ) -> None:
     other = extra_app()  # bound to the engine, as in production (the test fixtures bind one connection)
     engine = other.extensions["kaptrain.db"].engine
     with other.app_context():
         assert pagecache.run_sql("SELECT :a + :b", {"a": 1, "b": 2}) == (3,)
+        plain = other.extensions["kaptrain.plain"]
+        (own,) = plain._idle  # noqa: SLF001 - one connection, idle again
         moment = utcnow()
         found = pagecache.run_sql(
             "SELECT version FROM cache_epochs WHERE name = 'pages' AND :t IS NOT NULL", {"t": moment}
@@ -440,11 +463,49 @@ def test_plain_statements_run_on_a_pooled_connection_and_leave_it_as_they_found_
         assert found is not None
         with pagecache.statements(write=True) as run:
             (after,) = run("UPDATE cache_epochs SET version = version + 1 WHERE name = 'pages' RETURNING version", {})
+            with pagecache.statements() as run_beside:  # a second at once: a second connection
+                assert run_beside("SELECT 1", {}) == [(1,)]
         assert after == (found[0] + 1,)
         with pytest.raises(ZeroDivisionError), pagecache.statements(write=True) as run:
             run("UPDATE cache_epochs SET version = version + 1 WHERE name = 'pages'", {})
-            raise ZeroDivisionError  # an error inside: nothing is kept
+            raise ZeroDivisionError  # an error inside: nothing is kept, and the connection stays
         assert pagecache.run_sql("SELECT version FROM cache_epochs WHERE name = 'pages'", {}) == (found[0] + 1,)
-    with engine.connect() as connection:  # the pooled connection is back in transactions, as SQLAlchemy expects
-        connection.execute(text("UPDATE cache_epochs SET version = version WHERE name = 'pages'"))
-        connection.rollback()
+        assert len(plain._idle) == 2 and own in plain._idle  # noqa: SLF001
+        assert engine.pool.checkedout() == 0  # outside the pool: no checkout, no ping
+        for connection in plain._idle:  # noqa: SLF001
+            connection.close()  # the connections die (a database restart): those statements fail ...
+        for _ in range(2):
+            with pytest.raises(Exception, match="closed"):
+                pagecache.run_sql("SELECT 1", {})
+        assert plain._idle == []  # noqa: SLF001 - ... and are dropped
+        assert pagecache.run_sql("SELECT 1", {}) == (1,)  # a new one
+    engine.dispose()
+    assert plain._idle == []  # noqa: SLF001 - disposing of the engine closed it
+
+
+def test_a_learner_page_is_served_the_normal_way_when_plain_statements_fail(
+    app: Flask, extra_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    other = extra_app()  # on the engine: the user is committed for real, and removed at the end
+    engine = other.extensions["kaptrain.db"].engine
+    with Session(engine) as s:
+        user = make_user(s)
+        enrolled(s, user)
+        s.commit()
+        user_id = user.id
+    try:
+        client = other.test_client()
+        with other.extensions["kaptrain.db"].new_session() as s:  # keeps what it read after a commit
+            sign_in(client, s, s.get(User, user_id))
+        assert client.get(COURSE).status_code == 200
+        with other.app_context():
+            idle = other.extensions["kaptrain.plain"]._idle  # noqa: SLF001
+            assert idle
+            for connection in idle:
+                connection.close()
+        assert client.get(COURSE).status_code == 200
+        assert "serving it the normal way" in caplog.text
+    finally:
+        with Session(engine) as s:
+            purge_user(s, user_id)
+            s.commit()
