@@ -125,7 +125,7 @@ def test_a_queued_writer_starts_as_soon_as_the_one_before_it_commits_on_sqlite(e
             get_session().scalar(select(func.count()).select_from(Course))  # this writer holds the lock
             began: list[float] = []
 
-            def next_writer() -> None:
+            def next_writer(began: list[float] = began) -> None:
                 with app.test_request_context("/x", method="POST"):
                     get_session().scalar(select(func.count()).select_from(Course))
                     began.append(time.monotonic())
