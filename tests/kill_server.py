@@ -24,13 +24,15 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from kaptrain import create_app
+from kaptrain import create_app, pagecache
 from kaptrain.credentials import keys
+from kaptrain.quizzes import fast as quiz_fast
 from kaptrain.quizzes import services as quiz_services
 
 MARKERS = Path(os.environ["KILL_MARKER_DIR"])
@@ -143,3 +145,35 @@ def _commit_after_claim(session: Session, attempt: Any) -> int:
 
 _credit_time = quiz_services._credit_time
 quiz_services._credit_time = _commit_after_claim
+
+
+# Plain statements (kaptrain.pagecache: the heartbeat, the PDF download and quiz submission take that way) reach
+# the driver through _Plain.execute and _Plain.commit: they are counted and paused at exactly like the engine's.
+_plain_execute = pagecache._Plain.execute
+_plain_commit = pagecache._Plain.commit
+
+
+def _watched_execute(self: pagecache._Plain, cursor: Any, statement: str, params: dict[str, Any]) -> None:
+    _statement(None, cursor, statement)
+    _plain_execute(self, cursor, statement, params)
+
+
+def _watched_commit(self: pagecache._Plain, connection: Any) -> None:
+    _commit(None)
+    _plain_commit(self, connection)
+    if plan.at == "after-commit":
+        plan.pause("after COMMIT")
+
+
+def _commit_after_claim_plainly(run: Callable[..., Any], *args: Any) -> Any:
+    # The same mutant on the plain way of grading: COMMIT sent between the claim and the answers.
+    if plan.mutant == "commit-after-claim":
+        run("COMMIT", {})  # a statement like any other here (a kill before it finds nothing committed) ...
+        _commit(None)  # ... after which the claim is in the database
+    return _credit_with(run, *args)
+
+
+pagecache._Plain.execute = _watched_execute  # type: ignore[method-assign]
+pagecache._Plain.commit = _watched_commit  # type: ignore[method-assign]
+_credit_with = quiz_fast.activity.credit_with
+quiz_fast.activity = SimpleNamespace(credit_with=_commit_after_claim_plainly)  # type: ignore[assignment]

@@ -405,6 +405,84 @@ def test_a_heartbeat_for_a_module_never_opened_gets_the_normal_answer(
 # --- concurrency: the version moves last ------------------------------------------------------------------------------
 
 
+def test_a_quiz_submission_comes_the_fast_way_and_is_graded_as_the_normal_way_grades(
+    app: Flask, client: FlaskClient, learner: User, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kaptrain.quizzes import fast  # noqa: PLC0415
+
+    real = fast.submit
+    calls: list[bool] = []
+    monkeypatch.setattr(fast, "submit", lambda *a: calls.append(real(*a)) or calls[-1])
+    q = quiz(db, "alpha-quiz")
+    assert q.module is not None
+    courses.open_module(db, learner.id, q.module)
+    attempt = start(db, learner, q)
+    form = correct_answers(attempt)
+    first = attempt.items[0]
+    form[f"q-{first.id}"] = correct_answers(attempt, right=False)[f"q-{first.id}"]  # one wrong, the rest right
+    started = utcnow() - dt.timedelta(seconds=100)
+    db.execute(update(quizzes.Attempt).where(quizzes.Attempt.id == attempt.id).values(started_at=started))
+    db.execute(text("DELETE FROM activity_clocks WHERE user_id = :u"), {"u": learner.id})
+    db.commit()
+    result = f"/attempts/{attempt.id}/result"
+
+    response = client.post(f"/attempts/{attempt.id}/submit", data=form)
+    assert response.status_code == 302 and response.location.endswith(result)
+    assert calls == [True]
+    db.expire_all()
+    graded = db.get(quizzes.Attempt, attempt.id)
+    assert graded is not None and graded.status == quizzes.AttemptStatus.SUBMITTED and not graded.late
+    answers = quizzes.read_answers(graded, form)
+    credits, score = quizzes.score_answers(graded.items, answers, graded.settings.partial_credit)
+    assert graded.score == score < 100 and graded.passed == (score >= graded.passing_score)
+    assert [(i.selected, i.credit) for i in graded.items] == [(sorted(answers[i.id]), credits[i.id]) for i in graded.items]
+    assert graded.submitted_at is not None and 99 <= graded.active_seconds <= 101  # the time since it started
+
+    again = client.post(f"/attempts/{attempt.id}/submit", data=correct_answers(graded))
+    assert again.status_code == 302 and again.location.endswith(result)  # the normal way: the first result stands
+    assert calls == [True, False]
+    db.expire_all()
+    assert db.get(quizzes.Attempt, attempt.id).score == score  # type: ignore[union-attr]
+
+
+def test_submissions_the_fast_way_cannot_handle_get_the_normal_answer(
+    app: Flask, client: FlaskClient, learner: User, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kaptrain.quizzes import fast  # noqa: PLC0415
+
+    real = fast.submit
+    calls: list[bool] = []
+    monkeypatch.setattr(fast, "submit", lambda *a: calls.append(real(*a)) or calls[-1])
+    q = quiz(db, "alpha-quiz")
+    assert q.module is not None
+    courses.open_module(db, learner.id, q.module)
+    attempt = start(db, learner, q)
+    form = correct_answers(attempt)
+    other = make_user(db)
+    enrolled(db, other)
+    db.commit()
+    blank = dict(list(form.items())[1:])
+    assert client.post(f"/attempts/{attempt.id}/submit", data=blank).status_code == 302  # back to the form
+    foreign = {f"q-{attempt.items[0].id + 10_000}": ["0"], **blank}
+    assert client.post(f"/attempts/{attempt.id}/submit", data=foreign).status_code == 400
+    assert calls == [False, False]
+    stranger = app.test_client()
+    sign_in(stranger, db, other)
+    assert stranger.post(f"/attempts/{attempt.id}/submit", data=form).status_code == 404  # not theirs
+    db.execute(
+        update(quizzes.Attempt)
+        .where(quizzes.Attempt.id == attempt.id)
+        .values(deadline_at=utcnow() - dt.timedelta(minutes=5))
+    )
+    db.commit()
+    late = client.post(f"/attempts/{attempt.id}/submit", data=form, follow_redirects=True)
+    assert "time limit ran out" in late.get_data(as_text=True)
+    assert calls == [False, False, False, False]
+    db.expire_all()
+    closed = db.get(quizzes.Attempt, attempt.id)
+    assert closed is not None and closed.late and closed.status == quizzes.AttemptStatus.SUBMITTED
+
+
 def test_two_transactions_of_one_learner_never_wait_for_each_other_in_a_circle(app: Flask) -> None:
     """PostgreSQL: a heartbeat locks the learner's clock and then writes progress; a quiz submission writes its
     attempt and then locks the clock. Were the page version moved at once, each would hold what the other waits

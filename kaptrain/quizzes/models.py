@@ -341,6 +341,16 @@ class AttemptItem(Base):
     revision: Mapped[QuestionRevision] = relationship(lazy="joined")
     vignette: Mapped[VignetteRevision | None] = relationship(lazy="joined")
 
+    @property
+    def question_type(self) -> QuestionType:
+        """The drawn question's type (how it is answered and graded)."""
+        return self.revision.type
+
+    @property
+    def question_options(self) -> list[dict[str, Any]]:
+        """The drawn question's options, with which are correct."""
+        return self.revision.options
+
 
 class Accommodation(Base):
     """Extra time or attempts an administrator granted one learner on one quiz (the current grant).

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +28,7 @@ from kaptrain.quizzes.models import (
     AttemptItem,
     AttemptStatus,
     QuestionRevision,
+    QuestionType,
     Quiz,
     Reveal,
     Vignette,
@@ -298,25 +301,46 @@ def parse_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, fro
     return answers
 
 
+class Answerable(Protocol):
+    """What checking and grading answers need of a drawn question: an AttemptItem, or a PlainItem read with plain
+    statements (kaptrain.quizzes.fast)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def option_order(self) -> list[Any]: ...
+    @property
+    def question_type(self) -> QuestionType: ...
+    @property
+    def question_options(self) -> list[dict[str, Any]]: ...
+
+
 def read_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, frozenset[str]]:
-    """Check the answers sent for an attempt (blanks allowed): only its own questions, only the options shown.
+    """Check the answers sent for an attempt (blanks allowed): only its own questions, only the options shown."""
+    return check_answers(attempt.items, form)
+
+
+def check_answers(items: Sequence[Answerable], form: dict[str, list[str]]) -> dict[int, frozenset[str]]:
+    """`read_answers` for an attempt's drawn questions, however they were read.
 
     The page names options by their shown position ("0", "1", ...), never by stored id, so not even
     the original file order (where a correct answer might habitually sit) reaches the browser."""
-    items = {item.id: item for item in attempt.items}
+    by_id = {item.id: item for item in items}
     answers: dict[int, frozenset[str]] = {}
     for key, values in form.items():
         if not key.startswith("q-"):
             continue
         raw_id = key[2:]
-        if not ITEM_ID.fullmatch(raw_id) or int(raw_id) not in items:
+        if not ITEM_ID.fullmatch(raw_id) or int(raw_id) not in by_id:
             raise QuizError("The answers sent do not belong to this attempt. Reload the quiz and try again.", 400)
-        item = items[int(raw_id)]
+        item = by_id[int(raw_id)]
         shown = len(item.option_order)
         if not all(ASCII_NUMBER.fullmatch(v) and int(v) < shown for v in values):
             raise QuizError("An answer was not one of the options shown. Reload the quiz and try again.", 400)
         chosen = frozenset(item.option_order[int(v)] for v in values)
-        if REGISTRY[item.revision.type].single_choice and len(chosen) > 1:
+        if REGISTRY[item.question_type].single_choice and len(chosen) > 1:
             raise QuizError(f"Question {item.position + 1} takes one answer only.", 400)
         answers[item.id] = chosen
     return answers
@@ -324,7 +348,31 @@ def read_answers(attempt: Attempt, form: dict[str, list[str]]) -> dict[int, froz
 
 def unanswered(attempt: Attempt, answers: dict[int, frozenset[str]]) -> list[int]:
     """The numbers (as shown, from 1) of the attempt's questions that have no answer in `answers`."""
-    return [item.position + 1 for item in attempt.items if not answers.get(item.id)]
+    return unanswered_in(attempt.items, answers)
+
+
+def unanswered_in(items: Sequence[Answerable], answers: dict[int, frozenset[str]]) -> list[int]:
+    """`unanswered` for an attempt's drawn questions, however they were read."""
+    return [item.position + 1 for item in items if not answers.get(item.id)]
+
+
+def score_answers(
+    items: Sequence[Answerable], answers: dict[int, frozenset[str]], partial_credit: bool
+) -> tuple[dict[int, float], float]:
+    """Each drawn question's credit (0-1) and the score (0-100, two decimals) for the answers given."""
+    credits = {
+        item.id: grade(item.question_type, item.question_options, chosen, partial_credit)
+        if (chosen := answers.get(item.id))
+        else 0.0
+        for item in items
+    }
+    score = round(100 * sum(credits.values()) / len(credits), 2) if credits else 0.0
+    return credits, score
+
+
+def untimed_cap(questions: int) -> int:
+    """The active time an untimed attempt with this many questions may credit."""
+    return UNTIMED_SECONDS_PER_QUESTION * questions
 
 
 def saved_answers(attempt: Attempt) -> dict[int, frozenset[str]]:
@@ -386,12 +434,7 @@ def _grade_once(
     a double click grades once and the database never holds a submitted attempt without its result (a CHECK
     constraint refuses one). The answers and the active time are written in the same transaction after it."""
     rules = attempt.settings  # graded under the rules it was taken under, whatever was published since
-    credits: dict[int, float] = {}
-    for item in attempt.items:
-        chosen = answers.get(item.id, frozenset())
-        revision = item.revision
-        credits[item.id] = grade(revision.type, revision.options, chosen, rules.partial_credit) if chosen else 0.0
-    score = round(100 * sum(credits.values()) / len(credits), 2) if credits else 0.0
+    credits, score = score_answers(attempt.items, answers, rules.partial_credit)
     passed = score >= attempt.passing_score
     claimed = session.execute(
         update(Attempt)
@@ -430,7 +473,7 @@ def _credit_time(session: Session, attempt: Attempt) -> int:
     if attempt.deadline_at is not None:
         cap = int((attempt.deadline_at - attempt.started_at).total_seconds())
     else:
-        cap = UNTIMED_SECONDS_PER_QUESTION * len(attempt.items)
+        cap = untimed_cap(len(attempt.items))
     return activity.credit(session, attempt.user_id, attempt.started_at, end, cap).seconds
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -20,6 +21,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import joinedload
+from werkzeug.wrappers import Response as BaseResponse
 
 from kaptrain import pagecache
 from kaptrain.accounts.models import Role, User
@@ -29,7 +31,7 @@ from kaptrain.courses import completion
 from kaptrain.courses import services as courses
 from kaptrain.db import get_session, may_write, utcnow
 from kaptrain.errors import fail
-from kaptrain.quizzes import analysis, sections, services, timing
+from kaptrain.quizzes import analysis, fast, sections, services, timing
 from kaptrain.quizzes.grading import REGISTRY
 from kaptrain.quizzes.models import Attempt, AttemptStatus, Quiz
 
@@ -191,6 +193,14 @@ def submit(attempt_id: int) -> ResponseReturnValue:
 
 def _answers_sent() -> dict[str, list[str]]:
     return {k: request.form.getlist(k) for k in request.form if k.startswith("q-")}
+
+
+@pagecache.fast_path("quizzes.submit", method="POST")
+def _submit_fast(user_id: int, args: dict[str, Any]) -> BaseResponse | None:
+    # Plain statements for the usual submission (kaptrain.quizzes.fast); anything else goes the normal way above.
+    if not fast.submit(user_id, args["attempt_id"], _answers_sent(), utcnow()):
+        return None
+    return redirect(url_for("quizzes.result", attempt_id=args["attempt_id"]))
 
 
 @bp.route("/attempts/<int:attempt_id>/save", methods=["POST"])
