@@ -6,6 +6,7 @@ import logging
 import mimetypes
 import multiprocessing
 import os
+import queue
 import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,15 +84,21 @@ class StaticFileFetcher(URLFetcher):
         return path
 
 
+Attachments = Sequence[tuple[str, bytes, str]]  # (file name, bytes, description)
+
+
 def render_pdf(
     template: str,
     *,
     page_size: str = "A4",
     timeout_seconds: float = RENDER_TIMEOUT,
-    attachments: Sequence[tuple[str, bytes, str]] = (),
+    attachments: Attachments | Callable[[], Attachments] = (),
     **context: Any,
 ) -> bytes:
-    """Render a template (given page_size) to PDF bytes in an app context: only static files, time-limited."""
+    """Render a template (given page_size) to PDF bytes in an app context: only static files, time-limited.
+
+    `attachments` may be a function: it is then called here while the renderer lays the page out, and its result
+    is attached when the layout is done, so that making them (signing a credential) overlaps the layout."""
     if page_size not in PAGE_SIZES:
         raise ValueError(f"page_size must be one of {PAGE_SIZES}, not {page_size!r}")
     html = render_template(template, page_size=page_size, **context)
@@ -99,31 +106,37 @@ def render_pdf(
     if static_folder is None:
         raise RenderError("the app has no static folder to load fonts and stylesheets from")
     root = Path(static_folder).resolve()
-    job = partial(_write_pdf, html, root.as_uri() + "/", StaticFileFetcher(root), tuple(attachments))
-    return _run_with_time_limit(job, timeout_seconds, warm_key=(template, page_size))
+    job = partial(_write_pdf, html, root.as_uri() + "/", StaticFileFetcher(root))
+    make = attachments if callable(attachments) else lambda: attachments
+    return _run_with_time_limit(job, make, timeout_seconds, warm_key=(template, page_size))
 
 
-def _write_pdf(
-    html: str, base_url: str, fetcher: URLFetcher, attachments: Sequence[tuple[str, bytes, str]] = ()
-) -> bytes:
+Job = Callable[[Callable[[], Attachments]], bytes]  # given a way to wait for the attachments, the PDF
+
+
+def _write_pdf(html: str, base_url: str, fetcher: URLFetcher, attachments: Callable[[], Attachments]) -> bytes:
     # WeasyPrint 70 uses the fetcher given to HTML(); one given to write_pdf() is ignored (default fetcher!).
     # Attachments are our own bytes (string=), so nothing is fetched for them.
+    document = HTML(string=html, base_url=base_url, url_fetcher=fetcher).render()
     files = [
-        Attachment(string=data, name=name, description=text, relationship="Data") for name, data, text in attachments
+        Attachment(string=data, name=name, description=text, relationship="Data") for name, data, text in attachments()
     ]
-    pdf: bytes = HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf(attachments=files)
+    pdf: bytes = document.write_pdf(attachments=files)
     return pdf
 
 
-def _run_with_time_limit(job: Callable[[], bytes], timeout_seconds: float, warm_key: Hashable = None) -> bytes:
-    """Run job in a forked child that is killed at the limit, or in a thread where forking is unsafe.
+def _run_with_time_limit(
+    job: Job, attachments: Callable[[], Attachments], timeout_seconds: float, warm_key: Hashable = None
+) -> bytes:
+    """Run job in a forked child that is killed at the limit, or in a thread where forking is unsafe, making the
+    attachments meanwhile.
 
     The first job of each kind (template and page size) in a process runs in a thread of the process itself, so
     that the fonts, images and stylesheets it loads are in memory for every forked child after it: a child that
     has to load them itself takes about twice as long (bench/certificate_pdf.py)."""
     if _can_fork() and warm_key in _warmed:
-        return _run_in_child(job, timeout_seconds)
-    result = _run_in_thread(job, timeout_seconds)
+        return _run_in_child(job, attachments, timeout_seconds)
+    result = _run_in_thread(job, attachments, timeout_seconds)
     _warmed.add(warm_key)
     return result
 
@@ -142,13 +155,16 @@ def _can_fork() -> bool:
     )
 
 
-def _run_in_child(job: Callable[[], bytes], timeout_seconds: float) -> bytes:
+def _run_in_child(job: Job, attachments: Callable[[], Attachments], timeout_seconds: float) -> bytes:
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child_main, args=(job, sender), name="kaptrain-pdf", daemon=True)
+    files_in, files_out = context.Pipe(duplex=False)
+    process = context.Process(target=_child_main, args=(job, sender, files_in), name="kaptrain-pdf", daemon=True)
     process.start()
     sender.close()
+    files_in.close()
     try:
+        files_out.send(list(attachments()))  # made while the child lays the page out
         if not receiver.poll(timeout_seconds):
             process.kill()
             raise RenderError(f"PDF rendering took longer than {timeout_seconds:g} s and was stopped")
@@ -157,7 +173,9 @@ def _run_in_child(job: Callable[[], bytes], timeout_seconds: float) -> bytes:
         process.join(5)
         raise RenderError(f"PDF renderer exited without a result (exit code {process.exitcode})") from None
     finally:
-        # Also reached when the caller is interrupted (an RQ job timeout): no child outlives its request.
+        # Also reached when the caller is interrupted (an RQ job timeout) or making the attachments failed: no
+        # child outlives its request.
+        files_out.close()
         receiver.close()
         process.join(5)
         if process.is_alive():
@@ -169,22 +187,33 @@ def _run_in_child(job: Callable[[], bytes], timeout_seconds: float) -> bytes:
     return payload
 
 
-def _child_main(job: Callable[[], bytes], sender: Connection) -> None:
+def _child_main(job: Job, sender: Connection, files: Connection) -> None:
     try:
-        sender.send((True, job()))
+        sender.send((True, job(files.recv)))
+    except EOFError:  # the parent gave up before sending the attachments: nothing to report
+        pass
     except Exception as exc:  # reported to the parent, which raises RenderError
         sender.send((False, f"{type(exc).__name__}: {exc}"))
     finally:
         sender.close()
 
 
-def _run_in_thread(job: Callable[[], bytes], timeout_seconds: float) -> bytes:
+def _run_in_thread(job: Job, attachments: Callable[[], Attachments], timeout_seconds: float) -> bytes:
     results: list[bytes] = []
     errors: list[Exception] = []
+    handed: queue.SimpleQueue[Attachments | None] = queue.SimpleQueue()
+
+    def wait_for_attachments() -> Attachments:
+        files = handed.get()
+        if files is None:
+            raise _Abandoned
+        return files
 
     def run() -> None:
         try:
-            results.append(job())
+            results.append(job(wait_for_attachments))
+        except _Abandoned:
+            pass
         except Exception as exc:  # re-raised in the caller as RenderError
             errors.append(exc)
 
@@ -192,12 +221,21 @@ def _run_in_thread(job: Callable[[], bytes], timeout_seconds: float) -> bytes:
     # thread finishes (or is dropped at exit) on its own.
     thread = threading.Thread(target=run, name="kaptrain-pdf", daemon=True)
     thread.start()
+    try:
+        handed.put(list(attachments()))
+    except BaseException:
+        handed.put(None)  # the renderer stops at the attachments instead of waiting for them for ever
+        raise
     thread.join(timeout_seconds)
     if thread.is_alive():
         raise RenderError(f"PDF rendering took longer than {timeout_seconds:g} s; abandoned")
     if errors:
         raise RenderError(f"PDF rendering failed: {type(errors[0]).__name__}: {errors[0]}") from errors[0]
     return results[0]
+
+
+class _Abandoned(Exception):
+    """Making the attachments failed: the renderer thread stops."""
 
 
 @dataclass(frozen=True)
@@ -237,9 +275,10 @@ def certificate_pdf(
     *,
     page_size: str,
     timeout_seconds: float = RENDER_TIMEOUT,
-    attachments: Sequence[tuple[str, bytes, str]] = (),
+    attachments: Attachments | Callable[[], Attachments] = (),
 ) -> bytes:
-    """The certificate as a one-page landscape PDF; attachments are (file name, bytes, description)."""
+    """The certificate as a one-page landscape PDF; attachments are (file name, bytes, description), or a function
+    that makes them (see `render_pdf`)."""
     holder = f"{view.holder_name}, {view.holder_credential}" if view.holder_credential else view.holder_name
     return render_pdf(
         CERTIFICATE_TEMPLATE,

@@ -341,16 +341,18 @@ def render_and_store(session: Session, certificate: Certificate, resign: bool = 
 
     Its number and code never change. The credential is signed once (at issuance, or by the first re-render
     of a certificate issued before credentials existed) unless `resign` asks for a new signature."""
-    if certificate.credential is None or resign:
-        certificate.credential = signing.credential_for(certificate, verification_url(certificate.code))
-        # Its status list must exist (and be signed) before anyone looks its bit up.
-        signing.refresh_status_list(session, signing.status_position(certificate.id)[0])
-    credential = json.dumps(certificate.credential, indent=2, ensure_ascii=False).encode("utf-8")
-    pdf = certificate_pdf(
-        certificate_view(certificate),
-        page_size=page_size(session),
-        attachments=[(signing.ATTACHMENT_NAME, credential, "Signed Open Badges 3.0 credential of this certificate")],
-    )
+
+    def signed_credential() -> list[tuple[str, bytes, str]]:
+        # Called while the renderer lays the page out (a forked renderer: on another CPU), since neither needs the
+        # other's result until the PDF is written.
+        if certificate.credential is None or resign:
+            certificate.credential = signing.credential_for(certificate, verification_url(certificate.code))
+            # Its status list must exist (and be signed) before anyone looks its bit up.
+            signing.refresh_status_list(session, signing.status_position(certificate.id)[0])
+        credential = json.dumps(certificate.credential, indent=2, ensure_ascii=False).encode("utf-8")
+        return [(signing.ATTACHMENT_NAME, credential, "Signed Open Badges 3.0 credential of this certificate")]
+
+    pdf = certificate_pdf(certificate_view(certificate), page_size=page_size(session), attachments=signed_credential)
     stored = session.get(CertificateFile, certificate.id)
     if stored is None:
         stored = CertificateFile(certificate_id=certificate.id)

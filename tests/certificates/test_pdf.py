@@ -496,6 +496,34 @@ def test_both_ways_of_running_render_the_same_certificate(app_ctx: Flask, mode: 
     assert "KAP-2026-000042" in pdf_text(data, tmp_path)
 
 
+def test_attachments_made_during_the_layout_are_attached(app_ctx: Flask, mode: str, tmp_path: Path) -> None:
+    made: list[str] = []
+
+    def sign() -> list[tuple[str, bytes, str]]:
+        made.append("signed")  # called once, here, while the renderer lays the page out
+        return [("credential.json", b'{"signed": true}', "a signed credential")]
+
+    data = certificate_pdf(make_view(), page_size="A4", attachments=sign)
+    assert made == ["signed"] and embedded_files(data, tmp_path) == 1
+    path = tmp_path / "attached.pdf"
+    path.write_bytes(data)
+    subprocess.run(["pdfdetach", "-save", "1", "-o", str(tmp_path / "out.json"), str(path)], check=True)
+    assert (tmp_path / "out.json").read_bytes() == b'{"signed": true}'
+
+
+def test_attachments_that_fail_stop_the_render_and_raise_their_own_error(app_ctx: Flask, mode: str) -> None:
+    def sign() -> list[tuple[str, bytes, str]]:
+        raise ValueError("the signing key is unreadable")
+
+    threads = threading.active_count()
+    with pytest.raises(ValueError, match="signing key is unreadable"):
+        certificate_pdf(make_view(), page_size="A4", attachments=sign)
+    deadline = time.monotonic() + 10
+    while (multiprocessing.active_children() or threading.active_count() > threads) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the renderer ends on its own once it finds no attachments coming
+    assert multiprocessing.active_children() == [] and threading.active_count() == threads
+
+
 def test_first_render_of_a_template_runs_in_process_then_children_inherit_it(
     app_ctx: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
