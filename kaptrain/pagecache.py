@@ -229,7 +229,8 @@ STAMP_SQL = (
 )
 
 
-Run = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+Params = dict[str, Any] | list[dict[str, Any]]  # a list: the statement once per item (executemany), no rows back
+Run = Callable[[str, Params], list[tuple[Any, ...]]]
 
 
 class _Plain:
@@ -267,10 +268,13 @@ class _Plain:
             found = self._sql[statement] = re.sub(r":(\w+)", r":\1" if self.named else r"%(\1)s", statement)
         return found
 
-    def execute(self, cursor: Any, statement: str, params: dict[str, Any]) -> None:
+    def execute(self, cursor: Any, statement: str, params: Params) -> None:
         """Send one statement: the one place plain statements reach the driver (tests/kill_server.py watches it,
         as it watches the engine's statements)."""
-        cursor.execute(self.sql(statement), self.bind(params))
+        if isinstance(params, list):
+            cursor.executemany(self.sql(statement), [self.bind(one) for one in params])
+        else:
+            cursor.execute(self.sql(statement), self.bind(params))
 
     def commit(self, connection: Any) -> None:
         """Commit a write transaction (watched by tests/kill_server.py, as `execute` is)."""
@@ -318,8 +322,9 @@ def statements(*, write: bool = False) -> Iterator[Run]:
     if isinstance(database.bind, Connection):  # tests: the connection that holds the test's transaction
         connection = database.bind
 
-        def run_in_test(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-            result = connection.execute(text(sql), plain.bind(params))
+        def run_in_test(sql: str, params: Params) -> list[tuple[Any, ...]]:
+            bound = [plain.bind(one) for one in params] if isinstance(params, list) else plain.bind(params)
+            result = connection.execute(text(sql), bound)
             return [tuple(row) for row in result] if result.returns_rows else []
 
         with connection.begin_nested() if write else contextlib.nullcontext():
@@ -329,9 +334,11 @@ def statements(*, write: bool = False) -> Iterator[Run]:
     try:
         cursor = raw.cursor()
 
-        def run(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        def run(sql: str, params: Params) -> list[tuple[Any, ...]]:
             plain.execute(cursor, sql, params)
-            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+            return (
+                [tuple(row) for row in cursor.fetchall()] if not isinstance(params, list) and cursor.description else []
+            )
 
         if plain.sqlite:
             if write:

@@ -435,7 +435,8 @@ def test_a_quiz_submission_comes_the_fast_way_and_is_graded_as_the_normal_way_gr
     answers = quizzes.read_answers(graded, form)
     credits, score = quizzes.score_answers(graded.items, answers, graded.settings.partial_credit)
     assert graded.score == score < 100 and graded.passed == (score >= graded.passing_score)
-    assert [(i.selected, i.credit) for i in graded.items] == [(sorted(answers[i.id]), credits[i.id]) for i in graded.items]
+    expected = [(sorted(answers[i.id]), credits[i.id]) for i in graded.items]
+    assert [(i.selected, i.credit) for i in graded.items] == expected
     assert graded.submitted_at is not None and 99 <= graded.active_seconds <= 101  # the time since it started
 
     again = client.post(f"/attempts/{attempt.id}/submit", data=correct_answers(graded))

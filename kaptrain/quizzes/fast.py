@@ -90,10 +90,15 @@ def submit(user_id: int, attempt_id: int, form: dict[str, list[str]], now: dt.da
             "UPDATE attempts SET active_seconds = :seconds WHERE id = :id",
             {"seconds": credited.seconds, "id": attempt_id},
         )
-        for item in items:
-            selected = json.dumps(sorted(answers.get(item.id, frozenset())))
-            run(
-                "UPDATE attempt_items SET selected = :selected, credit = :credit WHERE id = :id",
-                {"selected": selected, "credit": credits[item.id], "id": item.id},
-            )
+        run(
+            "UPDATE attempt_items SET selected = :selected, credit = :credit WHERE id = :id",
+            [
+                {
+                    "selected": json.dumps(sorted(answers.get(item.id, frozenset()))),
+                    "credit": credits[item.id],
+                    "id": item.id,
+                }
+                for item in items
+            ],
+        )
     return True
