@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import mimetypes
 import multiprocessing
@@ -163,24 +164,28 @@ def _run_in_child(job: Job, attachments: Callable[[], Attachments], timeout_seco
     process.start()
     sender.close()
     files_in.close()
+    answered = False
     try:
         files_out.send(list(attachments()))  # made while the child lays the page out
         if not receiver.poll(timeout_seconds):
             process.kill()
             raise RenderError(f"PDF rendering took longer than {timeout_seconds:g} s and was stopped")
         ok, payload = receiver.recv()
+        answered = True
     except EOFError:
         process.join(5)
         raise RenderError(f"PDF renderer exited without a result (exit code {process.exitcode})") from None
     finally:
-        # Also reached when the caller is interrupted (an RQ job timeout) or making the attachments failed: no
-        # child outlives its request.
         files_out.close()
         receiver.close()
-        process.join(5)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        # A child that answered is exiting: it is reaped by the next start() or active_children(), not waited
+        # for here. Otherwise (a failure, the caller interrupted by an RQ job timeout, the attachments failing)
+        # no child outlives its request.
+        if not answered:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join()
     if not ok:
         raise RenderError(f"PDF rendering failed: {payload}")
     assert isinstance(payload, bytes)
@@ -188,6 +193,9 @@ def _run_in_child(job: Job, attachments: Callable[[], Attachments], timeout_seco
 
 
 def _child_main(job: Job, sender: Connection, files: Connection) -> None:
+    # No garbage collection in the child: a collection walks every object inherited from the parent, which copies
+    # each page of the parent's memory it touches (copy-on-write). The child renders one PDF and exits.
+    gc.disable()
     try:
         sender.send((True, job(files.recv)))
     except EOFError:  # the parent gave up before sending the attachments: nothing to report
