@@ -402,21 +402,30 @@ def test_a_heartbeat_for_a_module_never_opened_gets_the_normal_answer(
     assert client.post("/courses/demo-course/modules/alpha/heartbeat").status_code == 409
 
 
-# --- concurrency: the version moves last ------------------------------------------------------------------------------
-
-
-def test_a_quiz_submission_comes_the_fast_way_and_is_graded_as_the_normal_way_grades(
-    app: Flask, client: FlaskClient, learner: User, db: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def fast_submissions(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each quiz submission's fast way answered (True: graded there; False: left to the normal way)."""
     from kaptrain.quizzes import fast  # noqa: PLC0415
 
     real = fast.submit
     calls: list[bool] = []
     monkeypatch.setattr(fast, "submit", lambda *a: calls.append(real(*a)) or calls[-1])
+    return calls
+
+
+def open_attempt(db: Session, learner: User) -> quizzes.Attempt:
+    """The learner opens the alpha module and starts its quiz."""
     q = quiz(db, "alpha-quiz")
     assert q.module is not None
     courses.open_module(db, learner.id, q.module)
-    attempt = start(db, learner, q)
+    return start(db, learner, q)
+
+
+def test_a_quiz_submission_comes_the_fast_way_and_is_graded_as_the_normal_way_grades(
+    app: Flask, client: FlaskClient, learner: User, db: Session, fast_submissions: list[bool]
+) -> None:
+    calls = fast_submissions
+    attempt = open_attempt(db, learner)
     form = correct_answers(attempt)
     first = attempt.items[0]
     form[f"q-{first.id}"] = correct_answers(attempt, right=False)[f"q-{first.id}"]  # one wrong, the rest right
@@ -447,17 +456,10 @@ def test_a_quiz_submission_comes_the_fast_way_and_is_graded_as_the_normal_way_gr
 
 
 def test_submissions_the_fast_way_cannot_handle_get_the_normal_answer(
-    app: Flask, client: FlaskClient, learner: User, db: Session, monkeypatch: pytest.MonkeyPatch
+    app: Flask, client: FlaskClient, learner: User, db: Session, fast_submissions: list[bool]
 ) -> None:
-    from kaptrain.quizzes import fast  # noqa: PLC0415
-
-    real = fast.submit
-    calls: list[bool] = []
-    monkeypatch.setattr(fast, "submit", lambda *a: calls.append(real(*a)) or calls[-1])
-    q = quiz(db, "alpha-quiz")
-    assert q.module is not None
-    courses.open_module(db, learner.id, q.module)
-    attempt = start(db, learner, q)
+    calls = fast_submissions
+    attempt = open_attempt(db, learner)
     form = correct_answers(attempt)
     other = make_user(db)
     enrolled(db, other)
@@ -482,6 +484,9 @@ def test_submissions_the_fast_way_cannot_handle_get_the_normal_answer(
     db.expire_all()
     closed = db.get(quizzes.Attempt, attempt.id)
     assert closed is not None and closed.late and closed.status == quizzes.AttemptStatus.SUBMITTED
+
+
+# --- concurrency: the version moves last ------------------------------------------------------------------------------
 
 
 def test_two_transactions_of_one_learner_never_wait_for_each_other_in_a_circle(app: Flask) -> None:
