@@ -48,9 +48,9 @@ from kaptrain.extensions import csrf
 log = logging.getLogger(__name__)
 
 CACHED_ENDPOINTS = frozenset({"courses.course", "courses.module", "courses.dashboard", "quizzes.quiz"})
-PLACEHOLDER = "\x00csrf\x00"
-TOKEN_REUSE_SECONDS = 60
-MAX_TOKENS = 20_000  # no rendered page can contain NUL (the site refuses it in every input)
+PLACEHOLDER = "\x00csrf\x00"  # no rendered page can contain NUL (the site refuses it in every input)
+TOKEN_REUSE_SECONDS = 60  # a cached page's CSRF token is signed again once it is this old
+MAX_TOKENS = 20_000  # signed tokens remembered per process (the store is emptied when full)
 
 # What the triggers of migration 0011 watch (tests/test_page_cache.py holds the database to these lists).
 LEARNER_TABLES = frozenset(
@@ -251,6 +251,7 @@ class _Plain:
         self.named = dialect.paramstyle in ("qmark", "named")
         self._sql: dict[str, str] = {}
         self._idle: list[Any] = []
+        self._inherited: list[Any] = []  # a forked child's copies of its parent's connections, left alone
         self._pid = os.getpid()
         event.listen(self.engine, "engine_disposed", lambda _engine: self.close_idle())
 
@@ -282,8 +283,7 @@ class _Plain:
 
     def take(self) -> Any:
         """An idle connection, or a new one."""
-        if self._pid != os.getpid():  # a forked child: the parent's connections are the parent's
-            self._idle, self._pid = [], os.getpid()
+        self._after_fork()
         try:
             return self._idle.pop()
         except IndexError:
@@ -291,12 +291,19 @@ class _Plain:
             proxied.detach()
             return proxied.dbapi_connection
 
+    def _after_fork(self) -> None:
+        # A forked child (an RQ work horse, a PDF renderer) must neither use nor close the parent's connections:
+        # closing one, even by letting it be garbage-collected, would end the parent's session on PostgreSQL.
+        if self._pid != os.getpid():
+            self._inherited, self._idle, self._pid = self._idle, [], os.getpid()
+
     def give_back(self, connection: Any) -> None:
         """Keep a connection that is idle again."""
         self._idle.append(connection)
 
     def close_idle(self) -> None:
         """Close every idle connection (the engine is being disposed of)."""
+        self._after_fork()
         while self._idle:
             with contextlib.suppress(Exception):
                 self._idle.pop().close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -565,6 +566,25 @@ def test_plain_statements_keep_their_own_connections_outside_the_pool(
         assert pagecache.run_sql("SELECT 1", {}) == (1,)  # a new one
     engine.dispose()
     assert plain._idle == []  # noqa: SLF001 - disposing of the engine closed it
+
+
+def test_a_forked_child_leaves_its_parents_connections_alone(extra_app: Callable[..., Flask]) -> None:
+    other = extra_app()
+    with other.app_context():
+        assert pagecache.run_sql("SELECT 1", {}) == (1,)  # the parent now holds an idle connection
+        plain = other.extensions["kaptrain.plain"]
+        pid = os.fork()
+        if pid == 0:  # the child: an RQ work horse or a PDF renderer would be here
+            code = 1
+            try:
+                plain.close_idle()  # an engine.dispose() in the child ...
+                code = 0 if pagecache.run_sql("SELECT 2", {}) == (2,) else 1  # ... and statements of its own
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # Closing the inherited connection in the child would have ended this one's session (PostgreSQL).
+        assert pagecache.run_sql("SELECT 3", {}) == (3,)
 
 
 def test_a_learner_page_is_served_the_normal_way_when_plain_statements_fail(
