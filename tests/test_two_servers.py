@@ -20,13 +20,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import requests
 from redis import Redis
 from rq import Queue
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from kaptrain.certificates.models import Certificate
 from kaptrain.config import PROJECT_ROOT
@@ -38,6 +36,7 @@ from kaptrain.quizzes.models import Attempt
 from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES, PASSWORD, make_test_app
 from tests.factories import correct_answers, enrolled, make_user, pass_quiz, record
 from tests.redis_support import FLASK, REDIS_URL, redis_database, worker_env
+from tests.scratch_database import scratch_database
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -58,17 +57,9 @@ def postgres_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def site_database(postgres_url: str) -> Iterator[str]:
+def site_database(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh PostgreSQL database beside the test database, dropped afterwards."""
-    parsed = make_url(postgres_url)
-    name = f"{parsed.database}_two_servers_{os.getpid()}"
-    admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield parsed.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from scratch_database(tmp_path_factory.mktemp("two-servers"), "two_servers")
 
 
 @pytest.fixture(scope="module")
