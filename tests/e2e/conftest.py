@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -64,10 +65,26 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     return app
 
 
+def _read_whole(app: Flask) -> Callable[[dict[str, Any], Any], list[bytes]]:
+    """The app, with each response body read (and its file closed) before the server writes it. Werkzeug's
+    development server skips closing a response when the browser drops the connection while it is reading what
+    is left of the request, which leaves a static file open (a ResourceWarning, an error here) now and then."""
+
+    def serve(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    return serve
+
+
 @pytest.fixture(scope="session")
 def base_url(live_app: Flask) -> Iterator[str]:
     """Serve the app from a background thread on a free loopback port."""
-    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+    server = make_server("127.0.0.1", 0, _read_whole(live_app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
