@@ -1,4 +1,4 @@
-"""Flask's signed-cookie sessions, with each cookie's check done once per process.
+"""Flask's signed-cookie sessions and Flask-WTF's CSRF tokens, each signature checked once per process.
 
 Checking a session cookie (deriving the key, the HMAC, base64 and JSON) was a fifth of what serving a cached page
 cost. A learner's cookie changes only when their session does, so a cookie that passed the check is remembered by
@@ -6,16 +6,23 @@ its exact text together with the time it was signed; each later use checks that 
 lifetime, as itsdangerous would. Only cookies whose values are plain scalars are remembered (a session holding a
 list, such as waiting flash messages, is decoded each time), so every request gets its own copy to change. At
 most MAX_REMEMBERED cookies are kept per process; the store is emptied when it is full.
+
+CSRF tokens are remembered the same way (RememberingCSRFProtect): a token whose signature passed is kept with the
+session value it carries and the time it was signed, and each later POST with it compares that value with the
+session's and the age with WTF_CSRF_TIME_LIMIT; the referrer rule is applied on every request. Checking a
+token's signature was a fifth of what a heartbeat cost.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
-from flask import Flask, Request
+from flask import Flask, Request, current_app, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask_wtf.csrf import CSRFProtect, same_origin
+from itsdangerous import BadData, BadSignature, URLSafeTimedSerializer
 
 MAX_REMEMBERED = 20_000
 SCALARS = (str, int, float, bool, type(None))
@@ -63,3 +70,60 @@ class RememberingSessionInterface(SecureCookieSessionInterface):
                 self._checked.clear()
             self._checked[value] = (dict(data), stamp.timestamp())
         return self.session_class(data)
+
+
+class RememberingCSRFProtect(CSRFProtect):
+    """Flask-WTF's CSRFProtect that checks a given token's signature once (see the module's text). Anything it
+    does not remember, and every failure, goes through Flask-WTF's own check and its error."""
+
+    def __init__(self, app: Flask | None = None) -> None:
+        # (signing key, signed token) -> (the session value it carries, when it was signed)
+        self._checked: dict[tuple[Any, str], tuple[str, float]] = {}
+        super().__init__(app)
+
+    def protect(self, apply_exemptions: bool = False) -> None:  # noqa: FBT001, FBT002 - Flask-WTF's signature
+        """Validate CSRF on the current request, as Flask-WTF does."""
+        config = current_app.config
+        if apply_exemptions and (not request.endpoint or self._is_exempt()):
+            return
+        if request.method not in config["WTF_CSRF_METHODS"]:
+            return
+        secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+        # A token in a header is looked at first: a script's POST (the heartbeat) then has no form to parse.
+        sent = next(filter(None, map(request.headers.get, config["WTF_CSRF_HEADERS"])), None)
+        if not (sent and self._remembered((secret, sent))) and not self._remembered((secret, self._token())):
+            super().protect()
+            self._remember((secret, self._token()))  # the token Flask-WTF has just accepted
+            return
+        if request.is_secure and config["WTF_CSRF_SSL_STRICT"]:
+            if not request.referrer:
+                self._error_response("The referrer header is missing.")
+            if not same_origin(request.referrer, f"https://{request.host}/"):
+                self._error_response("The referrer does not match the host.")
+        g.csrf_valid = True
+
+    def _token(self) -> str:
+        return str(self._get_csrf_token() or "")
+
+    def _remembered(self, key: tuple[Any, str]) -> bool:
+        known = self._checked.get(key)
+        if known is None:
+            return False
+        carried, signed_at = known
+        limit = current_app.config["WTF_CSRF_TIME_LIMIT"]
+        expected = session.get(current_app.config["WTF_CSRF_FIELD_NAME"])
+        if limit is not None and time.time() - signed_at > limit:
+            return False
+        return isinstance(expected, str) and hmac.compare_digest(expected, carried)
+
+    def _remember(self, key: tuple[Any, str]) -> None:
+        # Reached only when Flask-WTF's own check passed: the token is read once more for its signing time.
+        secret, token = key
+        serializer = URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
+        try:
+            carried, stamp = serializer.loads(token, return_timestamp=True)
+        except BadData:
+            return
+        if len(self._checked) >= MAX_REMEMBERED:
+            self._checked.clear()
+        self._checked[key] = (carried, stamp.timestamp())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
 from flask import Flask, session
+from flask.testing import FlaskClient
 
 from kaptrain import sessions
 
@@ -58,3 +60,57 @@ def test_a_session_holding_messages_is_decoded_each_time(extra_app: Callable[...
     for _ in range(2):
         assert _open(app, cookie)["_flashes"] == [["info", "Saved."]]
     assert cookie not in app.session_interface._checked  # noqa: SLF001 - lists are never shared between requests
+
+
+def _csrf_app(extra_app: Callable[..., Flask]) -> Flask:
+    app = extra_app(WTF_CSRF_ENABLED=True)
+    app.add_url_rule("/__posted", "posted", lambda: "posted", methods=["POST"])
+    return app
+
+
+def _token(client: FlaskClient, base: str = "") -> str:
+    page = client.get(f"{base}/login").get_data(as_text=True)
+    found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert found, page[:400]
+    return found.group(1)
+
+
+def test_a_remembered_csrf_token_is_still_tied_to_its_session(extra_app: Callable[..., Flask]) -> None:
+    app = _csrf_app(extra_app)
+    mine, theirs = app.test_client(), app.test_client()
+    token = _token(mine)
+    _token(theirs)  # the other client has a session token of its own
+    for _ in range(2):  # checked, then remembered
+        assert mine.post("/__posted", headers={"X-CSRFToken": token}).status_code == 200
+    assert theirs.post("/__posted", headers={"X-CSRFToken": token}).status_code == 400
+    assert mine.post("/__posted", headers={"X-CSRFToken": token[:-2] + "xx"}).status_code == 400
+    assert mine.post("/__posted").status_code == 400  # no token at all
+    # Flask-WTF reads the form first: a good token there passes whatever a header says, as it always did.
+    assert mine.post("/__posted", data={"csrf_token": token}, headers={"X-CSRFToken": "not-a-token"}).status_code == 200
+
+
+def test_a_remembered_csrf_token_still_expires(
+    extra_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _csrf_app(extra_app)
+    client = app.test_client()
+    token = _token(client)
+    assert client.post("/__posted", headers={"X-CSRFToken": token}).status_code == 200
+    real = sessions.time.time
+    monkeypatch.setattr(sessions.time, "time", lambda: real() + app.config["WTF_CSRF_TIME_LIMIT"] + 5)
+    expired = client.post("/__posted", headers={"X-CSRFToken": token})
+    assert expired.status_code == 400
+    assert "expired" in expired.get_data(as_text=True).lower()  # Flask-WTF's own check said why
+
+
+def test_a_remembered_csrf_token_still_needs_a_same_origin_referrer(extra_app: Callable[..., Flask]) -> None:
+    app = _csrf_app(extra_app)
+    client = app.test_client()
+    base = "https://kaptrain.test"
+    token = _token(client, base)
+    same = {"X-CSRFToken": token, "Referer": f"{base}/login"}
+    for _ in range(2):
+        assert client.post(f"{base}/__posted", headers=same).status_code == 200
+    foreign = {"X-CSRFToken": token, "Referer": "https://elsewhere.example/form"}
+    assert client.post(f"{base}/__posted", headers=foreign).status_code == 400
+    assert client.post(f"{base}/__posted", headers={"X-CSRFToken": token}).status_code == 400
