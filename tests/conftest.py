@@ -23,6 +23,7 @@ from kaptrain.accounts.models import User
 from kaptrain.content.files import read_content
 from kaptrain.content.loader import import_content
 from kaptrain.db import Database, utcnow
+from kaptrain.extensions import limiter
 from kaptrain.migrate import upgrade
 from tests.credentials.node_support import node  # noqa: F401 - a fixture: Node.js for the verifier tests
 from tests.redis_support import TEST_KEY_DIR, redis_database
@@ -102,6 +103,10 @@ def extra_app(database_url: str) -> Iterator[Callable[..., Flask]]:
     yield _make
     for application in made:
         application.extensions["kaptrain.db"].engine.dispose()
+    if any(application.config["RATELIMIT_ENABLED"] for application in made):
+        # Flask-Limiter's one Limiter keeps the last app's switch and its counts: later tests start unlimited.
+        limiter.enabled = False
+        limiter.reset()
 
 
 @pytest.fixture(scope="session")
