@@ -18,6 +18,7 @@ from flask import Flask, flash
 from flask.testing import FlaskClient
 from sqlalchemy import inspect, select, text, update
 from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
 from kaptrain import activity, pagecache
 from kaptrain.accounts.models import Role, User
@@ -268,10 +269,52 @@ def test_logging_out_everywhere_ends_the_cached_pages_of_every_session(
 ) -> None:
     served(app, client, "/dashboard")
     assert served(app, client, "/dashboard")[1]
+    _end_sessions(db, learner)
+    assert _sent_to_log_in(client.get("/dashboard"))
+
+
+def _end_sessions(db: Session, learner: User) -> None:
     db.execute(update(User).where(User.id == learner.id).values(session_version=User.session_version + 1))
     db.commit()
-    response = client.get("/dashboard")
-    assert response.status_code == 302 and "/login" in response.location
+
+
+def _sent_to_log_in(response: TestResponse) -> bool:
+    return response.status_code == 401 or (response.status_code == 302 and "/login" in response.location)
+
+
+def test_the_fast_heartbeat_and_submission_refuse_a_session_ended_elsewhere(
+    app: Flask, client: FlaskClient, learner: User, db: Session, fast_submissions: list[bool]
+) -> None:
+    client.get(MODULE)
+    assert client.post(f"{MODULE}/heartbeat").status_code == 200
+    attempt = open_attempt(db, learner)
+    db.commit()
+    other_tab = app.test_client()  # a session of its own: the heartbeat's normal way below ends the first one
+    sign_in(other_tab, db, learner)
+    seat = db.scalar(select(ModuleProgress.seat_seconds).where(ModuleProgress.user_id == learner.id))
+    opened = utcnow() - dt.timedelta(seconds=45)  # a heartbeat that got through would credit 30 seconds
+    db.execute(update(ModuleProgress).where(ModuleProgress.user_id == learner.id).values(last_heartbeat_at=opened))
+    db.execute(text("DELETE FROM activity_clocks WHERE user_id = :u"), {"u": learner.id})
+    _end_sessions(db, learner)
+    assert _sent_to_log_in(client.post(f"{MODULE}/heartbeat"))
+    assert _sent_to_log_in(other_tab.post(f"/attempts/{attempt.id}/submit", data=correct_answers(attempt)))
+    assert fast_submissions == [False]  # the fast way found no good session and left it to the normal way
+    db.expire_all()
+    assert db.scalar(select(ModuleProgress.seat_seconds).where(ModuleProgress.user_id == learner.id)) == seat
+    still = db.get(quizzes.Attempt, attempt.id)
+    assert still is not None and still.status == quizzes.AttemptStatus.OPEN
+
+
+def test_the_fast_pdf_download_refuses_a_session_ended_elsewhere(
+    app: Flask, client: FlaskClient, learner: User, db: Session
+) -> None:
+    with app.app_context():
+        certificate = certified(db, learner)
+        db.commit()
+    path = f"/certificates/{certificate.id}.pdf"
+    assert client.get(path).status_code == 200
+    _end_sessions(db, learner)
+    assert _sent_to_log_in(client.get(path))
 
 
 def test_a_pause_that_ends_opens_the_quiz_without_any_change(

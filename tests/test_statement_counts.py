@@ -261,7 +261,7 @@ def test_a_page_or_heartbeat_without_the_orm_costs_a_statement_or_four(app, clie
         # One statement checks the session and reads the versions; the module page also moves its clock, in a
         # transaction of its own (here its SAVEPOINT stands in for the BEGIN).
         assert len(seen) == (3 if "modules" in url else 1), _show(seen)
-    # The heartbeat: session and versions, BEGIN (the SAVEPOINT), the opened module, the learner's clock (and its
-    # move, when time is credited), the progress.
+    # The heartbeat: BEGIN (the SAVEPOINT), the opened module with the session's check, the learner's clock (and
+    # its move, when time is credited), the progress.
     seen = statements("POST", f"{COURSE}/modules/alpha/heartbeat")
-    assert len(seen) in (5, 6), _show(seen)
+    assert len(seen) in (4, 5), _show(seen)

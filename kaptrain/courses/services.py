@@ -128,20 +128,21 @@ def record_heartbeat(session: Session, progress: ModuleProgress, now: dt.datetim
 
 
 _OPENED_SQL = (
-    "SELECT p.id, p.last_heartbeat_at FROM module_progress p JOIN modules m ON m.id = p.module_id "
-    "JOIN courses c ON c.id = m.course_id WHERE p.user_id = :user AND m.slug = :module AND c.slug = :course "
+    "SELECT p.id, p.last_heartbeat_at FROM module_progress p JOIN modules m ON m.id = p.module_id "  # noqa: S608 - a constant
+    f"JOIN courses c ON c.id = m.course_id JOIN users u ON {pagecache.SESSION_SQL} "
+    "WHERE p.user_id = :user AND m.slug = :module AND c.slug = :course "
     "AND m.is_retired = :no AND m.published_revision_id IS NOT NULL AND c.is_published = :yes"
 )
 
 
-def record_heartbeat_fast(user_id: int, course_slug: str, module_slug: str) -> int | None:
+def record_heartbeat_fast(learner: pagecache.Learner, course_slug: str, module_slug: str) -> int | None:
     """`opened_progress` and `record_heartbeat` in plain statements for kaptrain.pagecache's fast path: one write
-    transaction, the same rule (activity.credit_span). None when the module is not one the learner opened."""
+    transaction, the same rule (activity.credit_span). None when the module is not one the learner opened (or
+    the session is no longer good)."""
     now = utcnow()
+    user_id = learner.user_id
     with pagecache.statements(write=True) as run:
-        found = run(
-            _OPENED_SQL, {"user": user_id, "module": module_slug, "course": course_slug, "no": False, "yes": True}
-        )
+        found = run(_OPENED_SQL, {**learner.params(), "module": module_slug, "course": course_slug, "no": False})
         if not found:
             return None
         progress_id, last_heartbeat = found[0]

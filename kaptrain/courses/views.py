@@ -173,10 +173,10 @@ def heartbeat(slug: str, module_slug: str) -> ResponseReturnValue:
 
 
 @pagecache.fast_path("courses.heartbeat", method="POST")
-def _heartbeat_fast(user_id: int, args: dict[str, Any]) -> Response | None:
+def _heartbeat_fast(learner: pagecache.Learner, args: dict[str, Any]) -> Response | None:
     # Every 30 seconds from every reading learner: plain statements, no ORM (kaptrain.pagecache); a module the
     # learner has not opened goes the normal way above, which says why.
-    seat = services.record_heartbeat_fast(user_id, args["slug"], args["module_slug"])
+    seat = services.record_heartbeat_fast(learner, args["slug"], args["module_slug"])
     return None if seat is None else jsonify(seat_seconds=seat)
 
 

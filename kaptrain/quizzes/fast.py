@@ -15,8 +15,9 @@ from kaptrain.quizzes import services
 from kaptrain.quizzes.models import AttemptStatus, QuestionType
 
 _ATTEMPT_SQL = (
-    "SELECT a.status, a.deadline_at, a.started_at, a.passing_score, s.partial_credit "
-    "FROM attempts a JOIN quiz_settings_revisions s ON s.id = a.settings_id WHERE a.id = :id AND a.user_id = :user"
+    "SELECT a.status, a.deadline_at, a.started_at, a.passing_score, s.partial_credit FROM attempts a "  # noqa: S608 - a constant
+    f"JOIN quiz_settings_revisions s ON s.id = a.settings_id JOIN users u ON {pagecache.SESSION_SQL} "
+    "WHERE a.id = :id AND a.user_id = :user"
 )
 _ITEMS_SQL = (
     "SELECT i.id, i.position, i.option_order, r.type, r.options FROM attempt_items i "
@@ -44,10 +45,11 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value  # SQLite gives the text, psycopg the value
 
 
-def submit(user_id: int, attempt_id: int, form: dict[str, list[str]], now: dt.datetime) -> bool:
+def submit(learner: pagecache.Learner, attempt_id: int, form: dict[str, list[str]], now: dt.datetime) -> bool:
     """Grade the learner's open attempt from the form; False (nothing written) for anything the normal way must
-    handle."""
-    found = pagecache.run_sql(_ATTEMPT_SQL, {"id": attempt_id, "user": user_id})
+    handle (the session no longer good among them)."""
+    user_id = learner.user_id
+    found = pagecache.run_sql(_ATTEMPT_SQL, {**learner.params(), "id": attempt_id})
     if found is None or found[0] != AttemptStatus.OPEN:
         return False
     _, deadline, started, passing_score, partial_credit = found

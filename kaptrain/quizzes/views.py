@@ -196,9 +196,9 @@ def _answers_sent() -> dict[str, list[str]]:
 
 
 @pagecache.fast_path("quizzes.submit", method="POST")
-def _submit_fast(user_id: int, args: dict[str, Any]) -> BaseResponse | None:
+def _submit_fast(learner: pagecache.Learner, args: dict[str, Any]) -> BaseResponse | None:
     # Plain statements for the usual submission (kaptrain.quizzes.fast); anything else goes the normal way above.
-    if not fast.submit(user_id, args["attempt_id"], _answers_sent(), utcnow()):
+    if not fast.submit(learner, args["attempt_id"], _answers_sent(), utcnow()):
         return None
     return redirect(url_for("quizzes.result", attempt_id=args["attempt_id"]))
 
