@@ -23,7 +23,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
     _register_cli(app)
     _register_web(app)
-    _register_page_cache(app)  # last: its page is stored before compression, and served before anything else runs
+    _register_page_cache(app)  # its page is stored before compression, and served before anything else runs
+    _wrap_wsgi(app)  # last: the fast lane needs the page cache's setting
     return app
 
 
@@ -51,6 +52,12 @@ def _register_page_cache(app: Flask) -> None:
     from kaptrain.pagecache import init_page_cache
 
     init_page_cache(app)
+
+
+def _wrap_wsgi(app: Flask) -> None:
+    from kaptrain.web import wrap_wsgi
+
+    wrap_wsgi(app)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -210,17 +210,23 @@ def on_hit(action: Callable[[], None]) -> None:
     g.page_on_hit = action
 
 
-def _session_user() -> tuple[int, int] | None:
-    from kaptrain.accounts.services import parse_session_token  # noqa: PLC0415 - accounts imports this module's peers
-    from kaptrain.auth import login_is_current  # noqa: PLC0415
+def _session_user() -> Learner | None:
+    from kaptrain.auth import login_is_current  # noqa: PLC0415 - auth imports this module's peers
     from kaptrain.extensions import login_manager  # noqa: PLC0415
 
     if "_flashes" in session or not login_is_current(session.get("login_at"), current_app.config["SESSION_HOURS"]):
         return None
     if login_manager.session_protection and session.get("_id") != login_manager._session_identifier_generator():  # noqa: SLF001
         return None
-    token = session.get("_user_id")
-    return parse_session_token(token) if isinstance(token, str) else None
+    return session_learner(session.get("_user_id"))
+
+
+def session_learner(token: object) -> Learner | None:
+    """The learner a Flask-Login session id ("id:version") names, not yet checked against the database."""
+    from kaptrain.accounts.services import parse_session_token  # noqa: PLC0415 - accounts imports this module's peers
+
+    found = parse_session_token(token) if isinstance(token, str) else None
+    return Learner(*found) if found else None
 
 
 STAMP_SQL = (
@@ -417,6 +423,11 @@ def fast_path(endpoint: str, method: str = "GET") -> Callable[[FastPath], FastPa
     return register
 
 
+def fast_path_for(endpoint: str, method: str) -> FastPath | None:
+    """The fast path registered for an endpoint and method (kaptrain.fastlane calls it without Flask's request)."""
+    return _FAST_PATHS.get((endpoint, method))
+
+
 def _serve_cached() -> BaseResponse | None:
     endpoint = request.endpoint or ""
     fast = _FAST_PATHS.get((endpoint, request.method))
@@ -429,17 +440,24 @@ def _serve_cached() -> BaseResponse | None:
     if request.method != "GET" and current_app.config["WTF_CSRF_ENABLED"]:
         csrf.protect()  # this runs before Flask-WTF's own check: a bad token gets the site's 400 page here
     try:
-        return _serve(pages, fast, *who)
-    except _plain().engine.dialect.loaded_dbapi.Error:
+        return _serve(pages, fast, who)
+    except driver_error():
         # The database refused or a kept connection had died (that connection is closed): the normal way, whose
         # pool checks its connections, answers instead. A write here was rolled back, so nothing is done twice.
         log.warning("Plain statements failed for %s %s; serving it the normal way", request.method, request.path)
         return None
 
 
-def _serve(pages: PageStore, fast: FastPath | None, user_id: int, session_version: int) -> BaseResponse | None:
+def driver_error() -> type[Exception]:
+    """The database driver's base error (what plain statements raise when the database refuses or is gone)."""
+    error: type[Exception] = _plain().engine.dialect.loaded_dbapi.Error
+    return error
+
+
+def _serve(pages: PageStore, fast: FastPath | None, who: Learner) -> BaseResponse | None:
     if fast is not None:
-        return fast(Learner(user_id, session_version), request.view_args or {})
+        return fast(who, request.view_args or {})
+    user_id, session_version = who
     stamp = run_sql(STAMP_SQL, {"user": user_id})
     if stamp is None:
         return None

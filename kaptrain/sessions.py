@@ -55,12 +55,8 @@ class RememberingSessionInterface(SecureCookieSessionInterface):
         if not value:
             return self.session_class()
         max_age = app.permanent_session_lifetime.total_seconds()
-        known = self._checked.get(value)
-        if known is not None:
-            data, signed_at = known
-            if time.time() - signed_at > max_age:
-                return self.session_class()
-            return self.session_class(dict(data))
+        if value in self._checked:
+            return self.session_class(self.remembered(value, max_age) or {})
         try:
             data, stamp = serializer.loads(value, max_age=int(max_age), return_timestamp=True)
         except BadSignature:
@@ -70,6 +66,14 @@ class RememberingSessionInterface(SecureCookieSessionInterface):
                 self._checked.clear()
             self._checked[value] = (dict(data), stamp.timestamp())
         return self.session_class(data)
+
+    def remembered(self, value: str, max_age: float) -> dict[str, Any] | None:
+        """A copy of what a cookie checked before holds, if it is not older than max_age seconds (None: not
+        remembered, or too old)."""
+        known = self._checked.get(value)
+        if known is None or time.time() - known[1] > max_age:
+            return None
+        return dict(known[0])
 
 
 class RememberingCSRFProtect(CSRFProtect):
@@ -106,15 +110,20 @@ class RememberingCSRFProtect(CSRFProtect):
         return str(self._get_csrf_token() or "")
 
     def _remembered(self, key: tuple[Any, str]) -> bool:
-        known = self._checked.get(key)
+        expected = session.get(current_app.config["WTF_CSRF_FIELD_NAME"])
+        limit = current_app.config["WTF_CSRF_TIME_LIMIT"]
+        return isinstance(expected, str) and self.remembered(*key, expected, limit, time.time())
+
+    def remembered(self, secret: Any, token: str, expected: str, limit: float | None, now: float) -> bool:
+        """Whether `token` was accepted before for a session whose CSRF value is `expected`, and was signed no
+        more than `limit` seconds before `now` (None: no limit)."""
+        known = self._checked.get((secret, token))
         if known is None:
             return False
         carried, signed_at = known
-        limit = current_app.config["WTF_CSRF_TIME_LIMIT"]
-        expected = session.get(current_app.config["WTF_CSRF_FIELD_NAME"])
-        if limit is not None and time.time() - signed_at > limit:
+        if limit is not None and now - signed_at > limit:
             return False
-        return isinstance(expected, str) and hmac.compare_digest(expected, carried)
+        return hmac.compare_digest(expected, carried)
 
     def _remember(self, key: tuple[Any, str]) -> None:
         # Reached only when Flask-WTF's own check passed: the token is read once more for its signing time.

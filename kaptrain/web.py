@@ -95,10 +95,6 @@ URL_CONVERTERS = {"default": TextConverter, "string": TextConverter, "path": Pat
 def init_web(app: Flask) -> None:
     """Register headers, error handlers and template globals."""
     app.session_interface = RememberingSessionInterface()
-    if app.config["TRUSTED_PROXIES"]:
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1
-        )
     app.before_request(_refuse_control_characters)
     app.before_request(_refuse_unreadable_json)
     app.after_request(_security_headers)
@@ -178,6 +174,19 @@ SECURITY_HEADERS = (
 # X-Forwarded-Proto is not trusted (TRUSTED_PROXIES unset) request.is_secure is False, and browsers ignore the
 # header on plain HTTP anyway (RFC 6797 section 8.1).
 PRODUCTION_HEADERS = (*SECURITY_HEADERS, ("Strict-Transport-Security", HSTS))
+
+
+def wrap_wsgi(app: Flask) -> None:
+    """The WSGI layers around Flask, outermost first: ProxyFix (when proxies are trusted), then the fast lane
+    (when the page cache is on), then Flask."""
+    from kaptrain.fastlane import FastLane  # noqa: PLC0415 - it imports the page cache, which imports the views' peers
+
+    if app.extensions.get("kaptrain.pages") is not None:
+        app.wsgi_app = FastLane(app, app.wsgi_app)  # type: ignore[method-assign]
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"], x_proto=1
+        )
 
 
 def _security_headers(response: Response) -> Response:

@@ -1,0 +1,156 @@
+"""The fast lane: the heartbeat and the holder's PDF download answered before Flask builds a request.
+
+Both are sent often (the heartbeat every 30 seconds by every reading learner) and need only one learner's rows,
+found with plain statements by their kaptrain.pagecache fast paths. Building Flask's request context, opening the
+session, running every before- and after-request function and saving the session cost more than the statements
+themselves, so this WSGI middleware answers these two requests itself, but only when everything about the request
+is already known good in this process:
+
+- the session cookie is one this process's RememberingSessionInterface checked before (its signature is not
+  looked at here; its age is), it holds a learner's id and session version, no waiting message, a login within
+  SESSION_HOURS, and Flask-Login's session identifier matches this client's address and browser;
+- for the heartbeat (a POST), the CSRF token in its header is one RememberingCSRFProtect accepted for this session
+  and is within WTF_CSRF_TIME_LIMIT, and, over HTTPS, the referrer is this site;
+- the fast path's own statement then checks the session against the database and finds the learner's row.
+
+Anything else (a cookie or token not seen before, a query string, staff, a module not opened, a database error)
+goes to Flask as before, which answers as it always did and remembers what it checked. The answer carries the
+headers Flask would add (tests/test_fastlane.py compares the two). It is installed inside ProxyFix, so it sees the
+client's address and scheme as Flask does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+from flask_wtf.csrf import same_origin
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_cookie
+from werkzeug.routing import MapAdapter
+from werkzeug.wrappers import Response
+from werkzeug.wsgi import get_host
+
+from kaptrain import pagecache
+from kaptrain.auth import login_is_current
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+# (endpoint, method) of the fast paths that need no request context, and the ends of their paths (a cheap first
+# test, so that every other request pays one string comparison).
+LANE = frozenset({("courses.heartbeat", "POST"), ("certificates.certificate_pdf", "GET")})
+PATH_ENDS = ("/heartbeat", ".pdf")
+
+
+def client_identifier(environ: Mapping[str, Any]) -> str:
+    """Flask-Login's session identifier (its _create_identifier) from the WSGI environ: the client's first
+    forwarded or direct address and its browser, hashed (tests/test_fastlane.py holds the two equal)."""
+    address = environ.get("HTTP_X_FORWARDED_FOR", environ.get("REMOTE_ADDR"))
+    first = address.encode("utf-8").split(b",")[0].strip() if address is not None else None
+    agent = environ.get("HTTP_USER_AGENT")
+    base = f"{first}|{agent.encode('utf-8') if agent is not None else None}"
+    return hashlib.sha512(base.encode("utf8")).hexdigest()
+
+
+class FastLane:
+    """WSGI middleware answering the LANE requests of a known-good learner session (see the module's text)."""
+
+    def __init__(self, app: Flask, wsgi_app: WSGIApplication) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self._adapter: MapAdapter | None = None
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Answer from the lane, or hand the request to Flask."""
+        answer = self.answer(environ) if environ.get("PATH_INFO", "").endswith(PATH_ENDS) else None
+        if answer is None:
+            return self.wsgi_app(environ, start_response)
+        return answer(environ, start_response)
+
+    def answer(self, environ: WSGIEnvironment) -> Response | None:
+        """The lane's answer, or None when Flask must answer."""
+        app, method = self.app, environ.get("REQUEST_METHOD", "GET")
+        if environ.get("QUERY_STRING") or app.extensions.get("kaptrain.pages") is None:
+            return None
+        try:
+            endpoint, args = self._routes().match(environ.get("PATH_INFO", ""), method=method)
+        except HTTPException:
+            return None
+        handler = pagecache.fast_path_for(str(endpoint), method)
+        if (endpoint, method) not in LANE or handler is None:
+            return None
+        data = self._session(environ)
+        learner = self._learner(environ, data) if data is not None else None
+        if learner is None or data is None or (method != "GET" and not self._csrf_ok(environ, data)):
+            return None
+        with app.app_context():
+            try:
+                response = handler(learner, dict(args))
+            except pagecache.driver_error() as exc:
+                log.warning("Plain statements failed for %s %s (%s); Flask answers", method, environ["PATH_INFO"], exc)
+                return None
+        return None if response is None else self._finish(response)
+
+    def _routes(self) -> MapAdapter:
+        # The site's routes depend on neither host nor scheme: one adapter, bound once (to no server in particular).
+        if self._adapter is None:
+            self._adapter = self.app.url_map.bind("localhost")
+        return self._adapter
+
+    def _session(self, environ: WSGIEnvironment) -> Mapping[str, Any] | None:
+        interface = self.app.session_interface
+        remembered: Callable[[str, float], Mapping[str, Any] | None] | None = getattr(interface, "remembered", None)
+        value = parse_cookie(environ).get(self.app.config["SESSION_COOKIE_NAME"])
+        if remembered is None or not value:
+            return None
+        return remembered(value, self.app.permanent_session_lifetime.total_seconds())
+
+    def _learner(self, environ: WSGIEnvironment, data: Mapping[str, Any]) -> pagecache.Learner | None:
+        config = self.app.config
+        if "_flashes" in data or not login_is_current(data.get("login_at"), config["SESSION_HOURS"]):
+            return None
+        if data.get("_id") != client_identifier(environ):
+            return None
+        return pagecache.session_learner(data.get("_user_id"))
+
+    def _csrf_ok(self, environ: WSGIEnvironment, data: Mapping[str, Any]) -> bool:
+        from kaptrain.extensions import csrf  # noqa: PLC0415 - extensions is imported after the app's modules
+
+        config = self.app.config
+        if not config["WTF_CSRF_ENABLED"]:
+            return True
+        headers = (environ.get("HTTP_" + name.upper().replace("-", "_")) for name in config["WTF_CSRF_HEADERS"])
+        token = next(filter(None, headers), None)
+        secret = config.get("WTF_CSRF_SECRET_KEY") or self.app.secret_key
+        expected = data.get(config["WTF_CSRF_FIELD_NAME"])
+        if not token or not isinstance(expected, str):
+            return False
+        if not csrf.remembered(secret, token, expected, config["WTF_CSRF_TIME_LIMIT"], time.time()):
+            return False
+        if environ.get("wsgi.url_scheme") == "https" and config["WTF_CSRF_SSL_STRICT"]:
+            referrer = environ.get("HTTP_REFERER")
+            return bool(referrer) and same_origin(referrer, f"https://{get_host(environ)}/")
+        return True
+
+    def _finish(self, response: Response) -> Response:
+        # What Flask's after-request functions add to these answers: the security headers, no-store, and Vary
+        # (Flask-Compress names Accept-Encoding on every answer, the session Cookie). Neither answer is ever
+        # compressed: a PDF is not a compressed type and the heartbeat's JSON is far below COMPRESS_MIN_SIZE.
+        from kaptrain.web import PRODUCTION_HEADERS, SECURITY_HEADERS  # noqa: PLC0415 - web imports the views
+
+        wanted = PRODUCTION_HEADERS if self.app.config["ENV"] == "production" else SECURITY_HEADERS
+        present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118 - Headers iterates as pairs
+        response.headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
+        if "cache-control" not in present:
+            response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Accept-Encoding")
+        response.vary.add("Cookie")
+        return response
+

@@ -1,0 +1,182 @@
+"""The fast lane (kaptrain.fastlane): the heartbeat and the holder's PDF answered before Flask, only for a session
+and token this process already checked, with the same answer and headers Flask gives; anything else goes to
+Flask, which answers as before."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from flask import Flask, request
+from flask.testing import FlaskClient
+from flask_login.utils import _create_identifier
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.test import TestResponse
+
+from kaptrain.accounts.models import Role, User
+from kaptrain.fastlane import FastLane, client_identifier
+from tests.conftest import sign_in
+from tests.factories import certified, make_user
+
+MODULE = "/courses/demo-course/modules/alpha"
+HEARTBEAT = f"{MODULE}/heartbeat"
+VARYING = {"date", "content-length"}  # the heartbeat's body holds the seconds credited so far
+
+
+@pytest.fixture
+def lane(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each request that reached the lane's test: whether the lane answered it (False: Flask did)."""
+    answered: list[bool] = []
+    real = FastLane.answer
+
+    def spy(self: FastLane, environ: dict[str, object]) -> object:
+        found = real(self, environ)
+        answered.append(found is not None)
+        return found
+
+    monkeypatch.setattr(FastLane, "answer", spy)
+    return answered
+
+
+def _headers(response: TestResponse) -> dict[str, str]:
+    return {k.lower(): v for k, v in response.headers.items() if k.lower() not in VARYING}
+
+
+def _token(client: FlaskClient) -> str:
+    found = re.search(r'data-csrf="([^"]+)"', client.get(MODULE).get_data(as_text=True))
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"REMOTE_ADDR": "10.0.0.7", "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux) Firefox/130.0"},
+        {"REMOTE_ADDR": "10.0.0.7", "HTTP_X_FORWARDED_FOR": "203.0.113.9, 10.0.0.1", "HTTP_USER_AGENT": "Safari"},
+        {"REMOTE_ADDR": "::1"},
+        {"REMOTE_ADDR": "10.0.0.7", "HTTP_USER_AGENT": "Navigateur à accents"},
+    ],
+)
+def test_the_lane_identifies_a_client_as_flask_login_does(environ: dict[str, str]) -> None:
+    app = Flask(__name__)
+    with app.test_request_context("/", environ_base=environ):
+        assert request.remote_addr == environ["REMOTE_ADDR"]
+        assert client_identifier(request.environ) == _create_identifier()
+
+
+def test_a_known_session_gets_the_lanes_heartbeat_with_flasks_headers(
+    app: Flask, client: FlaskClient, learner: User, csrf_on: None, lane: list[bool]
+) -> None:
+    sent = {"X-CSRFToken": _token(client)}
+    first = client.post(HEARTBEAT, headers=sent)  # Flask checks the token (and remembers it)
+    second = client.post(HEARTBEAT, headers=sent)
+    assert lane == [False, True]
+    assert first.status_code == second.status_code == 200
+    assert set(first.get_json()) == set(second.get_json()) == {"seat_seconds"}
+    assert _headers(first) == _headers(second)
+    assert "no-store" in second.headers["Cache-Control"] and "Cookie" in second.headers["Vary"]
+
+
+def test_the_lanes_pdf_is_the_stored_file_with_flasks_headers(
+    app: Flask, client: FlaskClient, learner: User, db: Session, lane: list[bool]
+) -> None:
+    with app.app_context():
+        certificate = certified(db, learner)
+        db.commit()
+    path = f"/certificates/{certificate.id}.pdf"
+    client.get(path)  # the session cookie is checked (and remembered) by Flask
+    lane.clear()
+    answers = [client.get(path) for _ in range(2)]
+    assert lane == [True, True]
+    flask_answer = client.get(f"{path}?from=flask")  # a query string always goes to Flask
+    assert lane[-1] is False
+    for answer in answers:
+        assert answer.status_code == 200 and answer.data == flask_answer.data and answer.data.startswith(b"%PDF")
+        assert _headers(answer) == _headers(flask_answer)
+        assert f"{certificate.number}.pdf" in answer.headers["Content-Disposition"]
+
+
+def test_production_headers_come_with_the_lanes_answer_too(
+    app: Flask, client: FlaskClient, learner: User, monkeypatch: pytest.MonkeyPatch, lane: list[bool]
+) -> None:
+    monkeypatch.setitem(app.config, "ENV", "production")
+    client.get(MODULE)
+    answers = [client.post(HEARTBEAT) for _ in range(2)]
+    assert lane[-2:] == [False, True]
+    assert "max-age" in answers[1].headers["Strict-Transport-Security"]
+    assert _headers(answers[0]) == _headers(answers[1])
+
+
+def test_what_the_lane_does_not_know_goes_to_flask(
+    app: Flask, client: FlaskClient, learner: User, db: Session, csrf_on: None, lane: list[bool]
+) -> None:
+    token = _token(client)
+    assert client.post(HEARTBEAT, headers={"X-CSRFToken": token}).status_code == 200
+    lane.clear()
+    # No token, a token never accepted, a token in the form only (the lane reads headers), another address.
+    assert client.post(HEARTBEAT).status_code == 400
+    assert client.post(HEARTBEAT, headers={"X-CSRFToken": token[:-3] + "abc"}).status_code == 400
+    assert client.post(HEARTBEAT, data={"csrf_token": token}).status_code == 200
+    moved = client.post(HEARTBEAT, headers={"X-CSRFToken": token}, environ_base={"REMOTE_ADDR": "192.0.2.50"})
+    assert moved.status_code in (302, 401)  # session protection: the session is ended, as Flask-Login does
+    assert lane == [False, False, False, False]
+
+
+def test_an_https_heartbeat_from_another_site_goes_to_flask_and_is_refused(
+    app: Flask, client: FlaskClient, learner: User, csrf_on: None, lane: list[bool]
+) -> None:
+    base = "https://localhost"
+    page = client.get(f"{base}{MODULE}").get_data(as_text=True)
+    found = re.search(r'data-csrf="([^"]+)"', page)
+    assert found is not None
+    same = {"X-CSRFToken": found.group(1), "Referer": f"{base}{MODULE}"}
+    assert [client.post(f"{base}{HEARTBEAT}", headers=same).status_code for _ in range(2)] == [200, 200]
+    assert lane[-2:] == [False, True]
+    for referrer in ("https://elsewhere.example/", None):
+        headers = {"X-CSRFToken": found.group(1), **({"Referer": referrer} if referrer else {})}
+        assert client.post(f"{base}{HEARTBEAT}", headers=headers).status_code == 400
+        assert lane[-1] is False
+
+
+def test_a_session_ended_elsewhere_or_staff_go_to_flask(
+    app: Flask, client: FlaskClient, learner: User, db: Session, lane: list[bool]
+) -> None:
+    client.get(MODULE)
+    assert [client.post(HEARTBEAT).status_code for _ in range(2)] == [200, 200]
+    assert lane[-1] is True
+    db.execute(update(User).where(User.id == learner.id).values(session_version=User.session_version + 1))
+    db.commit()
+    ended = client.post(HEARTBEAT)
+    assert lane[-1] is False and ended.status_code in (302, 401)
+    instructor = make_user(db, role=Role.INSTRUCTOR)
+    staff = app.test_client()
+    sign_in(staff, db, instructor)
+    staff.get("/dashboard")
+    assert staff.post(HEARTBEAT).status_code != 200  # not a module they opened: the normal way says so
+    assert lane[-1] is False
+
+
+def test_the_lane_sits_inside_proxy_fix(extra_app: Callable[..., Flask]) -> None:
+    proxied = extra_app(TRUSTED_PROXIES=1).wsgi_app
+    assert isinstance(proxied, ProxyFix) and isinstance(proxied.app, FastLane)
+    assert isinstance(extra_app().wsgi_app, FastLane)
+    assert not isinstance(extra_app(PAGE_CACHE_MB=0).wsgi_app, FastLane)  # no page cache, no lane
+
+
+def test_behind_a_proxy_the_lane_sees_the_forwarded_scheme(
+    app: Flask, client: FlaskClient, learner: User, csrf_on: None, monkeypatch: pytest.MonkeyPatch, lane: list[bool]
+) -> None:
+    monkeypatch.setattr(app, "wsgi_app", ProxyFix(app.wsgi_app, x_for=1, x_proto=1))  # as wrap_wsgi layers them
+    forwarded = {"X-Forwarded-Proto": "https"}
+    page = client.get(MODULE, headers=forwarded).get_data(as_text=True)
+    found = re.search(r'data-csrf="([^"]+)"', page)
+    assert found is not None
+    good = {**forwarded, "X-CSRFToken": found.group(1), "Referer": f"https://localhost{MODULE}"}
+    assert [client.post(HEARTBEAT, headers=good).status_code for _ in range(2)] == [200, 200]
+    assert lane[-1] is True
+    foreign = {**good, "Referer": "https://elsewhere.example/"}
+    assert client.post(HEARTBEAT, headers=foreign).status_code == 400  # the lane saw https and left it to Flask
+    assert lane[-1] is False
