@@ -96,6 +96,11 @@ class FastLane:
             except pagecache.driver_error() as exc:
                 log.warning("Plain statements failed for %s %s (%s); Flask answers", method, environ["PATH_INFO"], exc)
                 return None
+            except Exception:
+                # Anything else is a bug; its writes were rolled back, and Flask answers (with its error page if
+                # the bug is on its way too) rather than the server's bare 500.
+                log.exception("The fast lane failed for %s %s; Flask answers", method, environ["PATH_INFO"])
+                return None
         return None if response is None else self._finish(response)
 
     def _routes(self) -> MapAdapter:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import TestResponse
 
+from kaptrain import pagecache
 from kaptrain.accounts.models import Role, User
 from kaptrain.fastlane import FastLane, client_identifier
 from tests.conftest import sign_in
@@ -180,3 +181,15 @@ def test_behind_a_proxy_the_lane_sees_the_forwarded_scheme(
     foreign = {**good, "Referer": "https://elsewhere.example/"}
     assert client.post(HEARTBEAT, headers=foreign).status_code == 400  # the lane saw https and left it to Flask
     assert lane[-1] is False
+
+
+def test_a_failing_lane_leaves_the_answer_to_flask(
+    app: Flask, client: FlaskClient, learner: User, monkeypatch: pytest.MonkeyPatch, lane: list[bool]
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug in a fast path")
+
+    monkeypatch.setattr(pagecache, "fast_path_for", lambda *_: broken)  # the lane's handlers only
+    client.get(MODULE)
+    answers = [client.post(HEARTBEAT) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200] and lane[-2:] == [False, False]
