@@ -378,8 +378,9 @@ def _roll_back_or_close(plain: _Plain, raw: Any) -> None:
 
 
 def run_sql(sql: str, params: dict[str, Any], *, write: bool = False) -> tuple[Any, ...] | None:
-    """One statement (see `statements`); its first row, if any."""
-    with statements(write=write) as run:
+    """One statement (see `statements`); its first row, if any. On PostgreSQL one statement that writes runs in
+    autocommit too, a transaction of its own: one round trip instead of three (BEGIN, it, COMMIT)."""
+    with statements(write=write and _plain().sqlite) as run:
         rows = run(sql, params)
     return rows[0] if rows else None
 

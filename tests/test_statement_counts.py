@@ -259,8 +259,10 @@ def test_a_page_or_heartbeat_without_the_orm_costs_a_statement_or_four(app, clie
         seen = statements("GET", url)
         assert pages.hits == hits + 1, url
         # One statement checks the session and reads the versions; the module page also moves its clock, in a
-        # transaction of its own (here its SAVEPOINT stands in for the BEGIN).
-        assert len(seen) == (3 if "modules" in url else 1), _show(seen)
+        # transaction of its own: one statement in autocommit on PostgreSQL; on SQLite it queues for the write
+        # lock (here its SAVEPOINT stands in for the BEGIN).
+        module_page = 3 if engine.dialect.name == "sqlite" else 2
+        assert len(seen) == (module_page if "modules" in url else 1), _show(seen)
     # The heartbeat: BEGIN (the SAVEPOINT), the opened module with the session's check, the learner's clock (and
     # its move, when time is credited), the progress.
     seen = statements("POST", f"{COURSE}/modules/alpha/heartbeat")
