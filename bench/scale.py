@@ -386,8 +386,11 @@ def measure(args: argparse.Namespace, cast: Cast, site: int, bare: int) -> list[
     warm = [ConnSpec([(r, le.jar) for r in _pages(cast, le).values()]) for le in cast.pages[:16]]
     run_phase(HOST, site, warm, duration=args.warmup * 3, processes=args.client_processes)
     rows = []
+    def wanted(name: str) -> bool:
+        return not args.only or any(part in name for part in args.only.split(","))
+
     for c in levels:
-        for name in _pages(cast, cast.pages[0]):
+        for name in filter(wanted, _pages(cast, cast.pages[0])):
             site_result = run_phase(HOST, site, specs(c, lambda le, n=name: _pages(cast, le)[n], cast.pages), **timed)
             if name.startswith("heartbeat"):
                 twin, kind = Req("POST", "/post", headers=(("X-CSRFToken", "x" * 40),)), "route"
@@ -397,11 +400,10 @@ def measure(args: argparse.Namespace, cast: Cast, site: int, bare: int) -> list[
             rows.append(_report(Row(name, kind, c, site_result, bare_result, site_result.mean_body)))
         batch = submissions[:per_level]
         submissions = submissions[per_level:]
-        conns = [ConnSpec(batch[i::c]) for i in range(c)]
-        site_result = run_phase(HOST, site, conns, duration=None, processes=args.client_processes)
-        body = sorted((req.body for req, _ in batch), key=len)[len(batch) // 2]
-        bare_result = run_phase(HOST, bare, [ConnSpec([(Req("POST", "/post", body), {})]) for _ in range(c)], **timed)
-        rows.append(_report(Row("quiz submission (POST)", "route", c, site_result, bare_result, site_result.mean_body)))
+        if wanted("quiz submission"):
+            rows.append(_submissions(args, site, bare, c, batch))
+        if not wanted("certificate PDF download"):
+            continue
         download = specs(c, lambda le: Req("GET", f"/certificates/{le.certificate_id}.pdf"), cast.downloads)
         site_result = run_phase(HOST, site, download, **timed)
         twin = Req("GET", f"/bytes/{round(site_result.mean_body)}")
@@ -409,6 +411,16 @@ def measure(args: argparse.Namespace, cast: Cast, site: int, bare: int) -> list[
         row = Row("certificate PDF download", "download", c, site_result, bare_result, site_result.mean_body)
         rows.append(_report(row))
     return rows
+
+
+def _submissions(args: argparse.Namespace, site: int, bare: int, c: int, batch: list[tuple[Req, Any]]) -> Row:
+    """Each learner of the batch submits their open attempt once, over c connections."""
+    timed = {"duration": args.duration, "warmup": args.warmup, "processes": args.client_processes}
+    conns = [ConnSpec(batch[i::c]) for i in range(c)]
+    site_result = run_phase(HOST, site, conns, duration=None, processes=args.client_processes)
+    body = sorted((req.body for req, _ in batch), key=len)[len(batch) // 2]
+    bare_result = run_phase(HOST, bare, [ConnSpec([(Req("POST", "/post", body), {})]) for _ in range(c)], **timed)
+    return _report(Row("quiz submission (POST)", "route", c, site_result, bare_result, site_result.mean_body))
 
 
 def _report(row: Row) -> Row:
@@ -736,6 +748,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="issuance and bare render rounds")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="also cProfile N module page requests")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
+    parser.add_argument(
+        "--only", help="measure only the requests whose names contain one of these, comma-separated (implies --no-doc)"
+    )
     parser.add_argument("--export-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--until", help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
@@ -762,6 +777,8 @@ def main() -> None:
     ):
         rows = measure(args, cast, site, bare)
     load_after = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    if args.only:
+        return
     print("Counting SQL statements, timing issuance and the export ...", flush=True)
     statements = count_statements(app, cast)
     issuance = measure_issuance(app, args.rounds)
