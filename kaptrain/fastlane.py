@@ -1,17 +1,20 @@
-"""The fast lane: the heartbeat and the holder's PDF download answered before Flask builds a request.
+"""The fast lane: a learner's cached pages, the heartbeat and the holder's PDF download answered before Flask builds
+a request.
 
-Both are sent often (the heartbeat every 30 seconds by every reading learner) and need only one learner's rows,
-found with plain statements by their kaptrain.pagecache fast paths. Building Flask's request context, opening the
-session, running every before- and after-request function and saving the session cost more than the statements
-themselves, so this WSGI middleware answers these two requests itself, but only when everything about the request
-is already known good in this process:
+They are what learners ask for most (the heartbeat every 30 seconds by every reading learner), and each needs only
+one or two plain statements (kaptrain.pagecache: its stored pages and fast paths). Building Flask's request
+context, opening the session, running every before- and after-request function and saving the session cost more
+than the statements themselves, so this WSGI middleware answers these requests itself, but only when everything
+about the request is already known good in this process:
 
 - the session cookie is one this process's RememberingSessionInterface checked before (its signature is not
   looked at here; its age is), it holds a learner's id and session version, no waiting message, a login within
   SESSION_HOURS, and Flask-Login's session identifier matches this client's address and browser;
 - for the heartbeat (a POST), the CSRF token in its header is one RememberingCSRFProtect accepted for this session
   and is within WTF_CSRF_TIME_LIMIT, and, over HTTPS, the referrer is this site;
-- the fast path's own statement then checks the session against the database and finds the learner's row.
+- for a page, a CSRF token signed for this session under a minute ago is at hand (kaptrain.pagecache reuses
+  one for that long), and the page is stored under the versions the session check reads;
+- the fast path's (or the page's) statement then checks the session against the database.
 
 Anything else (a cookie or token not seen before, a query string, staff, a module not opened, a database error)
 goes to Flask as before, which answers as it always did and remembers what it checked. The answer carries the
@@ -28,6 +31,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+
+# Flask-Compress's own choice of encoding and compressor, so a page from the lane is encoded exactly as Flask would
+# encode it (tests/test_fastlane.py compares the two).
+from flask_compress.flask_compress import _choose_algorithm, _compress_data
 from flask_wtf.csrf import same_origin
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
@@ -47,6 +54,7 @@ log = logging.getLogger(__name__)
 # test, so that every other request pays one string comparison).
 LANE = frozenset({("courses.heartbeat", "POST"), ("certificates.certificate_pdf", "GET")})
 PATH_ENDS = ("/heartbeat", ".pdf")
+PAGE_STARTS = ("/courses/", "/dashboard")  # where every page of pagecache.CACHED_ENDPOINTS is
 
 
 def client_identifier(environ: Mapping[str, Any]) -> str:
@@ -69,7 +77,8 @@ class FastLane:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer from the lane, or hand the request to Flask."""
-        answer = self.answer(environ) if environ.get("PATH_INFO", "").endswith(PATH_ENDS) else None
+        path = environ.get("PATH_INFO", "")
+        answer = self.answer(environ) if path.endswith(PATH_ENDS) or path.startswith(PAGE_STARTS) else None
         if answer is None:
             return self.wsgi_app(environ, start_response)
         return answer(environ, start_response)
@@ -83,8 +92,9 @@ class FastLane:
             endpoint, args = self._routes().match(environ.get("PATH_INFO", ""), method=method)
         except HTTPException:
             return None
+        page = method == "GET" and endpoint in pagecache.CACHED_ENDPOINTS
         handler = pagecache.fast_path_for(str(endpoint), method)
-        if (endpoint, method) not in LANE or handler is None:
+        if not page and ((endpoint, method) not in LANE or handler is None):
             return None
         data = self._session(environ)
         learner = self._learner(environ, data) if data is not None else None
@@ -92,7 +102,11 @@ class FastLane:
             return None
         with app.app_context():
             try:
-                response = handler(learner, dict(args))
+                if page:
+                    response = self._page(learner, data, environ["PATH_INFO"])
+                else:
+                    assert handler is not None
+                    response = handler(learner, dict(args))
             except pagecache.driver_error() as exc:
                 log.warning("Plain statements failed for %s %s (%s); Flask answers", method, environ["PATH_INFO"], exc)
                 return None
@@ -101,7 +115,16 @@ class FastLane:
                 # the bug is on its way too) rather than the server's bare 500.
                 log.exception("The fast lane failed for %s %s; Flask answers", method, environ["PATH_INFO"])
                 return None
-        return None if response is None else self._finish(response)
+        return None if response is None else self._finish(response, environ)
+
+    def _page(self, learner: pagecache.Learner, data: Mapping[str, Any], path: str) -> Response | None:
+        pages = self.app.extensions["kaptrain.pages"]
+        token = pages.fresh_token(data.get(self.app.config["WTF_CSRF_FIELD_NAME"]))
+        key = pagecache.page_key(learner, path) if token is not None else None
+        body = pagecache.hit(pages, key) if key is not None else None
+        if body is None or token is None:
+            return None
+        return Response(body.replace(pagecache.PLACEHOLDER, token), mimetype="text/html")
 
     def _routes(self) -> MapAdapter:
         # The site's routes depend on neither host nor scheme: one adapter, bound once (to no server in particular).
@@ -144,11 +167,13 @@ class FastLane:
             return bool(referrer) and same_origin(referrer, f"https://{get_host(environ)}/")
         return True
 
-    def _finish(self, response: Response) -> Response:
+    def _finish(self, response: Response, environ: WSGIEnvironment) -> Response:
         # What Flask's after-request functions add to these answers: the security headers, no-store, and Vary
-        # (Flask-Compress names Accept-Encoding on every answer, the session Cookie). Neither answer is ever
-        # compressed: a PDF is not a compressed type and the heartbeat's JSON is far below COMPRESS_MIN_SIZE.
+        # (Flask-Compress names Accept-Encoding on every answer, the session Cookie); a page is compressed as
+        # Flask-Compress would (a PDF is not a compressed type and the heartbeat's JSON is below its minimum).
         from kaptrain.web import PRODUCTION_HEADERS, SECURITY_HEADERS  # noqa: PLC0415 - web imports the views
+
+        self._compress(response, environ.get("HTTP_ACCEPT_ENCODING", ""))
 
         wanted = PRODUCTION_HEADERS if self.app.config["ENV"] == "production" else SECURITY_HEADERS
         present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118 - Headers iterates as pairs
@@ -159,3 +184,15 @@ class FastLane:
         response.vary.add("Cookie")
         return response
 
+
+    def _compress(self, response: Response, accepted: str) -> None:
+        from kaptrain.static_assets import compress  # noqa: PLC0415 - static_assets imports the views' peers
+
+        algorithm = _choose_algorithm(compress.enabled_algorithms, accepted)
+        size = response.content_length or 0
+        if algorithm is None or response.mimetype not in compress.compress_mimetypes_set:
+            return
+        if size < self.app.config["COMPRESS_MIN_SIZE"]:
+            return
+        response.set_data(_compress_data(self.app, response.get_data(), algorithm))
+        response.headers["Content-Encoding"] = algorithm

@@ -157,20 +157,24 @@ class PageStore:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def fresh_token(self, raw: object) -> str | None:
+        """The signed CSRF token kept for a session's raw token, if it was signed under TOKEN_REUSE_SECONDS ago."""
+        found = self._tokens.get(raw) if isinstance(raw, str) else None
+        return found[0] if found is not None and time.monotonic() - found[1] < TOKEN_REUSE_SECONDS else None
+
     def csrf_token(self) -> str:
         """The session's CSRF token for a page served from here: Flask-WTF's, signed at most TOKEN_REUSE_SECONDS
         ago (signing one per page was a sixth of a hit's cost; a token then lives that much less than its
         WTF_CSRF_TIME_LIMIT)."""
         name = current_app.config["WTF_CSRF_FIELD_NAME"]
-        raw, now = session.get(name), time.monotonic()
-        found = self._tokens.get(raw) if isinstance(raw, str) else None
-        if found is not None and now - found[1] < TOKEN_REUSE_SECONDS:
-            setattr(g, name, found[0])  # where Flask-WTF looks for the request's token
-            return found[0]
+        found = self.fresh_token(session.get(name))
+        if found is not None:
+            setattr(g, name, found)  # where Flask-WTF looks for the request's token
+            return found
         token: str = generate_csrf()
         if len(self._tokens) >= MAX_TOKENS:
             self._tokens.clear()
-        self._tokens[session[name]] = (token, now)
+        self._tokens[session[name]] = (token, time.monotonic())
         return token
 
     def clear(self) -> None:
@@ -458,22 +462,38 @@ def driver_error() -> type[Exception]:
 def _serve(pages: PageStore, fast: FastPath | None, who: Learner) -> BaseResponse | None:
     if fast is not None:
         return fast(who, request.view_args or {})
-    user_id, session_version = who
-    stamp = run_sql(STAMP_SQL, {"user": user_id})
+    key = page_key(who, request.path)
+    if key is None:
+        return None
+    g.page_key = key
+    body = hit(pages, key)
+    if body is None:
+        return None
+    g.page_from_cache = True
+    return Response(body.replace(PLACEHOLDER, pages.csrf_token()), mimetype="text/html")
+
+
+def page_key(who: Learner, path: str) -> tuple[Any, ...] | None:
+    """The key the learner's page at `path` is stored under now, after one statement that checks the session
+    against the database and reads the two versions (None: the session is not a good learner's)."""
+    stamp = run_sql(STAMP_SQL, {"user": who.user_id})
     if stamp is None:
         return None
     version, active, role, learner_version, epoch = stamp
-    if version != session_version or not active or str(role) != "learner":
+    if version != who.session_version or not active or str(role) != "learner":
         return None
-    key = (request.path, user_id, learner_version, epoch)
-    g.page_key = key
+    return (path, who.user_id, learner_version, epoch)
+
+
+def hit(pages: PageStore, key: tuple[Any, ...]) -> str | None:
+    """The stored page under key, still right now, with its CSRF placeholder; what its view does on every view
+    (`on_hit`) is done. None: not stored, or no longer right by the clock."""
     entry = pages.get(key, utcnow())
     if entry is None or not isinstance(entry.body, str):
         return None
     if entry.on_hit is not None:
         entry.on_hit()
-    g.page_from_cache = True
-    return Response(entry.body.replace(PLACEHOLDER, pages.csrf_token()), mimetype="text/html")
+    return entry.body
 
 
 def _store_rendered(response: Response) -> Response:
@@ -498,4 +518,15 @@ def _store_rendered(response: Response) -> Response:
     return response
 
 
-__all__ = ["SESSION_SQL", "CacheEpoch", "Learner", "changes_at", "fast_path", "init_page_cache", "on_hit", "run_sql"]
+__all__ = [
+    "SESSION_SQL",
+    "CacheEpoch",
+    "Learner",
+    "changes_at",
+    "fast_path",
+    "hit",
+    "init_page_cache",
+    "on_hit",
+    "page_key",
+    "run_sql",
+]
