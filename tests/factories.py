@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal
 
+from flask import Flask
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -149,6 +150,14 @@ def complete_learning(session: Session, user: User) -> completion.CourseRecord:
 def evaluation_answers(course: Course) -> EvaluationAnswers:
     """A complete, favourable course evaluation."""
     return EvaluationAnswers({o["id"]: "met" for o in course.objectives}, 4, 5, 4, True)
+
+
+def holders_pdf(app: Flask, session: Session, user: User) -> tuple[Certificate, str]:
+    """The learner's certificate, issued (see `certified`) and committed, and the address of its PDF."""
+    with app.app_context():
+        certificate = certified(session, user)
+        session.commit()
+    return certificate, f"/certificates/{certificate.id}.pdf"
 
 
 def certified(session: Session, user: User, hours: str = "3.5") -> Certificate:

@@ -20,7 +20,7 @@ from kaptrain import pagecache
 from kaptrain.accounts.models import Role, User
 from kaptrain.fastlane import FastLane, client_identifier
 from tests.conftest import sign_in
-from tests.factories import certified, make_user
+from tests.factories import holders_pdf, make_user
 
 MODULE = "/courses/demo-course/modules/alpha"
 HEARTBEAT = f"{MODULE}/heartbeat"
@@ -126,10 +126,7 @@ def test_a_page_whose_learner_changed_is_drawn_again_by_flask(
 def test_the_lanes_pdf_is_the_stored_file_with_flasks_headers(
     app: Flask, client: FlaskClient, learner: User, db: Session, lane: list[bool]
 ) -> None:
-    with app.app_context():
-        certificate = certified(db, learner)
-        db.commit()
-    path = f"/certificates/{certificate.id}.pdf"
+    certificate, path = holders_pdf(app, db, learner)
     client.get(path)  # the session cookie is checked (and remembered) by Flask
     lane.clear()
     answers = [client.get(path) for _ in range(2)]

@@ -37,6 +37,7 @@ from tests.factories import (
     correct_answers,
     course,
     enrolled,
+    holders_pdf,
     make_user,
     pass_quiz,
     purge_user,
@@ -308,10 +309,7 @@ def test_the_fast_heartbeat_and_submission_refuse_a_session_ended_elsewhere(
 def test_the_fast_pdf_download_refuses_a_session_ended_elsewhere(
     app: Flask, client: FlaskClient, learner: User, db: Session
 ) -> None:
-    with app.app_context():
-        certificate = certified(db, learner)
-        db.commit()
-    path = f"/certificates/{certificate.id}.pdf"
+    _, path = holders_pdf(app, db, learner)
     assert client.get(path).status_code == 200
     _end_sessions(db, learner)
     assert _sent_to_log_in(client.get(path))
@@ -356,10 +354,7 @@ def test_the_holders_pdf_comes_the_fast_way_and_follows_its_stored_file(
 ) -> None:
     from kaptrain.certificates import views  # noqa: PLC0415
 
-    with app.app_context():
-        certificate = certified(db, learner)
-        db.commit()
-    path = f"/certificates/{certificate.id}.pdf"
+    certificate, path = holders_pdf(app, db, learner)
     first = client.get(path)
     assert first.status_code == 200 and first.data.startswith(b"%PDF")
     assert f"{certificate.number}.pdf" in first.headers["Content-Disposition"]
