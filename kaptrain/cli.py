@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from kaptrain import audit, demo_seed, migrate
@@ -337,10 +337,5 @@ def demo_seed_command(learners: int, course_slug: str | None, real_certificates:
     except demo_seed.SeedError as exc:
         raise click.ClickException(str(exc)) from None
     session.commit()
-    if session.get_bind().dialect.name == "postgresql":
-        # The planner's figures for tables that just grew by a million rows, as after any bulk load (autovacuum
-        # would get to it later, when it is on). SQLite's planner, without figures, takes indexes as selective.
-        session.execute(text("ANALYZE"))
-        session.commit()
     for line in report.lines():
         click.echo(line)
