@@ -171,15 +171,10 @@ class FastLane:
         # What Flask's after-request functions add to these answers: the security headers, no-store, and Vary
         # (Flask-Compress names Accept-Encoding on every answer, the session Cookie); a page is compressed as
         # Flask-Compress would (a PDF is not a compressed type and the heartbeat's JSON is below its minimum).
-        from kaptrain.web import PRODUCTION_HEADERS, SECURITY_HEADERS  # noqa: PLC0415 - web imports the views
+        from kaptrain.web import add_security_headers  # noqa: PLC0415 - web imports the views
 
         self._compress(response, environ.get("HTTP_ACCEPT_ENCODING", ""))
-
-        wanted = PRODUCTION_HEADERS if self.app.config["ENV"] == "production" else SECURITY_HEADERS
-        present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118 - Headers iterates as pairs
-        response.headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
-        if "cache-control" not in present:
-            response.headers["Cache-Control"] = "no-store"
+        add_security_headers(response, production=self.app.config["ENV"] == "production", no_store=True)
         response.vary.add("Accept-Encoding")
         response.vary.add("Cookie")
         return response

@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map, PathConverter, UnicodeConverter
+from werkzeug.wrappers import Response as BaseResponse
 
 from kaptrain.db import SAFE_METHODS, as_utc, finish_request
 from kaptrain.forms import LARGEST_NUMBER, has_control_characters
@@ -190,16 +191,22 @@ def wrap_wsgi(app: Flask) -> None:
 
 
 def _security_headers(response: Response) -> Response:
-    # Each header only where the view did not set its own (one pass over the response's headers, not one each).
-    present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118 - Headers iterates as pairs
-    wanted = PRODUCTION_HEADERS if current_app.config["ENV"] == "production" else SECURITY_HEADERS
-    added = [(name, value) for name, value in wanted if name.lower() not in present]
     endpoint = request.endpoint
-    if endpoint and not endpoint.endswith("static") and "cache-control" not in present:
-        # Pages carry personal data and quiz state: never serve them from a shared cache.
+    # Pages carry personal data and quiz state: never serve them from a shared cache.
+    production = current_app.config["ENV"] == "production"
+    add_security_headers(response, production=production, no_store=bool(endpoint and not endpoint.endswith("static")))
+    return response
+
+
+def add_security_headers(response: BaseResponse, *, production: bool, no_store: bool) -> None:
+    """The site's security headers (and Cache-Control: no-store when asked), each only where the response does not
+    set its own: one pass over its headers, not one each. Used by every Flask answer and by kaptrain.fastlane."""
+    present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118 - Headers iterates as pairs
+    wanted = PRODUCTION_HEADERS if production else SECURITY_HEADERS
+    added = [(name, value) for name, value in wanted if name.lower() not in present]
+    if no_store and "cache-control" not in present:
         added.append(("Cache-Control", "no-store"))
     response.headers.extend(added)
-    return response
 
 
 def error_page(code: int, detail: str | None = None) -> tuple[str, int]:
