@@ -62,6 +62,10 @@ CLOCK_SQL = (
 )
 
 
+# Compare and set: moves the clock only if it still holds what was read (:seen), so no read needs the row lock.
+MOVE_CLOCK_SQL = "UPDATE activity_clocks SET last_credit_at = :until WHERE user_id = :user AND last_credit_at = :seen"
+
+
 def credit_with(
     run: Callable[[str, dict[str, Any]], list[tuple[Any, ...]]],
     read_datetime: Callable[[Any], dt.datetime | None],

@@ -389,6 +389,11 @@ def run_sql(sql: str, params: dict[str, Any], *, write: bool = False) -> tuple[A
     return rows[0] if rows else None
 
 
+def on_sqlite() -> bool:
+    """Whether plain statements run on SQLite (which has no UPDATE inside WITH)."""
+    return _plain().sqlite
+
+
 def read_datetime(value: Any) -> dt.datetime | None:
     """A datetime read by `statements`, as the ORM would hand it back (aware, UTC)."""
     processor = _plain().from_datetime
@@ -528,5 +533,6 @@ __all__ = [
     "init_page_cache",
     "on_hit",
     "page_key",
+    "on_sqlite",
     "run_sql",
 ]

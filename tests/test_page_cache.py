@@ -423,6 +423,38 @@ def test_the_heartbeat_fast_way_credits_as_the_rule_says(
     assert progress is not None and progress.seat_seconds == 30
 
 
+def test_a_heartbeat_whose_clock_moved_after_it_was_read_credits_only_what_is_left(
+    app: Flask, client: FlaskClient, learner: User, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast heartbeat reads the learner's clock outside any transaction; another tab or a quiz may credit the
+    same time before it writes. Its compare and set then fails and it credits the locked way, from the clock's
+    new place: the 30 seconds it read as due are not credited a second time."""
+    client.get(MODULE)
+    now = utcnow()
+    db.execute(
+        update(ModuleProgress)
+        .where(ModuleProgress.user_id == learner.id)
+        .values(last_heartbeat_at=now - dt.timedelta(seconds=45), seat_seconds=0)
+    )
+    activity.credit(db, learner.id, now - dt.timedelta(seconds=45), now, 0)  # the learner's clock, 45 s back
+    clock = text("UPDATE activity_clocks SET last_credit_at = :t WHERE user_id = :u")
+    db.commit()
+    rule = activity.credit_span
+    moved: list[activity.Credit] = []
+
+    def another_tab_credits_first(*args: dt.datetime | int) -> activity.Credit:
+        found = rule(*args)  # type: ignore[arg-type]
+        if not moved:  # the other tab credits the same span, and a little more, in between
+            db.execute(clock, {"t": utcnow() - dt.timedelta(seconds=3), "u": learner.id})
+            moved.append(found)
+        return found
+
+    monkeypatch.setattr(activity, "credit_span", another_tab_credits_first)
+    seat = client.post(f"{MODULE}/heartbeat").get_json()["seat_seconds"]
+    assert moved and moved[0].seconds == 30  # what the beat read as due
+    assert 3 <= seat <= 5  # what was left after the other tab's credit
+
+
 def test_the_heartbeat_fast_way_checks_the_csrf_token(
     app: Flask, client: FlaskClient, learner: User, db: Session, csrf_on: None
 ) -> None:

@@ -128,29 +128,70 @@ def record_heartbeat(session: Session, progress: ModuleProgress, now: dt.datetim
 
 
 _OPENED_SQL = (
-    "SELECT p.id, p.last_heartbeat_at FROM module_progress p JOIN modules m ON m.id = p.module_id "  # noqa: S608 - a constant
-    f"JOIN courses c ON c.id = m.course_id JOIN users u ON {pagecache.SESSION_SQL} "
+    "SELECT p.id, p.last_heartbeat_at, k.last_credit_at FROM module_progress p "  # noqa: S608 - constants
+    "JOIN modules m ON m.id = p.module_id JOIN courses c ON c.id = m.course_id "
+    f"JOIN users u ON {pagecache.SESSION_SQL} "
+    "LEFT JOIN activity_clocks k ON k.user_id = p.user_id "
     "WHERE p.user_id = :user AND m.slug = :module AND c.slug = :course "
     "AND m.is_retired = :no AND m.published_revision_id IS NOT NULL AND c.is_published = :yes"
+)
+_BEAT_SQL = (
+    "UPDATE module_progress SET seat_seconds = seat_seconds + :seconds, last_heartbeat_at = :beat, "
+    "last_seen_at = :now WHERE id = :id"
+)
+# PostgreSQL moves the clock and credits the page in one statement, in autocommit: when the clock is no longer
+# where it was read, neither happens.
+_MOVE_AND_BEAT_SQL = (
+    f"WITH moved AS ({activity.MOVE_CLOCK_SQL} RETURNING user_id) {_BEAT_SQL} "  # noqa: S608 - constants
+    "AND EXISTS (SELECT 1 FROM moved) RETURNING seat_seconds"
 )
 
 
 def record_heartbeat_fast(learner: pagecache.Learner, course_slug: str, module_slug: str) -> int | None:
-    """`opened_progress` and `record_heartbeat` in plain statements for kaptrain.pagecache's fast path: one write
-    transaction, the same rule (activity.credit_span). None when the module is not one the learner opened (or
-    the session is no longer good)."""
+    """`opened_progress` and `record_heartbeat` in plain statements for kaptrain.pagecache's fast path, by the same
+    rule (activity.credit_span). None when the module is not one the learner opened (or the session is no longer
+    good).
+
+    Nothing is read inside a write transaction. One statement reads the page's and the learner's clocks; a beat
+    that credits nothing then writes the page's clocks in one statement, and one that credits moves the learner's
+    clock only if it is still where it was read (compare and set), together with the page's seat time. The rare
+    beat that finds the clock moved meanwhile (another tab, a quiz) or not yet made credits the locked way."""
+    where = {**learner.params(), "module": module_slug, "course": course_slug, "no": False}
+    found = pagecache.run_sql(_OPENED_SQL, where)
+    if found is None:
+        return None
+    progress_id, last_heartbeat, last_credit = found
     now = utcnow()
-    user_id = learner.user_id
+    start = pagecache.read_datetime(last_heartbeat) or now
+    clock = pagecache.read_datetime(last_credit)
+    credited = activity.credit_span(start, now, clock or start, HEARTBEAT_SECONDS)
+    beat = {"seconds": credited.seconds, "beat": min(credited.until, now), "now": now, "id": progress_id}
+    # The clock is compared with the value as it was read, not converted and back.
+    clock_moves = {**beat, "user": learner.user_id, "until": credited.until, "seen": last_credit}
+    if not credited.seconds:
+        row = pagecache.run_sql(f"{_BEAT_SQL} RETURNING seat_seconds", beat, write=True)
+    elif clock is None:
+        row = None
+    elif pagecache.on_sqlite():
+        with pagecache.statements(write=True) as run:
+            moved = run(f"{activity.MOVE_CLOCK_SQL} RETURNING user_id", clock_moves)
+            rows = run(f"{_BEAT_SQL} RETURNING seat_seconds", beat) if moved else []
+        row = rows[0] if rows else None
+    else:
+        row = pagecache.run_sql(_MOVE_AND_BEAT_SQL, clock_moves, write=True)
+    return int(row[0]) if row else _record_heartbeat_locked(learner, progress_id)
+
+
+def _record_heartbeat_locked(learner: pagecache.Learner, progress_id: int) -> int | None:
+    now = utcnow()
     with pagecache.statements(write=True) as run:
-        found = run(_OPENED_SQL, {**learner.params(), "module": module_slug, "course": course_slug, "no": False})
+        found = run("SELECT last_heartbeat_at FROM module_progress WHERE id = :id", {"id": progress_id})
         if not found:
             return None
-        progress_id, last_heartbeat = found[0]
-        start = pagecache.read_datetime(last_heartbeat) or now
-        credited = activity.credit_with(run, pagecache.read_datetime, user_id, start, now, HEARTBEAT_SECONDS)
+        start = pagecache.read_datetime(found[0][0]) or now
+        credited = activity.credit_with(run, pagecache.read_datetime, learner.user_id, start, now, HEARTBEAT_SECONDS)
         ((seat,),) = run(
-            "UPDATE module_progress SET seat_seconds = seat_seconds + :seconds, last_heartbeat_at = :beat, "
-            "last_seen_at = :now WHERE id = :id RETURNING seat_seconds",
+            f"{_BEAT_SQL} RETURNING seat_seconds",
             {"seconds": credited.seconds, "beat": min(credited.until, now), "now": now, "id": progress_id},
         )
     return int(seat)
