@@ -1,4 +1,4 @@
-"""Certificate PDF: print render times (first and warm, forked child vs in-process) and write the sample PNG.
+"""Certificate PDF: print render times (first and warm, in the renderer vs in process) and write the sample PNG.
 
     .venv/bin/python bench/certificate_pdf.py                      # times only
     .venv/bin/python bench/certificate_pdf.py --png docs/screenshots/certificate-sample.png
@@ -83,8 +83,8 @@ def main() -> None:
             start = time.perf_counter()
             data = certificate_pdf(SAMPLE, page_size=args.page_size)
             first_ms = (time.perf_counter() - start) * 1000
-            print(f"first render (cold process, in a thread; forked children inherit it): {first_ms:.0f} ms")
-            for label, can_fork in (("forked child", True), ("worker thread", False)):
+            print(f"first render (cold process, in a thread; the renderer forked later inherits it): {first_ms:.0f} ms")
+            for label, can_fork in (("renderer (forked once)", True), ("worker thread", False)):
                 pdf._can_fork = lambda can_fork=can_fork: can_fork  # type: ignore[misc]
                 samples = []
                 for _ in range(ROUNDS):

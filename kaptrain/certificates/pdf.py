@@ -13,7 +13,6 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -107,12 +106,25 @@ def render_pdf(
     if static_folder is None:
         raise RenderError("the app has no static folder to load fonts and stylesheets from")
     root = Path(static_folder).resolve()
-    job = partial(_write_pdf, html, root.as_uri() + "/", StaticFileFetcher(root))
+    job = _Job(html, root.as_uri() + "/", StaticFileFetcher(root))
     make = attachments if callable(attachments) else lambda: attachments
     return _run_with_time_limit(job, make, timeout_seconds, warm_key=(template, page_size))
 
 
-Job = Callable[[Callable[[], Attachments]], bytes]  # given a way to wait for the attachments, the PDF
+@dataclass(frozen=True)
+class _Job:
+    """One PDF to write, given a way to wait for its attachments. Sent to the renderer as data: the renderer calls
+    its own `_write_pdf`."""
+
+    html: str
+    base_url: str
+    fetcher: URLFetcher
+
+    def __call__(self, attachments: Callable[[], Attachments]) -> bytes:
+        return _write_pdf(self.html, self.base_url, self.fetcher, attachments)
+
+
+Job = Callable[[Callable[[], Attachments]], bytes]
 
 
 def _write_pdf(html: str, base_url: str, fetcher: URLFetcher, attachments: Callable[[], Attachments]) -> bytes:
@@ -129,14 +141,14 @@ def _write_pdf(html: str, base_url: str, fetcher: URLFetcher, attachments: Calla
 def _run_with_time_limit(
     job: Job, attachments: Callable[[], Attachments], timeout_seconds: float, warm_key: Hashable = None
 ) -> bytes:
-    """Run job in a forked child that is killed at the limit, or in a thread where forking is unsafe, making the
-    attachments meanwhile.
+    """Run job in this process's renderer, a child that is killed at the limit, or in a thread where forking is
+    unsafe, making the attachments meanwhile.
 
     The first job of each kind (template and page size) in a process runs in a thread of the process itself, so
-    that the fonts, images and stylesheets it loads are in memory for every forked child after it: a child that
+    that the fonts, images and stylesheets it loads are in memory for the renderer forked after it: a child that
     has to load them itself takes about twice as long (bench/certificate_pdf.py)."""
     if _can_fork() and warm_key in _warmed:
-        return _run_in_child(job, attachments, timeout_seconds)
+        return _run_in_renderer(job, attachments, timeout_seconds)
     result = _run_in_thread(job, attachments, timeout_seconds)
     _warmed.add(warm_key)
     return result
@@ -156,54 +168,98 @@ def _can_fork() -> bool:
     )
 
 
-def _run_in_child(job: Job, attachments: Callable[[], Attachments], timeout_seconds: float) -> bytes:
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    files_in, files_out = context.Pipe(duplex=False)
-    process = context.Process(target=_child_main, args=(job, sender, files_in), name="kaptrain-pdf", daemon=True)
-    process.start()
-    sender.close()
-    files_in.close()
+# A renderer is replaced after this many PDFs, so whatever WeasyPrint keeps between documents cannot grow for ever.
+RENDERS_PER_RENDERER = 200
+
+
+class _Renderer:
+    """A child forked once that renders one PDF after another (`_renderer_main`), so that a PDF pays for neither a
+    fork nor the first touches of the parent's memory (copy-on-write), which made a forked render about a third
+    slower than the same render in process. It belongs to the process that forked it."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("fork")
+        self.connection, child_end = context.Pipe()
+        self.process = context.Process(
+            target=_renderer_main, args=(child_end, self.connection), name="kaptrain-pdf", daemon=True
+        )
+        self.process.start()
+        child_end.close()
+        self.owner = os.getpid()
+        self.renders = 0
+
+    def usable(self) -> bool:
+        """Whether this process may send it a job (a forked child of ours has a renderer of its own)."""
+        return self.owner == os.getpid() and self.process.is_alive() and self.renders < RENDERS_PER_RENDERER
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Close its pipe (it exits at once when idle; kill=True for one that may be busy) and make sure it is
+        gone."""
+        self.connection.close()
+        if kill:
+            self.process.kill()
+        self.process.join(1)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+_renderer: _Renderer | None = None
+
+
+def stop_renderer(*, kill: bool = False) -> None:
+    """Stop this process's renderer, if it has one (the next PDF forks a new one)."""
+    global _renderer  # noqa: PLW0603 - one renderer per process
+    if _renderer is not None and _renderer.owner == os.getpid():
+        _renderer.stop(kill=kill)
+    _renderer = None
+
+
+def _run_in_renderer(job: Job, attachments: Callable[[], Attachments], timeout_seconds: float) -> bytes:
+    global _renderer  # noqa: PLW0603 - one renderer per process
+    if _renderer is None or not _renderer.usable():
+        stop_renderer()
+        _renderer = _Renderer()
+    renderer = _renderer
     answered = False
     try:
-        files_out.send(list(attachments()))  # made while the child lays the page out
-        if not receiver.poll(timeout_seconds):
-            process.kill()
+        renderer.connection.send(job)
+        renderer.connection.send(list(attachments()))  # made while the renderer lays the page out
+        if not renderer.connection.poll(timeout_seconds):
             raise RenderError(f"PDF rendering took longer than {timeout_seconds:g} s and was stopped")
-        ok, payload = receiver.recv()
+        ok, payload = renderer.connection.recv()
         answered = True
-    except EOFError:
-        process.join(5)
-        raise RenderError(f"PDF renderer exited without a result (exit code {process.exitcode})") from None
+    except (EOFError, BrokenPipeError):
+        code = renderer.process.exitcode
+        raise RenderError(f"PDF renderer exited without a result (exit code {code})") from None
     finally:
-        files_out.close()
-        receiver.close()
-        # A child that answered is exiting: it is reaped by the next start() or active_children(), not waited
-        # for here. Otherwise (a failure, the caller interrupted by an RQ job timeout, the attachments failing)
-        # no child outlives its request.
+        renderer.renders += 1
+        # Anything but an answer (past the limit, the renderer gone, the attachments failing, the caller
+        # interrupted by an RQ job timeout) and the renderer is stopped: the next PDF starts from a clean one.
         if not answered:
-            process.join(5)
-            if process.is_alive():
-                process.kill()
-                process.join()
+            stop_renderer(kill=True)
     if not ok:
         raise RenderError(f"PDF rendering failed: {payload}")
     assert isinstance(payload, bytes)
     return payload
 
 
-def _child_main(job: Job, sender: Connection, files: Connection) -> None:
-    # No garbage collection in the child: a collection walks every object inherited from the parent, which copies
-    # each page of the parent's memory it touches (copy-on-write). The child renders one PDF and exits.
-    gc.disable()
-    try:
-        sender.send((True, job(files.recv)))
-    except EOFError:  # the parent gave up before sending the attachments: nothing to report
-        pass
-    except Exception as exc:  # reported to the parent, which raises RenderError
-        sender.send((False, f"{type(exc).__name__}: {exc}"))
-    finally:
-        sender.close()
+def _renderer_main(connection: Connection, parents_end: Connection) -> None:
+    parents_end.close()  # so that the parent's going away (its end closed) ends the loop below
+    # What was inherited from the parent is never collected here: a collection walks every object, which copies
+    # each page of the parent's memory it touches (copy-on-write). What the renders make is collected as usual.
+    gc.freeze()
+    while True:
+        try:
+            job = connection.recv()
+        except EOFError:  # the parent stopped this renderer, or exited
+            return
+        try:
+            connection.send((True, job(connection.recv)))
+        except EOFError:  # the parent gave up before sending the attachments
+            return
+        except Exception as exc:  # reported to the parent, which raises RenderError and stops this renderer
+            connection.send((False, f"{type(exc).__name__}: {exc}"))
 
 
 def _run_in_thread(job: Job, attachments: Callable[[], Attachments], timeout_seconds: float) -> bytes:

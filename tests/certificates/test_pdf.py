@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 import shutil
 import subprocess
@@ -97,12 +98,15 @@ def app_ctx(pdf_app: Flask) -> Iterator[Flask]:
 
 
 @pytest.fixture(params=["fork", "thread"])
-def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the test once with the render in a forked child and once in a worker thread."""
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test once with the render in the renderer (a forked child) and once in a worker thread. The
+    renderer is forked afresh by the test's first render, so it has whatever the test patched."""
     monkeypatch.setattr(pdf, "_can_fork", lambda: request.param == "fork")
     if request.param == "fork":  # as if this process had rendered every template once (see test_first_render...)
         monkeypatch.setattr(pdf, "_warmed", _EveryKey())
-    return str(request.param)
+    pdf.stop_renderer(kill=True)
+    yield str(request.param)
+    pdf.stop_renderer(kill=True)
 
 
 class _EveryKey(set[object]):
@@ -530,13 +534,70 @@ def test_first_render_of_a_template_runs_in_process_then_children_inherit_it(
     monkeypatch.setattr(pdf, "_warmed", set())
     monkeypatch.setattr(pdf, "_can_fork", lambda: True)
     ways: list[str] = []
-    for name in ("_run_in_thread", "_run_in_child"):
+    for name in ("_run_in_thread", "_run_in_renderer"):
         real = getattr(pdf, name)
         monkeypatch.setattr(pdf, name, lambda *a, real=real, name=name: ways.append(name) or real(*a))
     for _ in range(3):
         certificate_pdf(make_view(), page_size="A4")
     certificate_pdf(make_view(), page_size="Letter")
-    assert ways == ["_run_in_thread", "_run_in_child", "_run_in_child", "_run_in_thread"]
+    assert ways == ["_run_in_thread", "_run_in_renderer", "_run_in_renderer", "_run_in_thread"]
+
+
+def _renderer_pid() -> int:
+    renderer = pdf._renderer  # noqa: SLF001
+    assert renderer is not None and renderer.process.pid is not None
+    return renderer.process.pid
+
+
+@pytest.mark.parametrize("mode", ["fork"], indirect=True)
+def test_the_renderer_renders_one_pdf_after_another(app_ctx: Flask, mode: str, tmp_path: Path) -> None:
+    first = certificate_pdf(make_view(), page_size="A4")
+    pid = _renderer_pid()
+    second = certificate_pdf(make_view(), page_size="Letter")
+    assert _renderer_pid() == pid  # the same child, no fork per PDF
+    assert "KAP-2026-000042" in pdf_text(first, tmp_path) and "KAP-2026-000042" in pdf_text(second, tmp_path)
+    assert page_size_points(second, tmp_path) == pytest.approx((792, 612), abs=1)
+
+
+@pytest.mark.parametrize("mode", ["fork"], indirect=True)
+def test_a_renderer_that_died_is_replaced(app_ctx: Flask, mode: str, tmp_path: Path) -> None:
+    certificate_pdf(make_view(), page_size="A4")
+    dead = pdf._renderer  # noqa: SLF001
+    assert dead is not None
+    dead.process.kill()  # the kernel's OOM killer, say
+    dead.process.join()
+    data = certificate_pdf(make_view(), page_size="A4")
+    assert _renderer_pid() != dead.process.pid and "KAP-2026-000042" in pdf_text(data, tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["fork"], indirect=True)
+def test_a_renderer_is_replaced_after_so_many_pdfs_and_exits_on_its_own(
+    app_ctx: Flask, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pdf, "RENDERS_PER_RENDERER", 2)
+    certificate_pdf(make_view(), page_size="A4")
+    old = pdf._renderer  # noqa: SLF001
+    certificate_pdf(make_view(), page_size="A4")
+    certificate_pdf(make_view(), page_size="A4")
+    assert old is not None and _renderer_pid() != old.process.pid
+    assert old.process.exitcode == 0  # its pipe closed, it left its loop: not killed
+    pdf.stop_renderer()
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("mode", ["fork"], indirect=True)
+def test_a_forked_child_does_not_use_or_stop_its_parents_renderer(app_ctx: Flask, mode: str) -> None:
+    certificate_pdf(make_view(), page_size="A4")
+    parents = pdf._renderer  # noqa: SLF001
+    assert parents is not None
+    parents.owner = -1  # as a forked child (an RQ work horse) sees its parent's renderer
+    try:
+        certificate_pdf(make_view(), page_size="A4")
+        assert _renderer_pid() != parents.process.pid
+        assert parents.process.is_alive()  # left alone: it is the parent's
+    finally:
+        parents.owner = os.getpid()
+        parents.stop()
 
 
 def test_forking_is_used_only_when_the_process_has_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
