@@ -563,9 +563,13 @@ def measure_issuance(app: Flask, rounds: int) -> Issuance:
 
     pdf.render_template = capture  # type: ignore[assignment]
     times: list[float] = []
+    bare: list[float] = []
+    static = Path(app.static_folder or "").resolve().as_uri() + "/"
     try:
         with app.app_context():
-            for round_ in range(rounds + 1):  # the first round warms up (fonts, the key, the forked renderer)
+            # Each round issues one certificate and then renders the HTML it rendered bare, so that both figures
+            # of a round are taken under the same conditions (the machine is shared, and its speed drifts).
+            for round_ in range(rounds + 1):  # the first round warms up (fonts, the key, the renderer)
                 session = database.new_session()
                 evaluated = select(Evaluation.user_id).where(
                     ~Evaluation.user_id.in_(select(Attestation.user_id)), Evaluation.user_id.in_(
@@ -578,16 +582,13 @@ def measure_issuance(app: Flask, rounds: int) -> Issuance:
                 certificate = services.new_certificate(session, user, course, Decimal("1.00"), utcnow())
                 started = time.perf_counter()
                 services.issue(session, certificate, actor_label="bench")
-                if round_:
-                    times.append(time.perf_counter() - started)
+                issued = time.perf_counter() - started
                 session.rollback()
                 session.close()
-            static = Path(app.static_folder or "").resolve().as_uri() + "/"
-            bare = []
-            for round_ in range(rounds + 1):
                 started = time.perf_counter()
                 HTML(string=html[-1], base_url=static).write_pdf()
                 if round_:
+                    times.append(issued)
                     bare.append(time.perf_counter() - started)
     finally:
         pdf.render_template = real_render  # type: ignore[assignment]
@@ -759,7 +760,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
     parser.add_argument("--client-processes", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5, help="issuance and bare render rounds")
+    parser.add_argument("--rounds", type=int, default=9, help="issuance and bare render rounds")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="also cProfile N module page requests")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/performance.md alone")
     parser.add_argument(
