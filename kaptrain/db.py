@@ -11,7 +11,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_app_context, has_request_context, request
@@ -180,6 +180,21 @@ def begin_writing(dbapi_connection: Any, execute: Callable[[str], Any]) -> None:
         if isinstance(dbapi_connection, QueuedConnection):
             dbapi_connection._leave()  # noqa: SLF001 - nothing began, so nothing will commit or roll back
         raise
+
+
+@contextlib.contextmanager
+def queued_statement(dbapi_connection: Any) -> Iterator[None]:
+    """Wait for the writers' turn on a SQLite DB-API connection, for one statement that commits on its own
+    (autocommit): the statement takes the write lock itself, so no BEGIN and COMMIT are sent while the lock is
+    held."""
+    if not isinstance(dbapi_connection, QueuedConnection):
+        yield
+        return
+    dbapi_connection.queue()
+    try:
+        yield
+    finally:
+        dbapi_connection._leave()  # noqa: SLF001 - the statement committed (or failed) on its own
 
 
 def make_engine(url: str) -> Engine:

@@ -42,7 +42,16 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.wrappers import Response as BaseResponse
 
-from kaptrain.db import Base, Database, UTCDateTime, after_commit, begin_writing, has_writes, utcnow
+from kaptrain.db import (
+    Base,
+    Database,
+    UTCDateTime,
+    after_commit,
+    begin_writing,
+    has_writes,
+    queued_statement,
+    utcnow,
+)
 from kaptrain.extensions import csrf
 
 log = logging.getLogger(__name__)
@@ -328,12 +337,13 @@ def _plain() -> _Plain:
 
 
 @contextlib.contextmanager
-def statements(*, write: bool = False) -> Iterator[Run]:
+def statements(*, write: bool = False, one_write: bool = False) -> Iterator[Run]:
     """Run statements on a plain DB-API connection: a tenth of the cost of an ORM round trip. Parameters are
     written :name; datetimes are stored as the ORM stores them. With write=True the statements are one
     transaction, committed at the end (on SQLite it begins IMMEDIATE, queued as the site's writing requests
     are); otherwise each statement reads what is committed (PostgreSQL: autocommit; SQLite: no transaction is
-    left open, so the next read sees every commit)."""
+    left open, so the next read sees every commit), and one_write=True says that one of them writes, as a
+    transaction of its own (on SQLite it waits for the writers' turn, see `run_sql`)."""
     database: Database = current_app.extensions["kaptrain.db"]
     plain = _plain()
     if isinstance(database.bind, Connection):  # tests: the connection that holds the test's transaction
@@ -362,7 +372,8 @@ def statements(*, write: bool = False) -> Iterator[Run]:
                 begin_writing(raw, lambda begin: plain.execute(cursor, begin, {}))
         else:
             raw.autocommit = not write  # a read is one round trip: no BEGIN and ROLLBACK
-        yield run
+        with queued_statement(raw) if one_write and plain.sqlite else contextlib.nullcontext():
+            yield run
         if write:
             plain.commit(raw)
     except BaseException:
@@ -382,9 +393,11 @@ def _roll_back_or_close(plain: _Plain, raw: Any) -> None:
 
 
 def run_sql(sql: str, params: dict[str, Any], *, write: bool = False) -> tuple[Any, ...] | None:
-    """One statement (see `statements`); its first row, if any. On PostgreSQL one statement that writes runs in
-    autocommit too, a transaction of its own: one round trip instead of three (BEGIN, it, COMMIT)."""
-    with statements(write=write and _plain().sqlite) as run:
+    """One statement (see `statements`); its first row, if any. One that writes runs in autocommit too, a
+    transaction of its own, with no BEGIN and COMMIT around it: on PostgreSQL one round trip instead of three; on
+    SQLite it waits for the writers' turn as a write transaction does, and the lock is held for one call instead of
+    three."""
+    with statements(one_write=write) as run:
         rows = run(sql, params)
     return rows[0] if rows else None
 

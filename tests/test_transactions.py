@@ -15,6 +15,7 @@ from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kaptrain import pagecache
 from kaptrain.accounts.models import User
 from kaptrain.content.models import Course, Module
 from kaptrain.courses import services as courses
@@ -142,6 +143,40 @@ def test_a_queued_writer_starts_as_soon_as_the_one_before_it_commits_on_sqlite(e
         delays.append(began[0] - committed)
     delays.sort()
     assert delays[2] < 0.025, delays  # the median hand-over; polling would average about 50 ms
+
+
+def test_a_lone_plain_write_waits_its_turn_in_the_writers_queue_on_sqlite(app, extra_app, database_url):
+    """pagecache.run_sql(write=True) sends no BEGIN or COMMIT (the statement commits on its own), but it still
+    waits in the writers' queue, woken the moment the writer before it commits, not in SQLite's busy handler."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock is what this checks")
+    other: Flask = extra_app()  # on the migrated database of `app`, with connections of its own
+    bump = "UPDATE cache_epochs SET version = version + 1 WHERE name = 'pages' RETURNING version"
+    delays: list[float] = []
+    versions: list[int] = []
+    for _ in range(5):
+        with other.test_request_context("/x", method="POST"):
+            get_session().scalar(select(func.count()).select_from(Course))  # a request holds the writers' turn
+            wrote: list[float] = []
+
+            def lone_write(wrote: list[float] = wrote) -> None:
+                with other.app_context():
+                    row = pagecache.run_sql(bump, {}, write=True)
+                    wrote.append(time.monotonic())
+                    versions.append(row[0] if row else -1)
+
+            thread = threading.Thread(target=lone_write)
+            thread.start()
+            time.sleep(0.45)  # a polling writer would next look at 0.53 s (SQLite's busy handler)
+            assert wrote == []  # it waits behind the request
+            committed = time.monotonic()
+            finish_request(commit=True)
+            thread.join(timeout=20)
+        assert wrote
+        delays.append(wrote[0] - committed)
+    delays.sort()
+    assert delays[2] < 0.025, delays  # the median hand-over; polling would take about 80 ms here
+    assert versions == list(range(versions[0], versions[0] + 5))  # each write committed, and left the queue
 
 
 def test_concurrent_first_visits_give_one_row_and_no_error(app):
