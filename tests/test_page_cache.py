@@ -423,6 +423,35 @@ def test_the_heartbeat_fast_way_credits_as_the_rule_says(
     assert progress is not None and progress.seat_seconds == 30
 
 
+def test_a_heartbeat_that_credits_nothing_keeps_the_learners_stored_pages(
+    app: Flask, client: FlaskClient, learner: User, db: Session
+) -> None:
+    """Seat time is on the learner's pages, so a beat that credits moves their page version; one that credits
+    nothing (a second beat at once) changes nothing they see and keeps it."""
+    client.get(MODULE)
+
+    def version() -> int:
+        db.expire_all()
+        found = db.scalar(select(User.pages_version).where(User.id == learner.id))
+        assert found is not None
+        return found
+
+    now = utcnow()
+    db.execute(
+        update(ModuleProgress)
+        .where(ModuleProgress.user_id == learner.id)
+        .values(last_heartbeat_at=now - dt.timedelta(seconds=45))
+    )
+    activity.credit(db, learner.id, now - dt.timedelta(seconds=45), now, 0)
+    db.commit()
+    before = version()
+    credited = client.post(f"{MODULE}/heartbeat").get_json()["seat_seconds"]
+    assert version() > before
+    after_credit = version()
+    assert client.post(f"{MODULE}/heartbeat").get_json()["seat_seconds"] == credited  # nothing more to credit
+    assert version() == after_credit
+
+
 def test_a_heartbeat_whose_clock_moved_after_it_was_read_credits_only_what_is_left(
     app: Flask, client: FlaskClient, learner: User, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:

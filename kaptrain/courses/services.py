@@ -139,6 +139,9 @@ _BEAT_SQL = (
     "UPDATE module_progress SET seat_seconds = seat_seconds + :seconds, last_heartbeat_at = :beat, "
     "last_seen_at = :now WHERE id = :id"
 )
+# A beat that credits nothing leaves seat_seconds out of its SET: the learner's pages show it, so naming it would
+# fire the trigger that moves their page version (kaptrain.pagecache) and throw their stored pages away.
+_IDLE_BEAT_SQL = "UPDATE module_progress SET last_heartbeat_at = :beat, last_seen_at = :now WHERE id = :id"
 # PostgreSQL moves the clock and credits the page in one statement, in autocommit: when the clock is no longer
 # where it was read, neither happens.
 _MOVE_AND_BEAT_SQL = (
@@ -169,7 +172,7 @@ def record_heartbeat_fast(learner: pagecache.Learner, course_slug: str, module_s
     # The clock is compared with the value as it was read, not converted and back.
     clock_moves = {**beat, "user": learner.user_id, "until": credited.until, "seen": last_credit}
     if not credited.seconds:
-        row = pagecache.run_sql(f"{_BEAT_SQL} RETURNING seat_seconds", beat, write=True)
+        row = pagecache.run_sql(f"{_IDLE_BEAT_SQL} RETURNING seat_seconds", beat, write=True)
     elif clock is None:
         row = None
     elif pagecache.on_sqlite():
