@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+Answer = tuple[str, list[tuple[str, str]], bytes]  # status, headers, body: what the lane hands to WSGI
+
 # (endpoint, method) of the fast paths that need no request context, and the ends of their paths (a cheap first
 # test, so that every other request pays one string comparison).
 LANE = frozenset({("courses.heartbeat", "POST"), ("certificates.certificate_pdf", "GET")})
@@ -81,9 +83,11 @@ class FastLane:
         answer = self.answer(environ) if path.endswith(PATH_ENDS) or path.startswith(PAGE_STARTS) else None
         if answer is None:
             return self.wsgi_app(environ, start_response)
-        return answer(environ, start_response)
+        status, headers, body = answer
+        start_response(status, headers)
+        return [body]
 
-    def answer(self, environ: WSGIEnvironment) -> Response | None:
+    def answer(self, environ: WSGIEnvironment) -> Answer | None:
         """The lane's answer, or None when Flask must answer."""
         app, method = self.app, environ.get("REQUEST_METHOD", "GET")
         if environ.get("QUERY_STRING") or app.extensions.get("kaptrain.pages") is None:
@@ -167,27 +171,31 @@ class FastLane:
             return bool(referrer) and same_origin(referrer, f"https://{get_host(environ)}/")
         return True
 
-    def _finish(self, response: Response, environ: WSGIEnvironment) -> Response:
+    def _finish(self, response: Response, environ: WSGIEnvironment) -> Answer:
         # What Flask's after-request functions add to these answers: the security headers, no-store, and Vary
         # (Flask-Compress names Accept-Encoding on every answer, the session Cookie); a page is compressed as
-        # Flask-Compress would (a PDF is not a compressed type and the heartbeat's JSON is below its minimum).
-        from kaptrain.web import add_security_headers  # noqa: PLC0415 - web imports the views
+        # Flask-Compress would (a PDF is not a compressed type and the heartbeat's JSON is below its minimum). The
+        # headers are built as the plain list WSGI takes: werkzeug's Headers checks each value it is given.
+        from kaptrain.web import missing_security_headers  # noqa: PLC0415 - web imports the views
 
-        self._compress(response, environ.get("HTTP_ACCEPT_ENCODING", ""))
-        add_security_headers(response, production=self.app.config["ENV"] == "production", no_store=True)
-        response.vary.add("Accept-Encoding")
-        response.vary.add("Cookie")
-        return response
+        body = response.get_data()
+        headers = [(name, value) for name, value in response.headers.items() if name.lower() != "content-length"]
+        encoding = self._encoding(response.mimetype, len(body), environ.get("HTTP_ACCEPT_ENCODING", ""))
+        if encoding is not None:
+            body = _compress_data(self.app, body, encoding)
+            headers.append(("Content-Encoding", encoding))
+        headers.append(("Content-Length", str(len(body))))
+        present = {name.lower() for name, _ in headers}
+        production = self.app.config["ENV"] == "production"
+        headers += missing_security_headers(present, production=production, no_store=True)
+        vary = [*response.vary, *(name for name in ("Accept-Encoding", "Cookie") if name not in response.vary)]
+        headers = [(name, value) for name, value in headers if name.lower() != "vary"]
+        headers.append(("Vary", ", ".join(vary)))
+        return response.status, headers, body
 
-
-    def _compress(self, response: Response, accepted: str) -> None:
+    def _encoding(self, mimetype: str | None, size: int, accepted: str) -> str | None:
         from kaptrain.static_assets import compress  # noqa: PLC0415 - static_assets imports the views' peers
 
-        algorithm = _choose_algorithm(compress.enabled_algorithms, accepted)
-        size = response.content_length or 0
-        if algorithm is None or response.mimetype not in compress.compress_mimetypes_set:
-            return
-        if size < self.app.config["COMPRESS_MIN_SIZE"]:
-            return
-        response.set_data(_compress_data(self.app, response.get_data(), algorithm))
-        response.headers["Content-Encoding"] = algorithm
+        if mimetype not in compress.compress_mimetypes_set or size < self.app.config["COMPRESS_MIN_SIZE"]:
+            return None
+        return _choose_algorithm(compress.enabled_algorithms, accepted)

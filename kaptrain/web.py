@@ -200,13 +200,19 @@ def _security_headers(response: Response) -> Response:
 
 def add_security_headers(response: BaseResponse, *, production: bool, no_store: bool) -> None:
     """The site's security headers (and Cache-Control: no-store when asked), each only where the response does not
-    set its own: one pass over its headers, not one each. Used by every Flask answer and by kaptrain.fastlane."""
+    set its own: one pass over its headers, not one each. Used by every Flask answer."""
     present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118 - Headers iterates as pairs
+    response.headers.extend(missing_security_headers(present, production=production, no_store=no_store))
+
+
+def missing_security_headers(present: set[str], *, production: bool, no_store: bool) -> list[tuple[str, str]]:
+    """The security headers (and no-store when asked) that an answer whose header names, in lower case, are
+    `present` lacks (add_security_headers, and kaptrain.fastlane, which builds its answers' headers itself)."""
     wanted = PRODUCTION_HEADERS if production else SECURITY_HEADERS
     added = [(name, value) for name, value in wanted if name.lower() not in present]
     if no_store and "cache-control" not in present:
         added.append(("Cache-Control", "no-store"))
-    response.headers.extend(added)
+    return added
 
 
 def error_page(code: int, detail: str | None = None) -> tuple[str, int]:
