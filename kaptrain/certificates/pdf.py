@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import mimetypes
 import multiprocessing
 import os
 import queue
+import stat
 import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -246,6 +248,7 @@ def _run_in_renderer(job: Job, attachments: Callable[[], Attachments], timeout_s
 
 def _renderer_main(connection: Connection, parents_end: Connection) -> None:
     parents_end.close()  # so that the parent's going away (its end closed) ends the loop below
+    _let_go_of_sockets(keep=connection.fileno())
     # What was inherited from the parent is never collected here: a collection walks every object, which copies
     # each page of the parent's memory it touches (copy-on-write). What the renders make is collected as usual.
     gc.freeze()
@@ -260,6 +263,23 @@ def _renderer_main(connection: Connection, parents_end: Connection) -> None:
             return
         except Exception as exc:  # reported to the parent, which raises RenderError and stops this renderer
             connection.send((False, f"{type(exc).__name__}: {exc}"))
+
+
+def _let_go_of_sockets(keep: int) -> None:
+    # A forked child holds every socket its parent had open: the server's listening socket, the connection of the
+    # request being answered, the database's connections. A socket closes only when its last holder closes it, so
+    # a long-lived renderer would keep connections the worker has finished with open. Each is pointed at
+    # /dev/null instead of closed, so that its number stays taken (the parent's socket objects, never finalized
+    # here, cannot close something else that later gets that number).
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for name in os.listdir("/dev/fd"):
+            fd = int(name)
+            with contextlib.suppress(OSError):  # the listing's own descriptor, gone by now
+                if fd != keep and stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def _run_in_thread(job: Job, attachments: Callable[[], Attachments], timeout_seconds: float) -> bytes:

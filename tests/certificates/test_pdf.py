@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -557,6 +558,22 @@ def test_the_renderer_renders_one_pdf_after_another(app_ctx: Flask, mode: str, t
     assert _renderer_pid() == pid  # the same child, no fork per PDF
     assert "KAP-2026-000042" in pdf_text(first, tmp_path) and "KAP-2026-000042" in pdf_text(second, tmp_path)
     assert page_size_points(second, tmp_path) == pytest.approx((792, 612), abs=1)
+
+
+@pytest.mark.parametrize("mode", ["fork"], indirect=True)
+def test_the_renderer_does_not_keep_its_parents_sockets_open(app_ctx: Flask, mode: str) -> None:
+    """A worker's listening socket, client connection or database connection, open when the renderer was forked,
+    closes when the worker closes it: the renderer lets go of its copies."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    certificate_pdf(make_view(), page_size="A4")  # forks the renderer while the socket is open
+    assert pdf._renderer is not None and pdf._renderer.process.is_alive()  # noqa: SLF001
+    server.close()
+    with pytest.raises(ConnectionRefusedError):  # nobody listens any more (a copy would still take connections)
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    certificate_pdf(make_view(), page_size="A4")  # and the renderer still works
 
 
 @pytest.mark.parametrize("mode", ["fork"], indirect=True)
