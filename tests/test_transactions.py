@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -114,35 +114,41 @@ def test_racing_writers_queue_instead_of_failing_on_sqlite(extra_app, database_u
     assert done == ["second"]
 
 
-def test_a_queued_writer_starts_as_soon_as_the_one_before_it_commits_on_sqlite(extra_app, database_url):
-    """Writers wait in a queue the kernel wakes, not in SQLite's busy handler, which sleeps up to 100 ms a try:
-    under load that left the lock idle while every writer slept (kaptrain.db.QueuedConnection)."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite's write lock is what this checks")
-    app: Flask = extra_app()
+def _hand_overs(app: Flask, next_writer: Callable[[], object], wait: float) -> list[float]:
+    """Five times: a request holds the writers' turn while next_writer, in a thread, waits behind it. How long after
+    the request committed next_writer was done, sorted."""
     delays: list[float] = []
     for _ in range(5):
         with app.test_request_context("/x", method="POST"):
             get_session().scalar(select(func.count()).select_from(Course))  # this writer holds the lock
-            began: list[float] = []
-
-            def next_writer(began: list[float] = began) -> None:
-                with app.test_request_context("/x", method="POST"):
-                    get_session().scalar(select(func.count()).select_from(Course))
-                    began.append(time.monotonic())
-                    finish_request(commit=True)
-
-            thread = threading.Thread(target=next_writer)
+            done: list[float] = []
+            thread = threading.Thread(target=lambda done=done: (next_writer(), done.append(time.monotonic())))
             thread.start()
-            time.sleep(0.4)  # long enough for a polling writer to be in its 100 ms sleeps
-            assert began == []
+            time.sleep(wait)
+            assert done == []  # it waits behind the request
             committed = time.monotonic()
             finish_request(commit=True)
             thread.join(timeout=20)
-        assert began
-        delays.append(began[0] - committed)
-    delays.sort()
-    assert delays[2] < 0.025, delays  # the median hand-over; polling would average about 50 ms
+        assert done
+        delays.append(done[0] - committed)
+    return sorted(delays)
+
+
+def test_a_queued_writer_starts_as_soon_as_the_one_before_it_commits_on_sqlite(app, extra_app, database_url):
+    """Writers wait in a queue the kernel wakes, not in SQLite's busy handler, which sleeps up to 100 ms a try:
+    under load that left the lock idle while every writer slept (kaptrain.db.QueuedConnection)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock is what this checks")
+    other: Flask = extra_app()  # on the migrated database of `app`, with connections of its own
+
+    def next_writer() -> None:
+        with other.test_request_context("/x", method="POST"):
+            get_session().scalar(select(func.count()).select_from(Course))
+            finish_request(commit=True)
+
+    # Waiting 0.4 s puts a polling writer in its 100 ms sleeps: its hand-over would average about 50 ms.
+    delays = _hand_overs(other, next_writer, wait=0.4)
+    assert delays[2] < 0.025, delays  # the median hand-over
 
 
 def test_a_lone_plain_write_waits_its_turn_in_the_writers_queue_on_sqlite(app, extra_app, database_url):
@@ -152,30 +158,16 @@ def test_a_lone_plain_write_waits_its_turn_in_the_writers_queue_on_sqlite(app, e
         pytest.skip("SQLite's write lock is what this checks")
     other: Flask = extra_app()  # on the migrated database of `app`, with connections of its own
     bump = "UPDATE cache_epochs SET version = version + 1 WHERE name = 'pages' RETURNING version"
-    delays: list[float] = []
     versions: list[int] = []
-    for _ in range(5):
-        with other.test_request_context("/x", method="POST"):
-            get_session().scalar(select(func.count()).select_from(Course))  # a request holds the writers' turn
-            wrote: list[float] = []
 
-            def lone_write(wrote: list[float] = wrote) -> None:
-                with other.app_context():
-                    row = pagecache.run_sql(bump, {}, write=True)
-                    wrote.append(time.monotonic())
-                    versions.append(row[0] if row else -1)
+    def lone_write() -> None:
+        with other.app_context():
+            row = pagecache.run_sql(bump, {}, write=True)
+            versions.append(row[0] if row else -1)
 
-            thread = threading.Thread(target=lone_write)
-            thread.start()
-            time.sleep(0.45)  # a polling writer would next look at 0.53 s (SQLite's busy handler)
-            assert wrote == []  # it waits behind the request
-            committed = time.monotonic()
-            finish_request(commit=True)
-            thread.join(timeout=20)
-        assert wrote
-        delays.append(wrote[0] - committed)
-    delays.sort()
-    assert delays[2] < 0.025, delays  # the median hand-over; polling would take about 80 ms here
+    # After 0.45 s a polling writer would next look at 0.53 s (SQLite's busy handler): about 80 ms.
+    delays = _hand_overs(other, lone_write, wait=0.45)
+    assert delays[2] < 0.025, delays  # the median hand-over
     assert versions == list(range(versions[0], versions[0] + 5))  # each write committed, and left the queue
 
 
