@@ -128,7 +128,7 @@ def record_heartbeat(session: Session, progress: ModuleProgress, now: dt.datetim
 
 
 _OPENED_SQL = (
-    "SELECT p.id, p.last_heartbeat_at, k.last_credit_at FROM module_progress p "  # noqa: S608 - constants
+    "SELECT p.id, p.last_heartbeat_at, p.seat_seconds, k.last_credit_at FROM module_progress p "  # noqa: S608 - constants
     "JOIN modules m ON m.id = p.module_id JOIN courses c ON c.id = m.course_id "
     f"JOIN users u ON {pagecache.SESSION_SQL} "
     "LEFT JOIN activity_clocks k ON k.user_id = p.user_id "
@@ -156,14 +156,16 @@ def record_heartbeat_fast(learner: pagecache.Learner, course_slug: str, module_s
     good).
 
     Nothing is read inside a write transaction. One statement reads the page's and the learner's clocks; a beat
-    that credits nothing then writes the page's clocks in one statement, and one that credits moves the learner's
-    clock only if it is still where it was read (compare and set), together with the page's seat time. The rare
-    beat that finds the clock moved meanwhile (another tab, a quiz) or not yet made credits the locked way."""
+    that credits nothing then writes the page's clocks in one statement and answers the seat time as read (no
+    RETURNING: on SQLite the write lock is then held for one step of the statement, not two), and one that
+    credits moves the learner's clock only if it is still where it was read (compare and set), together with the
+    page's seat time. The rare beat that finds the clock moved meanwhile (another tab, a quiz) or not yet made
+    credits the locked way."""
     where = {**learner.params(), "module": module_slug, "course": course_slug, "no": False}
     found = pagecache.run_sql(_OPENED_SQL, where)
     if found is None:
         return None
-    progress_id, last_heartbeat, last_credit = found
+    progress_id, last_heartbeat, seat, last_credit = found
     now = utcnow()
     start = pagecache.read_datetime(last_heartbeat) or now
     clock = pagecache.read_datetime(last_credit)
@@ -172,8 +174,9 @@ def record_heartbeat_fast(learner: pagecache.Learner, course_slug: str, module_s
     # The clock is compared with the value as it was read, not converted and back.
     clock_moves = {**beat, "user": learner.user_id, "until": credited.until, "seen": last_credit}
     if not credited.seconds:
-        row = pagecache.run_sql(f"{_IDLE_BEAT_SQL} RETURNING seat_seconds", beat, write=True)
-    elif clock is None:
+        pagecache.run_sql(_IDLE_BEAT_SQL, beat, write=True)
+        return int(seat)
+    if clock is None:
         row = None
     elif pagecache.on_sqlite():
         with pagecache.statements(write=True) as run:
