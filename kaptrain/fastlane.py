@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Answer = tuple[str, list[tuple[str, str]], bytes]  # status, headers, body: what the lane hands to WSGI
+LANE_SETS = frozenset({"content-length", "vary"})  # headers of an answer that the lane writes afresh
 
 # (endpoint, method) of the fast paths that need no request context, and the ends of their paths (a cheap first
 # test, so that every other request pays one string comparison).
@@ -179,7 +180,7 @@ class FastLane:
         from kaptrain.web import missing_security_headers  # noqa: PLC0415 - web imports the views
 
         body = response.get_data()
-        headers = [(name, value) for name, value in response.headers.items() if name.lower() != "content-length"]
+        headers = [(name, value) for name, value in response.headers.items() if name.lower() not in LANE_SETS]
         encoding = self._encoding(response.mimetype, len(body), environ.get("HTTP_ACCEPT_ENCODING", ""))
         if encoding is not None:
             body = _compress_data(self.app, body, encoding)
@@ -189,7 +190,6 @@ class FastLane:
         production = self.app.config["ENV"] == "production"
         headers += missing_security_headers(present, production=production, no_store=True)
         vary = [*response.vary, *(name for name in ("Accept-Encoding", "Cookie") if name not in response.vary)]
-        headers = [(name, value) for name, value in headers if name.lower() != "vary"]
         headers.append(("Vary", ", ".join(vary)))
         return response.status, headers, body
 

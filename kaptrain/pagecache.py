@@ -545,7 +545,7 @@ __all__ = [
     "hit",
     "init_page_cache",
     "on_hit",
-    "page_key",
     "on_sqlite",
+    "page_key",
     "run_sql",
 ]

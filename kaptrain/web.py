@@ -13,7 +13,6 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map, PathConverter, UnicodeConverter
-from werkzeug.wrappers import Response as BaseResponse
 
 from kaptrain.db import SAFE_METHODS, as_utc, finish_request
 from kaptrain.forms import LARGEST_NUMBER, has_control_characters
@@ -191,23 +190,20 @@ def wrap_wsgi(app: Flask) -> None:
 
 
 def _security_headers(response: Response) -> Response:
+    # Each header only where the view did not set its own (one pass over the response's headers, not one each).
+    present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118 - Headers iterates as pairs
     endpoint = request.endpoint
     # Pages carry personal data and quiz state: never serve them from a shared cache.
+    no_store = bool(endpoint and not endpoint.endswith("static"))
     production = current_app.config["ENV"] == "production"
-    add_security_headers(response, production=production, no_store=bool(endpoint and not endpoint.endswith("static")))
+    response.headers.extend(missing_security_headers(present, production=production, no_store=no_store))
     return response
 
 
-def add_security_headers(response: BaseResponse, *, production: bool, no_store: bool) -> None:
-    """The site's security headers (and Cache-Control: no-store when asked), each only where the response does not
-    set its own: one pass over its headers, not one each. Used by every Flask answer."""
-    present = {name.lower() for name in response.headers.keys()}  # noqa: SIM118 - Headers iterates as pairs
-    response.headers.extend(missing_security_headers(present, production=production, no_store=no_store))
-
-
 def missing_security_headers(present: set[str], *, production: bool, no_store: bool) -> list[tuple[str, str]]:
-    """The security headers (and no-store when asked) that an answer whose header names, in lower case, are
-    `present` lacks (add_security_headers, and kaptrain.fastlane, which builds its answers' headers itself)."""
+    """The site's security headers (and Cache-Control: no-store when asked) that an answer whose header names, in
+    lower case, are `present` lacks: every Flask answer gets them, and kaptrain.fastlane's, which builds its
+    headers itself."""
     wanted = PRODUCTION_HEADERS if production else SECURITY_HEADERS
     added = [(name, value) for name, value in wanted if name.lower() not in present]
     if no_store and "cache-control" not in present:

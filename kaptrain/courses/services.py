@@ -170,7 +170,7 @@ def record_heartbeat_fast(learner: pagecache.Learner, course_slug: str, module_s
     start = pagecache.read_datetime(last_heartbeat) or now
     clock = pagecache.read_datetime(last_credit)
     credited = activity.credit_span(start, now, clock or start, HEARTBEAT_SECONDS)
-    beat = {"seconds": credited.seconds, "beat": min(credited.until, now), "now": now, "id": progress_id}
+    beat = _beat(credited, now, progress_id)
     # The clock is compared with the value as it was read, not converted and back.
     clock_moves = {**beat, "user": learner.user_id, "until": credited.until, "seen": last_credit}
     if not credited.seconds:
@@ -196,11 +196,13 @@ def _record_heartbeat_locked(learner: pagecache.Learner, progress_id: int) -> in
             return None
         start = pagecache.read_datetime(found[0][0]) or now
         credited = activity.credit_with(run, pagecache.read_datetime, learner.user_id, start, now, HEARTBEAT_SECONDS)
-        ((seat,),) = run(
-            f"{_BEAT_SQL} RETURNING seat_seconds",
-            {"seconds": credited.seconds, "beat": min(credited.until, now), "now": now, "id": progress_id},
-        )
+        ((seat,),) = run(f"{_BEAT_SQL} RETURNING seat_seconds", _beat(credited, now, progress_id))
     return int(seat)
+
+
+def _beat(credited: activity.Credit, now: dt.datetime, progress_id: int) -> dict[str, object]:
+    # The page's clock moves to what was credited, so fractions of a second are not lost between beats.
+    return {"seconds": credited.seconds, "beat": min(credited.until, now), "now": now, "id": progress_id}
 
 
 def mark_read(session: Session, status: ModuleStatus) -> None:
