@@ -66,6 +66,14 @@ CLOCK_SQL = (
 MOVE_CLOCK_SQL = "UPDATE activity_clocks SET last_credit_at = :until WHERE user_id = :user AND last_credit_at = :seen"
 
 
+def move_clock(
+    run: Callable[[str, dict[str, Any]], list[tuple[Any, ...]]], user_id: int, seen: Any, until: dt.datetime
+) -> bool:
+    """Move the learner's clock to `until` if it still holds `seen` (the value as read, not converted and back);
+    False if it moved meanwhile (or there is none)."""
+    return bool(run(f"{MOVE_CLOCK_SQL} RETURNING user_id", {"user": user_id, "seen": seen, "until": until}))
+
+
 def credit_with(
     run: Callable[[str, dict[str, Any]], list[tuple[Any, ...]]],
     read_datetime: Callable[[Any], dt.datetime | None],

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 from flask import Flask, flash
 from flask.testing import FlaskClient
-from sqlalchemy import inspect, select, text, update
+from sqlalchemy import Executable, inspect, select, text, update
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
@@ -553,6 +553,78 @@ def test_a_quiz_submission_comes_the_fast_way_and_is_graded_as_the_normal_way_gr
     assert calls == [True, False]
     db.expire_all()
     assert db.get(quizzes.Attempt, attempt.id).score == score  # type: ignore[union-attr]
+
+
+def _meanwhile(monkeypatch: pytest.MonkeyPatch, db: Session, change: Executable, **params: object) -> list[bool]:
+    """Run `change` once, right after the fast submission has read the attempt and worked out the time (as another
+    tab or request might, before it writes); the list says that it ran."""
+    rule, ran = activity.credit_span, []
+
+    def then_change(*args: dt.datetime | int) -> activity.Credit:
+        found = rule(*args)  # type: ignore[arg-type]
+        if not ran:
+            db.execute(change, params)
+            ran.append(True)
+        return found
+
+    monkeypatch.setattr(activity, "credit_span", then_change)
+    return ran
+
+
+def test_a_submission_whose_clock_moved_after_it_was_read_credits_only_what_is_left(
+    app: Flask,
+    client: FlaskClient,
+    learner: User,
+    db: Session,
+    fast_submissions: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast submission reads the learner's clock outside any transaction; a heartbeat in another tab may
+    credit the same time before it writes. Its compare and set then fails and the attempt is credited the locked
+    way, from the clock's new place: the time is not credited twice."""
+    attempt = open_attempt(db, learner)
+    begun = utcnow() - dt.timedelta(seconds=100)
+    db.execute(update(quizzes.Attempt).where(quizzes.Attempt.id == attempt.id).values(started_at=begun))
+    activity.credit(db, learner.id, begun, begun, 0)  # the learner's time credited up to when it began
+    form = correct_answers(attempt)
+    db.commit()
+    clock = text("UPDATE activity_clocks SET last_credit_at = :t WHERE user_id = :u")
+    ran = _meanwhile(monkeypatch, db, clock, t=utcnow() - dt.timedelta(seconds=10), u=learner.id)
+    assert client.post(f"/attempts/{attempt.id}/submit", data=form).status_code == 302
+    assert ran and fast_submissions == [True]
+    db.expire_all()
+    graded = db.get(quizzes.Attempt, attempt.id)
+    assert graded is not None and graded.status == quizzes.AttemptStatus.SUBMITTED
+    assert 9 <= graded.active_seconds <= 12  # only what the other tab had not credited
+    assert db.get(activity.ActivityClock, learner.id).last_credit_at >= utcnow() - dt.timedelta(seconds=2)  # type: ignore[union-attr]
+
+
+def test_a_submission_given_more_time_after_it_was_read_is_graded_the_normal_way(
+    app: Flask,
+    client: FlaskClient,
+    learner: User,
+    db: Session,
+    fast_submissions: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The time an attempt may credit is capped by its deadline; a deadline moved ("I need more time" in another
+    tab) between the fast way's read and its write makes the claim miss, and the normal way grades it under the
+    deadline as it now stands."""
+    q = set_rules(db, quiz(db, "alpha-quiz"), time_limit_minutes=10)
+    assert q.module is not None
+    courses.open_module(db, learner.id, q.module)
+    attempt = start(db, learner, q)
+    assert attempt.deadline_at is not None
+    form = correct_answers(attempt)
+    db.commit()
+    later = attempt.deadline_at + dt.timedelta(minutes=5)
+    extend = update(quizzes.Attempt).where(quizzes.Attempt.id == attempt.id).values(deadline_at=later)
+    ran = _meanwhile(monkeypatch, db, extend)
+    assert client.post(f"/attempts/{attempt.id}/submit", data=form).status_code == 302
+    assert ran and fast_submissions == [False]
+    db.expire_all()
+    graded = db.get(quizzes.Attempt, attempt.id)
+    assert graded is not None and graded.status == quizzes.AttemptStatus.SUBMITTED and graded.score == 100
 
 
 def test_submissions_the_fast_way_cannot_handle_get_the_normal_answer(

@@ -171,8 +171,6 @@ def record_heartbeat_fast(learner: pagecache.Learner, course_slug: str, module_s
     clock = pagecache.read_datetime(last_credit)
     credited = activity.credit_span(start, now, clock or start, HEARTBEAT_SECONDS)
     beat = _beat(credited, now, progress_id)
-    # The clock is compared with the value as it was read, not converted and back.
-    clock_moves = {**beat, "user": learner.user_id, "until": credited.until, "seen": last_credit}
     if not credited.seconds:
         pagecache.run_sql(_IDLE_BEAT_SQL, beat, write=True)
         return int(seat)
@@ -180,10 +178,12 @@ def record_heartbeat_fast(learner: pagecache.Learner, course_slug: str, module_s
         row = None
     elif pagecache.on_sqlite():
         with pagecache.statements(write=True) as run:
-            moved = run(f"{activity.MOVE_CLOCK_SQL} RETURNING user_id", clock_moves)
+            moved = activity.move_clock(run, learner.user_id, last_credit, credited.until)
             rows = run(f"{_BEAT_SQL} RETURNING seat_seconds", beat) if moved else []
         row = rows[0] if rows else None
     else:
+        # The clock is compared with the value as it was read, not converted and back.
+        clock_moves = {**beat, "user": learner.user_id, "until": credited.until, "seen": last_credit}
         row = pagecache.run_sql(_MOVE_AND_BEAT_SQL, clock_moves, write=True)
     return int(row[0]) if row else _record_heartbeat_locked(learner, progress_id)
 
