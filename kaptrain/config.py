@@ -13,6 +13,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS: dict[str, Any] = {
     "ENV": "development",
     "SECRET_KEY": None,
+    # Earlier secret keys, still accepted after a rotation: comma-separated in KAPTRAIN_SECRET_KEY_FALLBACKS. They
+    # open sessions signed and two-factor secrets sealed before it (kaptrain.accounts.sealing).
+    "SECRET_KEY_FALLBACKS": [],
     "DATABASE_URL": f"sqlite:///{PROJECT_ROOT / 'instance' / 'kaptrain.sqlite3'}",
     "MODULES_DIR": str(PROJECT_ROOT / "modules"),
     "QUIZZES_DIR": str(PROJECT_ROOT / "quizzes"),
@@ -79,6 +82,7 @@ _INT_KEYS = {
     "PAGE_CACHE_MB",
 }
 _BOOL_KEYS = {"RATELIMIT_ENABLED"}
+_LIST_KEYS = {"SECRET_KEY_FALLBACKS"}
 
 _DEV_SECRET = "dev-only-not-secret"  # noqa: S105 - used only outside production, see load_config
 
@@ -97,6 +101,8 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             out[key] = int(raw)
         elif key in _BOOL_KEYS:
             out[key] = raw.strip().lower() in {"1", "true", "yes", "on"}
+        elif key in _LIST_KEYS:
+            out[key] = [item.strip() for item in raw.split(",") if item.strip()]
         else:
             out[key] = raw
     return out

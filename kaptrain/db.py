@@ -286,7 +286,10 @@ def _request_writes() -> bool:
 
 def init_db(app: Flask) -> Database:
     """Create the engine for the app and close the request's session at teardown."""
+    from kaptrain.accounts.sealing import use_keys  # noqa: PLC0415 - the accounts models import this module
+
     database = Database(make_engine(app.config["DATABASE_URL"]))
+    use_keys(database.engine.dialect, app.secret_key or "", app.config.get("SECRET_KEY_FALLBACKS") or ())
     app.extensions["kaptrain.db"] = database
 
     @app.after_request

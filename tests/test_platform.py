@@ -26,9 +26,11 @@ def test_settings_come_from_kaptrain_environment_variables():
             "KAPTRAIN_DATABASE_URL": "postgresql+psycopg://db/kaptrain",
             "KAPTRAIN_TRUSTED_PROXIES": "1",
             "KAPTRAIN_RATELIMIT_ENABLED": "false",
+            "KAPTRAIN_SECRET_KEY_FALLBACKS": "o" * 40 + " , " + "p" * 40 + ",",
         }
     )
     assert cfg["DATABASE_URL"] == "postgresql+psycopg://db/kaptrain"
+    assert cfg["SECRET_KEY_FALLBACKS"] == ["o" * 40, "p" * 40] and load_config(environ={})["SECRET_KEY_FALLBACKS"] == []
     assert cfg["TRUSTED_PROXIES"] == 1 and cfg["RATELIMIT_ENABLED"] is False
     assert cfg["SESSION_COOKIE_SECURE"] is True and cfg["SESSION_COOKIE_HTTPONLY"] is True
     assert cfg["SESSION_COOKIE_SAMESITE"] == "Lax"

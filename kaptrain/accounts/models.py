@@ -8,6 +8,7 @@ import enum
 from sqlalchemy import CheckConstraint, Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from kaptrain.accounts.sealing import SealedSecret
 from kaptrain.db import Base, one_of, utcnow
 
 
@@ -67,7 +68,7 @@ class User(Base):
     # Two-factor sign-in (kaptrain/accounts/twofactor.py): the base32 TOTP secret, set when enrolment begins;
     # it is in force from totp_enabled_at. totp_last_counter is the time step of the last code accepted, so
     # no code is accepted twice.
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_secret: Mapped[str | None] = mapped_column(SealedSecret())  # sealed at rest: kaptrain.accounts.sealing
     totp_enabled_at: Mapped[dt.datetime | None]
     totp_last_counter: Mapped[int | None]
     # Moved by the database (triggers of migration 0011) whenever something this learner's pages show changes;

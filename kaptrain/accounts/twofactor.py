@@ -11,8 +11,9 @@
 - Instructors and administrators must have it (`User.must_use_two_factor`): the accounts views send them
   to enrolment before anything else.
 
-The TOTP secret is stored as it is (base32): the server needs it to check codes. A database copy therefore
-holds it; it does not hold the passwords the codes are paired with.
+The TOTP secret must be readable by the server, which computes the codes from it: it is sealed at rest with a
+key derived from SECRET_KEY (kaptrain.accounts.sealing), so a copy of the database alone does not hold it. At each
+accepted code a secret stored plain (before sealing) or under an earlier key is sealed again under the current one.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from kaptrain import audit
-from kaptrain.accounts import mailer
+from kaptrain.accounts import mailer, sealing
 from kaptrain.accounts.models import RecoveryCode, User
 from kaptrain.accounts.services import AccountError, check_current_password
 from kaptrain.db import utcnow
@@ -42,6 +43,11 @@ _RECOVERY_PATTERN = re.compile(r"[a-z2-7]{16}")
 # Either kind of code, typed with spaces or hyphens or not, is at most this long.
 MAX_CODE_LENGTH = 40
 
+UNREADABLE = (
+    "Codes from your authenticator app cannot be checked at the moment: this site's secret key was changed since "
+    "you set up two-factor sign-in. Sign in with one of your recovery codes, or ask an administrator to reset "
+    "your two-factor sign-in."
+)
 WRONG_CODE = (
     "That code is not correct. Type the 6-digit code your authenticator app shows now (each code works once), "
     "or one of your recovery codes."
@@ -76,7 +82,7 @@ def start_enrolment(session: Session, user: User, issuer: str) -> Enrolment:
     does not change the QR code already scanned)."""
     if user.has_two_factor:
         raise AccountError("Two-factor sign-in is already on for your account.")
-    if not user.totp_secret:
+    if not user.totp_secret or sealing.is_sealed(user.totp_secret):  # none yet, or one this site cannot open
         user.totp_secret = pyotp.random_base32()
         session.flush()
     return enrolment_for(user, issuer)
@@ -131,10 +137,7 @@ def regenerate_recovery_codes(session: Session, user: User, current_password: st
 def recovery_codes_left(session: Session, user: User) -> int:
     """How many of the user's recovery codes are still unused."""
     return int(
-        session.scalar(
-            select(func.count()).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
-        )
-        or 0
+        session.scalar(select(func.count()).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))) or 0
     )
 
 
@@ -164,11 +167,14 @@ def verify(session: Session, user: User, code: str) -> Verified:
 
 def _accept_totp(session: Session, user: User, code: str) -> bool:
     """True when the code is right for a time step after the last one accepted; records that step."""
-    assert user.totp_secret is not None
+    secret = user.totp_secret
+    assert secret is not None
+    if sealing.is_sealed(secret):
+        raise AccountError(UNREADABLE, "code")
     typed = normalise_code(code)
     if not _TOTP_PATTERN.fullmatch(typed):
         return False
-    totp = pyotp.TOTP(user.totp_secret)
+    totp = pyotp.TOTP(secret)
     now = totp.timecode(utcnow())
     # Try each step of the window; compare in constant time, as pyotp's own verify does.
     step = next((c for c in (now - 1, now, now + 1) if strings_equal(typed, totp.generate_otp(c))), None)
@@ -183,6 +189,14 @@ def _accept_totp(session: Session, user: User, code: str) -> bool:
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return False  # this code (or a later one) was accepted already: a replay
     set_committed_value(user, "totp_last_counter", step)
+    # Sealed again under the current key when stored plain or under a fallback key (the comparison's value is sealed
+    # too, and sealing is deterministic: a secret already sealed under the current key is left as it is).
+    session.execute(
+        update(User)
+        .where(User.id == user.id, User.totp_secret != secret)
+        .values(totp_secret=secret)
+        .execution_options(synchronize_session=False)
+    )
     return True
 
 
