@@ -35,6 +35,7 @@ screenshots: $(BIN)/.dev-installed ## refresh docs/screenshots/ from the browser
 
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check kaptrain tests bench migrations .ci/audit.py
+	$(BIN)/ruff format --check kaptrain tests bench migrations .ci/audit.py
 	$(BIN)/mypy kaptrain
 
 audit: $(BIN)/.dev-installed ## known vulnerabilities in the pinned requirements (exceptions: audit-exceptions.toml)

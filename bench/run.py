@@ -46,16 +46,23 @@ def median_ms(fn: Callable[[], object], n: int) -> float:
 def main() -> None:
     """Set up a throwaway database with the real course and print the figures."""
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3", "SECRET_KEY": "bench",
-                          "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
+        app = create_app(
+            {
+                "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+                "SECRET_KEY": "bench",
+                "WTF_CSRF_ENABLED": False,
+                "RATELIMIT_ENABLED": False,
+            }
+        )
         app.add_url_rule("/__baseline", "baseline", lambda: "ok")
         database = app.extensions["kaptrain.db"]
         upgrade(database.engine)
         files = lambda: read_content(PROJECT_ROOT / "modules", PROJECT_ROOT / "quizzes")  # noqa: E731
         session = database.new_session()
         import_content(session, files())
-        user = accounts.create_user(session, "bench@example.org", "bench password 123",
-                                    accounts.Profile("Bench Learner", "Psychologist"))
+        user = accounts.create_user(
+            session, "bench@example.org", "bench password 123", accounts.Profile("Bench Learner", "Psychologist")
+        )
         course = courses.published_courses(session)[0]
         courses.acknowledge_disclosures(session, courses.enrol(session, user.id, course))
         session.commit()
@@ -75,8 +82,10 @@ def main() -> None:
         def attempt_cycle() -> None:
             s = database.new_session()
             attempt = quizzes.start_attempt(s, user_id, s.merge(quiz), None)
-            form = {f"q-{i.id}": quizzes.form_for(i, [o["id"] for o in i.revision.options if o["correct"]][:1])
-                    for i in attempt.items}
+            form = {
+                f"q-{i.id}": quizzes.form_for(i, [o["id"] for o in i.revision.options if o["correct"]][:1])
+                for i in attempt.items
+            }
             quizzes.submit_attempt(s, attempt, form)
             s.rollback()  # leave the learner's record untouched so every cycle does the same work
             s.close()

@@ -226,9 +226,9 @@ def choose_learners(app: Flask, connections: int, submitters: int) -> Cast:
             if gate is None and quizzes.quiz_state(session, user_id, status.quiz, gate).can_start:
                 others.append(learner)
                 taken.add(user_id)
-    downloads = [
-        Learner(u, e, certificate_id=holders[u]) for u, e in users if u in holders and u not in taken
-    ][:connections]
+    downloads = [Learner(u, e, certificate_id=holders[u]) for u, e in users if u in holders and u not in taken][
+        :connections
+    ]
     issued = list(
         session.scalars(
             select(Certificate.issued_at).where(Certificate.status != CertificateStatus.PENDING).order_by("issued_at")
@@ -385,6 +385,7 @@ def measure(args: argparse.Namespace, cast: Cast, site: int, bare: int) -> list[
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda le: log_in(site, le, f"/courses/{cast.course}/modules/{le.module}").close(), cast.pages))
         list(pool.map(lambda le: log_in(site, le, "/dashboard").close(), cast.downloads))
+
     def wanted(name: str) -> bool:
         return not args.only or any(part in name for part in args.only.split(","))
 

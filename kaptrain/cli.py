@@ -320,8 +320,13 @@ def demo_create() -> None:
 @demo_cli.command("seed")
 @click.option("--learners", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
 @click.option("--course", "course_slug", help="Course slug; default: the first published course.")
-@click.option("--real-certificates", type=click.IntRange(1, 100), default=3, show_default=True,
-              help="Certificates issued through the real service (rendered); the rest copy the first one's PDF.")
+@click.option(
+    "--real-certificates",
+    type=click.IntRange(1, 100),
+    default=3,
+    show_default=True,
+    help="Certificates issued through the real service (rendered); the rest copy the first one's PDF.",
+)
 @click.option("--seed", "rng_seed", type=int, default=2026, show_default=True, help="Random seed.")
 def demo_seed_command(learners: int, course_slug: str | None, real_certificates: int, rng_seed: int) -> None:
     """Seed learners with realistic progress, graded attempts and certificates, for benchmarks (docs/performance.md)."""

@@ -114,8 +114,7 @@ def test_rows_that_break_a_new_rule_stop_the_upgrade_before_it_changes_anything(
         conn.execute(text("UPDATE attempts SET score = NULL WHERE id = :id"), {"id": graded})
         conn.execute(
             text(
-                "UPDATE certificates SET status = 'active', revoked_at = NULL, revocation_reason = NULL"
-                " WHERE id = :id"
+                "UPDATE certificates SET status = 'active', revoked_at = NULL, revocation_reason = NULL WHERE id = :id"
             ),
             {"id": revoked},
         )

@@ -53,14 +53,7 @@ def search_certificates(
     stmt = select(Certificate)
     if text.strip():
         pattern = f"%{_escape_like(text.strip())}%"
-        stmt = stmt.where(
-            or_(
-                *(
-                    column.ilike(pattern, escape="\\")
-                    for column in SEARCHED
-                )
-            )
-        )
+        stmt = stmt.where(or_(*(column.ilike(pattern, escape="\\") for column in SEARCHED)))
     if status is not None:
         stmt = stmt.where(Certificate.status == status)
     total = db.scalar(select(func.count()).select_from(stmt.subquery())) or 0

@@ -102,9 +102,7 @@ def search_people(session: Session, query: PeopleQuery) -> PeoplePage:
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     pages = max(1, math.ceil(total / PER_PAGE))
     page = min(max(1, query.page), pages)
-    users = list(
-        session.scalars(stmt.order_by(User.full_name, User.id).limit(PER_PAGE).offset((page - 1) * PER_PAGE))
-    )
+    users = list(session.scalars(stmt.order_by(User.full_name, User.id).limit(PER_PAGE).offset((page - 1) * PER_PAGE)))
     by_user: dict[int, list[completion.CourseRecord]] = {u.id: [] for u in users}
     enrolments = session.scalars(
         select(Enrolment).where(Enrolment.user_id.in_(list(by_user))).order_by(Enrolment.enrolled_at)

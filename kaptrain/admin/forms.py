@@ -112,4 +112,3 @@ def settings_form(course_slugs: list[tuple[str, str]], **kwargs: Any) -> Setting
 def approval_field(slug: str) -> str:
     """The form field name of one course's approval mode."""
     return "approval__" + slug.replace("-", "_")
-

@@ -42,4 +42,3 @@ def site_settings() -> ResponseReturnValue:
         "admin/settings.html", form=form, courses=courses, defaults=defaults, approval_field=approval_field,
         env_page_size=current_app.config["CERTIFICATE_PAGE_SIZE"],
     ), 422 if form.errors or form.form_errors else 200  # fmt: skip
-

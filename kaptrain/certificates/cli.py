@@ -254,8 +254,14 @@ def export_command(since_raw: str, output: str | None) -> None:
             raise _bad("--output", f"cannot write {output}: {exc.strerror}.") from None
     # Personal data left the system: who took it, and what.
     audit.record(
-        session, "certificate.export", "certificate", None, actor_label=audit.cli_actor(),
-        since=since.isoformat(), rows=len(rows), output=output or "stdout",
+        session,
+        "certificate.export",
+        "certificate",
+        None,
+        actor_label=audit.cli_actor(),
+        since=since.isoformat(),
+        rows=len(rows),
+        output=output or "stdout",
     )
     session.commit()
     where = output or "standard output"

@@ -216,9 +216,7 @@ class CertificateFile(Base):
 
     __tablename__ = "certificate_files"
 
-    certificate_id: Mapped[int] = mapped_column(
-        ForeignKey("certificates.id", ondelete="RESTRICT"), primary_key=True
-    )
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id", ondelete="RESTRICT"), primary_key=True)
     pdf: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     sha256: Mapped[str] = mapped_column(String(64))
     rendered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -67,9 +67,7 @@ def get_evaluation(session: Session, user_id: int, course_id: int) -> Evaluation
 
 def get_attestation(session: Session, user_id: int, course_id: int) -> Attestation | None:
     """The learner's attestation for the course, if made."""
-    return session.scalar(
-        select(Attestation).where(Attestation.user_id == user_id, Attestation.course_id == course_id)
-    )
+    return session.scalar(select(Attestation).where(Attestation.user_id == user_id, Attestation.course_id == course_id))
 
 
 def _evaluation_step(session: Session, record: CourseRecord) -> Step:
@@ -86,7 +84,7 @@ def _evaluation_step(session: Session, record: CourseRecord) -> Step:
 
 
 def _email_step(session: Session, record: CourseRecord) -> Step | None:
-    """"Confirm your email address", for a learner who has not: no certificate goes to an unproven address."""
+    """ "Confirm your email address", for a learner who has not: no certificate goes to an unproven address."""
     holder = session.get(User, record.enrolment.user_id) if record.enrolment else None
     if holder is None or holder.is_email_confirmed:
         return None
@@ -277,8 +275,15 @@ def issue(
     certificate.expires_at = _add_months(now, months) if months else None
     render_and_store(session, certificate)
     audit.record(
-        session, action, "certificate", certificate.id, actor_id=actor_id, actor_label=actor_label,
-        number=certificate.number, holder=certificate.holder_name, reason=certificate.issue_reason,
+        session,
+        action,
+        "certificate",
+        certificate.id,
+        actor_id=actor_id,
+        actor_label=actor_label,
+        number=certificate.number,
+        holder=certificate.holder_name,
+        reason=certificate.issue_reason,
     )
     _email_after_commit(session, certificate.id)
     return certificate
@@ -420,8 +425,15 @@ def revoke(
     session.flush()
     signing.refresh_status_list(session, signing.status_position(certificate.id)[0])  # its bit, same transaction
     audit.record(
-        session, "certificate.revoke", "certificate", certificate.id, actor_id=actor_id, actor_label=actor_label,
-        number=certificate.number, reason=reason.value, note=certificate.revocation_note,
+        session,
+        "certificate.revoke",
+        "certificate",
+        certificate.id,
+        actor_id=actor_id,
+        actor_label=actor_label,
+        number=certificate.number,
+        reason=reason.value,
+        note=certificate.revocation_note,
     )
 
 
@@ -491,9 +503,9 @@ class PublicStatus:
             "holder": {"name": c.holder_name, "credential": c.holder_credential or None},
             "course": {"title": c.course_title, "provider": c.provider, "delivery_format": c.delivery_format},
             "hours": f"{c.hours:f}",
-            "designations": [
-                {"credit_type": d["credit_type"], "hours": str(d["hours"])} for d in c.designations
-            ] if c.accreditation_statement else [],
+            "designations": [{"credit_type": d["credit_type"], "hours": str(d["hours"])} for d in c.designations]
+            if c.accreditation_statement
+            else [],
             "completed_on": c.completed_at.date().isoformat(),
             "issued_on": c.issued_at.date().isoformat() if c.issued_at else None,
             "expires_on": c.expires_at.date().isoformat() if c.expires_at else None,

@@ -38,8 +38,15 @@ def compromise_key(session: Session, key_id: str, since: dt.datetime, actor_labe
     current = ring.current().key_id
     resigned = resign_status_lists(session)
     audit.record(
-        session, "signing_key.compromise", SUBJECT, None, actor_label=actor_label,
-        key=key_id.partition("#")[0], since=since.isoformat(), current=current, resigned_status_lists=resigned,
+        session,
+        "signing_key.compromise",
+        SUBJECT,
+        None,
+        actor_label=actor_label,
+        key=key_id.partition("#")[0],
+        since=since.isoformat(),
+        current=current,
+        resigned_status_lists=resigned,
     )
     return current
 

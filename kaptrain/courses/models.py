@@ -49,4 +49,3 @@ class ModuleProgress(Base):
     last_heartbeat_at: Mapped[dt.datetime | None]
 
     module: Mapped[Module] = relationship(lazy="joined")
-

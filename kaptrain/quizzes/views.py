@@ -229,7 +229,7 @@ def save(attempt_id: int) -> ResponseReturnValue:
 @bp.route("/attempts/<int:attempt_id>/extend", methods=["POST"])
 @login_required
 def extend(attempt_id: int) -> ResponseReturnValue:
-    """"I need more time": add time to the open attempt where its quiz allows, keeping the answers sent with it."""
+    """ "I need more time": add time to the open attempt where its quiz allows, keeping the answers sent with it."""
     a = _own_attempt(attempt_id)
     if not FlaskForm().validate_on_submit():
         fail(400, "The form expired. Reload the page: the answers saved before are kept.")

@@ -30,9 +30,7 @@ def user_entries(db, subject_id: int) -> list[AuditEntry]:
 
 
 def entries(db, action: str, subject_id: int) -> list[AuditEntry]:
-    return list(
-        db.scalars(select(AuditEntry).where(AuditEntry.action == action, AuditEntry.subject_id == subject_id))
-    )
+    return list(db.scalars(select(AuditEntry).where(AuditEntry.action == action, AuditEntry.subject_id == subject_id)))
 
 
 def test_search_finds_by_name_or_email_and_shows_progress(client, db, admin):
@@ -305,5 +303,8 @@ def test_cli_set_role_uses_the_service_and_keeps_the_last_admin(runner, db):
     db.refresh(learner)
     assert accounts.is_closed(learner) and not learner.is_active
     assert [e.action for e in user_entries(db, learner.id)] == [
-        "user.role", "user.deactivate", "user.reactivate", "user.close"
+        "user.role",
+        "user.deactivate",
+        "user.reactivate",
+        "user.close",
     ]

@@ -470,8 +470,9 @@ def status_server() -> Iterator[tuple[str, dict[str, bytes]]]:
     server.server_close()
 
 
-def test_verify_online_fetches_the_status_list_and_sees_a_revocation(app, db, runner, issue, tmp_path, monkeypatch,
-                                                                      status_server):
+def test_verify_online_fetches_the_status_list_and_sees_a_revocation(
+    app, db, runner, issue, tmp_path, monkeypatch, status_server
+):
     base, bodies = status_server
     monkeypatch.setitem(app.config, "BASE_URL", base)  # the credential names this server's status list
     db.execute(delete(StatusList))  # lists made under another BASE_URL (rolled back with the test)
@@ -521,7 +522,9 @@ def test_rotate_key_keeps_the_old_certificate_valid(app, db, runner, client, iss
     assert "PRIVATE" not in result.output and "BEGIN" not in result.output
     [entry] = entries(db, "signing_key.rotate")
     assert (entry.subject_type, entry.actor_label, entry.details) == (
-        "signing_key", CLI, {"retired": old_key, "current": keys[1]["id"]}
+        "signing_key",
+        CLI,
+        {"retired": old_key, "current": keys[1]["id"]},
     )
     verified = certificates_cli(runner, "verify", pdf_file(app, db, old, tmp_path / "old.pdf"))
     assert verified.exit_code == 0 and verified.output.startswith(f"valid — signed by {old_key}")

@@ -254,8 +254,14 @@ def _unknown_context(credential: dict[str, Any], tmp_path: Path) -> dict[str, An
         (lambda c, pdf, tmp: as_json(_other_issuer(c, tmp)), "Not issued by this site", "unknown issuer key"),
         (lambda c, pdf, tmp: as_json(_unknown_context(c, tmp)), "Unknown vocabulary", "context not shipped"),
     ],
-    ids=["pdf-without-attachment", "not-json", "json-array", "json-not-a-credential", "other-issuer",
-         "unknown-context"],
+    ids=[
+        "pdf-without-attachment",
+        "not-json",
+        "json-array",
+        "json-not-a-credential",
+        "other-issuer",
+        "unknown-context",
+    ],
 )
 def test_bad_files_get_a_verdict_in_words_and_nothing_is_fetched(
     app, client, db, issue, no_network, tmp_path, make, heading, words

@@ -171,8 +171,9 @@ def test_a_double_submitted_attestation_makes_one_certificate(client, db, evalua
         (ATTESTATION, {"hours": "3", "confirm": "y"}, "get_attestation", "already made your attestation"),
     ],
 )
-def test_a_racing_second_submission_gets_a_message_not_an_error(client, db, evaluated, monkeypatch, url, data, lookup,
-                                                                 message):
+def test_a_racing_second_submission_gets_a_message_not_an_error(
+    client, db, evaluated, monkeypatch, url, data, lookup, message
+):
     if url == ATTESTATION:
         assert client.post(url, data=data).status_code == 302
     # The second request checked before the first committed: the unique constraint is what stops it.
@@ -243,8 +244,17 @@ def test_transcript_page_and_pdf(client, db, evaluated):
     client.post(ATTESTATION, data={"hours": "2.75", "confirm": "y"})
     certificate = db.scalar(select(Certificate))
     page = client.get("/courses/demo-course/transcript").get_data(as_text=True)
-    for text in ("Dana Example, LCSW", "1. Module Alpha", "100%", "No quiz (marked as read)", "Final assessment",
-                 "2.75 of 3.5", certificate.number, "Issued", "Total measured active time"):
+    for text in (
+        "Dana Example, LCSW",
+        "1. Module Alpha",
+        "100%",
+        "No quiz (marked as read)",
+        "Final assessment",
+        "2.75 of 3.5",
+        certificate.number,
+        "Issued",
+        "Total measured active time",
+    ):
         assert text in page
     pdf = client.get("/courses/demo-course/transcript.pdf")
     assert pdf.status_code == 200 and pdf.data[:5] == b"%PDF-"

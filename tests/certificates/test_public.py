@@ -188,9 +188,13 @@ def test_malformed_codes_get_exactly_what_unknown_ones_get_after_the_same_work(c
     assert "We could not find a certificate with this code. Check the address" in body
     api_unknown = client.get(f"/api/v1/certificates/{UNKNOWN}")
     api = client.get(f"/api/v1/certificates/{code}")
-    assert (api.status_code, api.get_json()) == (api_unknown.status_code, api_unknown.get_json()) == (
-        404,
-        {"status": "unknown"},
+    assert (
+        (api.status_code, api.get_json())
+        == (api_unknown.status_code, api_unknown.get_json())
+        == (
+            404,
+            {"status": "unknown"},
+        )
     )
     assert api.headers["Access-Control-Allow-Origin"] == "*"
 

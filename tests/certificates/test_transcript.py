@@ -62,8 +62,15 @@ def test_the_transcript_reports_the_passing_attempt_and_every_attempt_taken(db):
 
 @pytest.mark.parametrize(
     ("seconds", "words"),
-    [(0, "0 minutes"), (59, "0 minutes"), (60, "1 minute"), (2700, "45 minutes"), (3600, "1 hour"),
-     (3660, "1 hour 1 minute"), (11_100, "3 hours 5 minutes")],
+    [
+        (0, "0 minutes"),
+        (59, "0 minutes"),
+        (60, "1 minute"),
+        (2700, "45 minutes"),
+        (3600, "1 hour"),
+        (3660, "1 hour 1 minute"),
+        (11_100, "3 hours 5 minutes"),
+    ],
 )
 def test_durations_are_said_in_hours_and_minutes(seconds, words):
     assert format_duration(seconds) == words

@@ -261,11 +261,20 @@ def learner_state(browser, base_url, live_app):  # type: ignore[no-untyped-def]
         "reset-password": _emailed_link(live_app, email, TokenPurpose.RESET_PASSWORD),
         "confirm-email": _emailed_link(live_app, email, TokenPurpose.CONFIRM_EMAIL),
     }
-    return {"sessions": {"learner": state, **sessions}, "result": result_url, "attempt": attempt_url, **links,
-            "attempt-blanks": f"{attempt_url}?check=1",
-            "email": email, "verify": verify, "person": person, "person-close": f"{person}/close",
-            "result-as-admin": result_url, "accommodation": _accommodation(live_app, email),
-            "certificate": _certificate_page(live_app, verify)}
+    return {
+        "sessions": {"learner": state, **sessions},
+        "result": result_url,
+        "attempt": attempt_url,
+        **links,
+        "attempt-blanks": f"{attempt_url}?check=1",
+        "email": email,
+        "verify": verify,
+        "person": person,
+        "person-close": f"{person}/close",
+        "result-as-admin": result_url,
+        "accommodation": _accommodation(live_app, email),
+        "certificate": _certificate_page(live_app, verify),
+    }
 
 
 def _staff_session(browser, base_url, app, who):  # type: ignore[no-untyped-def]
