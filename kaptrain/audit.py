@@ -5,12 +5,10 @@ append-only from the application: a flush that would change or delete one raises
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import getpass
-import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +16,7 @@ from flask import has_request_context, request
 from sqlalchemy import ForeignKey, Select, String, event, func, or_, select
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, UOWTransaction, mapped_column
 
+from kaptrain import csvout
 from kaptrain.db import Base, utcnow
 
 
@@ -151,38 +150,24 @@ def search(flt: AuditFilter) -> Select[AuditEntry, str, str]:
 
 
 CSV_COLUMNS = ("at", "actor", "actor_email", "action", "subject_type", "subject_id", "ip", "details")
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def csv_lines(session: Session, flt: AuditFilter, batch: int = 500) -> Iterator[str]:
     """The filtered log as CSV text, one line at a time, read from the database in batches (constant memory)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
+    return csvout.lines(CSV_COLUMNS, _csv_rows(session, flt, batch))
 
-    def line(row: Iterable[str]) -> str:
-        out.seek(0)
-        out.truncate()
-        writer.writerow([_cell(v) for v in row])
-        return out.getvalue()
 
-    yield line(CSV_COLUMNS)
+def _csv_rows(session: Session, flt: AuditFilter, batch: int) -> Iterator[list[str]]:
     result = session.execute(search(flt).execution_options(yield_per=batch))
     for entry, name, email in result:
-        yield line(
-            [
-                entry.at.isoformat(),
-                name or entry.actor_label,
-                email or "",
-                entry.action,
-                entry.subject_type,
-                "" if entry.subject_id is None else str(entry.subject_id),
-                entry.ip or "",
-                json.dumps(entry.details, ensure_ascii=False, sort_keys=True, default=str),
-            ]
-        )
+        yield [
+            entry.at.isoformat(),
+            name or entry.actor_label,
+            email or "",
+            entry.action,
+            entry.subject_type,
+            "" if entry.subject_id is None else str(entry.subject_id),
+            entry.ip or "",
+            json.dumps(entry.details, ensure_ascii=False, sort_keys=True, default=str),
+        ]
         session.expunge(entry)  # keep the identity map from growing with the export

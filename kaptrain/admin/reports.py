@@ -3,11 +3,9 @@ enrolment and completion funnel of a course, module by module, as an SVG chart w
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from kaptrain import audit
+from kaptrain import audit, csvout
 from kaptrain.accounts.models import Role
 from kaptrain.admin.charts import bar_chart
 from kaptrain.admin.console_forms import DateRangeForm
@@ -66,18 +64,6 @@ def completions(db: Session, date_from: dt.date | None, date_to: dt.date | None,
     ordered = stmt.order_by(Certificate.issued_at, Certificate.id)
     rows = db.scalars(ordered.limit(PER_PAGE).offset((page - 1) * PER_PAGE))
     return CompletionsPage(list(rows), int(total), f"{hours:f}", page, pages)
-
-
-def csv_lines(rows: Iterable[list[str]]) -> Iterator[str]:
-    """The CE report as CSV text, one line at a time."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    for row in [list(COLUMNS)], rows:
-        for values in row:
-            out.seek(0)
-            out.truncate()
-            writer.writerow(values)
-            yield out.getvalue()
 
 
 @dataclass(frozen=True)
@@ -154,7 +140,7 @@ def _export(since: dt.date | None, until: dt.date | None) -> Iterator[str]:
     it would open a transaction nobody closes (on SQLite, holding the write lock of this audited request)."""
     session = current_app.extensions["kaptrain.db"].new_session(writer=False)
     try:
-        yield from csv_lines(ce_report(session, since, until, BATCH))
+        yield from csvout.lines(COLUMNS, ce_report(session, since, until, BATCH))
     finally:
         session.close()
 

@@ -8,12 +8,10 @@ the argument, exit status 1, and nothing changed. Approvals, re-renders and remi
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
 
 import click
 from flask import current_app
@@ -21,7 +19,7 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kaptrain import audit, jobs
+from kaptrain import audit, csvout, jobs
 from kaptrain.accounts import services as accounts
 from kaptrain.certificates import checking, services, signing, signing_keys, tasks
 from kaptrain.certificates.models import Certificate, CertificateFile, CertificateStatus, RevocationReason
@@ -245,11 +243,11 @@ def export_command(since_raw: str, output: str | None) -> None:
     session = get_session()
     rows = list(ce_report(session, since))
     if output is None:
-        _write_csv(sys.stdout, rows)
+        csvout.write(sys.stdout, COLUMNS, rows)
     else:
         try:
             with Path(output).open("w", encoding="utf-8", newline="") as f:
-                _write_csv(f, rows)
+                csvout.write(f, COLUMNS, rows)
         except OSError as exc:
             raise _bad("--output", f"cannot write {output}: {exc.strerror}.") from None
     # Personal data left the system: who took it, and what.
@@ -266,12 +264,6 @@ def export_command(since_raw: str, output: str | None) -> None:
     session.commit()
     where = output or "standard output"
     click.echo(f"Exported {len(rows)} certificate(s) issued since {since.isoformat()} to {where}.", err=output is None)
-
-
-def _write_csv(stream: TextIO, rows: list[list[str]]) -> None:
-    writer = csv.writer(stream)
-    writer.writerow(COLUMNS)
-    writer.writerows(rows)
 
 
 # ---------------------------------------------------------------- signed credentials

@@ -38,17 +38,10 @@ COLUMNS = (
     "attested_on",
     "active_minutes",
 )
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection"); names and
-# licence numbers come from learners' profiles.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _day(moment: dt.datetime | None) -> str:
     return moment.date().isoformat() if moment is not None else ""
-
-
-def _text(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def ce_report(
@@ -98,17 +91,17 @@ def ce_report(
             c.status.value,
             _day(c.issued_at),
             _day(c.completed_at),
-            _text(c.holder_name),
-            _text(c.holder_credential),
-            _text(c.licence_number),
-            _text(c.jurisdiction),
-            _text(email),
+            c.holder_name,
+            c.holder_credential,
+            c.licence_number,
+            c.jurisdiction,
+            email,
             slug,
-            _text(c.course_title),
+            c.course_title,
             f"{c.hours:f}",
             f"{c.max_hours:f}",
-            _text("; ".join(credits)),
-            _text(c.provider),
+            "; ".join(credits),
+            c.provider,
             _day(c.revoked_at),
             c.revocation_reason.label if c.revocation_reason else "",
             superseded_by or "",

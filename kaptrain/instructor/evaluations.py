@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kaptrain import csvout
 from kaptrain.certificates.models import Evaluation
 from kaptrain.certificates.services import OBJECTIVE_ANSWERS, RATINGS
 from kaptrain.content.models import Course
@@ -75,24 +74,17 @@ def summarise(session: Session, course: Course) -> Summary:
 def csv_lines(session: Session, course_id: int, ids: list[str], batch: int = 500) -> Iterator[str]:
     """Every evaluation of the course as CSV, one column per objective id (no names: evaluations are read as a
     group), in batches. Takes ids, not the course: the lines are produced after the request's commit point."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-
-    def line(values: list[str]) -> str:
-        out.seek(0)
-        out.truncate()
-        writer.writerow(["'" + v if v.startswith(_FORMULA_START) else v for v in values])
-        return out.getvalue()
-
-    yield line([*CSV_COLUMNS, *(f"objective:{i}" for i in ids)])
     rows = session.execute(
         select(
             Evaluation.submitted_at, Evaluation.relevance, Evaluation.quality, Evaluation.overall,
             Evaluation.free_of_bias, Evaluation.bias_comment, Evaluation.comments, Evaluation.objectives_met,
         ).where(Evaluation.course_id == course_id).order_by(Evaluation.id).execution_options(yield_per=batch)
     )  # fmt: skip
-    for at, relevance, quality, overall, free, bias, comments, met in rows:
-        yield line(
-            [at.date().isoformat(), str(relevance), str(quality), str(overall), "yes" if free else "no", bias, comments]
-            + [str(met.get(i, "")) for i in ids]
-        )
+    return csvout.lines(
+        [*CSV_COLUMNS, *(f"objective:{i}" for i in ids)],
+        (
+            [at.date().isoformat(), relevance, quality, overall, "yes" if free else "no", bias, comments]
+            + [met.get(i, "") for i in ids]
+            for at, relevance, quality, overall, free, bias, comments, met in rows
+        ),
+    )

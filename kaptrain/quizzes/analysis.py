@@ -8,17 +8,16 @@ per view (bench/staff_pages.py), helped by a covering index on attempt_items."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
+from kaptrain import csvout
 from kaptrain.quizzes.models import Attempt, AttemptItem, AttemptStatus, Question, QuestionRevision, Quiz
 
 TOO_EASY = 0.90
@@ -227,18 +226,9 @@ def stats_csv(stats: QuizStats) -> str:
 
 def stats_csv_lines(stats: QuizStats) -> Iterator[str]:
     """The item analysis as CSV text, one line at a time (the download streams it)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-
-    def line(values: Sequence[object]) -> str:
-        out.seek(0)
-        out.truncate()
-        writer.writerow(values)
-        return out.getvalue()
-
-    yield line(CSV_COLUMNS)
-    for s in stats.items:
-        yield line(
+    return csvout.lines(
+        CSV_COLUMNS,
+        (
             [
                 s.key,
                 s.revisions,
@@ -249,4 +239,6 @@ def stats_csv_lines(stats: QuizStats) -> Iterator[str]:
                 "; ".join(f"{oid}{'*' if ok else ''}={n}" for oid, _t, ok, n in s.option_counts),
                 s.stem,
             ]
-        )
+            for s in stats.items
+        ),
+    )

@@ -1,0 +1,43 @@
+"""CSV for downloads and files: written one line at a time (an export of any size in constant memory), and every
+cell safe to open in a spreadsheet.
+
+A spreadsheet runs a cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return as a formula (OWASP,
+"CSV injection"); names, licence numbers, evaluation comments, question stems and audit details are typed by
+people, so such a cell is written with a leading apostrophe, which spreadsheets show as text. A plain number
+(a negative discrimination index, say) is left as it is."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TextIO
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def cell(value: object) -> str:
+    """A value as a CSV cell that a spreadsheet will not run (None: empty)."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def lines(header: Sequence[str], rows: Iterable[Iterable[object]]) -> Iterator[str]:
+    """The header and then each row as one line of CSV text, every cell through `cell`."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for row in itertools.chain([header], rows):
+        out.seek(0)
+        out.truncate()
+        writer.writerow([cell(value) for value in row])
+        yield out.getvalue()
+
+
+def write(stream: TextIO, header: Sequence[str], rows: Iterable[Iterable[object]]) -> None:
+    """`lines` written to a file or standard output."""
+    stream.writelines(lines(header, rows))

@@ -1,0 +1,63 @@
+"""kaptrain.csvout: every CSV the site writes (reports, the audit log, evaluations, item analysis, the CLI export)
+neutralises cells a spreadsheet would run as formulas, and keeps plain numbers as numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from kaptrain import csvout
+from kaptrain.accounts.models import Role
+from kaptrain.certificates import services as certificates
+from kaptrain.certificates.services import EvaluationAnswers
+from kaptrain.quizzes.analysis import ItemStats, QuizStats, stats_csv
+from tests.factories import complete_learning, course, enrolled, make_user
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ('=HYPERLINK("http://evil.example","x")', '\'=HYPERLINK("http://evil.example","x")'),
+        ("+1-555-0100", "'+1-555-0100"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("-0.250", "-0.250"),  # a negative discrimination index stays a number
+        ("+12", "+12"),
+        ("Dana Example, LCSW", "Dana Example, LCSW"),
+        (None, ""),
+        (7, "7"),
+    ],
+)
+def test_a_cell_a_spreadsheet_would_run_is_written_as_text(value: object, written: str) -> None:
+    assert csvout.cell(value) == written
+
+
+def test_lines_are_the_header_then_each_row_as_csv() -> None:
+    got = "".join(csvout.lines(["name", "note"], [["Ana", 'says "hi", then =1+1'], ["Bo", None]]))
+    assert list(csv.reader(io.StringIO(got))) == [["name", "note"], ["Ana", 'says "hi", then =1+1'], ["Bo", ""]]
+    first = list(csv.reader(io.StringIO("".join(csvout.lines(["n"], [["=1+1"]])))))
+    assert first == [["n"], ["'=1+1"]]
+
+
+def test_the_item_analysis_csv_neutralises_a_stem_and_keeps_numbers() -> None:
+    item = ItemStats("q1", "=IMPORTXML(CONCAT(...))", 1, drawn=4, facility=0.5, discrimination=-0.25)
+    rows = list(csv.DictReader(io.StringIO(stats_csv(QuizStats(4, 2, [], [item])))))
+    assert rows[0]["stem"] == "'=IMPORTXML(CONCAT(...))"
+    assert rows[0]["discrimination"] == "-0.250" and rows[0]["facility"] == "0.500"
+
+
+def test_the_evaluations_csv_neutralises_a_learners_comment(client, db, login) -> None:  # type: ignore[no-untyped-def]
+    login(make_user(db, role=Role.INSTRUCTOR))
+    ids = [o["id"] for o in course(db).objectives]
+    learner = make_user(db)
+    enrolled(db, learner)
+    answers = EvaluationAnswers(dict.fromkeys(ids, "met"), 5, 4, 5, False, "-1+1 brand named", "=cmd|' /C calc'!A0")
+    certificates.submit_evaluation(db, complete_learning(db, learner), answers)
+    db.commit()
+    rows = list(csv.DictReader(io.StringIO(client.get("/instructor/courses/demo-course/evaluations.csv").text)))
+    assert rows[0]["comments"] == "'=cmd|' /C calc'!A0" and rows[0]["bias_comment"] == "'-1+1 brand named"
+    assert rows[0]["relevance"] == "5"
