@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -206,6 +207,18 @@ def test_a_good_json_is_valid(client, issue, no_network):
     certificate = issue()
     status, page = upload(client, as_json(certificate.credential), "credential.json")
     assert status == 200 and "Valid credential" in page and "Ana Ruiz" in page
+
+
+def test_an_anonymous_poison_graph_upload_is_refused_at_once(client, issue, no_network):
+    """Blank nodes that name and point at one another make canonicalisation exponential (eight took a minute);
+    the public check refuses them before any JSON-LD processing, so one upload cannot hold a worker."""
+    poisoned = dict(issue().credential)
+    nodes = [{"id": f"_:p{i}", "description": [{"id": f"_:p{j}"} for j in range(8) if j != i]} for i in range(8)]
+    poisoned["credentialSubject"] = [poisoned["credentialSubject"], *nodes]
+    started = time.perf_counter()
+    status, page = upload(client, as_json(poisoned), "credential.json")
+    assert status == 422 and "blank nodes" in page
+    assert time.perf_counter() - started < 2
 
 
 def test_a_superseded_certificates_file_is_validly_signed_but_the_record_says_so(app, client, db, issue):

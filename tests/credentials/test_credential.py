@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -227,3 +228,43 @@ def test_a_json_round_trip_with_float_hours_still_verifies(signed: dict[str, Any
     text = json.dumps(signed).replace('"creditsAvailable": 4', '"creditsAvailable": 4.0')
     assert '"creditsAvailable": 4.0' in text
     assert verify(json.loads(text), keyring, now=LATER).ok
+
+
+def _poisoned(signed: dict[str, Any], nodes: int) -> dict[str, Any]:
+    """The credential with `nodes` blank nodes that name and point at one another (a "poison graph"): each more
+    multiplies the time canonicalisation takes by about ten."""
+    poisoned = copy.deepcopy(signed)
+    others = [
+        {"id": f"_:p{i}", "description": [{"id": f"_:p{j}"} for j in range(nodes) if j != i]} for i in range(nodes)
+    ]
+    poisoned["credentialSubject"] = [poisoned["credentialSubject"], *others]
+    return poisoned
+
+
+def test_a_poison_graph_is_refused_before_any_json_ld_processing(signed: dict[str, Any], keyring: Keyring) -> None:
+    started = time.perf_counter()
+    verdict = verify(_poisoned(signed, 8), keyring)  # about a minute of canonicalisation, were it attempted
+    assert not verdict.ok and verdict.reason == Reason.MALFORMED and "blank nodes" in verdict.detail
+    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize("where", ["key", "value"])
+def test_a_blank_node_name_anywhere_is_refused(signed: dict[str, Any], keyring: Keyring, where: str) -> None:
+    named = copy.deepcopy(signed)
+    named["credentialSubject"]["achievement"]["criteria"] = {"_:x": "y"} if where == "key" else {"id": "_:x"}
+    verdict = verify(named, keyring)
+    assert not verdict.ok and verdict.reason == Reason.MALFORMED and "blank nodes" in verdict.detail
+
+
+def test_a_document_far_larger_or_deeper_than_a_credential_is_refused(signed: dict[str, Any], keyring: Keyring) -> None:
+    wide = copy.deepcopy(signed)
+    wide["credentialSubject"]["achievement"]["alignment"] = [{"targetName": str(i)} for i in range(400)]
+    deep = copy.deepcopy(signed)
+    nested: dict[str, Any] = {"targetName": "x"}
+    for _ in range(20):
+        nested = {"targetName": "x", "alignment": [nested]}
+    deep["credentialSubject"]["achievement"]["alignment"] = [nested]
+    for document in (wide, deep):
+        verdict = verify(document, keyring)
+        assert not verdict.ok and verdict.reason == Reason.MALFORMED and "larger or deeper" in verdict.detail
+    assert verify(signed, keyring).ok  # the real credential is well within the bounds
