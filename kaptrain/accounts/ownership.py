@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kaptrain import audit
-from kaptrain.accounts import mailer, tokens
+from kaptrain.accounts import mailer, tokens, twofactor
 from kaptrain.accounts.models import AccountToken, TokenPurpose, User
 from kaptrain.accounts.services import (
     AccountError,
@@ -184,7 +184,10 @@ def reset_password(session: Session, secret: str, new_password: str) -> User:
     """Set a new password through a reset link: the link is used up and every session of the account ends.
 
     Following the link also proves the address, so an unconfirmed account becomes confirmed. Two-factor
-    sign-in stays as it was: the next login still asks for the code."""
+    sign-in stays as it was (the next login still asks for the code), except on an account whose address this
+    link proves for the first time: whoever set it up had not proven the address, and may not be its owner (one
+    can register someone else's address, turn two-factor sign-in on and so lock the owner out), so it is
+    switched off, with its recovery codes; the owner can turn it on again."""
     check_password_rules(new_password)
     token, user = tokens.find(session, secret, (TokenPurpose.RESET_PASSWORD,))
     if not user.is_active:
@@ -192,10 +195,13 @@ def reset_password(session: Session, secret: str, new_password: str) -> User:
     tokens.use(session, token)
     user.password_hash = hash_password(new_password)
     user.session_version += 1  # every session cookie issued before stops working
-    if user.email_confirmed_at is None:
+    first_proof = user.email_confirmed_at is None
+    if first_proof:
         user.email_confirmed_at = utcnow()
     session.flush()
     tokens.revoke(session, user, TokenPurpose.RESET_PASSWORD)
     audit.record(session, "user.password_reset", "user", user.id, actor_id=user.id)
+    if first_proof and (user.has_two_factor or user.totp_secret):
+        twofactor.clear_unproven(session, user)
     mailer.password_changed(user)
     return user

@@ -260,6 +260,22 @@ def reset(session: Session, person: User, actor: User | None) -> None:
     mailer.two_factor_reset(person)
 
 
+def clear_unproven(session: Session, user: User) -> None:
+    """Switch off two-factor sign-in set up before the account's address was proven, now that its owner proved
+    it (kaptrain.accounts.ownership.reset_password); audited."""
+    was_on = user.has_two_factor
+    _clear(session, user)
+    audit.record(
+        session,
+        "user.two_factor_cleared_unproven",
+        "user",
+        user.id,
+        actor_id=user.id,
+        before={"two_factor": was_on},
+        after={"two_factor": False},
+    )
+
+
 def _clear(session: Session, user: User) -> None:
     user.totp_secret = None
     user.totp_enabled_at = None

@@ -52,6 +52,8 @@ def test_registration_emails_a_link_that_confirms_the_address(app, client, db, m
 
     message = mailbox.last("noor@example.org")
     assert message["Subject"] == "kaptrain: confirm your email address"
+    # Whoever typed the address also typed the name: it is not mailed to an address nobody has proven yet.
+    assert body(message).startswith("Hello,") and NEW_ACCOUNT["full_name"] not in body(message)
     path = link_in(message)
     page = client.get(path)
     assert b"Confirm that <strong>noor@example.org</strong> is your address" in page.data

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select, update
 
-from kaptrain.accounts.models import AccountToken, TokenPurpose, User
+from kaptrain.accounts.models import AccountToken, RecoveryCode, TokenPurpose, User
 from kaptrain.audit import AuditEntry
 from kaptrain.db import utcnow
 from tests.accounts.conftest import body, link_in
@@ -199,6 +199,31 @@ def test_a_reset_does_not_get_round_two_factor_sign_in(app, client, db, mailbox,
     assert client.get("/dashboard").status_code == 302  # the reset logs nobody in
     response = app.test_client().post("/login", data={"email": ana.email, "password": NEW_PASSWORD})
     assert response.status_code == 302 and response.location.startswith("/login/code")
+
+
+def test_two_factor_set_up_before_the_address_was_proven_ends_when_its_owner_resets(app, client, db, mailbox):
+    """Someone registers another person's address (never confirmed), turns two-factor sign-in on and keeps the
+    codes. The address's owner resets the password through the emailed link: that proves the address for the first
+    time, so the stranger's second factor and recovery codes go and the owner can sign in."""
+    taken = make_user(db, email="owner@example.org", full_name="Eve <b>Stranger</b>", confirmed=False)
+    taken.totp_secret, taken.totp_enabled_at = "JBSWY3DPEHPK3PXP", utcnow()
+    db.add(RecoveryCode(user_id=taken.id, code_hash="0" * 64))
+    db.commit()
+    path = reset_link(client, mailbox, "owner@example.org")
+    assert "Eve" not in body(mailbox.last("owner@example.org"))  # the stranger's words are not mailed to the owner
+    assert set_password_through(client, path).status_code == 302
+    db.expire_all()
+    owner = db.get(User, taken.id)
+    assert owner is not None and owner.is_email_confirmed and not owner.has_two_factor and owner.totp_secret is None
+    assert db.scalar(select(func.count()).where(RecoveryCode.user_id == owner.id)) == 0
+    assert (
+        "user.two_factor_cleared_unproven"
+        in db.scalars(
+            select(AuditEntry.action).where(AuditEntry.subject_id == owner.id, AuditEntry.subject_type == "user")
+        ).all()
+    )
+    response = app.test_client().post("/login", data={"email": "owner@example.org", "password": NEW_PASSWORD})
+    assert response.status_code == 302 and response.location == "/dashboard"
 
 
 def post_forgot(app, address: str, email: str) -> int:  # type: ignore[no-untyped-def]
