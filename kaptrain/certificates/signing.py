@@ -75,7 +75,6 @@ def credential_for(certificate: Certificate, verification_url: str) -> dict[str,
         if accredited
         else (),
         expires_at=certificate.expires_at,
-        license_number=certificate.licence_number or None,
     )
     return sign(build_credential(data), key)
 

@@ -65,7 +65,6 @@ class CredentialData:
     status_list_index: int
     credits: Sequence[Credit | tuple[str, Decimal]] = ()
     expires_at: dt.datetime | None = None
-    license_number: str | None = None
     recipient_email: str | None = None  # only its salted hash is written
     recipient_salt: str | None = None  # required with recipient_email; store it to re-render the same credential
     achievement_type: str = "Course"
@@ -148,8 +147,6 @@ def build_credential(data: CredentialData) -> dict[str, Any]:
     }
     if results:
         subject["result"] = results
-    if data.license_number:
-        subject["licenseNumber"] = data.license_number
     credential: dict[str, Any] = {
         "@context": list(CREDENTIAL_CONTEXT),
         "id": data.credential_id,

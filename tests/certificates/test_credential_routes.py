@@ -209,6 +209,20 @@ def test_a_good_json_is_valid(client, issue, no_network):
     assert status == 200 and "Valid credential" in page and "Ana Ruiz" in page
 
 
+def test_the_public_credential_leaves_the_licence_number_out(app, client, db):
+    """Anyone with the link may fetch the credential (verification links are shared on CVs and QR codes), so it
+    carries no licence number; the holder's own PDF prints it."""
+    holder = make_user(db, full_name="Lee Licensed, PsyD")
+    holder.licence_number = "PSY-998877"
+    enrolled(db, holder)
+    with acting(app, db):
+        certificate = certified(db, holder, "3.25")
+    assert certificate.licence_number == "PSY-998877"
+    response = client.get(f"/verify/{certificate.code}/credential.json")
+    assert response.status_code == 200 and "998877" not in response.get_data(as_text=True)
+    assert "licenseNumber" not in response.get_json()["credentialSubject"]
+
+
 def test_an_anonymous_poison_graph_upload_is_refused_at_once(client, issue, no_network):
     """Blank nodes that name and point at one another make canonicalisation exponential (eight took a minute);
     the public check refuses them before any JSON-LD processing, so one upload cannot hold a worker."""

@@ -46,7 +46,6 @@ def make_data(keyring: Keyring) -> Callable[..., CredentialData]:
             status_list_url=STATUS_LIST_URL,
             status_list_index=42,
             credits=(Credit("AMA PRA Category 1 Credit™", Decimal("3.5")), ("ANCC contact hours", Decimal("1.25"))),
-            license_number="RN-0012345",
             recipient_email="Jose.Muller@example.org",
             recipient_salt="c2FsdHNhbHQ",
         )
