@@ -27,6 +27,23 @@ FETCH_TIMEOUT = 10  # seconds, for the one status list --online fetches
 MAX_STATUS_LIST = 2 * 1024 * 1024  # bytes read from a status list address at most
 
 # Each reason as a heading and a sentence that says what it means for the person holding the file.
+# A genuine file whose certificate the site's record no longer stands behind: that comes first, not the signature.
+RECORD_TEXT: dict[str, tuple[str, str]] = {
+    "superseded": (
+        "Superseded certificate",
+        "The file is genuine and unaltered, but this site's record says a newer version of the certificate replaced "
+        "it: this one is no longer valid.",
+    ),
+    "revoked": (
+        "Revoked certificate",
+        "The file is genuine and unaltered, but this site's record says the certificate was revoked: it is no "
+        "longer valid.",
+    ),
+    "expired": (
+        "Expired certificate",
+        "The file is genuine and unaltered, but this site's record says the certificate has expired.",
+    ),
+}
 REASON_TEXT: dict[str, tuple[str, str]] = {
     Reason.VALID: (
         "Valid credential",
@@ -78,13 +95,28 @@ class FileCheck:
     record: services.PublicStatus | None = None  # the site's certificate with the credential's address
 
     @property
+    def standing(self) -> str:
+        """What the headline says: "valid"; the site's record's verdict ("superseded", "revoked", "expired") when
+        the signature is good but the record says otherwise, which a verifier must see first; "refused" for any
+        other failure."""
+        if not self.verdict.ok:
+            return "refused"
+        if self.record is not None and self.record.verdict != "valid":
+            return self.record.verdict
+        return "valid"
+
+    @property
     def heading(self) -> str:
         """The verdict as a heading."""
+        if self.standing in RECORD_TEXT:
+            return RECORD_TEXT[self.standing][0]
         return REASON_TEXT.get(self.verdict.reason, ("Not valid", ""))[0]
 
     @property
     def explanation(self) -> str:
         """What the verdict means, in a sentence."""
+        if self.standing in RECORD_TEXT:
+            return RECORD_TEXT[self.standing][1]
         return REASON_TEXT.get(self.verdict.reason, ("", "The credential could not be verified."))[1]
 
 

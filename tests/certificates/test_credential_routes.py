@@ -240,7 +240,9 @@ def test_a_superseded_certificates_file_is_validly_signed_but_the_record_says_so
     with acting(app, db):
         services.reissue(db, old, actor_label="test")
     status, page = upload(client, stored_pdf(app, db, old))
-    assert status == 200 and "Valid credential" in page and "<strong>superseded</strong>" in page
+    # The record comes first: a verifier must not read "valid" about a certificate that was replaced.
+    assert status == 200 and "Valid credential" not in page and 'class="verdict verdict-superseded"' in page
+    assert "Superseded certificate" in page and "no longer valid" in page
 
 
 def test_a_pdf_whose_attachment_changed_by_one_byte_is_tampered(app, client, db, issue, no_network):
