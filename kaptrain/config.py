@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     # made on first use with owner-only permissions. Back this directory up (see kaptrain/credentials/README.md).
     "CREDENTIAL_KEY_DIR": str(PROJECT_ROOT / "instance" / "keys"),
     "SITE_NAME": "kaptrain",
+    # Where learners write with questions (a deactivated account, a certificate): shown in every page's footer and
+    # in the messages that send people to the site's team. Empty: those messages say "the site's team".
+    "SUPPORT_EMAIL": "",
     "TRUSTED_PROXIES": 0,
     "SESSION_HOURS": 12,
     # Item-analysis quality flags need this many answers to a question before they appear.

@@ -104,6 +104,7 @@ def init_web(app: Flask) -> None:
     # Browsers and feed readers that ask for /favicon.ico without reading the page's <link rel="icon">.
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"))
     app.jinja_env.globals["site_name"] = app.config["SITE_NAME"]
+    app.jinja_env.globals["support_email"] = app.config["SUPPORT_EMAIL"]
     app.jinja_env.filters["reject_none"] = lambda d: {k: v for k, v in d.items() if v is not None}
     app.jinja_env.filters["localtime"] = localtime
 

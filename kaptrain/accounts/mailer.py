@@ -11,6 +11,7 @@ from flask import current_app, render_template, url_for
 
 from kaptrain import jobs, mail
 from kaptrain.accounts.models import User
+from kaptrain.accounts.services import the_sites_team
 
 
 def absolute_url(endpoint: str, **values: Any) -> str:
@@ -28,6 +29,11 @@ def password_reset(user: User, secret: str, minutes: int) -> None:
     """The link that sets a new password."""
     link = absolute_url("accounts.reset_password", token=secret)
     _send(user.email, "reset your password", "reset", user=user, link=link, minutes=minutes)
+
+
+def reset_refused_deactivated(user: User) -> None:
+    """A reset was asked for a deactivated account: say why no link comes, and whom to ask."""
+    _send(user.email, "your account is deactivated", "reset_deactivated", user=user, team=the_sites_team())
 
 
 def password_changed(user: User) -> None:

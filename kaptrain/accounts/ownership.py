@@ -25,6 +25,7 @@ from kaptrain.accounts.services import (
     find_user_by_email,
     hash_password,
     normalise_email,
+    the_sites_team,
 )
 from kaptrain.db import utcnow
 
@@ -165,7 +166,13 @@ def request_password_reset(session: Session, email: str) -> None:
 
     The caller answers the same either way. A new request voids the links sent before it."""
     user = find_user_by_email(session, email)
-    if user is None or not user.is_active:
+    if user is None:
+        return
+    if not user.is_active:
+        # Recorded (administrators see who is trying to get back in) and mailed to the address's owner only, once
+        # the record commits: the form answers as it always does.
+        audit.record(session, "user.password_reset_refused", "user", user.id, reason="deactivated")
+        mailer.reset_refused_deactivated(user)
         return
     lifetime = reset_lifetime()
     secret = tokens.issue(session, user, TokenPurpose.RESET_PASSWORD, user.email, lifetime)
@@ -176,7 +183,7 @@ def check_reset(session: Session, secret: str) -> User:
     """The account a reset link is for, while the link works; TokenError saying why not otherwise."""
     _token, user = tokens.find(session, secret, (TokenPurpose.RESET_PASSWORD,))
     if not user.is_active:
-        raise AccountError("This account is deactivated, so its password cannot be reset. Contact the site's team.")
+        raise AccountError(f"This account is deactivated, so its password cannot be reset. Contact {the_sites_team()}.")
     return user
 
 
@@ -191,7 +198,7 @@ def reset_password(session: Session, secret: str, new_password: str) -> User:
     check_password_rules(new_password)
     token, user = tokens.find(session, secret, (TokenPurpose.RESET_PASSWORD,))
     if not user.is_active:
-        raise AccountError("This account is deactivated, so its password cannot be reset. Contact the site's team.")
+        raise AccountError(f"This account is deactivated, so its password cannot be reset. Contact {the_sites_team()}.")
     tokens.use(session, token)
     user.password_hash = hash_password(new_password)
     user.session_version += 1  # every session cookie issued before stops working

@@ -10,6 +10,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -34,6 +35,23 @@ class AccountError(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+def the_sites_team() -> str:
+    """Who to contact, in words: the support address when the deployment gives one."""
+    support = current_app.config.get("SUPPORT_EMAIL") or ""
+    return f"the site's team at {support}" if support else "the site's team"
+
+
+class AccountDeactivated(AccountError):
+    """The password was right, but an administrator deactivated the account."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"This account is deactivated, so it cannot sign in. If you think that is a mistake, contact "
+            f"{the_sites_team()}.",
+            "password",
+        )
 
 
 class EmailTaken(AccountError):
@@ -142,13 +160,16 @@ def create_user(
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
-    """The user when email and password match an active account, else None."""
+    """The user when email and password match an active account, else None. AccountDeactivated when they match
+    a deactivated one: only someone who knows the password learns that the account exists and why it is shut."""
     user = find_user_by_email(session, email)
     if user is None:
         _verify(_DUMMY_HASH, password)
         return None
-    if not _verify(user.password_hash, password) or not user.is_active:
+    if not _verify(user.password_hash, password):
         return None
+    if not user.is_active:
+        raise AccountDeactivated()
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()

@@ -142,16 +142,21 @@ def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
         session = get_session()
-        found = services.authenticate(session, form.email.data or "", form.password.data or "")
-        if found is None:
-            form.password.errors = ["That email and password do not match an account."]
-        elif found.has_two_factor:
-            cookie_session.clear()
-            cookie_session[PENDING_KEY] = {"user": found.id, "version": found.session_version, "at": int(time.time())}
-            return redirect(url_for("accounts.login_code", next=request.args.get("next")))
+        try:
+            found = services.authenticate(session, form.email.data or "", form.password.data or "")
+        except services.AccountDeactivated as exc:
+            form.password.errors = [str(exc)]
         else:
-            _start_session(found)
-            return redirect(safe_next(request.args.get("next"), url_for("courses.dashboard")))
+            if found is None:
+                form.password.errors = ["That email and password do not match an account."]
+            elif found.has_two_factor:
+                cookie_session.clear()
+                pending = {"user": found.id, "version": found.session_version, "at": int(time.time())}
+                cookie_session[PENDING_KEY] = pending
+                return redirect(url_for("accounts.login_code", next=request.args.get("next")))
+            else:
+                _start_session(found)
+                return redirect(safe_next(request.args.get("next"), url_for("courses.dashboard")))
     return render_template("accounts/login.html", form=form), 422 if form.errors else 200
 
 
