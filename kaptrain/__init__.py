@@ -18,6 +18,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         instance_path=str(PROJECT_ROOT / "instance"),
     )
     app.config.update(load_config(config))
+    _check_signing_keys(app)
     _register_database(app)
     _register_extensions(app)
     _register_blueprints(app)
@@ -26,6 +27,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_page_cache(app)  # its page is stored before compression, and served before anything else runs
     _wrap_wsgi(app)  # last: the fast lane needs the page cache's setting
     return app
+
+
+def _check_signing_keys(app: Flask) -> None:
+    # A key directory others can read would fail every certificate at the learner's last step: say so now.
+    from kaptrain.config import ConfigError
+    from kaptrain.credentials.keys import Keyring, KeyStoreError
+
+    try:
+        Keyring(app.config["CREDENTIAL_KEY_DIR"]).check()
+    except KeyStoreError as exc:
+        message = f"KAPTRAIN_CREDENTIAL_KEY_DIR: {exc}; certificates cannot be signed until it is fixed"
+        raise ConfigError(message) from None
 
 
 def _register_database(app: Flask) -> None:

@@ -10,6 +10,7 @@ from kaptrain.config import ConfigError, load_config
 from kaptrain.courses.models import Enrolment
 from kaptrain.db import get_session
 from kaptrain.migrate import pending_model_changes
+from tests.conftest import make_test_app
 from tests.factories import make_user
 
 
@@ -158,3 +159,20 @@ def test_addresses_with_control_characters_get_a_plain_400(client, url):
     assert response.status_code == 400
     assert b"invisible control characters" in response.data
     assert "Content-Security-Policy" in response.headers
+
+
+def test_a_key_directory_others_can_read_stops_the_app_at_start(tmp_path, database_url):
+    """Otherwise the site runs and fails the first certificate a learner asks for, at their last step."""
+    keys = tmp_path / "keys"
+    make_test_app(database_url, CREDENTIAL_KEY_DIR=str(keys)).extensions["kaptrain.db"].engine.dispose()  # none yet
+    keys.mkdir(mode=0o755)
+    keys.chmod(0o755)
+    with pytest.raises(ConfigError, match=r"KAPTRAIN_CREDENTIAL_KEY_DIR: .*chmod 700"):
+        make_test_app(database_url, CREDENTIAL_KEY_DIR=str(keys))
+    keys.chmod(0o700)
+    (keys / "keyring.json").write_text("{}")
+    (keys / "keyring.json").chmod(0o644)
+    with pytest.raises(ConfigError, match=r"keyring.json is readable by others .*chmod 600"):
+        make_test_app(database_url, CREDENTIAL_KEY_DIR=str(keys))
+    (keys / "keyring.json").chmod(0o600)
+    make_test_app(database_url, CREDENTIAL_KEY_DIR=str(keys)).extensions["kaptrain.db"].engine.dispose()

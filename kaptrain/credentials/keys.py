@@ -181,6 +181,17 @@ class Keyring:
 
     # -- files -------------------------------------------------------------------------------------------
 
+    def check(self) -> None:
+        """Refuse (KeyStoreError) a key directory, or a file in it, that others may read; one not made yet is
+        fine (it is made owner-only on first use). Run at start-up, so a loose directory stops the site at once
+        instead of failing the first certificate a learner asks for."""
+        if not self.directory.exists():
+            return
+        self._check_directory_mode()
+        for path in self.directory.iterdir():
+            if path.is_file() and path.name != LOCK_FILE:
+                self._check_private(path)
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self._ensure_directory()
@@ -193,6 +204,9 @@ class Keyring:
 
     def _ensure_directory(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._check_directory_mode()
+
+    def _check_directory_mode(self) -> None:
         mode = stat.S_IMODE(self.directory.stat().st_mode)
         if mode & 0o077:
             raise KeyStoreError(
