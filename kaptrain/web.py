@@ -6,14 +6,17 @@ import datetime as dt
 import logging
 import zoneinfo
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, has_request_context, render_template, request
+from flask import Flask, Response, current_app, flash, has_request_context, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map, PathConverter, UnicodeConverter
 
+from kaptrain.auth import safe_next
 from kaptrain.db import SAFE_METHODS, as_utc, finish_request
 from kaptrain.forms import LARGEST_NUMBER, has_control_characters
 from kaptrain.sessions import RememberingSessionInterface
@@ -226,8 +229,52 @@ def _http_error(exc: HTTPException) -> tuple[str, int] | HTTPException:
     return error_page(exc.code, detail)
 
 
-def _csrf_error(exc: CSRFError) -> tuple[str, int]:
+# Forms a person who is not signed in sends: a stale one goes back to its page, not to the login.
+ANONYMOUS_FORMS = frozenset(
+    {
+        "accounts.login",
+        "accounts.login_code",
+        "accounts.register",
+        "accounts.forgot_password",
+        "accounts.reset_password",
+        "accounts.confirm_email",
+        "certificates.check",
+    }
+)
+
+
+def _own_page(referrer: str | None) -> str | None:
+    """The path (and query) of the page a form was sent from, when that page is on this site."""
+    if not referrer:
+        return None
+    parts = urlsplit(referrer)
+    if parts.netloc != urlsplit(request.host_url).netloc or parts.scheme not in ("http", "https"):
+        return None
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    return safe_next(target, "") or None
+
+
+def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
+    """A form whose token failed. Sent from one of this site's pages (a form left open too long, or a session
+    that ended meanwhile), the person is taken back with a word of what happened, and to the login first when
+    they were signed out; anything else (a forged cross-site post, no referrer) gets the 400 page."""
     finish_request(commit=False)
+    back = _own_page(request.referrer)
+    form = request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
+    # The page's own scripts send the token in a header (and may ask for JSON): they read the 400 themselves.
+    by_script = request.accept_mimetypes.best == "application/json" or any(
+        name in request.headers for name in current_app.config["WTF_CSRF_HEADERS"]
+    )
+    if back is not None and form and not by_script and request.method not in SAFE_METHODS:
+        if not current_user.is_authenticated and request.endpoint not in ANONYMOUS_FORMS:
+            flash(
+                "You were signed out, so that form was not sent. Sign in to go back to it: anything saved before, "
+                "such as quiz answers, is kept.",
+                "info",
+            )
+            return redirect(url_for("accounts.login", next=back))
+        flash("That form had been open too long, so it was not sent. Please send it again.", "info")
+        return redirect(back)
     return error_page(
         400,
         "The form expired or was sent from another site. Reload the page and submit it again.",

@@ -1,0 +1,63 @@
+"""A form whose CSRF token fails, sent from one of the site's own pages (left open too long, or the session ended
+meanwhile), takes the person back with a word of what happened, through the login when they were signed out; a
+post from elsewhere, or with no referrer, still gets the 400 page and changes nothing."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from kaptrain.courses import services as courses
+from kaptrain.quizzes import models as quizzes
+from tests.factories import enrolled, make_user, quiz, start
+
+SITE = "http://localhost"
+
+
+def test_a_signed_out_quiz_submission_goes_through_the_login_back_to_the_attempt(
+    app: Flask, db: Session, csrf_on: None
+) -> None:
+    learner = make_user(db)
+    enrolled(db, learner)
+    q = quiz(db, "alpha-quiz")
+    assert q.module is not None
+    courses.open_module(db, learner.id, q.module)
+    attempt = start(db, learner, q)
+    db.commit()
+    page = f"/attempts/{attempt.id}"
+    signed_out = app.test_client()  # the session ended in another tab: no login, an old token
+    response = signed_out.post(
+        f"{page}/submit", data={"csrf_token": "old"}, headers={"Referer": f"{SITE}{page}?check=1"}
+    )
+    assert response.status_code == 302 and response.location.startswith("/login?next=")
+    assert "/attempts/" in response.location
+    login_page = signed_out.get(response.location).get_data(as_text=True)
+    assert "You were signed out, so that form was not sent" in login_page
+    db.expire_all()
+    assert db.get(quizzes.Attempt, attempt.id).status == quizzes.AttemptStatus.OPEN  # type: ignore[union-attr]
+
+
+def test_a_stale_login_form_comes_back_with_a_word_instead_of_an_error(app: Flask, csrf_on: None) -> None:
+    client = app.test_client()
+    response = client.post(
+        "/login",
+        data={"email": "a@example.org", "password": "x", "csrf_token": "old"},
+        headers={"Referer": f"{SITE}/login"},
+    )
+    assert response.status_code == 302 and response.location == "/login"
+    assert "open too long, so it was not sent" in client.get("/login").get_data(as_text=True)
+
+
+def test_a_post_from_another_site_or_with_no_referrer_still_gets_the_400_page(app: Flask, csrf_on: None) -> None:
+    client = app.test_client()
+    for headers in ({"Referer": "https://evil.example/login"}, {"Referer": "//localhost/login"}, {}):
+        response = client.post("/courses/demo-course/enrol", data={"csrf_token": "x"}, headers=headers)
+        assert response.status_code == 400 and b"The form expired or was sent from another site" in response.data
+
+
+def test_a_script_saving_answers_with_a_stale_token_still_gets_a_400_it_can_read(app: Flask, csrf_on: None) -> None:
+    client = app.test_client()
+    for headers in ({"Accept": "application/json"}, {"X-CSRFToken": "old"}):  # autosave; the authoring preview
+        sent = {"Referer": f"{SITE}/attempts/1", **headers}
+        response = client.post("/attempts/1/save", data={"a": "b"}, headers=sent)
+        assert response.status_code == 400
