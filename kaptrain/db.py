@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import threading
+import zoneinfo
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -101,6 +102,16 @@ def own_revision(
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware in UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+def zone_or_utc(key: str | None) -> dt.tzinfo:
+    """The time zone named by an IANA key; UTC for none, "UTC", or a key the tz database no longer has."""
+    if not key or key == "UTC":
+        return dt.UTC
+    try:
+        return zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a zone removed from the tz database since
+        return dt.UTC
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:

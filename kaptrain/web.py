@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import zoneinfo
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map, PathConverter, UnicodeConverter
 
 from kaptrain.auth import safe_next
-from kaptrain.db import SAFE_METHODS, as_utc, finish_request
+from kaptrain.db import SAFE_METHODS, as_utc, finish_request, zone_or_utc
 from kaptrain.forms import LARGEST_NUMBER, has_control_characters
 from kaptrain.sessions import RememberingSessionInterface
 
@@ -133,12 +132,7 @@ def _viewer_zone() -> dt.tzinfo:
     key = ""
     if has_request_context() and current_user.is_authenticated:
         key = str(getattr(current_user, "time_zone", "") or "")
-    if not key or key == "UTC":
-        return dt.UTC
-    try:
-        return zoneinfo.ZoneInfo(key)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # a zone removed from the tz database since
-        return dt.UTC
+    return zone_or_utc(key)
 
 
 def _refuse_control_characters() -> tuple[str, int] | None:

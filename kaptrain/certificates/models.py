@@ -31,7 +31,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from kaptrain.content.models import Course
 from kaptrain.courses.models import Enrolment
-from kaptrain.db import Base, one_of, utcnow
+from kaptrain.db import Base, as_utc, one_of, utcnow, zone_or_utc
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -184,6 +184,9 @@ class Certificate(Base):
     signatory_name: Mapped[str] = mapped_column(String(200))
     signatory_title: Mapped[str] = mapped_column(String(200))
 
+    # The holder's time zone when the certificate was made: its dates are the days there (local_day). "UTC" for
+    # certificates from before migration 0013, as they were printed.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     completed_at: Mapped[dt.datetime]
     requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     issued_at: Mapped[dt.datetime | None]
@@ -202,6 +205,15 @@ class Certificate(Base):
 
     course: Mapped[Course] = relationship(lazy="joined")
     supersedes: Mapped[Certificate | None] = relationship(remote_side=[id], lazy="joined")
+
+    def local_day(self, moment: dt.datetime) -> dt.date:
+        """The day of a moment as the certificate states it: in the holder's time zone at issue."""
+        return as_utc(moment).astimezone(zone_or_utc(self.time_zone)).date()
+
+    @property
+    def completion_day(self) -> dt.date:
+        """The completion day the certificate states (its PDF, email, verification page, API and CE report)."""
+        return self.local_day(self.completed_at)
 
     def is_expired(self, now: dt.datetime) -> bool:
         """An active certificate whose validity period has ended."""

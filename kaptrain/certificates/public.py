@@ -44,9 +44,9 @@ def _lookup(code: str) -> Certificate | None:
     return found if well_formed else None
 
 
-def _day(moment: dt.datetime | None) -> str:
-    """A certificate's date as its PDF prints it (the UTC day, "March 5, 2026"), or "" for none."""
-    return format_date(moment.date()) if moment is not None else ""
+def _day(certificate: Certificate, moment: dt.datetime | None) -> str:
+    """A certificate's date as its PDF prints it (the day in the holder's zone, "March 5, 2026"), or "" for none."""
+    return format_date(certificate.local_day(moment)) if moment is not None else ""
 
 
 def _facts(status: services.PublicStatus) -> list[tuple[str, str]]:
@@ -57,13 +57,13 @@ def _facts(status: services.PublicStatus) -> list[tuple[str, str]]:
         ("Holder", c.holder_name),
         ("Credential", c.holder_credential),
         ("Course", c.course_title),
-        ("Completed on", _day(c.completed_at)),
+        ("Completed on", _day(c, c.completed_at)),
         ("Hours", f"{format_hours(c.hours)} {'hour' if c.hours == 1 else 'hours'}"),
         ("Format", c.delivery_format),
         ("Certificate number", c.number or "Not yet assigned"),
         ("Issued by", c.provider),
-        ("Issued on", _day(c.issued_at)),
-        (expiry_label, _day(c.expires_at)),
+        ("Issued on", _day(c, c.issued_at)),
+        (expiry_label, _day(c, c.expires_at)),
     ]
     if c.accreditation_statement:  # designations are printed, and so shown, only with an accreditation
         credits = "; ".join(f"{d['credit_type']} {format_hours(Decimal(str(d['hours'])))}" for d in c.designations)
@@ -79,9 +79,8 @@ def verify(code: str) -> ResponseReturnValue:
     if certificate is None:
         return render_template("certificates/verify_not_found.html"), 404
     status = services.public_status(certificate)
-    return render_template(
-        "certificates/verify.html", status=status, facts=_facts(status), revoked_on=_day(certificate.revoked_at)
-    )
+    revoked_on = _day(certificate, certificate.revoked_at)
+    return render_template("certificates/verify.html", status=status, facts=_facts(status), revoked_on=revoked_on)
 
 
 @bp.route("/api/v1/certificates/<path:code>")

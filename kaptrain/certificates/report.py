@@ -40,8 +40,9 @@ COLUMNS = (
 )
 
 
-def _day(moment: dt.datetime | None) -> str:
-    return moment.date().isoformat() if moment is not None else ""
+def _day(certificate: Certificate, moment: dt.datetime | None) -> str:
+    """A day of the certificate's record as the certificate states its days: in the holder's zone at issue."""
+    return certificate.local_day(moment).isoformat() if moment is not None else ""
 
 
 def ce_report(
@@ -89,8 +90,8 @@ def ce_report(
         yield [
             c.number or "",
             c.status.value,
-            _day(c.issued_at),
-            _day(c.completed_at),
+            _day(c, c.issued_at),
+            c.completion_day.isoformat(),
             c.holder_name,
             c.holder_credential,
             c.licence_number,
@@ -102,12 +103,12 @@ def ce_report(
             f"{c.max_hours:f}",
             "; ".join(credits),
             c.provider,
-            _day(c.revoked_at),
+            _day(c, c.revoked_at),
             c.revocation_reason.label if c.revocation_reason else "",
             superseded_by or "",
             supersedes or "",
-            _day(evaluated_at),
-            _day(attested_at),
+            _day(c, evaluated_at),
+            _day(c, attested_at),
             "" if active_seconds is None else str(active_seconds // 60),
         ]
         session.expunge(c)  # keep the identity map from growing with the export

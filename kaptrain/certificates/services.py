@@ -247,6 +247,7 @@ def new_certificate(
         signatory_name=values.signatory_name,
         signatory_title=values.signatory_title,
         completed_at=completed_at,
+        time_zone=user.time_zone or "UTC",
         issue_reason=reason,
     )
     session.add(certificate)
@@ -323,7 +324,7 @@ def certificate_view(certificate: Certificate) -> CertificateView:
         holder_credential=certificate.holder_credential,
         licence_number=certificate.licence_number,
         course_title=certificate.course_title,
-        completed_on=certificate.completed_at.date(),
+        completed_on=certificate.completion_day,
         ce_hours=certificate.hours,
         designations=[
             CreditDesignation(d["credit_type"], Decimal(str(d["hours"])), d["statement"], d.get("provider_number", ""))
@@ -336,7 +337,7 @@ def certificate_view(certificate: Certificate) -> CertificateView:
         signatory_title=certificate.signatory_title,
         number=certificate.number or "",
         verification_url=verification_url(certificate.code),
-        issued_on=(certificate.issued_at or utcnow()).date(),
+        issued_on=certificate.local_day(certificate.issued_at or utcnow()),
         status_note=note,
     )
 
@@ -506,7 +507,7 @@ class PublicStatus:
             "designations": [{"credit_type": d["credit_type"], "hours": str(d["hours"])} for d in c.designations]
             if c.accreditation_statement
             else [],
-            "completed_on": c.completed_at.date().isoformat(),
+            "completed_on": c.completion_day.isoformat(),
             "issued_on": c.issued_at.date().isoformat() if c.issued_at else None,
             "expires_on": c.expires_at.date().isoformat() if c.expires_at else None,
             "revoked_on": c.revoked_at.date().isoformat() if c.revoked_at else None,

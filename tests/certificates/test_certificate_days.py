@@ -1,0 +1,52 @@
+"""A certificate's dates are the days in the holder's time zone when it was made, the same on the dashboard, the
+PDF, the email, the verification page, the API and the CE report; certificates from before keep UTC days."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from kaptrain.certificates import report, services
+from tests.factories import certified, enrolled, make_user
+
+# 22:16 on 26 November in Toronto is 03:16 on 27 November in UTC.
+EVENING_IN_TORONTO = dt.datetime(2026, 11, 27, 3, 16, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(("zone", "day"), [("America/Toronto", 26), ("UTC", 27), ("Asia/Tokyo", 27)])
+def test_every_place_states_the_day_in_the_holders_zone(
+    app: Flask, client: FlaskClient, db: Session, zone: str, day: int
+) -> None:
+    holder = make_user(db, full_name="Dana Evening, LCSW")
+    holder.time_zone = zone
+    enrolled(db, holder)
+    with app.app_context():
+        certificate = certified(db, holder, "3.5")
+        certificate.completed_at = certificate.issued_at = EVENING_IN_TORONTO
+        db.commit()
+        assert certificate.time_zone == zone
+        assert services.certificate_view(certificate).completed_on == dt.date(2026, 11, day)
+        assert services.certificate_view(certificate).issued_on == dt.date(2026, 11, day)
+        (row,) = [r for r in report.ce_report(db, None) if r[0] == certificate.number]
+        assert row[2] == row[3] == f"2026-11-{day}"  # issued_on, completed_on
+    page = client.get(f"/verify/{certificate.code}").get_data(as_text=True)
+    assert f"November {day}, 2026" in page and "holder's time zone" in page
+    assert client.get(f"/api/v1/certificates/{certificate.code}").get_json()["completed_on"] == f"2026-11-{day}"
+
+
+def test_a_certificate_from_before_keeps_the_utc_day_it_was_printed_with(app: Flask, db: Session) -> None:
+    holder = make_user(db)
+    holder.time_zone = "America/Toronto"
+    enrolled(db, holder)
+    with app.app_context():
+        certificate = certified(db, holder)
+        certificate.completed_at = EVENING_IN_TORONTO
+        db.flush()
+        db.execute(text("UPDATE certificates SET time_zone = NULL WHERE id = :id"), {"id": certificate.id})
+        db.expire(certificate)
+        assert certificate.time_zone is None and certificate.completion_day == dt.date(2026, 11, 27)
