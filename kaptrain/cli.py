@@ -31,10 +31,11 @@ content_cli = AppGroup("content", help="Check, import and export course content 
 users_cli = AppGroup("users", help="Create and manage accounts.")
 demo_cli = AppGroup("demo", help="Demo accounts for trying the site.")
 
+# email, name, role, profession, credential (the credential in its own field, as the profile form asks)
 DEMO_ACCOUNTS = (
-    ("learner@example.com", "Demo Learner, LPC", Role.LEARNER, "Counsellor / therapist"),
-    ("instructor@example.com", "Demo Instructor, PhD", Role.INSTRUCTOR, "Psychologist"),
-    ("admin@example.com", "Demo Administrator", Role.ADMIN, "Other licensed clinician"),
+    ("learner@example.com", "Demo Learner", Role.LEARNER, "Counsellor / therapist", "LPC"),
+    ("instructor@example.com", "Demo Instructor", Role.INSTRUCTOR, "Psychologist", "PhD"),
+    ("admin@example.com", "Demo Administrator", Role.ADMIN, "Other licensed clinician", ""),
 )
 DEMO_PASSWORD = "kaptrain-demo-2026"  # noqa: S105 - documented demo credential, never in production
 
@@ -299,20 +300,20 @@ def demo_create() -> None:
     session = get_session()
     created = []
     with click.progressbar(DEMO_ACCOUNTS, label="Demo accounts", file=sys.stderr) as bar:
-        for email, name, role, profession in bar:
+        for email, name, role, profession, credential in bar:
             if accounts.find_user_by_email(session, email) is None:
                 accounts.create_user(
                     session,
                     email,
                     DEMO_PASSWORD,
-                    accounts.Profile(full_name=name, profession=profession),
+                    accounts.Profile(full_name=name, profession=profession, credential=credential),
                     role,
                     confirmed=True,
                 )
                 created.append(email)
     session.commit()
     click.echo("Demo accounts (password for each: " + DEMO_PASSWORD + "):")
-    for email, _name, role, _p in DEMO_ACCOUNTS:
+    for email, _name, role, _profession, _credential in DEMO_ACCOUNTS:
         click.echo(f"  {role.value:<10} {email}{'  (created)' if email in created else ''}")
     click.echo("The instructor and admin set up two-factor sign-in (an authenticator app) at their first login.")
 
