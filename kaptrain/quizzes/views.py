@@ -93,9 +93,12 @@ def _standing(quiz: Quiz, user_id: int | None = None) -> tuple[completion.Course
 def quiz(course_slug: str, slug: str) -> ResponseReturnValue:
     """The quiz's rules, the learner's limits and past attempts."""
     q = _published_quiz_or_404(course_slug, slug)
-    state = _standing(q)[1]
+    record, state = _standing(q)
     pagecache.changes_at(state.changes_at)
-    return render_template("quizzes/quiz.html", quiz=q, state=state, form=FlaskForm())
+    # Where "not open yet" sends the learner: the quiz's module when it is open to them, else the outline.
+    status = next((m for m in record.modules if q.module is not None and m.module.id == q.module.id), None)
+    module_open = status is not None and status.state != completion.State.LOCKED
+    return render_template("quizzes/quiz.html", quiz=q, state=state, form=FlaskForm(), module_open=module_open)
 
 
 @bp.route("/courses/<course_slug>/quizzes/<slug>/start", methods=["POST"])

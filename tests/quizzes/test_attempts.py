@@ -157,6 +157,17 @@ def test_quiz_of_a_locked_module_is_refused(client, db, learner):
     assert db.scalar(select(func.count()).select_from(Attempt)) == 0
 
 
+def test_a_locked_quiz_page_points_to_what_is_open(client, db, learner):
+    """A quiz whose module is still locked sends the learner to the outline, never to the locked module; one whose
+    module is open but not yet read sends them to the module."""
+    locked = client.get("/courses/demo-course/quizzes/beta-quiz").get_data(as_text=True)
+    assert "This quiz is not open to you yet" in locked
+    assert "/courses/demo-course/modules/beta" not in locked and "See the course outline" in locked
+    alpha = client.get("/courses/demo-course/quizzes/alpha-quiz").get_data(as_text=True)
+    if "This quiz is not open to you yet" in alpha:  # the fixture's alpha quiz waits for its module to be read
+        assert 'href="/courses/demo-course/modules/alpha"' in alpha
+
+
 def test_cooldown_after_the_allowed_attempts(client, db, learner):
     for _ in range(2):  # max_attempts: 2 in the fixture
         attempt_id = start(client)
