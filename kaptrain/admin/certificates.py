@@ -160,11 +160,15 @@ def issue_certificate() -> ResponseReturnValue:
             form.course.errors = ["Choose a course."]
         else:
             try:
+                hours = services.parse_hours(form.hours.data or "", course.ce_hours)
                 made = services.issue_without_course(
-                    db, holder, course, form.reason.data or "", actor_label=f"user:{user().id}"
+                    db, holder, course, form.reason.data or "", actor_id=user().id, hours=hours
                 )
             except services.CertificateError as exc:
-                form.form_errors.append(str(exc))
+                if exc.field == "hours":
+                    form.hours.errors = [str(exc)]
+                else:
+                    form.form_errors.append(str(exc))
             else:
                 flash(f"Certificate {made.number} issued to {holder.full_name}.", "success")
                 return redirect(url_for("admin.certificate", certificate_id=made.id))

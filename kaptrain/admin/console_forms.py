@@ -46,6 +46,10 @@ class IssueForm(BaseForm):
 
     email = account_email_field("Holder's email", "holder's")
     course = SelectField("Course", coerce=int, validators=[DataRequired(message="Choose a course.")])
+    # Text, not a number field: kaptrain.certificates.services.parse_hours says what is wrong in words.
+    hours = StringField(
+        "CE hours the record shows", validators=[DataRequired(message="Enter the hours to certify, e.g. 7.5.")]
+    )
     reason = TextAreaField(
         "Reason (kept on record)",
         validators=[DataRequired(message="Give the reason for issuing outside the course."), Length(max=1000)],

@@ -83,7 +83,8 @@ def _run_jobs(label: str, func: Callable[..., None], ids: list[int], *args: str)
 @click.option("--email", required=True, help="The holder's account email.")
 @click.option("--course", "slug", required=True, help="The course's slug, as in modules/<slug>/.")
 @click.option("--reason", required=True, help="Why it is issued here, e.g. the record number in the old system.")
-def issue_command(email: str, slug: str, reason: str) -> None:
+@click.option("--hours", default=None, help="The CE hours the record shows (default: the course's maximum).")
+def issue_command(email: str, slug: str, reason: str, hours: str | None) -> None:
     """Issue a certificate for a completion recorded elsewhere (records migrated from another system)."""
     session = get_session()
     user = accounts.find_user_by_email(session, email)
@@ -95,7 +96,13 @@ def issue_command(email: str, slug: str, reason: str) -> None:
     if not reason.strip():
         raise _bad("--reason", "say why the certificate is issued outside the course.")
     try:
-        certificate = services.issue_without_course(session, user, course, reason, actor_label=audit.cli_actor())
+        claimed = None if hours is None else services.parse_hours(hours, course.ce_hours)
+    except services.CertificateError as exc:
+        raise _bad("--hours", str(exc)) from None
+    try:
+        certificate = services.issue_without_course(
+            session, user, course, reason, actor_label=audit.cli_actor(), hours=claimed
+        )
     except services.CertificateError as exc:
         raise _bad("--email", str(exc)) from None
     session.commit()  # the "issued" email goes out now, after the commit

@@ -374,9 +374,21 @@ def stored_pdf(session: Session, certificate: Certificate) -> bytes | None:
 
 
 def issue_without_course(
-    session: Session, user: User, course: Course, reason: str, actor_label: str | None = None
+    session: Session,
+    user: User,
+    course: Course,
+    reason: str,
+    actor_label: str | None = None,
+    *,
+    actor_id: int | None = None,
+    hours: Decimal | None = None,
 ) -> Certificate:
-    """Issue a certificate for a completion recorded elsewhere (records migrated from another system)."""
+    """Issue a certificate for a completion recorded elsewhere (records migrated from another system), for the hours
+    that record shows (the course's maximum when not given)."""
+    hours = course.ce_hours if hours is None else hours
+    if not Decimal(0) < hours <= course.ce_hours:
+        most = f"{course.ce_hours.normalize():f}"
+        raise CertificateError(f"The hours must be more than 0 and at most the course's {most}.", 400, "hours")
     if not reason.strip():
         raise CertificateError("Give the reason for issuing outside the course (e.g. the old system's record).")
     current = session.scalar(
@@ -388,8 +400,8 @@ def issue_without_course(
     )
     if current is not None:
         raise CertificateError(f"{user.email} already has certificate {current.number or 'pending'} for this course.")
-    certificate = new_certificate(session, user, course, course.ce_hours, utcnow(), reason.strip())
-    return issue(session, certificate, actor_label=actor_label, action="certificate.issue_manual")
+    certificate = new_certificate(session, user, course, hours, utcnow(), reason.strip())
+    return issue(session, certificate, actor_id=actor_id, actor_label=actor_label, action="certificate.issue_manual")
 
 
 def approve(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from sqlalchemy import func, select
 
@@ -127,17 +129,21 @@ def test_manual_issue_needs_a_reason_and_a_known_account(app, client, db, admin)
     db.commit()
     count = select(func.count()).select_from(Certificate)
     before = db.scalar(count)
-    data = {"email": learner.email, "course": str(course(db).id), "reason": ""}
+    data = {"email": learner.email, "course": str(course(db).id), "hours": "2.5", "reason": ""}
     assert client.post("/admin/certificates/issue", data=data).status_code == 422
     unknown = client.post("/admin/certificates/issue", data={**data, "email": "nobody@example.org", "reason": "Old"})
     assert "No account has this email." in unknown.get_data(as_text=True)
+    for hours, words in (("", "Enter the hours to certify"), ("99", "at most"), ("0", "more than 0")):
+        refused = client.post("/admin/certificates/issue", data={**data, "hours": hours, "reason": "Old"})
+        assert refused.status_code == 422 and words in refused.get_data(as_text=True), hours
     assert db.scalar(count) == before
     ok = client.post("/admin/certificates/issue", data={**data, "reason": "Completed in the 2019 system"})
     assert ok.status_code == 302
     made = db.scalar(select(Certificate).where(Certificate.user_id == learner.id))
-    assert made is not None and made.status == CertificateStatus.ACTIVE
+    assert made is not None and made.status == CertificateStatus.ACTIVE and made.hours == Decimal("2.5")
     assert made.issue_reason == "Completed in the 2019 system"
-    assert [e.subject_id for e in entries(db, "certificate.issue_manual")] == [made.id]
+    (entry,) = entries(db, "certificate.issue_manual")
+    assert entry.subject_id == made.id and entry.actor_id == admin.id  # the audit log names the administrator
 
 
 def test_console_actions_need_the_csrf_token(app, client, db, admin, csrf_on):
