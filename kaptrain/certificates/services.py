@@ -13,6 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 
 from flask import current_app
 from sqlalchemy import select
@@ -290,12 +291,15 @@ def issue(
     return certificate
 
 
-def _email_after_commit(session: Session, certificate_id: int) -> None:
+CertificateEmail = Literal["send_issued_email", "send_revoked_email"]  # the kaptrain.certificates.tasks that mail
+
+
+def _email_after_commit(session: Session, certificate_id: int, task: CertificateEmail = "send_issued_email") -> None:
     # Function-local imports: tasks imports these services, and jobs brings in RQ and the CLI machinery.
     from kaptrain import jobs  # noqa: PLC0415
     from kaptrain.certificates import tasks  # noqa: PLC0415
 
-    after_commit(functools.partial(jobs.enqueue, tasks.send_issued_email, certificate_id), session)
+    after_commit(functools.partial(jobs.enqueue, getattr(tasks, task), certificate_id), session)
 
 
 def _add_months(moment: dt.datetime, months: int) -> dt.datetime:
@@ -448,6 +452,7 @@ def revoke(
         reason=reason.value,
         note=certificate.revocation_note,
     )
+    _email_after_commit(session, certificate.id, "send_revoked_email")
 
 
 def reissue(

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from kaptrain import mail
 from kaptrain.accounts.models import User
+from kaptrain.accounts.services import the_sites_team
 from kaptrain.certificates import services
 from kaptrain.certificates.models import Certificate, CertificateStatus
 from kaptrain.db import get_session, utcnow
@@ -27,6 +28,23 @@ def send_issued_email(certificate_id: int) -> None:
         holder.email,
         f"Your certificate for {certificate.course_title}",
         render_template("certificates/email/issued.txt", **context),
+    )
+
+
+def send_revoked_email(certificate_id: int) -> None:
+    """Tell the holder their certificate was revoked: which one, when, the reason's category (never the internal
+    note), and whom to ask."""
+    session = get_session()
+    certificate = session.get(Certificate, certificate_id)
+    if certificate is None or certificate.status != CertificateStatus.REVOKED:
+        return
+    holder = session.get(User, certificate.user_id)
+    assert holder is not None
+    context = {"certificate": certificate, "team": the_sites_team()}
+    mail.send(
+        holder.email,
+        f"Your certificate {certificate.number} was revoked",
+        render_template("certificates/email/revoked.txt", **context),
     )
 
 

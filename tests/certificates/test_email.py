@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kaptrain.certificates import services
+from kaptrain.certificates.models import RevocationReason
 from tests.factories import certified, enrolled, make_user
 
 
@@ -23,3 +25,28 @@ def test_issuing_a_certificate_emails_the_learner(app, db, smtp_server):
     assert message["Subject"] == "Your certificate for Demo Course for Tests"
     body = message.get_content()
     assert certificate.number in body and f"/verify/{certificate.code}" in body
+
+
+def test_revoking_a_certificate_tells_the_holder_and_the_dashboard_says_so(app, db, smtp_server, client, login):
+    inbox, port = smtp_server
+    saved = {k: app.config[k] for k in ("SMTP_HOST", "SMTP_PORT", "SMTP_SECURITY")}
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
+    try:
+        with app.app_context():
+            user = make_user(db, email="rae@example.org", full_name="Rae Revoked")
+            enrolled(db, user)
+            certificate = certified(db, user)
+            db.commit()
+            inbox.messages.clear()  # the "issued" email
+            services.revoke(db, certificate, RevocationReason.ISSUED_IN_ERROR, "internal: duplicate of 12", None, "t")
+            assert inbox.messages == []  # nothing before the commit
+            db.commit()
+    finally:
+        app.config.update(saved)
+    [(_from, to, message)] = inbox.messages
+    assert to == ["rae@example.org"] and message["Subject"] == f"Your certificate {certificate.number} was revoked"
+    body = message.get_content()
+    assert RevocationReason.ISSUED_IN_ERROR.label in body and "internal" not in body  # the category, not the note
+    login(user)
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert f"Your certificate {certificate.number} was revoked on" in page and "no longer valid" in page
