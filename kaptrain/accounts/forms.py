@@ -131,6 +131,13 @@ class ProfileForm(ProfileFields):
 
     submit = SubmitField("Save profile")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A zone saved before the list was shortened is still offered, so saving the form does not change it.
+        current = self.time_zone.data
+        if current and current not in time_zones():
+            self.time_zone.choices = [*_time_zone_choices(), SelectChoice(current, current)]
+
 
 class PasswordForm(BaseForm):
     """Change your password."""

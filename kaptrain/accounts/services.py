@@ -80,18 +80,21 @@ def normalise_email(email: str) -> str:
 
 @functools.cache
 def time_zones() -> tuple[str, ...]:
-    """The IANA time zones a person may choose, sorted, always including "UTC"."""
-    return tuple(sorted(zoneinfo.available_timezones() | {"UTC"}))
+    """The time zones the forms offer, sorted: "UTC" and the IANA region/place names ("America/Toronto"). The tz
+    database's technical entries ("Factory", "localtime", "EST5EDT", "Etc/GMT+5", whose sign is the reverse of what
+    people expect) are left out of the list."""
+    named = {z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/"))}
+    return tuple(sorted(named | {"UTC"}))
 
 
 def is_time_zone(name: str) -> bool:
-    """True when name is one of time_zones()."""
+    """True when name is a zone the tz database knows (one chosen before the list was shortened stays good)."""
     return name in _time_zone_set()
 
 
 @functools.cache
 def _time_zone_set() -> frozenset[str]:
-    return frozenset(time_zones())
+    return frozenset(zoneinfo.available_timezones() | {"UTC"})
 
 
 def check_time_zone(name: str) -> None:

@@ -123,3 +123,18 @@ def test_the_time_zone_migration_gives_existing_accounts_utc(tmp_path):
     with engine.connect() as conn:
         assert "time_zone" not in {row[1] for row in conn.execute(text("PRAGMA table_info(users)"))}
     engine.dispose()
+
+
+def test_the_list_offers_places_not_the_tz_databases_technical_entries(client, db, login):
+    zones = services.time_zones()
+    assert "America/Toronto" in zones and "UTC" in zones
+    for technical in ("Factory", "localtime", "EST5EDT", "Etc/GMT+5", "posixrules"):
+        assert technical not in zones
+    user = make_user(db)
+    db.execute(text("UPDATE users SET time_zone = 'EST5EDT' WHERE id = :id"), {"id": user.id})  # chosen before
+    db.commit()
+    login(user)
+    page = client.get("/account").get_data(as_text=True)
+    assert '<option selected value="EST5EDT">' in page or 'value="EST5EDT" selected' in page  # still shown as chosen
+    assert 'value="Factory"' not in page
+    assert services.is_time_zone("EST5EDT")  # still a good value: saving the form keeps it
