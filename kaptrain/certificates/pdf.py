@@ -352,6 +352,7 @@ class CertificateView:
     verification_url: str
     issued_on: date
     status_note: str | None = None
+    jurisdiction: str = ""  # where the licence was granted, printed beside its number
 
 
 def certificate_pdf(

@@ -327,6 +327,7 @@ def certificate_view(certificate: Certificate) -> CertificateView:
         holder_name=certificate.holder_name,
         holder_credential=certificate.holder_credential,
         licence_number=certificate.licence_number,
+        jurisdiction=certificate.jurisdiction,
         course_title=certificate.course_title,
         completed_on=certificate.completion_day,
         ce_hours=certificate.hours,
