@@ -134,6 +134,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("certificates.api_certificate", "GET"): everyone(200),
     ("certificates.check", "GET"): everyone(200),
     ("certificates.check", "POST"): everyone(422),  # no file chosen
+    ("certificates.find", "GET"): everyone(422),  # no code typed
     ("certificates.status_list", "GET"): everyone(200),
     ("certificates.issuer_keys", "GET"): everyone(200),
     ("certificates.issuer_dids", "GET"): everyone(200),

@@ -153,3 +153,16 @@ class CheckFileForm(BaseForm):
         render_kw={"accept": ".pdf,.json,application/pdf,application/json"},
     )
     submit = SubmitField("Check the file")
+
+
+class FindCodeForm(BaseForm):
+    """The verification address, or its code, typed from a certificate (a GET form: it only leads to a page)."""
+
+    class Meta:
+        csrf = False
+
+    code = StringField(
+        "Verification address or code",
+        validators=[DataRequired(message="Enter the address printed on the certificate, or the code at its end.")],
+    )
+    submit = SubmitField("Look it up")

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 
-from flask import Response, current_app, jsonify, render_template, request
+from flask import Response, current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_limiter.errors import RateLimitExceeded
 
 from kaptrain.certificates import checking, services
 from kaptrain.certificates.blueprint import bp
-from kaptrain.certificates.forms import CheckFileForm, upload_limit
+from kaptrain.certificates.forms import CheckFileForm, FindCodeForm, upload_limit
 from kaptrain.certificates.models import Certificate, CertificateStatus
 from kaptrain.certificates.pdf import format_date, format_hours
 from kaptrain.db import finish_request, get_session
@@ -26,7 +27,9 @@ from kaptrain.web import error_page
 
 API_ENDPOINT = "certificates.api_certificate"
 CREDENTIAL_ENDPOINT = "certificates.verify_credential"
-PUBLIC_ENDPOINTS = frozenset({"certificates.verify", API_ENDPOINT, CREDENTIAL_ENDPOINT, "certificates.check"})
+PUBLIC_ENDPOINTS = frozenset(
+    {"certificates.verify", API_ENDPOINT, CREDENTIAL_ENDPOINT, "certificates.check", "certificates.find"}
+)
 CREDENTIAL_FILE = "credential.json"
 # Well-formed but shorter than every issued code (32 characters), so it never matches anything.
 _NEVER_ISSUED = "0" * 20
@@ -122,6 +125,36 @@ def _showing_the_form() -> bool:
     return request.method != "POST"  # exempt: only each check counts, like a verification
 
 
+NUMBER_PATTERN = re.compile(r"[A-Z]+-\d{4}-\d+", re.IGNORECASE)
+
+
+def code_in(typed: str) -> str | None:
+    """The verification code in what someone typed: the whole address from the certificate, or its code."""
+    tail = typed.strip().split("#")[0].split("?")[0].rstrip("/").rsplit("/verify/", 1)[-1]
+    return tail if services.CODE_PATTERN.fullmatch(tail) else None
+
+
+@bp.route("/verify/find")
+def find() -> ResponseReturnValue:
+    """The verification page for an address or code typed into the check page."""
+    form = FindCodeForm(request.args)
+    if form.validate():
+        code = code_in(form.code.data or "")
+        if code is not None:
+            return redirect(url_for("certificates.verify", code=code))
+        if NUMBER_PATTERN.fullmatch((form.code.data or "").strip()):
+            form.code.errors = [
+                "Certificates are not looked up by their number, which would let anyone list them. Use the "
+                "verification address printed on the certificate, under its QR code."
+            ]
+        else:
+            form.code.errors = ["That is not a verification address or code from one of this site's certificates."]
+    limit_mb = upload_limit() // (1024 * 1024)
+    upload = CheckFileForm(formdata=None)
+    page = render_template("certificates/check.html", form=upload, find_form=form, result=None, limit_mb=limit_mb)
+    return page, 422
+
+
 @bp.route("/verify", methods=["GET", "POST"])
 @limiter.shared_limit(_verify_limit, scope="certificate-verification", exempt_when=_showing_the_form)
 def check() -> ResponseReturnValue:
@@ -132,7 +165,10 @@ def check() -> ResponseReturnValue:
         result = checking.check_file(get_session(), form.file.data.read())
     status = 422 if form.errors or (result is not None and not result.verdict.ok) else 200
     limit_mb = upload_limit() // (1024 * 1024)
-    return render_template("certificates/check.html", form=form, result=result, limit_mb=limit_mb), status
+    page = render_template(
+        "certificates/check.html", form=form, find_form=FindCodeForm(formdata=None), result=result, limit_mb=limit_mb
+    )
+    return page, status
 
 
 @bp.errorhandler(RateLimitExceeded)

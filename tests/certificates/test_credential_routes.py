@@ -321,3 +321,17 @@ def test_checking_files_is_rate_limited_with_the_verification_page(limited):
     assert client.get("/verify").status_code == 200  # showing the form is not counted
     assert upload(client, b"not a certificate")[0] == 429
     assert client.get(f"/verify/{UNKNOWN}").status_code == 429  # one limit for the page and the check
+
+
+def test_the_check_page_finds_a_certificate_by_its_address_or_code_but_not_by_number(client, issue):
+    certificate = issue()
+    page = client.get("/verify").get_data(as_text=True)
+    assert 'action="/verify/find"' in page
+    for typed in (f"  http://localhost:5000/verify/{certificate.code}/  ", certificate.code):
+        found = client.get("/verify/find", query_string={"code": typed})
+        assert found.status_code == 302 and found.location.endswith(f"/verify/{certificate.code}"), typed
+    by_number = client.get("/verify/find", query_string={"code": certificate.number})
+    assert by_number.status_code == 422 and "not looked up by their number" in by_number.get_data(as_text=True)
+    for typed, words in (("", "Enter the address"), ("hello", "not a verification address")):
+        refused = client.get("/verify/find", query_string={"code": typed})
+        assert refused.status_code == 422 and words in refused.get_data(as_text=True)
