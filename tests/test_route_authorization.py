@@ -182,7 +182,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("admin.people", "GET"): admin_only(200),
     ("admin.person", "GET"): admin_only(200),
     ("admin.person_role", "POST"): admin_only(422),  # no role chosen
-    ("admin.person_deactivate", "POST"): admin_only(Redirect("/admin/people/{user_id}")),
+    ("admin.person_deactivate", "POST"): admin_only(422),  # the box not ticked
     ("admin.person_reactivate", "POST"): admin_only(422),  # the account is active
     ("admin.person_close", "GET"): admin_only(200),
     ("admin.person_close", "POST"): admin_only(422),  # the confirmation was not typed
@@ -197,7 +197,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("admin.approve_certificates", "POST"): admin_only(Redirect("/admin/certificates")),  # none chosen
     ("admin.issue_certificate", "POST"): admin_only(422),
     ("admin.revoke_certificate", "POST"): admin_only(422),  # no reason given
-    ("admin.reissue_certificate", "POST"): admin_only(Redirect("/admin/certificates/*")),  # to the new one
+    ("admin.reissue_certificate", "POST"): admin_only(422),  # no reason given
     ("admin.reports", "GET"): admin_only(200),
     ("admin.completions_csv", "GET"): admin_only(200),
     ("admin.audit_log", "GET"): admin_only(200),
@@ -288,8 +288,8 @@ CSRF_SAMPLE = [
     (Actor.LEARNER, "quizzes.save"),
     (Actor.OTHER_LEARNER, "courses.enrol"),
     (Actor.INSTRUCTOR, "authoring.restore_rules"),
-    (Actor.ADMIN, "admin.person_deactivate"),
-    (Actor.ADMIN, "admin.reissue_certificate"),
+    (Actor.ADMIN, "admin.approve_certificates"),
+    (Actor.ADMIN, "admin.site_settings"),
 ]
 
 

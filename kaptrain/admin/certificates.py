@@ -175,13 +175,15 @@ def issue_certificate() -> ResponseReturnValue:
     return _console(form, 422)
 
 
-def _detail(c: Certificate, revoke: RevokeForm | None = None, status: int = 200) -> ResponseReturnValue:
+def _detail(
+    c: Certificate, revoke: RevokeForm | None = None, status: int = 200, reissue: ReissueForm | None = None
+) -> ResponseReturnValue:
     return render_template(
         "admin/certificate.html",
         c=c,
         verdict=services.public_status(c).verdict,
         revoke_form=revoke or RevokeForm(formdata=None),
-        reissue_form=ReissueForm(formdata=None),
+        reissue_form=reissue or ReissueForm(formdata=None),
     ), status
 
 
@@ -217,9 +219,11 @@ def reissue_certificate(certificate_id: int) -> ResponseReturnValue:
     c = _certificate_or_404(certificate_id)
     form = ReissueForm()
     if not form.validate_on_submit():
-        fail(400, EXPIRED)
+        if "csrf_token" in form.errors:
+            fail(400, EXPIRED)
+        return _detail(c, reissue=form, status=422)
     try:
-        new = services.reissue(get_session(), c, actor_id=user().id)
+        new = services.reissue(get_session(), c, actor_id=user().id, reason=form.reason.data or "")
     except services.CertificateError as exc:
         revoke = RevokeForm(formdata=None)
         revoke.form_errors.append(str(exc))

@@ -74,8 +74,15 @@ class RevokeForm(BaseForm):
 
 
 class ReissueForm(BaseForm):
-    """Re-issue from the holder's current profile (the CSRF token is its only field)."""
+    """Re-issue from the holder's current profile, saying why (kept in the audit log)."""
 
+    reason = TextAreaField(
+        "What changed (kept on record)",
+        validators=[
+            DataRequired(message="Say why it is re-issued, e.g. the holder's name was corrected."),
+            Length(max=1000),
+        ],
+    )
     submit = SubmitField("Re-issue certificate")
 
 

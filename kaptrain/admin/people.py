@@ -13,11 +13,12 @@ from kaptrain.accounts import services as accounts
 from kaptrain.accounts import twofactor
 from kaptrain.accounts.models import Role, User
 from kaptrain.admin import directory
-from kaptrain.admin.people_forms import CloseAccountForm, PeopleSearchForm, RoleForm, StatusForm
+from kaptrain.admin.people_forms import CloseAccountForm, DeactivateForm, PeopleSearchForm, RoleForm, StatusForm
 from kaptrain.admin.views import bp
 from kaptrain.auth import role_required, user
 from kaptrain.db import get_session
 from kaptrain.errors import fail
+from kaptrain.forms import BaseForm
 
 EXPIRED = "The form expired or was not sent from this site. Reload the page and try again; nothing was changed."
 
@@ -50,7 +51,9 @@ def people() -> ResponseReturnValue:
     return render_template("admin/people.html", form=form, result=result, courses=courses, args=args)
 
 
-def _record_page(person: User, status: int = 200, role_form: RoleForm | None = None) -> ResponseReturnValue:
+def _record_page(
+    person: User, status: int = 200, role_form: RoleForm | None = None, deactivate_form: DeactivateForm | None = None
+) -> ResponseReturnValue:
     record = directory.learner_record(get_session(), person)
     role_form = role_form or RoleForm(formdata=None, data={"role": person.role.value})
     return render_template(
@@ -59,6 +62,7 @@ def _record_page(person: User, status: int = 200, role_form: RoleForm | None = N
         record=record,
         role_form=role_form,
         status_form=StatusForm(formdata=None),
+        deactivate_form=deactivate_form or DeactivateForm(formdata=None),
         closed=accounts.is_closed(person),
     ), status
 
@@ -77,7 +81,9 @@ def person_role(user_id: int) -> ResponseReturnValue:
     person = _person_or_404(user_id)
     form = RoleForm()
     if not form.validate_on_submit():
-        fail(400, EXPIRED)
+        if "csrf_token" in form.errors:
+            fail(400, EXPIRED)
+        return _record_page(person, 422, form)
     try:
         changed = accounts.set_role(get_session(), person, form.role.data or "", user())
     except accounts.AccountError as exc:
@@ -88,10 +94,10 @@ def person_role(user_id: int) -> ResponseReturnValue:
 
 
 def _status_change(
-    user_id: int, change: Callable[[Session, User, User | None], None], done: str
+    user_id: int, change: Callable[[Session, User, User | None], None], done: str, form: BaseForm | None = None
 ) -> ResponseReturnValue:
     person = _person_or_404(user_id)
-    if not StatusForm().validate_on_submit():
+    if not (form or StatusForm()).validate_on_submit():
         fail(400, EXPIRED)
     try:
         change(get_session(), person, user())
@@ -105,8 +111,11 @@ def _status_change(
 @bp.route("/people/<int:user_id>/deactivate", methods=["POST"])
 @role_required(Role.ADMIN)
 def person_deactivate(user_id: int) -> ResponseReturnValue:
-    """Stop an account from logging in; their records stay."""
-    return _status_change(user_id, accounts.deactivate, "deactivated: they can no longer log in")
+    """Stop an account from logging in, once the box is ticked; their records stay."""
+    form = DeactivateForm()
+    if not form.validate_on_submit() and "csrf_token" not in form.errors:
+        return _record_page(_person_or_404(user_id), 422, deactivate_form=form)
+    return _status_change(user_id, accounts.deactivate, "deactivated: they can no longer log in", form)
 
 
 @bp.route("/people/<int:user_id>/reactivate", methods=["POST"])

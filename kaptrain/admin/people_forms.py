@@ -37,13 +37,27 @@ class RoleForm(BaseForm):
 
     # The service checks the value and says in words why an unknown role is refused.
     role = SelectField("Role", choices=ROLE_CHOICES, validate_choice=False)
+    confirm_role = BooleanField(
+        "Yes, change the role: what they may see and do changes, and their sessions end",
+        validators=[DataRequired(message="Tick the box to confirm the change of role.")],
+    )
     submit = SubmitField("Change role")
 
 
 class StatusForm(BaseForm):
-    """Deactivate or reactivate an account (the button says which)."""
+    """Reactivate an account, or reset its two-factor sign-in (the button says which)."""
 
-    submit = SubmitField("Deactivate")
+    submit = SubmitField("Reactivate")
+
+
+class DeactivateForm(BaseForm):
+    """Deactivate an account, once the box is ticked."""
+
+    confirm_deactivate = BooleanField(
+        "Yes, deactivate the account: they can no longer log in",
+        validators=[DataRequired(message="Tick the box to confirm deactivating the account.")],
+    )
+    submit = SubmitField("Deactivate the account")
 
 
 class CloseAccountForm(BaseForm):

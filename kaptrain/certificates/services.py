@@ -264,8 +264,10 @@ def issue(
     actor_label: str | None = None,
     action: str = "certificate.issue",
     now: dt.datetime | None = None,
+    reason: str | None = None,
 ) -> Certificate:
-    """Make a pending certificate active: its number, dates and PDF; the learner is emailed after commit."""
+    """Make a pending certificate active: its number, dates and PDF; the learner is emailed after commit. The audit
+    entry's reason is the certificate's issue reason unless one is given (a re-issue's)."""
     if certificate.status != CertificateStatus.PENDING:
         raise CertificateError(f"Certificate {certificate.number or certificate.id} is not waiting to be issued.")
     now = now or utcnow()
@@ -285,7 +287,7 @@ def issue(
         actor_label=actor_label,
         number=certificate.number,
         holder=certificate.holder_name,
-        reason=certificate.issue_reason,
+        reason=certificate.issue_reason if reason is None else reason,
     )
     _email_after_commit(session, certificate.id)
     return certificate
@@ -457,9 +459,14 @@ def revoke(
 
 
 def reissue(
-    session: Session, certificate: Certificate, actor_id: int | None = None, actor_label: str | None = None
+    session: Session,
+    certificate: Certificate,
+    actor_id: int | None = None,
+    actor_label: str | None = None,
+    reason: str = "",
 ) -> Certificate:
-    """Issue a new version from the holder's current profile (a corrected name, say); the old one is superseded."""
+    """Issue a new version from the holder's current profile (a corrected name, say); the old one is superseded.
+    The reason, when given, is kept in the audit entry."""
     if certificate.status != CertificateStatus.ACTIVE:
         raise CertificateError(f"Only an active certificate can be re-issued; this one is {certificate.status.value}.")
     holder = session.get(User, certificate.user_id)
@@ -480,7 +487,8 @@ def reissue(
     new.supersedes_id = certificate.id
     session.flush()
     session.refresh(new)
-    return issue(session, new, actor_id=actor_id, actor_label=actor_label, action="certificate.reissue")
+    why = reason.strip() or None
+    return issue(session, new, actor_id=actor_id, actor_label=actor_label, action="certificate.reissue", reason=why)
 
 
 # ---------------------------------------------------------------- lookup

@@ -110,18 +110,24 @@ def test_revoke_then_reissue_are_refused_and_revoke_is_audited(app, client, db, 
     assert c.status == CertificateStatus.REVOKED and c.revocation_note == "Someone else took the final."
     [entry] = entries(db, "certificate.revoke")
     assert entry.subject_id == c.id and entry.actor_id == admin.id
-    assert client.post(f"/admin/certificates/{c.id}/reissue").status_code == 409
+    assert client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Name corrected"}).status_code == 409
 
 
-def test_reissue_supersedes(app, client, db, admin):
+def test_reissue_asks_why_then_supersedes_and_records_the_reason(app, client, db, admin):
     c = holder(app, db, "Reissue Me")
     db.commit()
-    response = client.post(f"/admin/certificates/{c.id}/reissue")
+    unsaid = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "  "})
+    assert unsaid.status_code == 422 and "Say why it is re-issued" in unsaid.get_data(as_text=True)
+    db.refresh(c)
+    assert c.status == CertificateStatus.ACTIVE  # nothing happened
+    response = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Name corrected on request"})
     assert response.status_code == 302
     db.refresh(c)
     assert c.status == CertificateStatus.SUPERSEDED
     new = db.scalar(select(Certificate).where(Certificate.supersedes_id == c.id))
     assert new is not None and new.status == CertificateStatus.ACTIVE
+    (entry,) = entries(db, "certificate.reissue")
+    assert entry.details["reason"] == "Name corrected on request" and entry.actor_id == admin.id
 
 
 def test_manual_issue_needs_a_reason_and_a_known_account(app, client, db, admin):

@@ -146,7 +146,12 @@ def test_role_change_is_audited_and_ends_sessions(client, db, admin):
     ivy = make_user(db)
     version = ivy.session_version
     db.commit()
-    response = client.post(f"/admin/people/{ivy.id}/role", data={"role": "instructor"})
+    unticked = client.post(f"/admin/people/{ivy.id}/role", data={"role": "instructor"})
+    assert unticked.status_code == 422
+    assert "Tick the box to confirm the change of role" in unticked.get_data(as_text=True)
+    db.refresh(ivy)
+    assert ivy.role == Role.LEARNER and ivy.session_version == version  # nothing changed
+    response = client.post(f"/admin/people/{ivy.id}/role", data={"role": "instructor", "confirm_role": "y"})
     assert response.status_code == 302
     db.refresh(ivy)
     assert ivy.role == Role.INSTRUCTOR and ivy.session_version == version + 1
@@ -159,7 +164,7 @@ def test_role_change_is_audited_and_ends_sessions(client, db, admin):
 def test_an_unknown_role_is_refused_in_words_and_changes_nothing(client, db, admin, role):
     ivy = make_user(db)
     db.commit()
-    response = client.post(f"/admin/people/{ivy.id}/role", data={"role": role})
+    response = client.post(f"/admin/people/{ivy.id}/role", data={"role": role, "confirm_role": "y"})
     assert response.status_code == 422
     assert "is not a role. Choose one of: learner, instructor, admin." in response.get_data(as_text=True)
     db.refresh(ivy)
@@ -168,7 +173,11 @@ def test_an_unknown_role_is_refused_in_words_and_changes_nothing(client, db, adm
 
 @pytest.mark.parametrize(
     ("url", "data"),
-    [("role", {"role": "learner"}), ("deactivate", {}), ("close", {"confirm": "y"})],
+    [
+        ("role", {"role": "learner", "confirm_role": "y"}),
+        ("deactivate", {"confirm_deactivate": "y"}),
+        ("close", {"confirm": "y"}),
+    ],
     ids=["demote", "deactivate", "close"],
 )
 def test_the_last_active_admin_is_kept(client, db, admin, url, data):
@@ -183,7 +192,8 @@ def test_the_last_active_admin_is_kept(client, db, admin, url, data):
 def test_an_admin_may_be_demoted_when_another_remains(client, db, admin):
     other = make_user(db, role=Role.ADMIN)
     db.commit()
-    assert client.post(f"/admin/people/{other.id}/role", data={"role": "learner"}).status_code == 302
+    demoted = client.post(f"/admin/people/{other.id}/role", data={"role": "learner", "confirm_role": "y"})
+    assert demoted.status_code == 302
     db.refresh(other)
     assert other.role == Role.LEARNER
 
@@ -195,7 +205,10 @@ def test_a_deactivated_user_cannot_log_in_and_their_records_stay(app, client, db
     db.commit()
     dana_client = app.test_client()
     assert dana_client.post("/login", data={"email": dana.email, "password": PASSWORD}).status_code == 302
-    assert client.post(f"/admin/people/{dana.id}/deactivate").status_code == 302
+    unticked = client.post(f"/admin/people/{dana.id}/deactivate")
+    assert unticked.status_code == 422 and "Tick the box to confirm deactivating" in unticked.get_data(as_text=True)
+    assert dana_client.get("/dashboard").status_code == 200  # nothing happened
+    assert client.post(f"/admin/people/{dana.id}/deactivate", data={"confirm_deactivate": "y"}).status_code == 302
     assert dana_client.get("/dashboard").status_code == 302  # the old session no longer works
     again = app.test_client().post("/login", data={"email": dana.email, "password": PASSWORD})
     assert again.status_code != 302
@@ -204,7 +217,7 @@ def test_a_deactivated_user_cannot_log_in_and_their_records_stay(app, client, db
     assert "Deactivated: cannot log in" in page and f"/attempts/{attempt.id}/result" in page
     (entry,) = entries(db, "user.deactivate", dana.id)
     assert entry.details == {"before": {"is_active": True}, "after": {"is_active": False}}
-    assert client.post(f"/admin/people/{dana.id}/deactivate").status_code == 422
+    assert client.post(f"/admin/people/{dana.id}/deactivate", data={"confirm_deactivate": "y"}).status_code == 422
     assert client.post(f"/admin/people/{dana.id}/reactivate").status_code == 302
     db.refresh(dana)
     assert dana.is_active and entries(db, "user.reactivate", dana.id)
