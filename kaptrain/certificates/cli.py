@@ -139,12 +139,13 @@ def revoke_command(code: str, note: str, category: str) -> None:
 
 @certificates_cli.command("reissue")
 @click.argument("code")
-def reissue_command(code: str) -> None:
+@click.option("--reason", default="", help="What changed, kept in the audit log (e.g. name corrected on request).")
+def reissue_command(code: str, reason: str) -> None:
     """Issue a new version from the holder's current profile (e.g. a corrected name); the old one is superseded."""
     session = get_session()
     old = _find(session, code)
     try:
-        new = services.reissue(session, old, actor_label=audit.cli_actor())
+        new = services.reissue(session, old, actor_label=audit.cli_actor(), reason=reason)
     except services.CertificateError as exc:
         raise _bad("CODE", str(exc)) from None
     session.commit()
