@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kaptrain.certificates import services
 from kaptrain.certificates.models import RevocationReason
 from tests.factories import certified, enrolled, make_user
 
 
-def test_issuing_a_certificate_emails_the_learner(app, db, smtp_server):
-    inbox, port = smtp_server
+@pytest.fixture
+def inbox(app, smtp_server):  # type: ignore[no-untyped-def]
+    """The session app sends its mail to a real SMTP server on loopback for this test."""
+    received, port = smtp_server
     saved = {k: app.config[k] for k in ("SMTP_HOST", "SMTP_PORT", "SMTP_SECURITY")}
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
-    try:
-        with app.app_context():
-            user = make_user(db, email="ana@example.org", full_name="Ana Ruiz")
-            enrolled(db, user)
-            certificate = certified(db, user)
-            assert inbox.messages == []  # nothing is sent before the issuing transaction commits
-            db.commit()
-    finally:
-        app.config.update(saved)
+    yield received
+    app.config.update(saved)
+
+
+def test_issuing_a_certificate_emails_the_learner(app, db, inbox):
+    with app.app_context():
+        user = make_user(db, email="ana@example.org", full_name="Ana Ruiz")
+        enrolled(db, user)
+        certificate = certified(db, user)
+        assert inbox.messages == []  # nothing is sent before the issuing transaction commits
+        db.commit()
     [(_from, to, message)] = inbox.messages
     assert to == ["ana@example.org"]
     assert message["Subject"] == "Your certificate for Demo Course for Tests"
@@ -27,22 +33,16 @@ def test_issuing_a_certificate_emails_the_learner(app, db, smtp_server):
     assert certificate.number in body and f"/verify/{certificate.code}" in body
 
 
-def test_revoking_a_certificate_tells_the_holder_and_the_dashboard_says_so(app, db, smtp_server, client, login):
-    inbox, port = smtp_server
-    saved = {k: app.config[k] for k in ("SMTP_HOST", "SMTP_PORT", "SMTP_SECURITY")}
-    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
-    try:
-        with app.app_context():
-            user = make_user(db, email="rae@example.org", full_name="Rae Revoked")
-            enrolled(db, user)
-            certificate = certified(db, user)
-            db.commit()
-            inbox.messages.clear()  # the "issued" email
-            services.revoke(db, certificate, RevocationReason.ISSUED_IN_ERROR, "internal: duplicate of 12", None, "t")
-            assert inbox.messages == []  # nothing before the commit
-            db.commit()
-    finally:
-        app.config.update(saved)
+def test_revoking_a_certificate_tells_the_holder_and_the_dashboard_says_so(app, db, inbox, client, login):
+    with app.app_context():
+        user = make_user(db, email="rae@example.org", full_name="Rae Revoked")
+        enrolled(db, user)
+        certificate = certified(db, user)
+        db.commit()
+        inbox.messages.clear()  # the "issued" email
+        services.revoke(db, certificate, RevocationReason.ISSUED_IN_ERROR, "internal: duplicate of 12", None, "t")
+        assert inbox.messages == []  # nothing before the commit
+        db.commit()
     [(_from, to, message)] = inbox.messages
     assert to == ["rae@example.org"] and message["Subject"] == f"Your certificate {certificate.number} was revoked"
     body = message.get_content()
