@@ -94,6 +94,8 @@ CASES = [
     PageCase("transcript", "certificates.transcript", "certified", "/courses/kap-foundations/transcript"),
     PageCase("verify", "certificates.verify", "anonymous"),
     PageCase("check-file", "certificates.check", "anonymous", "/verify"),
+    # a certificate number typed into the lookup: the page again, with the field's error
+    PageCase("find-by-number", "certificates.find", "anonymous", "/verify/find?code=KAP-2026-000001"),
     PageCase("account", "accounts.profile", "learner", "/account"),
     PageCase("quiz", "quizzes.quiz", "learner", "/courses/kap-foundations/quizzes/pharmacology-quiz"),
     PageCase("attempt", "quizzes.attempt", "learner"),
