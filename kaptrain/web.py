@@ -259,7 +259,10 @@ def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
     by_script = request.accept_mimetypes.best == "application/json" or any(
         name in request.headers for name in current_app.config["WTF_CSRF_HEADERS"]
     )
-    if back is not None and form and not by_script and request.method not in SAFE_METHODS:
+    # A browser that keeps no cookie for the site (cookies off) would only be sent back to fail again, with no word
+    # shown: only a request that brings the session cookie is sent back.
+    cookie = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
+    if cookie and back is not None and form and not by_script and request.method not in SAFE_METHODS:
         if not current_user.is_authenticated and request.endpoint not in ANONYMOUS_FORMS:
             flash(
                 "You were signed out, so that form was not sent. Sign in to go back to it: anything saved before, "
@@ -271,7 +274,8 @@ def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
         return redirect(back)
     return error_page(
         400,
-        "The form expired or was sent from another site. Reload the page and submit it again.",
+        "The form expired or was sent from another site. Reload the page and submit it again; if this keeps "
+        "happening, check that your browser accepts cookies from this site.",
     )
 
 

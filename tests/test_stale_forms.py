@@ -26,6 +26,7 @@ def test_a_signed_out_quiz_submission_goes_through_the_login_back_to_the_attempt
     db.commit()
     page = f"/attempts/{attempt.id}"
     signed_out = app.test_client()  # the session ended in another tab: no login, an old token
+    signed_out.get("/login")  # the browser holds the site's (now anonymous) session cookie
     response = signed_out.post(
         f"{page}/submit", data={"csrf_token": "old"}, headers={"Referer": f"{SITE}{page}?check=1"}
     )
@@ -39,6 +40,7 @@ def test_a_signed_out_quiz_submission_goes_through_the_login_back_to_the_attempt
 
 def test_a_stale_login_form_comes_back_with_a_word_instead_of_an_error(app: Flask, csrf_on: None) -> None:
     client = app.test_client()
+    client.get("/login")  # the page the form was on: the session cookie comes with it
     response = client.post(
         "/login",
         data={"email": "a@example.org", "password": "x", "csrf_token": "old"},
@@ -61,3 +63,10 @@ def test_a_script_saving_answers_with_a_stale_token_still_gets_a_400_it_can_read
         sent = {"Referer": f"{SITE}/attempts/1", **headers}
         response = client.post("/attempts/1/save", data={"a": "b"}, headers=sent)
         assert response.status_code == 400
+
+
+def test_a_browser_keeping_no_cookie_is_told_about_cookies_not_sent_round_in_a_loop(app: Flask, csrf_on: None) -> None:
+    client = app.test_client()  # no request before: no session cookie, as with cookies switched off
+    form = {"email": "a@example.org", "password": "x", "csrf_token": "old"}
+    response = client.post("/login", data=form, headers={"Referer": f"{SITE}/login"})
+    assert response.status_code == 400 and b"accepts cookies from this site" in response.data
