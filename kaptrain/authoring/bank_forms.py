@@ -22,6 +22,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from kaptrain.authoring.bank import ModuleChoice
+from kaptrain.authoring.forms import plain_message
 from kaptrain.authoring.services import InvalidDraft
 from kaptrain.content.revisions import QUIZ
 from kaptrain.forms import BaseForm, refuse_control_characters, whole_number
@@ -301,6 +302,7 @@ def attach_errors(form: BaseForm, errors: dict[str, str], group_errors: list[str
     for name, message in errors.items():
         head = name.split(".", 1)[0]
         target: Field | None = form[head] if head in form._fields else None
+        message = plain_message(head, message)
         message = message[:1].upper() + message[1:]
         if head == "options" or (head == "draft" and "options" in form._fields):
             parts = name.split(".")

@@ -37,6 +37,11 @@ _PLAIN_MESSAGES = (
     (re.compile(r"^String should match pattern '\^https://"), "must be a web address starting https://, no spaces"),
     (re.compile(r"^String should match pattern '\^\[a-z0-9\]"), "use lower-case letters, digits and hyphens only"),
     (re.compile(r"^Input should be a valid integer"), "enter a whole number"),
+    (re.compile(r"^Input should be a valid number"), "enter a number"),
+    (re.compile(r"^Input should be greater than or equal to (\S+)"), r"must be at least \1"),
+    (re.compile(r"^Input should be greater than (\S+)"), r"must be more than \1"),
+    (re.compile(r"^Input should be less than or equal to (\S+)"), r"must be at most \1"),
+    (re.compile(r"^String should have at most (\d+) characters?"), r"must be at most \1 characters long"),
     (re.compile(r"^Field required"), "is required"),
 )
 _EMPTY_LIST = {
@@ -50,8 +55,9 @@ def plain_message(field: str, message: str) -> str:
     if message.startswith("List should have at least 1 item") and field in _EMPTY_LIST:
         return _EMPTY_LIST[field]
     for pattern, text in _PLAIN_MESSAGES:
-        if pattern.search(message):
-            return text
+        found = pattern.search(message)
+        if found:
+            return found.expand(text)
     return message
 
 

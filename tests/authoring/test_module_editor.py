@@ -321,6 +321,9 @@ BAD_INPUT = {
     "empty text": (lambda f: {**f, "body": "\r\n  "}, "Text (Markdown): Cannot be empty"),
     "year not a number": (lambda f: {**f, "references-0-year": "twenty"}, "Reference 1, Year: Enter a whole number"),
     "minutes missing": (lambda f: {**f, "estimated_minutes": ""}, "Enter the estimated minutes as a whole number."),
+    # pydantic's own wording ("Input should be greater than or equal to 1") said as the editor says things
+    "minutes zero": (lambda f: {**f, "estimated_minutes": "0"}, "Estimated minutes: Must be at least 1"),
+    "year too late": (lambda f: {**f, "references-0-year": "2999"}, "Reference 1, Year: Must be at most 2100"),
     "address not https": (
         lambda f: {**f, "references-0-url": "javascript:alert(1)"},
         "Must be a web address starting https://",
