@@ -1,4 +1,4 @@
-"""The dashboard's checklist numbers modules and the steps after them as the course outline does."""
+"""The dashboard numbers its steps as the outline does; a module page lets keyboard users skip to its end."""
 
 from __future__ import annotations
 
@@ -13,3 +13,10 @@ def test_the_checklist_and_the_outline_number_the_steps_alike(client, learner): 
     # Disclosures acknowledged (✓, no number); three modules, the final, the evaluation and the attestation.
     assert checklist == ["✓", "1", "2", "3", "4", "5", "6"]
     assert [m for m in outline if m != "✓"][-6:] == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_a_module_page_lets_keyboard_users_skip_to_its_end(client, learner):  # type: ignore[no-untyped-def]
+    page = client.get("/courses/demo-course/modules/alpha").get_data(as_text=True)
+    assert '<a href="#lesson-end">Skip to the end of the module</a>' in page
+    end = page.index('id="lesson-end"')
+    assert page.index("I have finished reading", end) > end  # the button is inside what the link leads to
