@@ -15,7 +15,9 @@ from cachetools import LRUCache
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pyld import jsonld
+from pyld.canon import URDNA2015
 from pyld.context_resolver import ContextResolver
+from pyld.identifier_issuer import IdentifierIssuer
 
 from kaptrain.credentials.loader import DocumentLoader, find_offline_error
 from kaptrain.credentials.multibase import decode_base58btc, encode_base58btc
@@ -70,6 +72,54 @@ def _refuse_dropped(expanded_property: str | None) -> None:
     raise UndefinedTerm(f"property not defined by any context: {expanded_property}")
 
 
+# Canonicalisation (URDNA2015) tries every ordering of blank nodes it cannot tell apart, so a document of a few
+# kilobytes (identical objects nested in identical objects, named or not) can take hours: RDFC-1.0 tells
+# implementations to bound that work. Each step below is one Hash N-Degree Quads call or one ordering tried;
+# this site's credentials and status lists take none at all, and an uploaded document that needs more than this
+# many is refused (verification.py also refuses blank-node names and oversized documents before any of it).
+MAX_CANON_STEPS = 2_000
+
+
+class _Budget:
+    def __init__(self, steps: int) -> None:
+        self.left = steps
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise ProofError("it has too many objects that cannot be told apart to canonicalise within limits")
+
+
+class _CountingIssuer(IdentifierIssuer):
+    """An identifier issuer that spends the budget each time the algorithm copies it (once per ordering tried)."""
+
+    def __init__(self, prefix: str, budget: _Budget) -> None:
+        super().__init__(prefix)
+        self.budget = budget
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _CountingIssuer:
+        self.budget.spend()
+        copied = _CountingIssuer(self.prefix, self.budget)
+        copied.counter, copied.existing, copied.order = self.counter, dict(self.existing), list(self.order)
+        return copied
+
+
+class _BoundedURDNA2015(URDNA2015):
+    """pyld's URDNA2015 with a bound on the work of its Hash N-Degree Quads step."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.budget = _Budget(steps)
+
+    def hash_n_degree_quads(self, id_: str, issuer: IdentifierIssuer) -> Any:
+        self.budget.spend()
+        if not isinstance(issuer, _CountingIssuer):  # the one the algorithm's main step makes: same state
+            counting = _CountingIssuer(issuer.prefix, self.budget)
+            counting.counter, counting.existing, counting.order = issuer.counter, issuer.existing, issuer.order
+            issuer = counting
+        return super().hash_n_degree_quads(id_, issuer)
+
+
 def canonize(document: Mapping[str, Any], loader: DocumentLoader) -> str:
     """The RDFC-1.0 (URDNA2015) canonical N-Quads of a JSON-LD document, refusing undefined terms ("safe mode").
 
@@ -80,7 +130,9 @@ def canonize(document: Mapping[str, Any], loader: DocumentLoader) -> str:
     }
     try:
         expanded = jsonld.expand(js_numbers(document), dict(options), on_property_dropped=_refuse_dropped)
-        nquads: str = jsonld.normalize(expanded, {**options, "algorithm": "URDNA2015", "format": "application/n-quads"})
+        # What jsonld.normalize(..., algorithm URDNA2015) does, with the bounded algorithm.
+        dataset = jsonld.to_rdf(expanded, {**options, "produceGeneralizedRdf": False})
+        nquads: str = _BoundedURDNA2015(MAX_CANON_STEPS).main(dataset, {"format": "application/n-quads"})
     except (jsonld.JsonLdError, TypeError, ValueError) as exc:
         offline = find_offline_error(exc)
         if offline is not None:

@@ -74,9 +74,10 @@ def _date(credential: Mapping[str, Any], field: str, *, required: bool) -> dt.da
 
 
 # Bounds on a document before any JSON-LD processing. Canonicalisation (URDNA2015) takes time exponential in the
-# number of blank nodes that name and point at one another (a "poison graph": eight such nodes in 3.5 KB took a
-# minute, each more ten times longer). This issuer never names a blank node, and without names blank nodes can
-# only nest, which canonicalises in polynomial time; the size bounds cap that too. A credential of this site has
+# number of blank nodes it cannot tell apart: ones that name and point at one another (a "poison graph": eight
+# such nodes in 3.5 KB took a minute, each more ten times longer), or identical objects nested in identical
+# objects. This issuer never names a blank node, so a document that does is refused here at once; the size bounds
+# keep the rest small, and proof.MAX_CANON_STEPS bounds the canonicalisation itself. A credential of this site has
 # about 15 objects and lists, 4 levels deep.
 MAX_NODES = 300
 MAX_DEPTH = 16

@@ -14,7 +14,7 @@ import pytest
 
 from kaptrain.credentials import CredentialData, KeyHistory, Keyring, Reason, build_credential, sign, verify
 from kaptrain.credentials.credential import email_identity_hash
-from kaptrain.credentials.loader import OB_V3_CONTEXT, VC_V2_CONTEXT
+from kaptrain.credentials.loader import OB_V3_CONTEXT, VC_V2_CONTEXT, make_loader
 from tests.credentials.conftest import ISSUED_AT, STATUS_LIST_URL
 
 LATER = ISSUED_AT + dt.timedelta(days=30)
@@ -268,3 +268,30 @@ def test_a_document_far_larger_or_deeper_than_a_credential_is_refused(signed: di
         verdict = verify(document, keyring)
         assert not verdict.ok and verdict.reason == Reason.MALFORMED and "larger or deeper" in verdict.detail
     assert verify(signed, keyring).ok  # the real credential is well within the bounds
+
+
+def _alike(signed: dict[str, Any], children: int) -> dict[str, Any]:
+    """The credential with two more identical result descriptions, each holding `children` identical alignments:
+    no blank-node names and few objects, but canonicalisation must try every ordering of the alike objects."""
+    alike = copy.deepcopy(signed)
+    alignment = {"type": ["Alignment"], "targetName": "t", "targetUrl": "https://e.org/"}
+    extra = {"type": ["ResultDescription"], "name": "n", "resultType": "Status", "alignment": [alignment] * children}
+    alike["credentialSubject"]["achievement"].setdefault("resultDescription", []).extend([extra, extra])
+    return alike
+
+
+def test_objects_that_cannot_be_told_apart_are_refused_within_a_bounded_amount_of_work(
+    signed: dict[str, Any], keyring: Keyring
+) -> None:
+    started = time.perf_counter()
+    verdict = verify(_alike(signed, 9), keyring)  # minutes of canonicalisation, unbounded
+    assert not verdict.ok and verdict.reason == Reason.MALFORMED and "cannot be told apart" in verdict.detail
+    assert time.perf_counter() - started < 2
+    assert verify(_alike(signed, 1), keyring, now=LATER).reason == Reason.TAMPERED  # a few alike: simply checked
+
+
+def test_the_sites_own_credentials_need_none_of_that_work(signed: dict[str, Any], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from kaptrain.credentials import proof  # noqa: PLC0415
+
+    monkeypatch.setattr(proof, "MAX_CANON_STEPS", 0)
+    assert proof.canonize({k: v for k, v in signed.items() if k != "proof"}, make_loader({}))
