@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.orm import Session
 
 from kaptrain.certificates import services, signing
+from kaptrain.certificates.models import Certificate
 from kaptrain.certificates.pdf import format_date
 from kaptrain.credentials import Reason, Verdict
 
@@ -136,7 +137,8 @@ def check_file(session: Session, data: bytes) -> FileCheck:
     verdict = signing.check(session, credential)
     if not verdict.ok:
         return FileCheck(verdict, credential)
-    return FileCheck(verdict, credential, credential_facts(credential, verdict), site_record(session, credential))
+    record = site_record(session, credential)
+    return FileCheck(verdict, credential, credential_facts(credential, verdict, record), record)
 
 
 def site_record(session: Session, credential: Mapping[str, Any]) -> services.PublicStatus | None:
@@ -153,17 +155,25 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _day(value: Any) -> str:
-    """An XSD dateTime of the credential as the certificate prints a day, or "" when there is none."""
+def _day(value: Any, certificate: Certificate | None = None) -> str:
+    """An XSD dateTime of the credential as its certificate prints the day (in the holder's zone, from the site's
+    record), or as the UTC day, so marked, when the site holds no record of it; "" when there is none."""
     try:
         moment = dt.datetime.fromisoformat(_text(value))
     except ValueError:
         return ""
-    return format_date((moment.astimezone(dt.UTC) if moment.tzinfo else moment).date())
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    if certificate is not None:
+        return format_date(certificate.local_day(moment))
+    return f"{format_date(moment.astimezone(dt.UTC).date())} (UTC)"
 
 
-def credential_facts(credential: Mapping[str, Any], verdict: Verdict) -> list[tuple[str, str]]:
-    """What a verified credential states (holder, course, hours, dates, issuer, signing key), as label and value."""
+def credential_facts(
+    credential: Mapping[str, Any], verdict: Verdict, record: services.PublicStatus | None = None
+) -> list[tuple[str, str]]:
+    """What a verified credential states (holder, course, hours, dates, issuer, signing key), as label and value;
+    its days as the site's record of the certificate prints them, when there is one."""
+    certificate = record.certificate if record is not None else None
     subject = credential.get("credentialSubject")
     subject = subject if isinstance(subject, Mapping) else {}
     achievement = subject.get("achievement")
@@ -175,8 +185,8 @@ def credential_facts(credential: Mapping[str, Any], verdict: Verdict) -> list[tu
         ("Holder", _text(subject.get("name"))),
         ("Course", _text(achievement.get("name"))),
         ("Hours", f"{hours} {'hour' if hours == 1 else 'hours'}" if isinstance(hours, int | float) else ""),
-        ("Issued on", _day(credential.get("validFrom"))),
-        ("Valid until", _day(credential.get("validUntil"))),
+        ("Issued on", _day(credential.get("validFrom"), certificate)),
+        ("Valid until", _day(credential.get("validUntil"), certificate)),
         ("Issued by", " · ".join(v for v in (_text(issuer.get("name")), _text(issuer.get("url"))) if v)),
         ("Signed with key", verdict.key_id or ""),
     ]

@@ -477,8 +477,9 @@ def reissue(
     new = new_certificate(
         session, holder, certificate.course, certificate.hours, certificate.completed_at, certificate.issue_reason
     )
-    # What was certified stays as it was; only the holder's details come from the profile now.
+    # What was certified stays as it was, its days too; only the holder's details come from the profile now.
     new.max_hours, new.designations = certificate.max_hours, certificate.designations
+    new.time_zone = certificate.time_zone
     new.course_title, new.delivery_format, new.provider = (
         certificate.course_title,
         certificate.delivery_format,
@@ -534,9 +535,9 @@ class PublicStatus:
             if c.accreditation_statement
             else [],
             "completed_on": c.completion_day.isoformat(),
-            "issued_on": c.issued_at.date().isoformat() if c.issued_at else None,
-            "expires_on": c.expires_at.date().isoformat() if c.expires_at else None,
-            "revoked_on": c.revoked_at.date().isoformat() if c.revoked_at else None,
+            "issued_on": c.local_day(c.issued_at).isoformat() if c.issued_at else None,
+            "expires_on": c.local_day(c.expires_at).isoformat() if c.expires_at else None,
+            "revoked_on": c.local_day(c.revoked_at).isoformat() if c.revoked_at else None,
             "revocation_reason": c.revocation_reason.label if c.revocation_reason else None,
             "verification_url": verification_url(c.code),
         }

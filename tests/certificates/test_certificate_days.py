@@ -36,7 +36,21 @@ def test_every_place_states_the_day_in_the_holders_zone(
         assert row[2] == row[3] == f"2026-11-{day}"  # issued_on, completed_on
     page = client.get(f"/verify/{certificate.code}").get_data(as_text=True)
     assert f"November {day}, 2026" in page and "holder's time zone" in page
-    assert client.get(f"/api/v1/certificates/{certificate.code}").get_json()["completed_on"] == f"2026-11-{day}"
+    api = client.get(f"/api/v1/certificates/{certificate.code}").get_json()
+    assert api["completed_on"] == api["issued_on"] == f"2026-11-{day}"
+
+
+def test_a_reissue_keeps_the_days_of_the_certificate_it_replaces(app: Flask, db: Session) -> None:
+    holder = make_user(db)
+    holder.time_zone = "America/Toronto"
+    enrolled(db, holder)
+    with app.app_context():
+        old = certified(db, holder)
+        old.completed_at = EVENING_IN_TORONTO
+        old.time_zone = "UTC"  # made before migration 0013
+        db.flush()
+        new = services.reissue(db, old, actor_label="test", reason="Name corrected")
+        assert new.time_zone == "UTC" and new.completion_day == old.completion_day == dt.date(2026, 11, 27)
 
 
 def test_a_certificate_from_before_keeps_the_utc_day_it_was_printed_with(app: Flask, db: Session) -> None:
@@ -50,3 +64,12 @@ def test_a_certificate_from_before_keeps_the_utc_day_it_was_printed_with(app: Fl
         db.execute(text("UPDATE certificates SET time_zone = NULL WHERE id = :id"), {"id": certificate.id})
         db.expire(certificate)
         assert certificate.time_zone is None and certificate.completion_day == dt.date(2026, 11, 27)
+
+
+def test_the_check_page_states_a_files_days_as_the_sites_record_does() -> None:
+    from kaptrain.certificates import checking  # noqa: PLC0415
+    from kaptrain.certificates.models import Certificate  # noqa: PLC0415
+
+    record = Certificate(time_zone="America/Toronto")
+    assert checking._day("2026-11-27T03:16:00Z", record) == "November 26, 2026"  # noqa: SLF001
+    assert checking._day("2026-11-27T03:16:00Z") == "November 27, 2026 (UTC)"  # noqa: SLF001 - no record: said so
