@@ -238,11 +238,16 @@ ANONYMOUS_FORMS = frozenset(
 
 
 def _own_page(referrer: str | None) -> str | None:
-    """The path (and query) of the page a form was sent from, when that page is on this site."""
+    """The path (and query) of the page a form was sent from, when that page is on this site and can be opened
+    again (a page drawn in answer to a POST, such as a refused form, may have an address only a POST reaches)."""
     if not referrer:
         return None
     parts = urlsplit(referrer)
     if parts.netloc != urlsplit(request.host_url).netloc or parts.scheme not in ("http", "https"):
+        return None
+    try:
+        current_app.url_map.bind("localhost").match(parts.path, method="GET")
+    except HTTPException:  # no such page, or not one a GET opens (405): the 400 page instead
         return None
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     return safe_next(target, "") or None

@@ -70,3 +70,13 @@ def test_a_browser_keeping_no_cookie_is_told_about_cookies_not_sent_round_in_a_l
     form = {"email": "a@example.org", "password": "x", "csrf_token": "old"}
     response = client.post("/login", data=form, headers={"Referer": f"{SITE}/login"})
     assert response.status_code == 400 and b"accepts cookies from this site" in response.data
+
+
+def test_a_page_drawn_at_a_post_only_address_is_not_sent_back_to_a_405(app: Flask, csrf_on: None) -> None:
+    """A refused form is drawn at the address it was posted to; a stale post from that page cannot go back to an
+    address only a POST reaches: it gets the 400 page, with its words."""
+    client = app.test_client()
+    client.get("/login")
+    page = "/admin/certificates/1/reissue"  # POST only
+    response = client.post(page, data={"reason": "x", "csrf_token": "old"}, headers={"Referer": f"{SITE}{page}"})
+    assert response.status_code == 400 and b"The form expired" in response.data
