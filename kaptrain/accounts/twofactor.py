@@ -77,11 +77,26 @@ def _hash_code(code: str) -> str:
     return hashlib.sha256(normalise_code(code).encode("ascii")).hexdigest()
 
 
+UNPROVEN_ADDRESS = (
+    "Confirm your email address first: two-factor sign-in is for the owner of the address, so it is set up once "
+    "the address is proven. Follow the link we emailed to you, or send a new one from your account page."
+)
+
+
+def may_enrol(user: User) -> bool:
+    """Whether the person may set up two-factor sign-in now: their address is proven (else whoever registered
+    someone else's address could lock its owner out), or they are staff, who must have it and whose accounts an
+    administrator made."""
+    return user.is_email_confirmed or user.must_use_two_factor
+
+
 def start_enrolment(session: Session, user: User, issuer: str) -> Enrolment:
     """The secret to enrol (made on first visit and kept until enrolment is done, so reloading the page
     does not change the QR code already scanned)."""
     if user.has_two_factor:
         raise AccountError("Two-factor sign-in is already on for your account.")
+    if not may_enrol(user):
+        raise AccountError(UNPROVEN_ADDRESS)
     if not user.totp_secret or sealing.is_sealed(user.totp_secret):  # none yet, or one this site cannot open
         user.totp_secret = pyotp.random_base32()
         session.flush()
@@ -100,6 +115,8 @@ def enable(session: Session, user: User, code: str) -> list[str]:
     """Switch two-factor sign-in on once the code from the app matches; returns the new recovery codes."""
     if user.has_two_factor:
         raise AccountError("Two-factor sign-in is already on for your account.", "code")
+    if not may_enrol(user):
+        raise AccountError(UNPROVEN_ADDRESS, "code")
     if not user.totp_secret:
         raise AccountError("Start again: open the two-factor page to get a new QR code.", "code")
     if not _accept_totp(session, user, code):

@@ -46,7 +46,10 @@ def _page(
     me = user()
     session = get_session()
     context = {
-        "enrolment": None if me.has_two_factor else twofactor.start_enrolment(session, me, _issuer()),
+        "enrolment": None
+        if me.has_two_factor or not twofactor.may_enrol(me)
+        else twofactor.start_enrolment(session, me, _issuer()),
+        "unproven": not me.has_two_factor and not twofactor.may_enrol(me),
         "form": form or EnableTwoFactorForm(formdata=None),
         "password_form": password_form or CurrentPasswordForm(formdata=None, prefix="codes"),
         "disable_form": disable_form or CurrentPasswordForm(formdata=None, prefix="off"),

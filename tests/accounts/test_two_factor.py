@@ -293,3 +293,17 @@ def test_codes_are_limited_per_client_address(app, limited_app):
     limited = limited_app(TWO_FACTOR_RATE_LIMIT="3 per minute")
     codes = [post_code(limited, "10.6.0.1", 887000 + n) for n in range(4)]
     assert codes == [302, 302, 302, 429]
+
+
+def test_an_unproven_address_cannot_turn_it_on(client, db, login):  # type: ignore[no-untyped-def]
+    """Anyone may register someone else's address; with two-factor sign-in on, its owner could not get in even after
+    a password reset. So it is set up only once the address is proven."""
+    stranger = make_user(db, email="not-yet@example.org", confirmed=False)
+    db.commit()
+    login(stranger)
+    page = client.get("/account/two-factor").get_data(as_text=True)
+    assert "Confirm your email address first" in page and "data:image/svg" not in page
+    refused = client.post("/account/two-factor", data={"code": "123456"})
+    assert refused.status_code in (200, 422)
+    db.refresh(stranger)
+    assert not stranger.has_two_factor and stranger.totp_secret is None
