@@ -36,7 +36,7 @@ def _check_signing_keys(app: Flask) -> None:
 
     try:
         Keyring(app.config["CREDENTIAL_KEY_DIR"]).check()
-    except KeyStoreError as exc:
+    except (KeyStoreError, OSError) as exc:  # OSError: a directory this process may not even read
         message = f"KAPTRAIN_CREDENTIAL_KEY_DIR: {exc}; certificates cannot be signed until it is fixed"
         raise ConfigError(message) from None
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from kaptrain import mail
 from kaptrain.accounts.models import User
-from kaptrain.accounts.services import the_sites_team
+from kaptrain.accounts.services import is_closed, the_sites_team
 from kaptrain.certificates import services
 from kaptrain.certificates.models import Certificate, CertificateStatus
 from kaptrain.db import get_session, utcnow
@@ -40,6 +40,8 @@ def send_revoked_email(certificate_id: int) -> None:
         return
     holder = session.get(User, certificate.user_id)
     assert holder is not None
+    if is_closed(holder):
+        return  # closed at the person's request: the address is a placeholder, nobody reads it
     context = {"certificate": certificate, "team": the_sites_team()}
     mail.send(
         holder.email,

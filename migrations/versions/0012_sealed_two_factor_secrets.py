@@ -28,6 +28,12 @@ def _rewrite(change, plain: bool) -> None:  # type: ignore[no-untyped-def]
     bind = op.get_bind()
     keys = sealing.keys_of(bind.dialect)
     if not keys:
+        if not plain and bind.execute(sa.text("SELECT 1 FROM users WHERE totp_secret LIKE 's1.%'")).first():
+            # The code before sealing would read a sealed value as a secret and fail every code: stop instead.
+            raise RuntimeError(
+                "Two-factor secrets are sealed and this engine has no SECRET_KEY to open them: downgrade with "
+                "`flask --app kaptrain db downgrade`, which runs with the site's key."
+            )
         print("No SECRET_KEY on this engine: two-factor secrets are left as they are")  # noqa: T201
         return
     prefix = sa.literal(sealing.PREFIX + "%")

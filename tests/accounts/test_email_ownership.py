@@ -84,6 +84,7 @@ def test_registering_a_known_address_answers_the_same_and_mails_its_owner(app, d
     warning = mailbox.last("taken@example.org")
     assert warning["Subject"] == "kaptrain: someone tried to register with your address"
     assert "/password/forgot" in body(warning) and "/confirm/" not in body(warning)
+    assert body(warning).startswith("Hello Tara Owner,")  # a proven address: its owner's name
     assert mailbox.last("noor@example.org")["Subject"] == "kaptrain: confirm your email address"
     assert b"An account with this email already exists" not in again.get_data()
 
@@ -314,3 +315,11 @@ def test_registrations_are_limited_per_email_address_counting_only_those_that_we
     sent = [post_register(limited, f"10.4.1.{n}", email="limit@example.org") for n in range(3)]
     assert sent == [302, 302, 429]
     assert post_register(limited, "10.4.2.1", email="other@example.org") == 302
+
+
+def test_mail_to_an_address_nobody_has_proven_carries_no_name_anyone_typed(app, db, mailbox):
+    make_user(db, email="claimed@example.org", full_name="Visit evil.example now", confirmed=False)
+    db.commit()
+    app.test_client().post("/register", data={**NEW_ACCOUNT, "email": "claimed@example.org"})
+    warning = mailbox.last("claimed@example.org")
+    assert body(warning).startswith("Hello,") and "evil.example" not in body(warning)

@@ -136,3 +136,33 @@ def test_migration_0012_seals_the_secrets_there_and_its_downgrade_opens_them(tmp
             assert conn.execute(text("SELECT totp_secret FROM users")).scalar_one() == plain
     finally:
         engine.dispose()
+
+
+def test_migration_0012_will_not_go_down_without_the_key_that_opens_the_secrets(tmp_path):
+    path = tmp_path / "sealed.sqlite3"
+    keyed = make_engine(f"sqlite:///{path}")
+    sealing.use_keys(keyed.dialect, "migration-key")
+    try:
+        upgrade(keyed, "0011_page_versions")
+        with keyed.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, email, full_name, profession, credential, licence_number, jurisdiction,"
+                    " time_zone, password_hash, role, is_active, session_version, created_at, totp_secret,"
+                    " totp_enabled_at, pages_version)"
+                    " VALUES (1, 'old@example.org', 'Old', 'x', '', '', '', '', 'h', 'admin', 1, 1,"
+                    " '2026-11-01 10:00:00', :plain, '2026-11-01 10:00:00', 1)"
+                ),
+                {"plain": pyotp.random_base32()},
+            )
+        upgrade(keyed, "0012_sealed_two_factor_secrets")
+    finally:
+        keyed.dispose()
+    keyless = make_engine(f"sqlite:///{path}")  # Alembic's own engine, made from the URL alone
+    try:
+        with pytest.raises(RuntimeError, match="no SECRET_KEY to open them"):
+            downgrade(keyless, "0011_page_versions")
+        with keyless.connect() as conn:
+            assert conn.execute(text("SELECT totp_secret FROM users")).scalar_one().startswith("s1.")  # untouched
+    finally:
+        keyless.dispose()

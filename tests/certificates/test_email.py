@@ -50,3 +50,18 @@ def test_revoking_a_certificate_tells_the_holder_and_the_dashboard_says_so(app, 
     login(user)
     page = client.get("/dashboard").get_data(as_text=True)
     assert f"Your certificate {certificate.number} was revoked on" in page and "no longer valid" in page
+
+
+def test_no_revocation_mail_goes_to_an_account_closed_at_the_persons_request(app, db, inbox):
+    from kaptrain.accounts import services as accounts  # noqa: PLC0415
+
+    with app.app_context():
+        user = make_user(db, email="gone@example.org")
+        enrolled(db, user)
+        certificate = certified(db, user)
+        accounts.close_account(db, user, None)
+        db.commit()
+        inbox.messages.clear()
+        services.revoke(db, certificate, RevocationReason.ISSUED_IN_ERROR, "duplicate", None, "t")
+        db.commit()
+    assert inbox.messages == []
