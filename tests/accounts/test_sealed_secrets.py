@@ -110,24 +110,29 @@ def test_sealing_keeps_any_secret_and_refuses_one_too_long_for_the_column():
     assert twofactor.UNREADABLE  # the words the sign-in page shows for an unreadable secret
 
 
+def an_admin_at_0011_with(engine, plain: str) -> None:  # type: ignore[no-untyped-def]
+    """A database at 0011 holding an administrator whose two-factor secret is stored plain, then migrated to 0012."""
+    upgrade(engine, "0011_page_versions")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (id, email, full_name, profession, credential, licence_number, jurisdiction,"
+                " time_zone, password_hash, role, is_active, session_version, created_at, totp_secret,"
+                " totp_enabled_at, pages_version)"
+                " VALUES (1, 'old@example.org', 'Old', 'x', '', '', '', '', 'h', 'admin', 1, 1,"
+                " '2026-11-01 10:00:00', :plain, '2026-11-01 10:00:00', 1)"
+            ),
+            {"plain": plain},
+        )
+    upgrade(engine, "0012_sealed_two_factor_secrets")
+
+
 def test_migration_0012_seals_the_secrets_there_and_its_downgrade_opens_them(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'seal.sqlite3'}")
     sealing.use_keys(engine.dialect, "migration-key")
     plain = pyotp.random_base32()
     try:
-        upgrade(engine, "0011_page_versions")
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO users (id, email, full_name, profession, credential, licence_number, jurisdiction,"
-                    " time_zone, password_hash, role, is_active, session_version, created_at, totp_secret,"
-                    " totp_enabled_at, pages_version)"
-                    " VALUES (1, 'old@example.org', 'Old', 'x', '', '', '', '', 'h', 'admin', 1, 1,"
-                    " '2026-11-01 10:00:00', :plain, '2026-11-01 10:00:00', 1)"
-                ),
-                {"plain": plain},
-            )
-        upgrade(engine, "0012_sealed_two_factor_secrets")
+        an_admin_at_0011_with(engine, plain)
         with engine.connect() as conn:
             raw = conn.execute(text("SELECT totp_secret FROM users")).scalar_one()
         assert raw.startswith("s1.") and sealing.unseal(raw, ("migration-key",)) == plain
@@ -143,19 +148,7 @@ def test_migration_0012_will_not_go_down_without_the_key_that_opens_the_secrets(
     keyed = make_engine(f"sqlite:///{path}")
     sealing.use_keys(keyed.dialect, "migration-key")
     try:
-        upgrade(keyed, "0011_page_versions")
-        with keyed.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO users (id, email, full_name, profession, credential, licence_number, jurisdiction,"
-                    " time_zone, password_hash, role, is_active, session_version, created_at, totp_secret,"
-                    " totp_enabled_at, pages_version)"
-                    " VALUES (1, 'old@example.org', 'Old', 'x', '', '', '', '', 'h', 'admin', 1, 1,"
-                    " '2026-11-01 10:00:00', :plain, '2026-11-01 10:00:00', 1)"
-                ),
-                {"plain": pyotp.random_base32()},
-            )
-        upgrade(keyed, "0012_sealed_two_factor_secrets")
+        an_admin_at_0011_with(keyed, pyotp.random_base32())
     finally:
         keyed.dispose()
     keyless = make_engine(f"sqlite:///{path}")  # Alembic's own engine, made from the URL alone
