@@ -18,7 +18,6 @@ from kaptrain.admin.views import bp
 from kaptrain.auth import role_required, user
 from kaptrain.db import get_session
 from kaptrain.errors import fail
-from kaptrain.forms import BaseForm
 
 EXPIRED = "The form expired or was not sent from this site. Reload the page and try again; nothing was changed."
 
@@ -94,10 +93,11 @@ def person_role(user_id: int) -> ResponseReturnValue:
 
 
 def _status_change(
-    user_id: int, change: Callable[[Session, User, User | None], None], done: str, form: BaseForm | None = None
+    user_id: int, change: Callable[[Session, User, User | None], None], done: str, *, checked: bool = False
 ) -> ResponseReturnValue:
+    """Apply the change; `checked`: the caller validated its own form already."""
     person = _person_or_404(user_id)
-    if not (form or StatusForm()).validate_on_submit():
+    if not checked and not StatusForm().validate_on_submit():
         fail(400, EXPIRED)
     try:
         change(get_session(), person, user())
@@ -113,9 +113,11 @@ def _status_change(
 def person_deactivate(user_id: int) -> ResponseReturnValue:
     """Stop an account from logging in, once the box is ticked; their records stay."""
     form = DeactivateForm()
-    if not form.validate_on_submit() and "csrf_token" not in form.errors:
-        return _record_page(_person_or_404(user_id), 422, deactivate_form=form)
-    return _status_change(user_id, accounts.deactivate, "deactivated: they can no longer log in", form)
+    if form.validate_on_submit():
+        return _status_change(user_id, accounts.deactivate, "deactivated: they can no longer log in", checked=True)
+    if "csrf_token" in form.errors:
+        fail(400, EXPIRED)
+    return _record_page(_person_or_404(user_id), 422, deactivate_form=form)
 
 
 @bp.route("/people/<int:user_id>/reactivate", methods=["POST"])

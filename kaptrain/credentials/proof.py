@@ -97,11 +97,18 @@ class _CountingIssuer(IdentifierIssuer):
         super().__init__(prefix)
         self.budget = budget
 
+    @classmethod
+    def holding(cls, issuer: IdentifierIssuer, budget: _Budget, *, copy: bool) -> _CountingIssuer:
+        """A counting issuer with the state of `issuer` (copied, or shared)."""
+        made = cls(issuer.prefix, budget)
+        made.counter, made.existing, made.order = issuer.counter, issuer.existing, issuer.order
+        if copy:
+            made.existing, made.order = dict(issuer.existing), list(issuer.order)
+        return made
+
     def __deepcopy__(self, memo: dict[int, Any]) -> _CountingIssuer:
         self.budget.spend()
-        copied = _CountingIssuer(self.prefix, self.budget)
-        copied.counter, copied.existing, copied.order = self.counter, dict(self.existing), list(self.order)
-        return copied
+        return _CountingIssuer.holding(self, self.budget, copy=True)
 
 
 class _BoundedURDNA2015(URDNA2015):
@@ -114,9 +121,7 @@ class _BoundedURDNA2015(URDNA2015):
     def hash_n_degree_quads(self, id_: str, issuer: IdentifierIssuer) -> Any:
         self.budget.spend()
         if not isinstance(issuer, _CountingIssuer):  # the one the algorithm's main step makes: same state
-            counting = _CountingIssuer(issuer.prefix, self.budget)
-            counting.counter, counting.existing, counting.order = issuer.counter, issuer.existing, issuer.order
-            issuer = counting
+            issuer = _CountingIssuer.holding(issuer, self.budget, copy=False)
         return super().hash_n_degree_quads(id_, issuer)
 
 
