@@ -5,14 +5,25 @@ Served by gunicorn with the same settings as the site, in the same run:
   paragraphs, the shape of a learner page), the ceiling a learner page of that size is compared with;
 - POST /post: reads the form and answers a small JSON body, the ceiling of heartbeat and quiz submission;
 - GET /bytes/<bytes>: a stored-file-like response of that many bytes as a PDF attachment, the ceiling of a
-  certificate download.
+  certificate download;
+- POST /write/beat and POST /write/submission (only with BARE_DATABASE_URL set, on a table bench/scale.py makes):
+  the same number of reads and writes as a heartbeat and a quiz submission, made the plainest way (the DB-API
+  driver, a connection kept per thread, no session, no checks): how fast a route can go that must write what they
+  write, against the bare POST.
 
     .venv/bin/gunicorn --pythonpath bench bare_app:app
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import os
+import random
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +85,78 @@ def blob(size: int) -> ResponseReturnValue:
     response = Response(_blob(size), mimetype="application/pdf")
     response.headers.set("Content-Disposition", "attachment", filename="bare.pdf")
     return response
+
+
+# ---------------------------------------------------------------- the same writes, the plainest way
+
+DATABASE_URL = os.environ.get("BARE_DATABASE_URL", "")
+TABLE = "bench_bare_rows"
+BLOCK = 16  # rows per submission: the attempt, its 12 drawn questions, the learner's clock and two spare
+ROWS = 64 * BLOCK  # one block per connection at 64 connections, so writers rarely meet on a row
+_local = threading.local()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(sep=" ")  # text, as the site's SQLite stores its times
+
+
+def _connection() -> Any:
+    """This thread's connection, kept open (as the site's plain statements keep theirs), in autocommit."""
+    conn = getattr(_local, "conn", None)
+    if conn is None:
+        if DATABASE_URL.startswith("sqlite"):
+            conn = sqlite3.connect(DATABASE_URL.split("///", 1)[1], isolation_level=None, timeout=30)
+        else:
+            import psycopg  # noqa: PLC0415 - only when measuring PostgreSQL
+
+            conn = psycopg.connect(DATABASE_URL.replace("+psycopg", ""), autocommit=True)
+        _local.conn = conn
+    return conn
+
+
+def _sql(statement: str) -> str:
+    return statement if DATABASE_URL.startswith("sqlite") else statement.replace("?", "%s")
+
+
+@contextmanager
+def _transaction(conn: Any) -> Iterator[None]:
+    if isinstance(conn, sqlite3.Connection):
+        conn.execute("BEGIN IMMEDIATE")  # the write lock at once, as the site's writers take it
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    else:
+        with conn.transaction():
+            yield
+
+
+@app.post("/write/beat")
+def write_beat() -> ResponseReturnValue:
+    """A heartbeat's database work: read one row, then write it in one statement (autocommit)."""
+    conn = _connection()
+    row = random.randrange(ROWS)  # noqa: S311 - not for security
+    conn.execute(_sql(f"SELECT n, at FROM {TABLE} WHERE id = ?"), (row,)).fetchone()  # noqa: S608 - constants
+    conn.execute(_sql(f"UPDATE {TABLE} SET n = n + 1, at = ? WHERE id = ?"), (_now(), row))  # noqa: S608
+    return jsonify(ok=True, fields=len(request.form))
+
+
+@app.post("/write/submission")
+def write_submission() -> ResponseReturnValue:
+    """A quiz submission's database work: read its rows in one statement, then one transaction of three statements
+    (the attempt, its 12 answers in one UPDATE ... FROM VALUES, the learner's clock), rows in ascending order."""
+    conn = _connection()
+    first = random.randrange(ROWS // BLOCK) * BLOCK  # noqa: S311 - not for security
+    read = _sql(f"SELECT id, n, at FROM {TABLE} WHERE id BETWEEN ? AND ? ORDER BY id")  # noqa: S608 - constants
+    conn.execute(read, (first, first + 13)).fetchall()
+    now = _now()
+    answers = ", ".join(f"({first + 1 + k}, {k})" for k in range(12))
+    with _transaction(conn):
+        conn.execute(_sql(f"UPDATE {TABLE} SET n = n + 1, at = ? WHERE id = ?"), (now, first))  # noqa: S608
+        conn.execute(
+            f"WITH v (id, k) AS (VALUES {answers}) UPDATE {TABLE} SET n = v.k FROM v WHERE {TABLE}.id = v.id"  # noqa: S608
+        )
+        conn.execute(_sql(f"UPDATE {TABLE} SET at = ? WHERE id = ?"), (now, first + 13))  # noqa: S608
+    return jsonify(ok=True, fields=len(request.form))

@@ -55,6 +55,7 @@ from urllib.parse import urlencode, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import bare_app  # noqa: E402
 from flask import Flask  # noqa: E402
 from loadgen import Answer, Client, ConnSpec, PhaseResult, Req, run_phase  # noqa: E402
 from sqlalchemy import create_engine, func, inspect, select, text  # noqa: E402
@@ -145,6 +146,24 @@ def vacuum(url: str) -> None:
             print(f"VACUUM ANALYZE (autovacuum is {conn.scalar(text('SHOW autovacuum'))}) ...", flush=True)
             conn.execute(text("VACUUM (ANALYZE)"))
     finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def bare_writes_table(url: str) -> Iterator[None]:
+    """The table of the bare app's writes (bench/bare_app.py), made afresh for the run and dropped after it."""
+    engine = create_engine(url)
+    drop = text(f"DROP TABLE IF EXISTS {bare_app.TABLE}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(drop)
+            conn.execute(text(f"CREATE TABLE {bare_app.TABLE} (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, at TEXT)"))
+            insert = text(f"INSERT INTO {bare_app.TABLE} (id, n) VALUES (:id, 0)")  # noqa: S608 - a constant
+            conn.execute(insert, [{"id": i} for i in range(bare_app.ROWS)])
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(drop)
         engine.dispose()
 
 
@@ -346,6 +365,7 @@ class Row:
     bare: PhaseResult
     size: float
     statements: int | None = None
+    writes: PhaseResult | None = None  # a route: the bare POST that also makes the same reads and writes
 
     @property
     def ratio(self) -> float:
@@ -412,7 +432,11 @@ def measure(args: argparse.Namespace, cast: Cast, site: int, bare: int) -> list[
             else:
                 twin, kind = Req("GET", f"/page/{round(site_result.mean_body)}"), "page"
             bare_result = run_phase(HOST, bare, [ConnSpec([(twin, {})]) for _ in range(c)], **timed)
-            rows.append(_report(Row(name, kind, c, site_result, bare_result, site_result.mean_body)))
+            row = Row(name, kind, c, site_result, bare_result, site_result.mean_body)
+            if kind == "route":
+                writes = Req("POST", "/write/beat", headers=twin.headers)
+                row.writes = run_phase(HOST, bare, [ConnSpec([(writes, {})]) for _ in range(c)], **timed)
+            rows.append(_report(row))
         batch = submissions[:per_level]
         submissions = submissions[per_level:]
         if wanted("quiz submission"):
@@ -435,13 +459,21 @@ def _submissions(args: argparse.Namespace, site: int, bare: int, c: int, batch: 
     site_result = run_phase(HOST, site, conns, duration=None, processes=args.client_processes)
     body = sorted((req.body for req, _ in batch), key=len)[len(batch) // 2]
     bare_result = run_phase(HOST, bare, [ConnSpec([(Req("POST", "/post", body), {})]) for _ in range(c)], **timed)
-    return _report(Row("quiz submission (POST)", "route", c, site_result, bare_result, site_result.mean_body))
+    row = Row("quiz submission (POST)", "route", c, site_result, bare_result, site_result.mean_body)
+    row.writes = run_phase(
+        HOST, bare, [ConnSpec([(Req("POST", "/write/submission", body), {})]) for _ in range(c)], **timed
+    )
+    return _report(row)
 
 
 def _report(row: Row) -> Row:
     s, b = row.site, row.bare
     note = f"  errors: {s.errors} ({s.first_error})" if s.errors else ""
     note += f"  bare errors: {b.errors} ({b.first_error})" if b.errors else ""
+    if row.writes is not None:
+        w = row.writes
+        note += f"\n  {'':<26} bare with the same writes {w.rps:8.1f} req/s: {w.rps / b.rps:5.2f} of the bare POST"
+        note += f"  errors: {w.errors} ({w.first_error})" if w.errors else ""
     print(
         f"  {row.name:<26} {row.connections:>3} conns  {s.rps:8.1f} req/s (p50 {s.percentile(50):7.1f} ms, "
         f"p99 {s.percentile(99):7.1f} ms)  bare {b.rps:8.1f} req/s  ratio {row.ratio:5.2f}{note}",
@@ -711,6 +743,25 @@ def markdown(label: str, args: argparse.Namespace, cast: Cast, machine: dict[str
             f"{_ms(r.bare.percentile(99))} | {r.ratio:.2f} | {budget} | {r.verdict} | "
             f"{statements.get(r.name, '')} |"
         )
+    with_writes = [r for r in rows if r.writes is not None]
+    if with_writes:
+        lines += [
+            "",
+            "The heartbeat's and the submission's reads and writes made by a bare route (`bench/bare_app.py`, "
+            "`/write/...`: the DB-API driver, a connection kept per thread, no checks), in the same run:",
+            "",
+            "| request | conns | req/s | bare POST | bare POST with the same writes | its share of the bare POST "
+            "| the site's share of it |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in with_writes:
+            assert r.writes is not None
+            w = r.writes.rps
+            errors = f" ({r.writes.errors} errors)" if r.writes.errors else ""
+            lines.append(
+                f"| {r.name} | {r.connections} | {r.site.rps:.0f} | {r.bare.rps:.0f} | {w:.0f}{errors} | "
+                f"{w / r.bare.rps:.2f} | {r.site.rps / w:.2f} |"
+            )
     verdict = "pass" if issuance.ratio <= ISSUE_BUDGET else "FAIL"
     a, h = export["all"], export["half"]
     constant = a["traced_peak"] <= 1.25 * h["traced_peak"] + 256 * 1024
@@ -789,9 +840,11 @@ def main() -> None:
     app.extensions["kaptrain.db"].engine.dispose()  # no pooled connection is shared with the forked clients
     site_env = _env(url, work, KAPTRAIN_ENV="production", KAPTRAIN_SECRET_KEY=secrets.token_hex(32))
     print(f"{label}: {cast.figures}; measuring (about {len(levels) * 13 * (args.duration + args.warmup + 1):.0f} s)")
+    bare_env = _env(url, work, BARE_DATABASE_URL=url)
     with (
+        bare_writes_table(url),
         gunicorn("run:app", ROOT, "/login", site_env, args, work / "site.log") as site,
-        gunicorn("bare_app:app", ROOT / "bench", "/page/100", _env(url, work), args, work / "bare.log") as bare,
+        gunicorn("bare_app:app", ROOT / "bench", "/page/100", bare_env, args, work / "bare.log") as bare,
     ):
         rows = measure(args, cast, site, bare)
     load_after = " / ".join(f"{x:.1f}" for x in os.getloadavg())
