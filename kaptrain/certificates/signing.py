@@ -12,8 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from pypdf import PdfReader
-from pypdf.errors import PdfReadError
+from pypdf import PdfReader, apply_configuration
+from pypdf.errors import LimitReachedError, PyPdfError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,9 @@ from kaptrain.db import insert_ignoring_conflict, utcnow
 ATTACHMENT_NAME = "credential.json"
 LIST_SIZE = bitstring.DEFAULT_SIZE
 MAX_UPLOAD = 2 * 1024 * 1024
+# A credential this site signs is a few kilobytes. A bigger one is refused before it is parsed, and a PDF's
+# attachment is decompressed no further than this (a small compressed stream can inflate to gigabytes).
+MAX_CREDENTIAL = 64 * 1024
 
 
 def keyring() -> Keyring:
@@ -131,21 +134,42 @@ def extract_credential(data: bytes) -> dict[str, Any]:
         raise ValueError("The file is larger than any certificate (2 MB at most).")
     if data.lstrip()[:5] == b"%PDF-":
         data = _attachment(data)
+    if len(data) > MAX_CREDENTIAL:
+        raise ValueError("This credential is far larger than any this site signs (64 KB at most).")
     try:
         credential = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError; RecursionError: nesting
         raise ValueError("This is neither a certificate PDF nor a credential in JSON.") from None
     if not isinstance(credential, dict):
         raise ValueError("This JSON is not a credential (it is not an object).")
     return credential
 
 
+# Every stream pypdf decodes while finding the attachment stops at this many bytes (pypdf's own limits are 75 MB).
+_PDF_LIMITS = {
+    name: 4 * MAX_CREDENTIAL
+    for name in (
+        "maximum_declared_stream_length",
+        "array_based_stream_maximum_output_length",
+        "jbig2_maximum_output_length",
+        "lzw_maximum_output_length",
+        "run_length_maximum_output_length",
+        "zlib_maximum_output_length",
+        "brotli_maximum_output_length",
+        "image_maximum_buffer_size",
+        "stream_decoding_work_maximum_length",
+    )
+}
+
+
 def _attachment(pdf: bytes) -> bytes:
     try:
-        attachments = PdfReader(io.BytesIO(pdf)).attachments
-    except (PdfReadError, ValueError, KeyError, TypeError):
+        with apply_configuration(**_PDF_LIMITS):
+            contents = PdfReader(io.BytesIO(pdf)).attachments.get(ATTACHMENT_NAME)
+    except LimitReachedError:
+        raise ValueError("This PDF's credential is far larger than any this site signs.") from None
+    except (PyPdfError, ValueError, KeyError, TypeError, RecursionError):
         raise ValueError("This PDF could not be read.") from None
-    contents = attachments.get(ATTACHMENT_NAME)
     if not contents:
         raise ValueError(f"This PDF carries no signed credential (no {ATTACHMENT_NAME} attachment).")
     return contents[0]

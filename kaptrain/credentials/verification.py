@@ -97,7 +97,9 @@ def _check_bounds(document: Any) -> None:
         if not isinstance(value, dict | list):
             continue
         nodes += 1
-        if nodes > MAX_NODES or depth > MAX_DEPTH:
+        # The object's or list's own length counts before its children are stacked: one list of millions of
+        # numbers is refused here, not walked.
+        if nodes > MAX_NODES or depth > MAX_DEPTH or len(value) > MAX_NODES:
             raise _Refused(Reason.MALFORMED, "it is far larger or deeper than any credential this issuer signs")
         children = value.items() if isinstance(value, dict) else enumerate(value)
         for key, child in children:

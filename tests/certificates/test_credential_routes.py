@@ -235,6 +235,33 @@ def test_an_anonymous_poison_graph_upload_is_refused_at_once(client, issue, no_n
     assert time.perf_counter() - started < 2
 
 
+def test_an_attachment_that_inflates_to_megabytes_is_refused_at_once(app, client, db, issue, no_network):
+    """A small PDF whose compressed credential.json inflates to megabytes: refused without inflating it all."""
+    bomb = b'{"a": [' + b"0," * 5_000_000 + b"0]}"  # 10 MB of JSON, a few kilobytes once compressed
+    pdf = with_attachment(stored_pdf(app, db, issue()), bomb)
+    assert len(pdf) < 200_000
+    started = time.perf_counter()
+    status, page = upload(client, pdf)
+    assert status == 422 and "far larger than any this site signs" in page
+    assert time.perf_counter() - started < 2
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        (b'{"a": [' + b"0," * 30_000 + b"0]}", "far larger or deeper"),  # one list of 30,000 numbers
+        (b"[" * 30_000 + b"]" * 30_000, "neither a certificate"),  # nested deeper than the JSON parser goes
+        (b'{"a": "' + b"x" * 70_000 + b'"}', "far larger than any this site signs"),  # over 64 KB
+    ],
+    ids=["long-list", "deep-nesting", "too-big"],
+)
+def test_oversized_json_gets_a_verdict_in_words_at_once(client, no_network, document, words):
+    started = time.perf_counter()
+    status, page = upload(client, document, "credential.json")
+    assert status == 422 and words in page
+    assert time.perf_counter() - started < 1
+
+
 def test_a_superseded_certificates_file_is_validly_signed_but_the_record_says_so(app, client, db, issue):
     old = issue()
     with acting(app, db):
