@@ -83,7 +83,16 @@ def verify(code: str) -> ResponseReturnValue:
         return render_template("certificates/verify_not_found.html"), 404
     status = services.public_status(certificate)
     revoked_on = _day(certificate, certificate.revoked_at)
-    return render_template("certificates/verify.html", status=status, facts=_facts(status), revoked_on=revoked_on)
+    latest = services.latest_version(get_session(), certificate)
+    replacement_revoked = latest if latest.status == CertificateStatus.REVOKED and latest is not certificate else None
+    return render_template(
+        "certificates/verify.html",
+        status=status,
+        facts=_facts(status),
+        revoked_on=revoked_on,
+        replacement_revoked=replacement_revoked,
+        replacement_revoked_on=_day(latest, latest.revoked_at),
+    )
 
 
 @bp.route("/api/v1/certificates/<path:code>")

@@ -443,7 +443,10 @@ def revoke(
     certificate.revocation_reason = reason
     certificate.revocation_note = note.strip()
     session.flush()
-    signing.refresh_status_list(session, signing.status_position(certificate.id)[0])  # its bit, same transaction
+    # Its bit, and the bits of the versions it replaced (a re-issue's old file must not still check as in force),
+    # in the same transaction.
+    for number in sorted({signing.status_position(c.id)[0] for c in _versions(certificate)}):
+        signing.refresh_status_list(session, number)
     audit.record(
         session,
         "certificate.revoke",
@@ -490,6 +493,24 @@ def reissue(
     session.refresh(new)
     why = reason.strip() or None
     return issue(session, new, actor_id=actor_id, actor_label=actor_label, action="certificate.reissue", reason=why)
+
+
+def _versions(certificate: Certificate) -> list[Certificate]:
+    """The certificate and every earlier version it replaced, newest first."""
+    versions = [certificate]
+    while versions[-1].supersedes is not None:
+        versions.append(versions[-1].supersedes)
+    return versions
+
+
+def latest_version(session: Session, certificate: Certificate) -> Certificate:
+    """The newest version of a certificate: itself, or the re-issue that replaced it, or the one that replaced that."""
+    while certificate.status == CertificateStatus.SUPERSEDED:
+        newer = session.scalar(select(Certificate).where(Certificate.supersedes_id == certificate.id))
+        if newer is None:
+            break
+        certificate = newer
+    return certificate
 
 
 # ---------------------------------------------------------------- lookup

@@ -96,11 +96,12 @@ def refresh_status_list(session: Session, number: int) -> StatusList:
     )
     assert row is not None  # inserted above when missing
     low, high = (number - 1) * LIST_SIZE, number * LIST_SIZE
-    revoked = session.scalars(
-        select(Certificate.id).where(
-            Certificate.status == CertificateStatus.REVOKED, Certificate.id >= low, Certificate.id < high
-        )
-    )
+    # Revoked certificates, and the versions they replaced: revoking a re-issue revokes its old files too.
+    chain = select(Certificate.id, Certificate.supersedes_id).where(Certificate.status == CertificateStatus.REVOKED)
+    chain = chain.cte("revoked_versions", recursive=True)
+    replaced = select(Certificate.id, Certificate.supersedes_id).join(chain, Certificate.id == chain.c.supersedes_id)
+    chain = chain.union_all(replaced)
+    revoked = session.scalars(select(chain.c.id).where(chain.c.id >= low, chain.c.id < high))
     encoded = bitstring.encode({i % LIST_SIZE for i in revoked}, LIST_SIZE)
     if row.encoded == encoded:
         return row  # unchanged: keep serving the signed list as it is

@@ -272,6 +272,37 @@ def test_a_superseded_certificates_file_is_validly_signed_but_the_record_says_so
     assert "Superseded certificate" in page and "no longer valid" in page
 
 
+def test_revoking_a_reissue_revokes_the_files_of_the_versions_it_replaced(app, client, db, issue):
+    first = issue()
+    with acting(app, db):
+        second = services.reissue(db, first, actor_label="test", reason="name corrected")
+        third = services.reissue(db, second, actor_label="test", reason="name corrected again")
+    old_files = [dict(first.credential), dict(second.credential)]
+    with acting(app, db):
+        services.revoke(db, third, RevocationReason.ACADEMIC_MISCONDUCT, "copied", actor_label="test")
+    for old in (first, second):
+        number, index = signing.status_position(old.id)
+        listed = client.get(f"/credentials/status/{number}").get_json()
+        assert is_set(listed["credentialSubject"]["encodedList"], index)
+        page = client.get(f"/verify/{old.code}").get_data(as_text=True)
+        assert "that version was revoked on" in page and "academic misconduct" in page
+    with app.app_context():
+        for credential in old_files:
+            assert signing.check(db, credential).reason == "revoked"  # what any verifier reading the list sees
+    kept = issue("Kept Holder")
+    with acting(app, db):
+        newer = services.reissue(db, kept, actor_label="test")
+    page = client.get(f"/verify/{kept.code}").get_data(as_text=True)
+    assert "Ask the holder for the current certificate" in page and "was revoked" not in page
+    assert not is_set(
+        client.get(f"/credentials/status/{signing.status_position(kept.id)[0]}").get_json()["credentialSubject"][
+            "encodedList"
+        ],
+        signing.status_position(kept.id)[1],
+    )
+    assert newer.status.value == "active"
+
+
 def test_a_pdf_whose_attachment_changed_by_one_byte_is_tampered(app, client, db, issue, no_network):
     pdf = stored_pdf(app, db, issue())
     original = attachment(pdf)
