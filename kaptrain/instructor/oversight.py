@@ -29,6 +29,7 @@ STEP_LABELS = {
     "evaluation": "Course evaluation",
     "attestation": "Attestation",
     "certificate": "Certificate awaiting approval",
+    "revoked": "Certificate revoked",
     "done": "Completed",
 }
 
@@ -43,7 +44,8 @@ class LearnerRow:
     """One learner's standing in the course."""
 
     user: User
-    step: str  # "disclosures", "module-<position>", "final", "evaluation", "attestation", "certificate", "done"
+    step: str  # "disclosures", "module-<position>", "final", "evaluation", "attestation", "certificate", "revoked",
+    # or "done"
     step_label: str
     last_activity: dt.datetime
     quiz: Quiz | None = None  # the quiz of the current step, if it has one
@@ -202,12 +204,18 @@ def _steps(course: Course, shape: _Shape) -> CTE:
         .group_by(ModuleProgress.user_id)
         .subquery("read")
     )
-    certified = (
-        select(Certificate.user_id)
-        .where(Certificate.course_id == course.id, Certificate.status == CertificateStatus.ACTIVE)
-        .distinct()
-        .subquery("certified")
-    )
+
+    def holders(status: CertificateStatus, name: str) -> Subquery:
+        return (
+            select(Certificate.user_id)
+            .where(Certificate.course_id == course.id, Certificate.status == status)
+            .distinct()
+            .subquery(name)
+        )
+
+    certified = holders(CertificateStatus.ACTIVE, "certified")
+    revoked = holders(CertificateStatus.REVOKED, "revoked")
+    waiting = holders(CertificateStatus.PENDING, "waiting")
 
     def not_passed(quiz: Quiz) -> ColumnElement[bool]:
         return func.coalesce(passed.c[f"quiz_{quiz.id}"], 0) == 0
@@ -227,6 +235,12 @@ def _steps(course: Course, shape: _Shape) -> CTE:
     steps += [
         (Evaluation.id.is_(None), "evaluation", None),
         (Attestation.id.is_(None), "attestation", None),
+        # Revoked, with nothing issued or asked for since: not waiting for anyone's approval.
+        (
+            and_(certified.c.user_id.is_(None), waiting.c.user_id.is_(None), revoked.c.user_id.is_not(None)),
+            "revoked",
+            None,
+        ),
         (certified.c.user_id.is_(None), "certificate", None),
     ]
     stmt = (
@@ -241,6 +255,8 @@ def _steps(course: Course, shape: _Shape) -> CTE:
         .outerjoin(Evaluation, and_(Evaluation.user_id == learner, Evaluation.course_id == course.id))
         .outerjoin(Attestation, and_(Attestation.user_id == learner, Attestation.course_id == course.id))
         .outerjoin(certified, certified.c.user_id == learner)
+        .outerjoin(revoked, revoked.c.user_id == learner)
+        .outerjoin(waiting, waiting.c.user_id == learner)
         .where(Enrolment.course_id == course.id)
     )
     if unquizzed:

@@ -76,8 +76,13 @@ def in_memory(db: Session, c: Course, now: dt.datetime) -> list[Expected]:
     }
     evaluated = set(db.scalars(select(Evaluation.user_id).where(Evaluation.course_id == c.id)))
     attested = set(db.scalars(select(Attestation.user_id).where(Attestation.course_id == c.id)))
-    certified = set(db.scalars(select(Certificate.user_id).where(
-        Certificate.course_id == c.id, Certificate.status == CertificateStatus.ACTIVE)))  # fmt: skip
+
+    def holders(status: CertificateStatus) -> set[int]:
+        return set(db.scalars(select(Certificate.user_id).where(
+            Certificate.course_id == c.id, Certificate.status == status)))  # fmt: skip
+
+    certified = holders(CertificateStatus.ACTIVE)
+    revoked, waiting = holders(CertificateStatus.REVOKED), holders(CertificateStatus.PENDING)
     rows = []
     for enrolment, learner in enrolments:
         seen = progress.get(learner.id, {})
@@ -101,6 +106,8 @@ def in_memory(db: Session, c: Course, now: dt.datetime) -> list[Expected]:
                     row.step, row.label = "evaluation", "Course evaluation"
                 elif learner.id not in attested:
                     row.step, row.label = "attestation", "Attestation"
+                elif learner.id not in certified and learner.id in revoked and learner.id not in waiting:
+                    row.step, row.label = "revoked", "Certificate revoked"
                 elif learner.id not in certified:
                     row.step, row.label = "certificate", "Certificate awaiting approval"
         if current is not None:
