@@ -271,16 +271,25 @@ def _learning_steps(record: CourseRecord, final_passed_at: dt.datetime | None) -
         done = m.state == State.COMPLETED
         steps.append(Step(StepKind.MODULE, m.module.slug, title, done, m.done_at, why, m.blocked_by is not None))
     if record.final is not None:
-        unfinished = next((m for m in record.modules if m.state != State.COMPLETED), None)
+        unfinished = [m.module.position for m in record.modules if m.state != State.COMPLETED]
         if final_passed_at:
             why, locked = "Passed", False
-        elif unfinished is not None:
-            why, locked = f"Locked: first, complete module {unfinished.module.position}", True
+        elif unfinished:
+            why, locked = f"Locked: first, complete {_modules_named(unfinished)}", True
         else:
             why, locked = f"Pass the final assessment (pass mark {record.final.passing_score}%)", False
         done = final_passed_at is not None
         steps.append(Step(StepKind.FINAL, StepKind.FINAL.value, record.final.title, done, final_passed_at, why, locked))
     return steps
+
+
+def _modules_named(positions: list[int]) -> str:
+    """ "module 2", "modules 2 and 4", "modules 2-6" (a run), "modules 2, 4 and 5"."""
+    if len(positions) == 1:
+        return f"module {positions[0]}"
+    if len(positions) > 2 and positions == list(range(positions[0], positions[-1] + 1)):
+        return f"modules {positions[0]}–{positions[-1]}"
+    return f"modules {', '.join(map(str, positions[:-1]))} and {positions[-1]}"
 
 
 def quiz_gate(record: CourseRecord, quiz: Quiz) -> str | None:

@@ -42,7 +42,7 @@ def test_every_requirement_is_a_step_with_done_and_why(db):
     ]
     assert not any(s.done for s in steps)
     assert steps[1].why.startswith("Locked: first, read and acknowledge")
-    assert steps[4].locked and "complete module 1" in steps[4].why
+    assert steps[4].locked and "complete modules 1–3" in steps[4].why
 
 
 def test_post_course_steps_separate_requirements_met_from_completed(db, monkeypatch):
