@@ -134,6 +134,12 @@ def page_size(session: Session) -> str:
     return str(value or current_app.config["CERTIFICATE_PAGE_SIZE"])
 
 
+def accreditation_statement(session: Session) -> str:
+    """The accreditation statement in effect ("" when the courses carry no accredited CE credit)."""
+    key = "accreditation_statement"
+    return str(get_setting(session, key) or environment_default(key) or "")
+
+
 def certificate_settings(session: Session, course: Course) -> CertificateSettings:
     """The values in effect for a certificate of this course: console, else environment, else course.yaml."""
     stored = all_settings(session)

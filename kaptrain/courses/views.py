@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
 from kaptrain import pagecache
-from kaptrain.admin.settings import certificate_settings
+from kaptrain.admin.settings import accreditation_statement, certificate_settings
 from kaptrain.auth import user
 from kaptrain.certificates import services as certificates
 from kaptrain.certificates.models import Certificate
@@ -45,13 +45,17 @@ def _status(course: Course, module_slug: str) -> tuple[completion.CourseRecord, 
 @bp.route("/")
 def home() -> ResponseReturnValue:
     """Landing page."""
-    return render_template("courses/home.html", courses=services.catalogue_courses(get_session()))
+    session = get_session()
+    accredited = bool(accreditation_statement(session))
+    return render_template("courses/home.html", courses=services.catalogue_courses(session), accredited=accredited)
 
 
 @bp.route("/courses")
 def catalogue() -> ResponseReturnValue:
     """All published courses."""
-    return render_template("courses/catalogue.html", courses=services.catalogue_courses(get_session()))
+    session = get_session()
+    accredited = bool(accreditation_statement(session))
+    return render_template("courses/catalogue.html", courses=services.catalogue_courses(session), accredited=accredited)
 
 
 @bp.route("/courses/<slug>")

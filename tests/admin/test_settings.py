@@ -108,3 +108,18 @@ def test_bad_values_are_refused_and_change_nothing(client, db, admin, field, val
 def test_the_service_validates_too(db, key, value):
     with pytest.raises(settings.SettingsError):
         settings.set_settings(db, {key: value}, None)
+
+
+def test_hours_are_called_ce_hours_only_once_an_accreditation_statement_is_set(app, client, db, admin):
+    def says(path: str) -> tuple[bool, bool]:
+        page = client.get(path).text
+        return "CE hours" in page, "hours" in page
+
+    demo = course(db)
+    for path in ("/", "/courses", f"/courses/{demo.slug}"):
+        assert says(path) == (False, True), path  # a certificate of completion: hours, not CE hours
+    assert "no accredited CE credit" in client.get(f"/courses/{demo.slug}").text
+    statement = "Northwind CE is approved by the Board to sponsor continuing education."
+    assert client.post("/admin/settings", data=FORM | {"accreditation_statement": statement}).status_code == 302
+    for path in ("/", "/courses", f"/courses/{demo.slug}"):
+        assert says(path) == (True, True), path
