@@ -109,6 +109,7 @@ def init_web(app: Flask) -> None:
     app.jinja_env.globals["support_email"] = app.config["SUPPORT_EMAIL"]
     app.jinja_env.filters["reject_none"] = lambda d: {k: v for k, v in d.items() if v is not None}
     app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.globals["certificate_day"] = certificate_day
 
 
 def localtime(value: dt.datetime | None, style: str = "datetime") -> str:
@@ -126,6 +127,20 @@ def localtime(value: dt.datetime | None, style: str = "datetime") -> str:
     if not any(c.isalpha() for c in name):  # zones without an abbreviation give "+03": add the place
         name = f"{name} ({getattr(zone, 'key', 'UTC')})".lstrip()
     return f"{day}, {local:%H:%M} {name}"
+
+
+def certificate_day(certificate: Any, moment: dt.datetime | None) -> str:
+    """A day of a certificate's record as the certificate states it, in the holder's zone when it was made
+    ("26 November 2026"), that zone named when it is not the viewer's: the PDF, the verification page and every
+    page of the site then give the same day."""
+    if moment is None:
+        return ""
+    day = certificate.local_day(moment)
+    text = f"{day.day} {day:%B %Y}"
+    zone = certificate.time_zone or "UTC"
+    if zone != getattr(_viewer_zone(), "key", "UTC"):
+        text += f" ({zone.replace('_', ' ')})"
+    return text
 
 
 def _viewer_zone() -> dt.tzinfo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from wtforms import (
+    BooleanField,
     DateField,
     IntegerField,
     SelectChoice,
@@ -69,6 +70,10 @@ class RevokeForm(BaseForm):
     note = TextAreaField(
         "Note (kept on record)",
         validators=[DataRequired(message="Explain why the certificate is revoked."), Length(max=1000)],
+    )
+    confirm_revoke = BooleanField(
+        "Yes, revoke it: it stops being valid at once, its earlier versions too, and the holder is emailed",
+        validators=[DataRequired(message="Tick the box to confirm the revocation: it cannot be undone.")],
     )
     submit = SubmitField("Revoke certificate")
 

@@ -7,11 +7,12 @@ import datetime as dt
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from flask import Response, current_app, render_template, request, stream_with_context
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from kaptrain import audit, csvout
@@ -58,12 +59,15 @@ def completions(db: Session, date_from: dt.date | None, date_to: dt.date | None,
     """Issued certificates (active, superseded, revoked) in the inclusive date range, oldest first."""
     stmt = _window(date_from, date_to)
     sub = stmt.subquery()
-    total, hours = db.execute(select(func.count(), func.coalesce(func.sum(sub.c.hours), 0))).one()
+    # Hours in force only: a superseded certificate's hours are its re-issue's, and a revoked one's count for nothing.
+    in_force = case((sub.c.status == CertificateStatus.ACTIVE, sub.c.hours), else_=0)
+    total, hours = db.execute(select(func.count(), func.coalesce(func.sum(in_force), 0))).one()
     pages = max(1, math.ceil(total / PER_PAGE))
     page = min(page, pages)
     ordered = stmt.order_by(Certificate.issued_at, Certificate.id)
     rows = db.scalars(ordered.limit(PER_PAGE).offset((page - 1) * PER_PAGE))
-    return CompletionsPage(list(rows), int(total), f"{hours:f}", page, pages)
+    in_force_hours = Decimal(str(hours or 0)).quantize(Decimal("0.01"))
+    return CompletionsPage(list(rows), int(total), f"{in_force_hours:f}", page, pages)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, aliased, lazyload
 from kaptrain.accounts.models import User
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
 from kaptrain.content.models import Course
+from kaptrain.db import as_utc
 
 COLUMNS = (
     "number",
@@ -37,6 +38,8 @@ COLUMNS = (
     "evaluation_submitted_on",
     "attested_on",
     "active_minutes",
+    "time_zone",  # the zone of every *_on day above: the holder's when the certificate was made
+    "issued_at_utc",
 )
 
 
@@ -110,5 +113,7 @@ def ce_report(
             _day(c, evaluated_at),
             _day(c, attested_at),
             "" if active_seconds is None else str(active_seconds // 60),
+            c.time_zone or "UTC",
+            as_utc(c.issued_at).isoformat(timespec="seconds") if c.issued_at else "",
         ]
         session.expunge(c)  # keep the identity map from growing with the export

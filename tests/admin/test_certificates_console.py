@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -90,13 +91,22 @@ def test_approve_selected_approves_only_those(app, client, db, admin):
     assert "Choose at least one certificate" in nothing.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("data", [{"reason": "", "note": "Wrong learner"}, {"reason": "issued_in_error", "note": " "}])
-def test_revoking_without_a_reason_changes_nothing(app, client, db, admin, data):
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"reason": "", "note": "Wrong learner", "confirm_revoke": "y"}, "Choose the reason for revoking."),
+        ({"reason": "issued_in_error", "note": " ", "confirm_revoke": "y"}, "Explain why the certificate is revoked."),
+        ({"reason": "issued_in_error", "note": "Wrong learner"}, "Tick the box to confirm the revocation"),
+    ],
+    ids=["no-reason", "no-note", "not-confirmed"],
+)
+def test_revoking_without_a_reason_or_confirmation_changes_nothing(app, client, db, admin, data, words):
     c = holder(app, db, "Keep Me")
     db.commit()
     response = client.post(f"/admin/certificates/{c.id}/revoke", data=data)
     assert response.status_code == 422
-    assert "Please correct the following" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "Please correct the following" in page and words in page
     db.refresh(c)
     assert c.status == CertificateStatus.ACTIVE and not entries(db, "certificate.revoke")
 
@@ -104,7 +114,7 @@ def test_revoking_without_a_reason_changes_nothing(app, client, db, admin, data)
 def test_revoke_then_reissue_are_refused_and_revoke_is_audited(app, client, db, admin):
     c = holder(app, db, "Revoke Me")
     db.commit()
-    data = {"reason": "academic_misconduct", "note": "Someone else took the final."}
+    data = {"reason": "academic_misconduct", "note": "Someone else took the final.", "confirm_revoke": "y"}
     assert client.post(f"/admin/certificates/{c.id}/revoke", data=data).status_code == 302
     db.refresh(c)
     assert c.status == CertificateStatus.REVOKED and c.revocation_note == "Someone else took the final."
@@ -158,3 +168,40 @@ def test_console_actions_need_the_csrf_token(app, client, db, admin, csrf_on):
     assert client.post(f"/admin/certificates/{c.id}/reissue").status_code == 400
     db.refresh(c)
     assert c.status == CertificateStatus.ACTIVE
+
+
+def test_every_admin_page_names_the_others_and_which_one_is_open(app, client, db, admin):
+    c = holder(app, db, "Linked Holder")
+    sections = ["People", "Certificates", "Reports", "Accommodations", "Audit log", "Settings"]
+    for path, current, state in [
+        ("/admin/people", "People", "page"),
+        (f"/admin/people/{c.user_id}", "People", "true"),
+        ("/admin/certificates", "Certificates", "page"),
+        (f"/admin/certificates/{c.id}", "Certificates", "true"),
+        ("/admin/reports", "Reports", "page"),
+        ("/admin/accommodations", "Accommodations", "page"),
+        ("/admin/audit", "Audit log", "page"),
+        ("/admin/settings", "Settings", "page"),
+    ]:
+        page = client.get(path).get_data(as_text=True)
+        nav = page.split('<nav class="sub-nav" aria-label="Administration">', 1)[1].split("</nav>", 1)[0]
+        assert [label for label in sections if f">{label}</a>" in nav] == sections, path
+        assert nav.count("aria-current") == 1 and f'aria-current="{state}">{current}</a>' in nav, path
+
+
+def test_a_certificate_and_its_holder_link_to_each_other(app, client, db, admin):
+    c = holder(app, db, "Linked Holder")
+    page = client.get(f"/admin/certificates/{c.id}").get_data(as_text=True)
+    assert f'href="/admin/people/{c.user_id}">Linked Holder</a>' in page
+    assert f'href="/verify/{c.code}"' in page
+    record = client.get(f"/admin/people/{c.user_id}").get_data(as_text=True)
+    assert f'href="/admin/certificates/{c.id}">{c.number}</a>' in record
+
+
+def test_certificate_dates_are_the_certificates_days_with_its_zone_named(app, client, db, admin):
+    c = holder(app, db, "Evening Finisher")
+    # Issued at 05:30 UTC on 27 November: still the 26th where the holder was (Denver).
+    c.time_zone, c.issued_at = "America/Denver", dt.datetime(2026, 11, 27, 5, 30, tzinfo=dt.UTC)
+    db.commit()
+    page = client.get(f"/admin/certificates/{c.id}").get_data(as_text=True)
+    assert "26 November 2026 (America/Denver)" in page and "27 November 2026" not in page

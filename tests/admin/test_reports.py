@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select
 
 from kaptrain.accounts.models import Role
 from kaptrain.admin import reports
-from kaptrain.certificates.models import Certificate, CertificateStatus
+from kaptrain.certificates.models import Certificate, CertificateStatus, RevocationReason
 from tests.factories import course, enrolled, make_user, pass_quiz
 
 DAY = dt.datetime(2025, 3, 10, 12, tzinfo=dt.UTC)
@@ -71,7 +71,11 @@ def test_completions_table_and_csv_match_a_count_in_sql(client, db, admin):
     seed(db, 30, DAY, "A")
     seed(db, 5, DAY + dt.timedelta(days=3), "B")
     page = client.get("/admin/reports?date_from=2025-03-10&date_to=2025-03-10").get_data(as_text=True)
-    assert "<strong>30</strong> certificates" in page and "<strong>105.00</strong> CE hours" in page
+    # Seeded superseded: listed, but their hours are their re-issues' (not seeded), so none are in force.
+    assert (
+        "<strong>30</strong> certificates" in page
+        and "<strong>0.00</strong> hours on the certificates in force" in page
+    )
     assert "Oregon" in page and "APA" in page
     response = client.get("/admin/reports/completions.csv?date_from=2025-03-10&date_to=2025-03-13")
     assert response.is_streamed and response.mimetype == "text/csv"
@@ -134,3 +138,22 @@ def test_item_analysis_csv_is_streamed_and_its_chart_is_svg(client, db, login):
     response = client.get(base + ".csv")
     assert response.is_streamed
     assert response.get_data(as_text=True).startswith("question,revisions,times_drawn")
+
+
+def test_hours_in_all_count_only_certificates_in_force(app, client, db, admin):
+    seed(db, 2, DAY, "S")  # superseded: 3.5 hours each, listed, not counted
+    for status, prefix in [(CertificateStatus.ACTIVE, "A"), (CertificateStatus.REVOKED, "R")]:
+        owner = make_user(db, full_name=f"{status.value} holder")
+        c = course(db)
+        db.add(Certificate(
+            number=f"{prefix}-1", code=f"{prefix}{1:031d}", user_id=owner.id, course_id=c.id, status=status,
+            holder_name="H", course_title=c.title, hours=Decimal("2.25"), max_hours=c.ce_hours, designations=[],
+            delivery_format="Online", provider="p", signatory_name="S", signatory_title="T", completed_at=DAY,
+            issued_at=DAY, revoked_at=DAY if status == CertificateStatus.REVOKED else None,
+            revocation_reason=RevocationReason.OTHER if status == CertificateStatus.REVOKED else None,
+        ))  # fmt: skip
+    db.commit()
+    page = client.get("/admin/reports?date_from=2025-03-10&date_to=2025-03-10").get_data(as_text=True)
+    assert (
+        "<strong>4</strong> certificates" in page and "<strong>2.25</strong> hours on the certificates in force" in page
+    )

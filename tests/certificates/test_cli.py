@@ -347,6 +347,8 @@ def test_export_writes_one_row_per_issued_certificate_with_the_ce_record(app, db
         "evaluation_submitted_on": evaluation.submitted_at.date().isoformat(),
         "attested_on": attestation.attested_at.date().isoformat(),
         "active_minutes": str(attestation.active_seconds // 60),
+        "time_zone": "UTC",  # the zone of the days above
+        "issued_at_utc": kept.issued_at.astimezone(dt.UTC).isoformat(timespec="seconds"),
     }
     assert f"Exported {len(rows)} certificate(s) issued since 2021-01-01 to standard output." in result.stderr
     [entry] = entries(db, "certificate.export")

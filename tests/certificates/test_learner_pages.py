@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import func, select
 
@@ -264,3 +266,14 @@ def test_transcript_page_and_pdf(client, db, evaluated):
 def test_evaluation_refuses_a_form_without_its_csrf_token(client, db, finished, csrf_on):
     assert client.post(EVALUATION, data=GOOD_EVALUATION).status_code == 400
     assert count(db, Evaluation) == 0
+
+
+def test_the_dashboard_gives_the_certificates_days_after_the_holder_moves_zone(client, app, db, learner):
+    with app.app_context():
+        made = certified(db, learner)
+        # Issued at 05:30 UTC on 27 November, in Denver (the 26th there), as the PDF prints it; then the holder moved.
+        made.time_zone, made.issued_at = "America/Denver", dt.datetime(2026, 11, 27, 5, 30, tzinfo=dt.UTC)
+        learner.time_zone = "Europe/London"
+        db.commit()
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "26 November 2026 (America/Denver)" in page and "Issued</dt><dd>27 November" not in page
