@@ -36,6 +36,7 @@ class ItemStats:
     facility: float | None = None  # share answered fully correctly
     discrimination: float | None = None  # point-biserial of item vs rest-of-test score
     option_counts: list[tuple[str, str, bool, int]] = field(default_factory=list)
+    current_drawn: int = 0  # of `drawn`, the answers to the current revision (the one the option counts are for)
     flags: list[str] = field(default_factory=list)
 
 
@@ -105,7 +106,7 @@ def quiz_stats(session: Session, quiz: Quiz, min_attempts: int = 20) -> QuizStat
         .where(Question.quiz_id == quiz.id)
     )
     question_of = {revision_id: question_id for revision_id, question_id in revision_rows}
-    pairs, choices = _item_figures(session, quiz.id, question_of)
+    pairs, choices, answered = _item_figures(session, quiz.id, question_of)
     revisions = Counter(question_of.values())
     bank = session.execute(
         select(Question.id, Question.key, QuestionRevision.id, QuestionRevision.stem, QuestionRevision.options)
@@ -121,6 +122,7 @@ def quiz_stats(session: Session, quiz: Quiz, min_attempts: int = 20) -> QuizStat
             stats.facility = data.sum_i / data.n
             stats.discrimination = data.correlation()
         counts = choices.get(revision_id, Counter())
+        stats.current_drawn = answered.get(revision_id, 0)
         stats.option_counts = [(o["id"], o["text"], bool(o["correct"]), counts.get(o["id"], 0)) for o in options]
         stats.flags = _flags(stats, min_attempts)
         items.append(stats)
@@ -153,10 +155,11 @@ def _attempt_figures(session: Session, quiz_id: int) -> tuple[int, int, list[tup
 
 def _item_figures(
     session: Session, quiz_id: int, question_of: dict[int, int]
-) -> tuple[dict[int, _Pairs], dict[int, Counter[str]]]:
+) -> tuple[dict[int, _Pairs], dict[int, Counter[str]], Counter[int]]:
     """In one pass over the answers of the quiz's graded attempts: per question (all its revisions together),
     the sums that give the facility and the point-biserial correlation of full credit on the question with the
-    mean credit on the rest of the same attempt; per revision, how often each option was chosen.
+    mean credit on the rest of the same attempt; per revision, how often each option was chosen, and how often
+    the revision was answered.
 
     The database groups the answers by revision and by the answer given, as stored (the JSON text of the list
     of option ids chosen): a few rows per question, whatever the number of attempts. Sums are additive, so the
@@ -191,19 +194,21 @@ def _item_figures(
     )
     pairs: dict[int, _Pairs] = {}
     choices: dict[int, Counter[str]] = defaultdict(Counter)
+    answered: Counter[int] = Counter()
     for revision_id, answer, n, *values in rows:
         question_id = question_of.get(revision_id)
         if question_id is None:
             continue  # not a question of this bank (cannot happen: attempts draw from their own quiz)
         p = pairs.setdefault(question_id, _Pairs())
         p.n += int(n)
+        answered[revision_id] += int(n)
         p.sum_i, p.sum_r, p.sum_ii, p.sum_rr, p.sum_ir = (
             a + float(b or 0) for a, b in zip((p.sum_i, p.sum_r, p.sum_ii, p.sum_rr, p.sum_ir), values, strict=True)
         )
         chosen = json.loads(answer) if answer else None
         for option_id in chosen if isinstance(chosen, list) else []:
             choices[revision_id][str(option_id)] += int(n)
-    return pairs, choices
+    return pairs, choices, answered
 
 
 def _flags(stats: ItemStats, min_attempts: int) -> list[str]:

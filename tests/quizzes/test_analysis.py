@@ -102,3 +102,15 @@ def test_instructor_cannot_use_admin_pages(client, db, login):
     login(make_user(db, role=Role.INSTRUCTOR))
     assert client.get("/admin/accommodations").status_code == 403
     assert client.post("/admin/accommodations", data={"email": "x@example.org"}).status_code == 403
+
+
+def test_a_revised_question_says_its_option_counts_are_the_new_revisions(client, db, login):
+    from tests.quizzes.test_analysis_in_sql import revise  # noqa: PLC0415 - the same edit as the SQL test's
+
+    seed_attempts(db, [[True, True, True], [False, True, True]])
+    first = db.scalar(select(Question).where(Question.key == "alpha-q1"))
+    revise(db, first, "alpha question 1, reworded")
+    db.commit()
+    login(make_user(db, role=Role.INSTRUCTOR))
+    page = client.get("/instructor/courses/demo-course/quizzes/alpha-quiz/analysis").get_data(as_text=True)
+    assert "On the current revision: not answered since it was published." in page

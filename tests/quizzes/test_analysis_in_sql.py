@@ -29,6 +29,7 @@ def in_memory(db: Session, q: Quiz) -> analysis.QuizStats:
     count = passed = 0
     pairs: dict[int, list[tuple[float, float]]] = defaultdict(list)
     choices: dict[int, Counter[str]] = defaultdict(Counter)
+    answered: Counter[int] = Counter()
     graded = select(Attempt).where(Attempt.quiz_id == q.id, Attempt.status == AttemptStatus.SUBMITTED)
     for a in db.scalars(graded):
         count, passed = count + 1, passed + bool(a.passed)
@@ -40,6 +41,7 @@ def in_memory(db: Session, q: Quiz) -> analysis.QuizStats:
             rest = (total - (item.credit or 0)) / (n - 1) if n > 1 else 0.0
             pairs[item.revision.question_id].append((credit, rest))
             choices[item.question_revision_id].update(item.selected or [])
+            answered[item.question_revision_id] += 1
     histogram = [(f"{b * 10}–{b * 10 + 9 if b < 9 else 100}%", bins.get(b, 0)) for b in range(10)]
     items = []
     for question in db.scalars(select(Question).where(Question.quiz_id == q.id).order_by(Question.position)):
@@ -55,6 +57,7 @@ def in_memory(db: Session, q: Quiz) -> analysis.QuizStats:
         stats.option_counts = [
             (o["id"], o["text"], bool(o["correct"]), choices[current.id].get(o["id"], 0)) for o in current.options
         ]
+        stats.current_drawn = answered[current.id]
         stats.flags = analysis._flags(stats, 20)  # noqa: SLF001 - the same flag rule on both sides
         items.append(stats)
     return analysis.QuizStats(count, passed, histogram, items)
@@ -111,8 +114,8 @@ def assert_same(got: analysis.QuizStats, expected: analysis.QuizStats) -> None:
     assert (got.attempts, got.passed, got.histogram) == (expected.attempts, expected.passed, expected.histogram)
     assert [s.key for s in got.items] == [s.key for s in expected.items]
     for g, e in zip(got.items, expected.items, strict=True):
-        assert (g.stem, g.revisions, g.drawn, g.option_counts, g.flags) == (
-            e.stem, e.revisions, e.drawn, e.option_counts, e.flags
+        assert (g.stem, g.revisions, g.drawn, g.current_drawn, g.option_counts, g.flags) == (
+            e.stem, e.revisions, e.drawn, e.current_drawn, e.option_counts, e.flags
         ), g.key  # fmt: skip
         for mine, theirs in ((g.facility, e.facility), (g.discrimination, e.discrimination)):
             assert (mine is None) == (theirs is None), g.key
@@ -135,6 +138,8 @@ def test_the_sql_analysis_equals_the_attempt_by_attempt_one(db, seed):
     db.flush()
     expected = in_memory(db, alpha)
     assert expected.attempts == 50 and any(s.revisions == 2 for s in expected.items)
+    revised = next(s for s in expected.items if s.revisions == 2)
+    assert 0 < revised.current_drawn < revised.drawn  # the option counts cover the answers since the revision
     assert_same(analysis.quiz_stats(db, alpha), expected)
 
 
