@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, lazyload, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from kaptrain import activity
@@ -247,8 +247,11 @@ def start_attempt(
             session.add(attempt)
             session.flush()
             for position, (_, revision) in enumerate(drawn):
-                order = [o["id"] for o in revision.options]
-                rng.shuffle(order)
+                if revision.type == QuestionType.TRUE_FALSE:  # always True, then False: never shuffled
+                    order = [o["id"] for o in sorted(revision.options, key=lambda o: o["text"] != "True")]
+                else:
+                    order = [o["id"] for o in revision.options]
+                    rng.shuffle(order)
                 session.add(
                     AttemptItem(
                         attempt_id=attempt.id,
@@ -498,11 +501,18 @@ class ReviewItem:
 
 
 def answers_revealed(attempt: Attempt) -> bool:
-    """Whether this attempt's review may show the correct answers and explanations."""
+    """Whether this attempt's review may show the correct answers and explanations: with "after a pass", every
+    submitted attempt once the learner has passed the quiz (the earlier failed ones too, as the quiz page says)."""
     reveal = attempt.quiz.reveal_answers  # the policy now, not when taken: withdrawing answers must take effect
     if attempt.status != AttemptStatus.SUBMITTED or reveal == Reveal.NEVER:
         return False
-    return reveal == Reveal.ALWAYS or bool(attempt.passed)
+    if reveal == Reveal.ALWAYS or attempt.passed:
+        return True
+    session = object_session(attempt)
+    passed = select(Attempt.id).where(
+        Attempt.user_id == attempt.user_id, Attempt.quiz_id == attempt.quiz_id, Attempt.passed.is_(True)
+    )
+    return session is not None and session.scalar(passed.limit(1)) is not None
 
 
 def shown_options(item: AttemptItem) -> list[dict[str, str]]:

@@ -17,9 +17,9 @@ from kaptrain.content.files import read_content
 from kaptrain.content.loader import import_content
 from kaptrain.courses import services as courses
 from kaptrain.quizzes import services
-from kaptrain.quizzes.models import Attempt, AttemptStatus
+from kaptrain.quizzes.models import Attempt, AttemptStatus, Question, QuestionRevision, QuestionType
 from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES, sign_in
-from tests.factories import correct_answers, enrolled, make_user, pass_quiz, quiz, record
+from tests.factories import correct_answers, enrolled, make_user, pass_quiz, quiz, record, set_rules
 
 
 def start(client, slug: str = "alpha-quiz") -> int:
@@ -84,6 +84,17 @@ def test_failed_attempt_shows_what_was_wrong_but_not_the_answers(client, db, lea
     assert b"incorrect" in page and b"Re-read:" in page
     assert b"(correct answer)" not in page and b"Why:" not in page
     assert b"You have 1 attempt left" in page
+
+
+def test_once_passed_the_earlier_failed_attempts_show_their_answers_too(client, db, learner):
+    failed = start(client)
+    client.post(f"/attempts/{failed}/submit", data=attempt_form(db, failed, right=False))
+    assert b"Why:" not in client.get(f"/attempts/{failed}/result").data
+    passed = start(client)
+    client.post(f"/attempts/{passed}/submit", data=attempt_form(db, passed))
+    page = client.get(f"/attempts/{failed}/result").data
+    assert b"Not passed: 0%" in page and b"Why:" in page and b"(correct answer)" in page
+    assert b"shown once you pass" not in page
 
 
 def test_double_submission_grades_once_and_shows_the_same_result(client, db, learner):
@@ -265,3 +276,20 @@ def test_review_shows_the_question_version_that_was_asked(client, db, learner):
         db.commit()
     page = client.get(f"/attempts/{attempt_id}/result").data.decode()
     assert stem in page
+
+
+def test_true_or_false_always_shows_true_first(db):
+    q = quiz(db, "alpha-quiz")
+    set_rules(db, q, draw=6)
+    question = db.scalar(select(Question).where(Question.quiz_id == q.id).order_by(Question.position))
+    revision = db.get(QuestionRevision, question.published_revision_id)
+    revision.type = QuestionType.TRUE_FALSE
+    revision.options = [{"id": "f", "text": "False", "correct": True}, {"id": "t", "text": "True", "correct": False}]
+    db.flush()
+    orders = set()
+    for seed in range(8):
+        user = make_user(db)
+        enrolled(db, user)
+        a = services.start_attempt(db, user.id, q, None, random.Random(seed))
+        orders |= {tuple(i.option_order) for i in a.items if i.question_revision_id == revision.id}
+    assert orders == {("t", "f")}
