@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import time
 import uuid
@@ -188,7 +189,10 @@ def test_the_api_links_the_credential(app, client, issue):
 def test_the_upload_page_asks_for_a_pdf_or_json(client):
     response = client.get("/verify")
     page = response.get_data(as_text=True)
-    assert response.status_code == 200 and "Check a certificate file — PDF or JSON" in page
+    assert response.status_code == 200 and '<h1 id="verdict-h">Check a certificate</h1>' in page
+    assert "Or check its file — PDF or JSON" in page
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))  # the lookup's button and the upload's each have their own id
     assert 'enctype="multipart/form-data"' in page and 'type="file"' in page
     assert response.headers["X-Robots-Tag"] == "noindex, nofollow"
 
