@@ -149,3 +149,16 @@ def test_learners_and_instructors_are_refused(client, db, login, role, method, u
     assert response.status_code == 403
     assert b"You do not have access to this page" in response.data
     assert db.scalar(select(func.count()).select_from(AuditEntry)) == before
+
+
+def test_a_detail_left_empty_reads_none_not_python(client, db, admin):
+    at = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
+    details = {"since": None, "until": "2026-03-10"}
+    db.add(
+        AuditEntry(
+            at=at, action="certificate.export", subject_type="certificate", actor_label="cli:ops", details=details
+        )
+    )
+    db.commit()
+    page = client.get("/admin/audit?action=certificate.export").get_data(as_text=True)
+    assert '<dt>since</dt><dd><span class="muted">none</span></dd>' in page and ">None<" not in page
