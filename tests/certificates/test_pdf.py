@@ -286,6 +286,13 @@ def test_plain_certificate_claims_no_accreditation(app_ctx: Flask, tmp_path: Pat
     assert pdf_info(data, tmp_path)["Pages"] == "1"
 
 
+def test_the_provider_is_printed_once_when_it_is_the_signatorys_title(app_ctx: Flask, tmp_path: Path) -> None:
+    provider = "Northwind Continuing Education"
+    view = make_view(provider=provider, signatory_name="Dr Jo Park", signatory_title=provider)
+    text = flat(pdf_text(certificate_pdf(view, page_size="A4"), tmp_path))
+    assert "Dr Jo Park" in text and text.count(provider) == 1
+
+
 # --- (c) page sizes ---------------------------------------------------------------------------------------------
 
 
