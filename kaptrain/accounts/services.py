@@ -215,6 +215,8 @@ def update_profile(session: Session, user: User, profile: Profile) -> None:
     if not profile.full_name.strip():
         raise AccountError("Enter your full name as it should appear on certificates.", "full_name")
     check_time_zone(profile.time_zone)
+    printed = ("full_name", "credential", "licence_number", "jurisdiction")  # what certificates print
+    before = {name: getattr(user, name) for name in printed}
     user.full_name = profile.full_name.strip()
     user.profession = profile.profession.strip()
     user.credential = profile.credential.strip()
@@ -222,6 +224,18 @@ def update_profile(session: Session, user: User, profile: Profile) -> None:
     user.jurisdiction = profile.jurisdiction.strip()
     user.time_zone = profile.time_zone
     session.flush()
+    after = {name: getattr(user, name) for name in printed}
+    if after != before:  # the CE record keeps who changed what a certificate would print, and when
+        changed = [name for name in printed if after[name] != before[name]]
+        audit.record(
+            session,
+            "user.profile_change",
+            "user",
+            user.id,
+            actor_id=user.id,
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
 
 
 def end_sessions(session: Session, user: User) -> None:

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kaptrain.accounts.models import Role, User
+from kaptrain.audit import AuditEntry
 from tests.conftest import PASSWORD
 from tests.factories import make_user
 
@@ -165,6 +166,21 @@ def test_profile_edit_saves_and_cannot_change_role_or_email(client, db, login):
     db.expire_all()
     assert user.full_name == "Dana Q. Example, LCSW" and user.jurisdiction == "Ontario"
     assert user.role == Role.LEARNER and user.email != "x@evil.tld"
+
+
+def test_a_change_to_what_certificates_print_is_audited_and_the_page_says_what_it_does(client, db, login):
+    user = make_user(db, full_name="Dana Example")
+    db.commit()
+    login(user)
+    assert "A certificate already issued keeps the name" in client.get("/account").get_data(as_text=True)
+    form = {"full_name": "Dana Q. Example", "profession": "Social worker", "credential": "", "licence_number": "",
+            "jurisdiction": "", "time_zone": "UTC"}  # fmt: skip
+    assert client.post("/account", data=form).status_code == 302
+    assert client.post("/account", data=form | {"time_zone": "Europe/London"}).status_code == 302  # not printed
+    [entry] = db.scalars(select(AuditEntry).where(AuditEntry.action == "user.profile_change"))
+    assert entry.actor_id == user.id and entry.subject_id == user.id
+    assert entry.details["before"] == {"full_name": "Dana Example"}
+    assert entry.details["after"] == {"full_name": "Dana Q. Example"}
 
 
 def test_change_password_requires_current_and_ends_other_sessions(app, client, db, login):
