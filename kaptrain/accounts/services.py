@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import secrets
 import zoneinfo
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -80,11 +82,24 @@ def normalise_email(email: str) -> str:
 
 @functools.cache
 def time_zones() -> tuple[str, ...]:
-    """The time zones the forms offer, sorted: "UTC" and the IANA region/place names ("America/Toronto"). The tz
-    database's technical entries ("Factory", "localtime", "EST5EDT", "Etc/GMT+5", whose sign is the reverse of what
-    people expect) are left out of the list."""
-    named = {z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/"))}
-    return tuple(sorted(named | {"UTC"}))
+    """The time zones the forms offer, sorted: "UTC" and the places of the tz database's zone.tab, one or more per
+    country under their current names ("Asia/Kolkata", not the old "Asia/Calcutta"; no "US/Pacific" or
+    "Australia/ACT"). Without zone.tab, every region/place name; the technical entries ("Factory", "EST5EDT",
+    "Etc/GMT+5", whose sign is the reverse of what people expect) are never offered."""
+    known = _time_zone_set()
+    places = _zone_tab() & known or {z for z in known if "/" in z and not z.startswith(("Etc/", "SystemV/", "US/"))}
+    return tuple(sorted(places | {"UTC"}))
+
+
+def _zone_tab() -> set[str]:
+    """The zone names listed in zone.tab (the tzdata package's, else the system's), or an empty set."""
+    try:
+        text = importlib.resources.files("tzdata").joinpath("zoneinfo/zone.tab").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        system = Path("/usr/share/zoneinfo/zone.tab")
+        text = system.read_text(encoding="utf-8") if system.is_file() else ""
+    rows = (line.split("\t") for line in text.splitlines() if line and not line.startswith("#"))
+    return {row[2] for row in rows if len(row) >= 3}
 
 
 def is_time_zone(name: str) -> bool:

@@ -130,6 +130,10 @@ def test_the_list_offers_places_not_the_tz_databases_technical_entries(client, d
     assert "America/Toronto" in zones and "UTC" in zones
     for technical in ("Factory", "localtime", "EST5EDT", "Etc/GMT+5", "posixrules"):
         assert technical not in zones
+    # Places under their current names, once each: no old aliases.
+    assert "Asia/Kolkata" in zones and "America/Denver" in zones and "Australia/Sydney" in zones
+    for alias in ("Asia/Calcutta", "Asia/Saigon", "US/Pacific", "Australia/ACT"):
+        assert alias not in zones and services.is_time_zone(alias)  # still accepted from an older form
     user = make_user(db)
     db.execute(text("UPDATE users SET time_zone = 'EST5EDT' WHERE id = :id"), {"id": user.id})  # chosen before
     db.commit()
