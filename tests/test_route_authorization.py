@@ -181,6 +181,8 @@ TABLE: dict[tuple[str, str], Row] = {
     # ---------------------------------------------------------------- administration
     ("admin.people", "GET"): admin_only(200),
     ("admin.person", "GET"): admin_only(200),
+    ("admin.person_new", "GET"): admin_only(200),
+    ("admin.person_new", "POST"): admin_only(422),  # no name or address given
     ("admin.person_role", "POST"): admin_only(422),  # no role chosen
     ("admin.person_deactivate", "POST"): admin_only(422),  # the box not ticked
     ("admin.person_reactivate", "POST"): admin_only(422),  # the account is active

@@ -31,6 +31,12 @@ def password_reset(user: User, secret: str, minutes: int) -> None:
     _send(user.email, "reset your password", "reset", user=user, link=link, minutes=minutes)
 
 
+def invitation(user: User, inviter: User, secret: str, days: int) -> None:
+    """An administrator made the account: the link that sets its first password (and proves the address)."""
+    link = absolute_url("accounts.reset_password", token=secret)
+    _send(user.email, "your new account", "invite", user=user, inviter=inviter, link=link, days=days)
+
+
 def reset_refused_deactivated(user: User) -> None:
     """A reset was asked for a deactivated account: say why no link comes, and whom to ask."""
     _send(user.email, "your account is deactivated", "reset_deactivated", user=user, team=the_sites_team())

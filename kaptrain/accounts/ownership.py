@@ -7,6 +7,7 @@ Every function here flushes and never commits; the emails it asks for leave afte
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from kaptrain import audit
 from kaptrain.accounts import mailer, tokens, twofactor
-from kaptrain.accounts.models import AccountToken, TokenPurpose, User
+from kaptrain.accounts.models import AccountToken, Role, TokenPurpose, User
 from kaptrain.accounts.services import (
     AccountError,
     EmailTaken,
@@ -211,4 +212,24 @@ def reset_password(session: Session, secret: str, new_password: str) -> User:
     if first_proof and (user.has_two_factor or user.totp_secret):
         twofactor.clear_unproven(session, user)
     mailer.password_changed(user)
+    return user
+
+
+# ---------------------------------------------------------------- accounts an administrator makes
+
+
+INVITE_LIFETIME = dt.timedelta(days=7)
+
+
+def invite(session: Session, email: str, full_name: str, role: Role, actor: User) -> User:
+    """Make an account for someone and email them a link to choose their password (valid 7 days; it also proves
+    the address). EmailTaken when an account already uses the address. The account has no usable password until
+    then; an instructor or administrator sets up two-factor sign-in at the first login, as always."""
+    user = create_user(session, email, secrets.token_urlsafe(32), Profile(full_name=full_name, profession=""), role)
+    session.flush()
+    audit.record(
+        session, "user.invite", "user", user.id, actor_id=actor.id, after={"email": user.email, "role": role.value}
+    )
+    secret = tokens.issue(session, user, TokenPurpose.RESET_PASSWORD, user.email, INVITE_LIFETIME)
+    mailer.invitation(user, actor, secret, INVITE_LIFETIME.days)
     return user

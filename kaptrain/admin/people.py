@@ -9,11 +9,18 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 from wtforms import SelectChoice
 
+from kaptrain.accounts import ownership, twofactor
 from kaptrain.accounts import services as accounts
-from kaptrain.accounts import twofactor
 from kaptrain.accounts.models import Role, User
 from kaptrain.admin import directory
-from kaptrain.admin.people_forms import CloseAccountForm, DeactivateForm, PeopleSearchForm, RoleForm, StatusForm
+from kaptrain.admin.people_forms import (
+    CloseAccountForm,
+    DeactivateForm,
+    InviteForm,
+    PeopleSearchForm,
+    RoleForm,
+    StatusForm,
+)
 from kaptrain.admin.views import bp
 from kaptrain.auth import role_required, user
 from kaptrain.db import get_session
@@ -64,6 +71,29 @@ def _record_page(
         deactivate_form=deactivate_form or DeactivateForm(formdata=None),
         closed=accounts.is_closed(person),
     ), status
+
+
+@bp.route("/people/new", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def person_new() -> ResponseReturnValue:
+    """Make an account for someone (an instructor, a learner whose employer enrols them): they are emailed a link
+    to choose their password."""
+    form = InviteForm()
+    if form.validate_on_submit():
+        try:
+            role = Role(form.role.data)
+            made = ownership.invite(get_session(), form.email.data or "", form.full_name.data or "", role, user())
+        except accounts.EmailTaken:
+            form.email.errors = ["An account already uses this address: search for it in People."]
+        except ValueError:
+            form.role.errors = ["Choose a role from the list."]
+        else:
+            flash(
+                f"Account made for {made.full_name}; {made.email} has been sent a link to choose a password.", "success"
+            )
+            return redirect(url_for("admin.person", user_id=made.id))
+    status = 422 if form.errors else 200
+    return render_template("admin/person_new.html", form=form, has_errors=bool(form.errors)), status
 
 
 @bp.route("/people/<int:user_id>")

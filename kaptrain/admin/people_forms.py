@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
 from kaptrain.accounts.models import Role
 from kaptrain.admin.directory import STATUSES
@@ -68,3 +68,24 @@ class CloseAccountForm(BaseForm):
         validators=[DataRequired(message="Tick the box to confirm that the person asked for this.")],
     )
     submit = SubmitField("Close the account")
+
+
+class InviteForm(BaseForm):
+    """Make an account for someone: they get an email to choose their password."""
+
+    full_name = StringField(
+        "Full name",
+        validators=[DataRequired(message="Enter the person's full name."), Length(max=200)],
+        description="As it should appear on certificates; they can correct it themselves later.",
+    )
+    email = StringField(
+        "Email address",
+        validators=[
+            DataRequired(message="Enter the person's email address."),
+            Email(message="Enter an email address such as name@example.org."),
+            Length(max=254),
+        ],
+        render_kw={"type": "email"},
+    )
+    role = SelectField("Role", choices=ROLE_CHOICES, default=Role.LEARNER.value)
+    submit = SubmitField("Make the account and email the person")

@@ -116,6 +116,7 @@ CASES = [
     PageCase("settings", "admin.site_settings", "admin", "/admin/settings"),
     PageCase("people", "admin.people", "admin", "/admin/people?q=Sam"),
     PageCase("person", "admin.person", "admin"),
+    PageCase("person-new", "admin.person_new", "admin", "/admin/people/new"),
     PageCase("person-close", "admin.person_close", "admin"),
     PageCase("result-as-admin", "quizzes.result", "admin"),
     PageCase("certificates", "admin.certificates", "admin", "/admin/certificates"),

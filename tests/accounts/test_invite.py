@@ -1,0 +1,50 @@
+"""An administrator adds a person: the account, the emailed link that sets its first password, the audit entry,
+and the refusals on the form."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from kaptrain.accounts.models import Role, User
+from kaptrain.audit import AuditEntry
+from tests.accounts.conftest import body, link_in
+from tests.accounts.test_password_reset import can_log_in, set_password_through
+from tests.factories import make_user
+
+NEW = {"full_name": "Ines Invited", "email": "ines@example.org", "role": "instructor"}
+
+
+def test_an_added_person_chooses_a_password_by_the_emailed_link(app, client, db, mailbox, login):
+    admin = make_user(db, role=Role.ADMIN, full_name="Ada Admin")
+    db.commit()
+    login(admin)
+    response = client.post("/admin/people/new", data=NEW)
+    made = db.scalar(select(User).where(User.email == "ines@example.org"))
+    assert made is not None and response.location == f"/admin/people/{made.id}"
+    assert made.role == Role.INSTRUCTOR and made.full_name == "Ines Invited" and made.email_confirmed_at is None
+    [entry] = db.scalars(select(AuditEntry).where(AuditEntry.action == "user.invite"))
+    assert entry.actor_id == admin.id and entry.subject_id == made.id
+
+    message = mailbox.last("ines@example.org")
+    assert message["Subject"] == "kaptrain: your new account"
+    assert "Ada Admin, an administrator of kaptrain, made you an account as an instructor" in body(message)
+    assert "within 7 days" in body(message) and "two-factor sign-in" in body(message)
+    path = link_in(message)
+    assert set_password_through(app.test_client(), path).location == "/login"
+    db.expire_all()
+    assert db.get(User, made.id).email_confirmed_at is not None  # the link proved the address
+    assert can_log_in(app, "ines@example.org", "a brand new passphrase 2026")
+
+
+def test_a_taken_address_or_a_bad_one_is_refused_on_the_form(client, db, mailbox, login):
+    admin = make_user(db, role=Role.ADMIN)
+    make_user(db, email="taken@example.org")
+    db.commit()
+    login(admin)
+    taken = client.post("/admin/people/new", data=NEW | {"email": "Taken@example.org"})
+    assert taken.status_code == 422 and "An account already uses this address" in taken.get_data(as_text=True)
+    bad = client.post("/admin/people/new", data=NEW | {"email": "not an address", "full_name": ""})
+    page = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "Enter an email address such as" in page and "Enter the person" in page
+    assert page.startswith("<!doctype html>") and "<title>Error: Add a person" in page
+    assert db.scalar(select(User).where(User.email == "not an address")) is None and mailbox.count() == 0
