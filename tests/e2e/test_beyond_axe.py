@@ -190,6 +190,13 @@ def test_time_warnings_and_time_up_are_announced(page, live_app, final_attempt):
     live = page.locator("#timer-alert")
     expect(live).to_have_attribute("aria-live", "polite")
     expect(live).to_be_empty()
+    # The bar with the time left also counts the questions answered, and stays in view while they scroll.
+    questions = page.evaluate("new Set([...document.querySelectorAll('input[name^=\"q-\"]')].map(i => i.name)).size")
+    expect(page.locator(".answered-count")).to_have_text(f" 0 of {questions} questions answered.")
+    page.locator('input[name^="q-"]').first.check()
+    expect(page.locator(".answered-count")).to_have_text(f" 1 of {questions} questions answered.")
+    page.mouse.wheel(0, 3000)
+    expect(page.locator("#timer")).to_be_in_viewport()
     page.clock.run_for(90_000)
     expect(live).to_have_text(re.compile("^Five minutes left to submit."))
     page.clock.run_for(4 * 60_000)
@@ -212,7 +219,7 @@ def test_a_learner_asks_for_more_time_where_the_quiz_allows_it(page, live_app, f
         before = session.get(Attempt, attempt_id).deadline_at
         session.commit()  # end the transaction: the app's requests need the write lock (SQLite)
         page.reload()
-        expect(page.locator("#timer")).to_contain_text("If you need more time")
+        expect(page.locator("#timer-help")).to_contain_text("If you need more time")
         page.get_by_role("button", name="I need more time (+10 minutes)").click()
         expect(page.get_by_role("status").filter(has_text="10 minutes were added")).to_be_visible()
         session.expire_all()

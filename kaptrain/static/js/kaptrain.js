@@ -54,6 +54,24 @@
     if (seconds > 0) { window.setTimeout(tick, Math.min(15000, seconds * 1000)); }
   }
   tick();
+  /* How many questions have an answer chosen, in the same bar, so a long timed quiz shows what is left. */
+  var count = timer.querySelector(".answered-count");
+  var form = document.querySelector("form[data-save-url]") || document;
+  var names = [];
+  Array.prototype.forEach.call(form.querySelectorAll('input[name^="q-"]'), function (input) {
+    if (names.indexOf(input.name) < 0) { names.push(input.name); }
+  });
+  function countAnswered() {
+    var answered = names.filter(function (name) {
+      return form.querySelector('input[name="' + name + '"]:checked') !== null;
+    }).length;
+    count.textContent = " " + answered + " of " + names.length + " questions answered.";
+  }
+  if (count && names.length) {
+    count.hidden = false;
+    countAnswered();
+    form.addEventListener("change", countAnswered);
+  }
 })();
 
 /* Registration: preselect the browser's time zone while the select is still empty. Without this
