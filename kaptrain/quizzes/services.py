@@ -500,14 +500,17 @@ class ReviewItem:
     explanation: str | None
 
 
-def answers_revealed(attempt: Attempt) -> bool:
+def answers_revealed(attempt: Attempt, quiz_passed: bool | None = None) -> bool:
     """Whether this attempt's review may show the correct answers and explanations: with "after a pass", every
-    submitted attempt once the learner has passed the quiz (the earlier failed ones too, as the quiz page says)."""
+    submitted attempt once the learner has passed the quiz (the earlier failed ones too, as the quiz page says).
+    `quiz_passed`: whether the learner has passed the quiz, when the caller knows (QuizState.passed)."""
     reveal = attempt.quiz.reveal_answers  # the policy now, not when taken: withdrawing answers must take effect
     if attempt.status != AttemptStatus.SUBMITTED or reveal == Reveal.NEVER:
         return False
     if reveal == Reveal.ALWAYS or attempt.passed:
         return True
+    if quiz_passed is not None:
+        return quiz_passed
     session = object_session(attempt)
     passed = select(Attempt.id).where(
         Attempt.user_id == attempt.user_id, Attempt.quiz_id == attempt.quiz_id, Attempt.passed.is_(True)
@@ -526,9 +529,10 @@ def form_for(item: AttemptItem, chosen_ids: list[str]) -> list[str]:
     return [str(item.option_order.index(oid)) for oid in chosen_ids]
 
 
-def review(attempt: Attempt) -> list[ReviewItem]:
-    """A submitted attempt as the learner may see it, honouring the quiz's reveal setting."""
-    reveal = answers_revealed(attempt)
+def review(attempt: Attempt, reveal: bool | None = None) -> list[ReviewItem]:
+    """A submitted attempt as the learner may see it, honouring the quiz's reveal setting (`reveal`: what
+    answers_revealed gave, when the caller has it)."""
+    reveal = answers_revealed(attempt) if reveal is None else reveal
     out = []
     for item in attempt.items:
         right = correct_ids(item.revision.options)

@@ -264,14 +264,15 @@ def result(attempt_id: int) -> ResponseReturnValue:
             fail(404, "This attempt has not been submitted, so it has no result yet.")
         return redirect(url_for("quizzes.attempt", attempt_id=a.id))
     record, state = _standing(a.quiz, a.user_id)
+    revealed = services.answers_revealed(a, state.passed)
     return render_template(
         "quizzes/result.html",
         attempt=a,
         quiz=a.quiz,
         state=state,
-        review=services.review(a),
+        review=services.review(a, revealed),
         reread=sections.reread_targets(a.items, _module_pages(record), _module_slug(a.quiz)),
-        revealed=services.answers_revealed(a),
+        revealed=revealed,
         next_step=record.next_step if a.passed else None,
         record=record,
         form=FlaskForm(),
