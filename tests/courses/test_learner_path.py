@@ -145,6 +145,7 @@ def test_dashboard_shows_progress_and_next_step(client, db, login):
     db.commit()
     page = client.get("/dashboard").data.decode()
     assert 'href="/courses/demo-course/modules/beta">Module 2: Module Beta</a>' in page  # the next step, linked
+    assert '<a class="button" href="/courses/demo-course/modules/beta">Continue: Module 2: Module Beta</a>' in page
     assert "Quiz passed" in page and "Pass the final assessment" not in page
     assert 'value="33"' in page  # one of three modules complete
 
