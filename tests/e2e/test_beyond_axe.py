@@ -233,3 +233,15 @@ def test_a_learner_asks_for_more_time_where_the_quiz_allows_it(page, live_app, f
         )
         session.commit()
         session.close()
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/Denver"])
+def test_registration_preselects_the_browsers_zone_even_under_its_old_name(browser, base_url, zone):
+    # Chromium reports Asia/Kolkata by its old name, Asia/Calcutta, which the list no longer offers.
+    context = browser.new_context(base_url=base_url, timezone_id=zone)
+    try:
+        page = context.new_page()
+        page.goto("/register")
+        expect(page.locator("select[data-detect-time-zone]")).to_have_value(zone)
+    finally:
+        context.close()

@@ -81,8 +81,17 @@
   var select = document.querySelector("select[data-detect-time-zone]");
   if (!select || select.value || !window.Intl) { return; }
   var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  var known = Array.prototype.some.call(select.options, function (o) { return o.value === zone; });
-  if (zone && known) { select.value = zone; }
+  if (!zone) { return; }
+  /* Some browsers report a zone's old name ("Asia/Calcutta" for the list's "Asia/Kolkata"): an option matches
+     when the browser resolves it to the same zone. */
+  function resolves(name) {
+    try { return new Intl.DateTimeFormat("en", { timeZone: name }).resolvedOptions().timeZone === zone; }
+    catch (e) { return false; }
+  }
+  var options = Array.prototype.slice.call(select.options);
+  var match = options.filter(function (o) { return o.value === zone; })[0] ||
+    options.filter(function (o) { return o.value && resolves(o.value); })[0];
+  if (match) { select.value = match.value; }
 })();
 /* A "Print" button (data-print) opens the browser's print dialog; without this file, the browser's own
    Print command gives the same result, since print.css drops navigation and forms. */
