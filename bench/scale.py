@@ -472,7 +472,7 @@ def _report(row: Row) -> Row:
     note += f"  bare errors: {b.errors} ({b.first_error})" if b.errors else ""
     if row.writes is not None:
         w = row.writes
-        note += f"\n  {'':<26} bare with the same writes {w.rps:8.1f} req/s: {w.rps / b.rps:5.2f} of the bare POST"
+        note += f"\n  {'':<26} bare with the same writes {w.rps:8.1f} req/s: {_share(w.rps, b.rps)} of the bare POST"
         note += f"  errors: {w.errors} ({w.first_error})" if w.errors else ""
     print(
         f"  {row.name:<26} {row.connections:>3} conns  {s.rps:8.1f} req/s (p50 {s.percentile(50):7.1f} ms, "
@@ -710,6 +710,11 @@ def _machine(url: str) -> dict[str, str]:
     }
 
 
+def _share(part: float, whole: float) -> str:
+    """part / whole to two places, or "–" when whole is nothing (a phase that completed no request)."""
+    return f"{part / whole:.2f}" if whole else "–"
+
+
 def _ms(v: float) -> str:
     return f"{v:.1f}"
 
@@ -760,7 +765,7 @@ def markdown(label: str, args: argparse.Namespace, cast: Cast, machine: dict[str
             errors = f" ({r.writes.errors} errors)" if r.writes.errors else ""
             lines.append(
                 f"| {r.name} | {r.connections} | {r.site.rps:.0f} | {r.bare.rps:.0f} | {w:.0f}{errors} | "
-                f"{w / r.bare.rps:.2f} | {r.site.rps / w:.2f} |"
+                f"{_share(w, r.bare.rps)} | {_share(r.site.rps, w)} |"
             )
     verdict = "pass" if issuance.ratio <= ISSUE_BUDGET else "FAIL"
     a, h = export["all"], export["half"]
@@ -839,7 +844,7 @@ def main() -> None:
     cast = choose_learners(app, max(levels), args.submissions * len(levels) + 1)
     app.extensions["kaptrain.db"].engine.dispose()  # no pooled connection is shared with the forked clients
     site_env = _env(url, work, KAPTRAIN_ENV="production", KAPTRAIN_SECRET_KEY=secrets.token_hex(32))
-    print(f"{label}: {cast.figures}; measuring (about {len(levels) * 13 * (args.duration + args.warmup + 1):.0f} s)")
+    print(f"{label}: {cast.figures}; measuring (about {len(levels) * 15 * (args.duration + args.warmup + 1):.0f} s)")
     bare_env = _env(url, work, BARE_DATABASE_URL=url)
     with (
         bare_writes_table(url),
