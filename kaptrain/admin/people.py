@@ -80,13 +80,13 @@ def person_new() -> ResponseReturnValue:
     to choose their password."""
     form = InviteForm()
     if form.validate_on_submit():
+        role = Role(form.role.data)  # one of the choices: the form checked it
         try:
-            role = Role(form.role.data)
             made = ownership.invite(get_session(), form.email.data or "", form.full_name.data or "", role, user())
         except accounts.EmailTaken:
             form.email.errors = ["An account already uses this address: search for it in People."]
-        except ValueError:
-            form.role.errors = ["Choose a role from the list."]
+        except accounts.AccountError as exc:
+            getattr(form, exc.field or "", form.full_name).errors = [str(exc)]
         else:
             flash(
                 f"Account made for {made.full_name}; {made.email} has been sent a link to choose a password.", "success"

@@ -103,6 +103,10 @@ def api_certificate(code: str) -> ResponseReturnValue:
     if certificate is None:
         return jsonify(status="unknown"), 404
     record = services.public_status(certificate).as_json()
+    latest = services.latest_version(get_session(), certificate)
+    if latest is not certificate and latest.status == CertificateStatus.REVOKED and latest.revoked_at:
+        # As the page says: the version that replaced this one was revoked, so neither is valid.
+        record["replacement_revoked_on"] = latest.local_day(latest.revoked_at).isoformat()
     return jsonify({**record, "credential": _credential_url(certificate)})
 
 

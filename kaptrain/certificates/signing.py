@@ -139,7 +139,9 @@ def extract_credential(data: bytes) -> dict[str, Any]:
         raise ValueError("This credential is far larger than any this site signs (64 KB at most).")
     try:
         credential = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError; RecursionError: nesting
+    except RecursionError:
+        raise ValueError("This JSON is nested far deeper than any credential this site signs.") from None
+    except (UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
         raise ValueError("This is neither a certificate PDF nor a credential in JSON.") from None
     if not isinstance(credential, dict):
         raise ValueError("This JSON is not a credential (it is not an object).")

@@ -299,9 +299,11 @@ def quiz_gate(record: CourseRecord, quiz: Quiz) -> str | None:
     if record.enrolment is None:
         return "Enrol in the course"
     if quiz.kind == QuizKind.FINAL:
-        unfinished = next((m for m in record.modules if m.state != State.COMPLETED), None)
-        if unfinished is not None:
-            return f"Complete module {unfinished.module.position}: {unfinished.revision.title}"
+        unfinished = [m for m in record.modules if m.state != State.COMPLETED]
+        if len(unfinished) == 1:
+            return f"Complete module {unfinished[0].module.position}: {unfinished[0].revision.title}"
+        if unfinished:
+            return f"Complete {_modules_named([m.module.position for m in unfinished])}"
         return None
     status = next((m for m in record.modules if m.module.id == quiz.module_id), None)
     if status is None or status.blocked_by and status.state == State.LOCKED:

@@ -142,18 +142,22 @@ def test_item_analysis_csv_is_streamed_and_its_chart_is_svg(client, db, login):
 
 def test_hours_in_all_count_only_certificates_in_force(app, client, db, admin):
     seed(db, 2, DAY, "S")  # superseded: 3.5 hours each, listed, not counted
-    for status, prefix in [(CertificateStatus.ACTIVE, "A"), (CertificateStatus.REVOKED, "R")]:
-        owner = make_user(db, full_name=f"{status.value} holder")
+    expired = DAY + dt.timedelta(days=365)  # an active certificate whose validity ended (DAY is in 2025)
+    for status, prefix, expires in [
+        (CertificateStatus.ACTIVE, "A", None),
+        (CertificateStatus.REVOKED, "R", None),
+        (CertificateStatus.ACTIVE, "E", expired),
+    ]:
+        owner = make_user(db, full_name=f"{prefix} holder")
         c = course(db)
         db.add(Certificate(
             number=f"{prefix}-1", code=f"{prefix}{1:031d}", user_id=owner.id, course_id=c.id, status=status,
             holder_name="H", course_title=c.title, hours=Decimal("2.25"), max_hours=c.ce_hours, designations=[],
             delivery_format="Online", provider="p", signatory_name="S", signatory_title="T", completed_at=DAY,
-            issued_at=DAY, revoked_at=DAY if status == CertificateStatus.REVOKED else None,
+            issued_at=DAY, revoked_at=DAY if status == CertificateStatus.REVOKED else None, expires_at=expires,
             revocation_reason=RevocationReason.OTHER if status == CertificateStatus.REVOKED else None,
         ))  # fmt: skip
     db.commit()
     page = client.get("/admin/reports?date_from=2025-03-10&date_to=2025-03-10").get_data(as_text=True)
-    assert (
-        "<strong>4</strong> certificates" in page and "<strong>2.25</strong> hours on the certificates in force" in page
-    )
+    assert "<strong>5</strong> certificates" in page
+    assert "<strong>2.25</strong> hours on the certificates in force" in page

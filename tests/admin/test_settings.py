@@ -3,6 +3,8 @@ next certificate; a content import never undoes a console approval mode."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -113,7 +115,7 @@ def test_the_service_validates_too(db, key, value):
 def test_hours_are_called_ce_hours_only_once_an_accreditation_statement_is_set(app, client, db, admin):
     def says(path: str) -> tuple[bool, bool]:
         page = client.get(path).text
-        return "CE hours" in page, "hours" in page
+        return "CE hours" in page, bool(re.search(r"\b(CE )?[Hh]ours\b", page.replace("CE hours", "")))
 
     demo = course(db)
     for path in ("/", "/courses", f"/courses/{demo.slug}"):
@@ -122,4 +124,4 @@ def test_hours_are_called_ce_hours_only_once_an_accreditation_statement_is_set(a
     statement = "Northwind CE is approved by the Board to sponsor continuing education."
     assert client.post("/admin/settings", data=FORM | {"accreditation_statement": statement}).status_code == 302
     for path in ("/", "/courses", f"/courses/{demo.slug}"):
-        assert says(path) == (True, True), path
+        assert says(path)[0], path

@@ -247,14 +247,14 @@ def test_an_attachment_that_inflates_to_megabytes_is_refused_at_once(app, client
     started = time.perf_counter()
     status, page = upload(client, pdf)
     assert status == 422 and "far larger than any this site signs" in page
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 5  # it took 20 s and 3 GB before
 
 
 @pytest.mark.parametrize(
     ("document", "words"),
     [
         (b'{"a": [' + b"0," * 30_000 + b"0]}", "far larger or deeper"),  # one list of 30,000 numbers
-        (b"[" * 30_000 + b"]" * 30_000, "neither a certificate"),  # nested deeper than the JSON parser goes
+        (b"[" * 30_000 + b"]" * 30_000, "nested far deeper"),  # deeper than the JSON parser goes
         (b'{"a": "' + b"x" * 70_000 + b'"}', "far larger than any this site signs"),  # over 64 KB
     ],
     ids=["long-list", "deep-nesting", "too-big"],
@@ -263,7 +263,7 @@ def test_oversized_json_gets_a_verdict_in_words_at_once(client, no_network, docu
     started = time.perf_counter()
     status, page = upload(client, document, "credential.json")
     assert status == 422 and words in page
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 5  # seconds, where a list of millions took 2 s and 3 GB
 
 
 def test_a_superseded_certificates_file_is_validly_signed_but_the_record_says_so(app, client, db, issue):
@@ -290,6 +290,8 @@ def test_revoking_a_reissue_revokes_the_files_of_the_versions_it_replaced(app, c
         assert is_set(listed["credentialSubject"]["encodedList"], index)
         page = client.get(f"/verify/{old.code}").get_data(as_text=True)
         assert "that version was revoked on" in page and "academic misconduct" in page
+        api = client.get(f"/api/v1/certificates/{old.code}").get_json()
+        assert api["status"] == "superseded" and not api["valid"] and api["replacement_revoked_on"]
     with app.app_context():
         for credential in old_files:
             assert signing.check(db, credential).reason == "revoked"  # what any verifier reading the list sees

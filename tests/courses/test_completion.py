@@ -13,7 +13,7 @@ from kaptrain.courses.completion import State, Step, StepKind
 from kaptrain.courses.models import ModuleProgress
 from kaptrain.db import utcnow
 from kaptrain.quizzes import services as quizzes
-from kaptrain.quizzes.models import Attempt
+from kaptrain.quizzes.models import Attempt, Quiz, QuizKind
 from tests.factories import (
     complete_learning,
     correct_answers,
@@ -43,6 +43,10 @@ def test_every_requirement_is_a_step_with_done_and_why(db):
     assert not any(s.done for s in steps)
     assert steps[1].why.startswith("Locked: first, read and acknowledge")
     assert steps[4].locked and "complete modules 1–3" in steps[4].why
+    final = db.scalar(select(Quiz).where(Quiz.kind == QuizKind.FINAL))
+    assert completion.quiz_gate(record(db, user), final) == "Complete modules 1–3"  # the quiz page says the same
+    assert completion._modules_named([2, 4]) == "modules 2 and 4"  # noqa: SLF001 - the wording of a gap
+    assert completion._modules_named([2, 4, 5]) == "modules 2, 4 and 5"  # noqa: SLF001
 
 
 def test_post_course_steps_separate_requirements_met_from_completed(db, monkeypatch):
