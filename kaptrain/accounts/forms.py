@@ -166,12 +166,13 @@ def _strip(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
 
-def _email_field(label: str) -> EmailField:
+def email_field(label: str, missing: str = "Enter your email address.") -> EmailField:
+    """An email address field: required (`missing` says so), well formed, trimmed."""
     return EmailField(
         label,
         filters=[_strip],  # an address pasted with a space around it is still that address
         validators=[
-            DataRequired(message="Enter your email address."),
+            DataRequired(message=missing),
             Email(message="Enter a valid email address."),
             Length(max=254, message="Use at most 254 characters."),
         ],
@@ -181,7 +182,7 @@ def _email_field(label: str) -> EmailField:
 class ForgotPasswordForm(BaseForm):
     """Ask for a password-reset link."""
 
-    email = _email_field("Email")
+    email = email_field("Email")
     submit = SubmitField("Send me a reset link")
 
 
@@ -215,7 +216,7 @@ class ResendConfirmationForm(BaseForm):
 class EmailChangeForm(BaseForm):
     """Move the account to another address (it takes effect once the new address is confirmed)."""
 
-    new_email = _email_field("New email address")
+    new_email = email_field("New email address")
     current_password = PasswordField(
         "Current password", validators=[DataRequired(message="Enter your current password.")]
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from kaptrain.accounts.forms import email_field
 from kaptrain.accounts.models import Role
 from kaptrain.admin.directory import STATUSES
 from kaptrain.forms import BaseForm
@@ -78,14 +79,6 @@ class InviteForm(BaseForm):
         validators=[DataRequired(message="Enter the person's full name."), Length(max=200)],
         description="As it should appear on certificates; they can correct it themselves later.",
     )
-    email = StringField(
-        "Email address",
-        validators=[
-            DataRequired(message="Enter the person's email address."),
-            Email(message="Enter an email address such as name@example.org."),
-            Length(max=254),
-        ],
-        render_kw={"type": "email"},
-    )
+    email = email_field("Email address", "Enter the person's email address.")
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.LEARNER.value)
     submit = SubmitField("Make the account and email the person")
