@@ -97,10 +97,13 @@ def refresh_status_list(session: Session, number: int) -> StatusList:
     assert row is not None  # inserted above when missing
     low, high = (number - 1) * LIST_SIZE, number * LIST_SIZE
     # Revoked certificates, and the versions they replaced: revoking a re-issue revokes its old files too.
-    chain = select(Certificate.id, Certificate.supersedes_id).where(Certificate.status == CertificateStatus.REVOKED)
-    chain = chain.cte("revoked_versions", recursive=True)
-    replaced = select(Certificate.id, Certificate.supersedes_id).join(chain, Certificate.id == chain.c.supersedes_id)
-    chain = chain.union_all(replaced)
+    start = (
+        select(Certificate.id, Certificate.supersedes_id)
+        .where(Certificate.status == CertificateStatus.REVOKED)
+        .cte("revoked_versions", recursive=True)
+    )
+    replaced = select(Certificate.id, Certificate.supersedes_id).join(start, Certificate.id == start.c.supersedes_id)
+    chain = start.union_all(replaced)
     revoked = session.scalars(select(chain.c.id).where(chain.c.id >= low, chain.c.id < high))
     encoded = bitstring.encode({i % LIST_SIZE for i in revoked}, LIST_SIZE)
     if row.encoded == encoded:
@@ -167,7 +170,7 @@ _PDF_LIMITS = {
 
 def _attachment(pdf: bytes) -> bytes:
     try:
-        with apply_configuration(**_PDF_LIMITS):
+        with apply_configuration(None, **_PDF_LIMITS):  # None: on top of the configuration in effect
             contents = PdfReader(io.BytesIO(pdf)).attachments.get(ATTACHMENT_NAME)
     except LimitReachedError:
         raise ValueError("This PDF's credential is far larger than any this site signs.") from None
