@@ -37,6 +37,11 @@ def invitation(user: User, inviter: User, secret: str, days: int) -> None:
     _send(user.email, "your new account", "invite", user=user, inviter=inviter, link=link, days=days)
 
 
+def account_closed(address: str) -> None:
+    """The account at this address was closed: what that means, and whom to contact if it was not asked for."""
+    _send(address, "your account was closed", "closed", team=the_sites_team())
+
+
 def reset_refused_deactivated(user: User) -> None:
     """A reset was asked for a deactivated account: say why no link comes, and whom to ask."""
     _send(user.email, "your account is deactivated", "reset_deactivated", user=user, team=the_sites_team())

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from kaptrain import audit
 from kaptrain.accounts.models import Role, User
-from kaptrain.db import utcnow
+from kaptrain.db import after_commit, utcnow
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256
@@ -376,6 +376,7 @@ def close_account(session: Session, user: User, actor: User | None) -> None:
     if was_active:
         _refuse_last_admin(session, user, "close their account")
     cleared = ["email", "full_name", "profession", "credential", "licence_number", "jurisdiction", "time_zone"]
+    address = user.email  # told once the closure commits; the account then keeps no address
     user.email = CLOSED_EMAIL.format(id=user.id)
     user.full_name = CLOSED_NAME.format(id=user.id)
     user.profession = user.credential = user.licence_number = user.jurisdiction = user.time_zone = ""
@@ -393,3 +394,6 @@ def close_account(session: Session, user: User, actor: User | None) -> None:
         after={"is_active": False, "closed": True},
         cleared=cleared,
     )
+    from kaptrain.accounts import mailer  # noqa: PLC0415 - mailer imports this module
+
+    after_commit(functools.partial(mailer.account_closed, address), session)  # only once the closure is kept

@@ -65,3 +65,18 @@ def test_no_revocation_mail_goes_to_an_account_closed_at_the_persons_request(app
         services.revoke(db, certificate, RevocationReason.ISSUED_IN_ERROR, "duplicate", None, "t")
         db.commit()
     assert inbox.messages == []
+
+
+def test_closing_an_account_tells_the_address_it_had_and_keeps_no_name(app, db, inbox):
+    from kaptrain.accounts import services as accounts  # noqa: PLC0415
+
+    with app.app_context():
+        user = make_user(db, email="leaving@example.org", full_name="Lee Leaving")
+        db.commit()
+        accounts.close_account(db, user, None)
+        assert inbox.messages == []  # nothing before the commit
+        db.commit()
+    [(_from, to, message)] = inbox.messages
+    assert to == ["leaving@example.org"] and message["Subject"] == "kaptrain: your account was closed"
+    body = message.get_content()
+    assert "closed, as you asked" in body and "at least six years" in body and "Lee Leaving" not in body
