@@ -204,14 +204,19 @@ def reset_password(session: Session, secret: str, new_password: str) -> User:
     user.password_hash = hash_password(new_password)
     user.session_version += 1  # every session cookie issued before stops working
     first_proof = user.email_confirmed_at is None
+    # An account never logged into, whose address this link proves for the first time (an administrator's
+    # invitation, say), is choosing its first password: there is no earlier one to warn its owner about.
+    first_password = first_proof and user.last_login_at is None
     if first_proof:
         user.email_confirmed_at = utcnow()
     session.flush()
     tokens.revoke(session, user, TokenPurpose.RESET_PASSWORD)
-    audit.record(session, "user.password_reset", "user", user.id, actor_id=user.id)
+    action = "user.password_set" if first_password else "user.password_reset"
+    audit.record(session, action, "user", user.id, actor_id=user.id)
     if first_proof and (user.has_two_factor or user.totp_secret):
         twofactor.clear_unproven(session, user)
-    mailer.password_changed(user)
+    if not first_password:
+        mailer.password_changed(user)
     return user
 
 

@@ -34,6 +34,10 @@ def test_an_added_person_chooses_a_password_by_the_emailed_link(app, client, db,
     db.expire_all()
     assert db.get(User, made.id).email_confirmed_at is not None  # the link proved the address
     assert can_log_in(app, "ines@example.org", "a brand new passphrase 2026")
+    # A first password: no "your password was changed" notice, and the log says it was set, not reset.
+    assert [m["Subject"] for m in mailbox.to("ines@example.org")] == ["kaptrain: your new account"]
+    actions = set(db.scalars(select(AuditEntry.action).where(AuditEntry.subject_id == made.id)))
+    assert "user.password_set" in actions and "user.password_reset" not in actions
 
 
 def test_a_taken_address_or_a_bad_one_is_refused_on_the_form(client, db, mailbox, login):
