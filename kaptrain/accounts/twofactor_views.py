@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user
 
 from kaptrain.accounts import services, twofactor
 from kaptrain.accounts.forms import CurrentPasswordForm, EnableTwoFactorForm
 from kaptrain.accounts.views import bp, field_error
-from kaptrain.auth import user
+from kaptrain.auth import safe_next, user
 from kaptrain.db import get_session, may_write
 
 # What an instructor or administrator without two-factor sign-in may still reach: its set-up, and the way out.
@@ -30,7 +30,11 @@ def require_two_factor_for_staff() -> ResponseReturnValue | None:
             "with an authenticator app on your phone.",
             "info",
         )
+        session[AFTER_SET_UP] = request.full_path.rstrip("?")  # this site's own path: where to go on afterwards
     return redirect(url_for("accounts.two_factor"))
+
+
+AFTER_SET_UP = "after_two_factor"  # session key: the page a staff member asked for before setting it up
 
 
 def _issuer() -> str:
@@ -72,7 +76,8 @@ def two_factor() -> ResponseReturnValue:
             field_error(form, exc)
         else:
             login_user(me)  # this browser keeps its session under the new session version
-            return render_template("accounts/recovery_codes.html", codes=codes, first=True)
+            then = safe_next(session.pop(AFTER_SET_UP, None), url_for("accounts.profile"))
+            return render_template("accounts/recovery_codes.html", codes=codes, first=True, then=then)
     return _page(422 if form.errors else 200, form=form)
 
 

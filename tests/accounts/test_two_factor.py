@@ -184,7 +184,11 @@ def test_staff_without_it_are_sent_to_set_it_up_and_can_do_nothing_else(app, db,
     page = browser.get("/account/two-factor")
     assert page.status_code == 200 and b"Instructors and administrators must use it." in page.data
     db.refresh(staff)
-    assert browser.post("/account/two-factor", data={"code": pyotp.TOTP(staff.totp_secret).now()}).status_code == 200
+    shown = browser.post("/account/two-factor", data={"code": pyotp.TOTP(staff.totp_secret).now()})
+    # Onward to the last page asked for before the set-up (/courses), not to the account page.
+    assert shown.status_code == 200 and 'href="/courses">I have saved them: continue</a>' in shown.get_data(
+        as_text=True
+    )
     assert browser.get("/dashboard").status_code == 200
     off = browser.post("/account/two-factor/disable", data={"off-current_password": PASSWORD})
     assert off.status_code == 422 and b"must sign in with two factors" in off.data
@@ -307,3 +311,18 @@ def test_an_unproven_address_cannot_turn_it_on(client, db, login):  # type: igno
     assert refused.status_code in (200, 422)
     db.refresh(stranger)
     assert not stranger.has_two_factor and stranger.totp_secret is None
+
+
+def test_the_way_on_after_set_up_is_only_ever_a_path_on_this_site(app, db):
+    staff = make_user(db, role=Role.INSTRUCTOR, email="onward@example.org")
+    db.commit()
+    browser = app.test_client()
+    assert browser.post("/login", data={"email": staff.email, "password": PASSWORD}).status_code == 302
+    browser.get("/account/two-factor")
+    with browser.session_transaction() as stored:
+        stored["after_two_factor"] = "//evil.example/x"  # as if a crafted address had been remembered
+    db.refresh(staff)
+    page = browser.post("/account/two-factor", data={"code": pyotp.TOTP(staff.totp_secret).now()}).get_data(
+        as_text=True
+    )
+    assert "evil.example" not in page and 'href="/account">I have saved them: go to my account</a>' in page
