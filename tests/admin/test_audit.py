@@ -162,3 +162,15 @@ def test_a_detail_left_empty_reads_none_not_python(client, db, admin):
     db.commit()
     page = client.get("/admin/audit?action=certificate.export").get_data(as_text=True)
     assert '<dt>since</dt><dd><span class="muted">none</span></dd>' in page and ">None<" not in page
+
+
+def test_a_person_or_certificate_in_the_log_links_to_its_record(client, db, admin):
+    at = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
+    db.add(AuditEntry(at=at, action="user.role_change", subject_type="user", subject_id=admin.id, actor_label="t"))
+    db.add(AuditEntry(at=at, action="certificate.revoke", subject_type="certificate", subject_id=7, actor_label="t"))
+    db.add(AuditEntry(at=at, action="content.import", subject_type="course", subject_id=1, actor_label="t"))
+    db.commit()
+    page = client.get("/admin/audit").get_data(as_text=True)
+    assert f'<a href="/admin/people/{admin.id}">user {admin.id}</a>' in page
+    assert '<a href="/admin/certificates/7">certificate 7</a>' in page
+    assert "course 1" in page and 'href="/admin/courses' not in page  # no page of its own: plain text
