@@ -134,10 +134,12 @@ def page_size(session: Session) -> str:
     return str(value or current_app.config["CERTIFICATE_PAGE_SIZE"])
 
 
-def accreditation_statement(session: Session) -> str:
-    """The accreditation statement in effect ("" when the courses carry no accredited CE credit)."""
+def accreditation_statement(session: Session, stored: dict[str, Any] | None = None) -> str:
+    """The accreditation statement in effect ("" when the courses carry no accredited CE credit); `stored`: the
+    console's values when the caller has read them already (all_settings)."""
     key = "accreditation_statement"
-    return str(get_setting(session, key) or environment_default(key) or "")
+    value = stored.get(key) if stored is not None else get_setting(session, key)
+    return str(value or environment_default(key) or "")
 
 
 def certificate_settings(session: Session, course: Course) -> CertificateSettings:
@@ -149,7 +151,7 @@ def certificate_settings(session: Session, course: Course) -> CertificateSetting
 
     return CertificateSettings(
         provider=pick("provider_name", course.provider),
-        accreditation_statement=pick("accreditation_statement", "") or None,
+        accreditation_statement=accreditation_statement(session, stored) or None,
         signatory_name=pick("signatory_name", course.signatory_name),
         signatory_title=pick("signatory_title", course.signatory_title),
         # From the rows read above (page_size() would read its row again, or miss it with a query).

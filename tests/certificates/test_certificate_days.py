@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from kaptrain.certificates import report, services
+from kaptrain.certificates.models import Certificate
 from tests.factories import certified, enrolled, make_user
 
 # 22:16 on 26 November in Toronto is 03:16 on 27 November in UTC.
@@ -40,13 +41,20 @@ def test_every_place_states_the_day_in_the_holders_zone(
     assert api["completed_on"] == api["issued_on"] == f"2026-11-{day}"
 
 
-def test_a_reissue_keeps_the_days_of_the_certificate_it_replaces(app: Flask, db: Session) -> None:
+def evening_certificate(db: Session) -> Certificate:
+    """A certificate of a holder in Toronto who completed the course there on the evening of 26 November (in an app
+    context)."""
     holder = make_user(db)
     holder.time_zone = "America/Toronto"
     enrolled(db, holder)
+    certificate = certified(db, holder)
+    certificate.completed_at = EVENING_IN_TORONTO
+    return certificate
+
+
+def test_a_reissue_keeps_the_days_of_the_certificate_it_replaces(app: Flask, db: Session) -> None:
     with app.app_context():
-        old = certified(db, holder)
-        old.completed_at = EVENING_IN_TORONTO
+        old = evening_certificate(db)
         old.time_zone = "UTC"  # made before migration 0013
         db.flush()
         new = services.reissue(db, old, actor_label="test", reason="Name corrected")
@@ -54,12 +62,8 @@ def test_a_reissue_keeps_the_days_of_the_certificate_it_replaces(app: Flask, db:
 
 
 def test_a_certificate_from_before_keeps_the_utc_day_it_was_printed_with(app: Flask, db: Session) -> None:
-    holder = make_user(db)
-    holder.time_zone = "America/Toronto"
-    enrolled(db, holder)
     with app.app_context():
-        certificate = certified(db, holder)
-        certificate.completed_at = EVENING_IN_TORONTO
+        certificate = evening_certificate(db)
         db.flush()
         db.execute(text("UPDATE certificates SET time_zone = NULL WHERE id = :id"), {"id": certificate.id})
         db.expire(certificate)
@@ -68,7 +72,6 @@ def test_a_certificate_from_before_keeps_the_utc_day_it_was_printed_with(app: Fl
 
 def test_the_check_page_states_a_files_days_as_the_sites_record_does() -> None:
     from kaptrain.certificates import checking  # noqa: PLC0415
-    from kaptrain.certificates.models import Certificate  # noqa: PLC0415
 
     record = Certificate(time_zone="America/Toronto")
     assert checking._day("2026-11-27T03:16:00Z", record) == "November 26, 2026"  # noqa: SLF001
