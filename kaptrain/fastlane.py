@@ -1,8 +1,8 @@
-"""The fast lane: a learner's cached pages, the heartbeat and the holder's PDF download answered before Flask builds
-a request.
+"""The fast lane: a learner's cached pages, the heartbeat, a quiz submission and the holder's PDF download answered
+before Flask builds a request.
 
 They are what learners ask for most (the heartbeat every 30 seconds by every reading learner), and each needs only
-one or two plain statements (kaptrain.pagecache: its stored pages and fast paths). Building Flask's request
+a few plain statements (kaptrain.pagecache: its stored pages and fast paths). Building Flask's request
 context, opening the session, running every before- and after-request function and saving the session cost more
 than the statements themselves, so this WSGI middleware answers these requests itself, but only when everything
 about the request is already known good in this process:
@@ -10,13 +10,15 @@ about the request is already known good in this process:
 - the session cookie is one this process's RememberingSessionInterface checked before (its signature is not
   looked at here; its age is), it holds a learner's id and session version, no waiting message, a login within
   SESSION_HOURS, and Flask-Login's session identifier matches this client's address and browser;
-- for the heartbeat (a POST), the CSRF token in its header is one RememberingCSRFProtect accepted for this session
-  and is within WTF_CSRF_TIME_LIMIT, and, over HTTPS, the referrer is this site;
+- for a POST (the heartbeat, a submission), its body is empty or a small URL-encoded form (read here and put back
+  for Flask), and the CSRF token in its form field or header is one RememberingCSRFProtect accepted for this
+  session and is within WTF_CSRF_TIME_LIMIT, and, over HTTPS, the referrer is this site;
 - for a page, a CSRF token signed for this session under a minute ago is at hand (kaptrain.pagecache reuses
   one for that long), and the page is stored under the versions the session check reads;
 - the fast path's (or the page's) statement then checks the session against the database.
 
-Anything else (a cookie or token not seen before, a query string, staff, a module not opened, a database error)
+Anything else (a cookie or token not seen before, a query string, staff, a module not opened, a file upload, an
+answer the fast path will not grade, a database error)
 goes to Flask as before, which answers as it always did and remembers what it checked. The answer carries the
 headers Flask would add (tests/test_fastlane.py compares the two). It is installed inside ProxyFix, so it sees the
 client's address and scheme as Flask does.
@@ -25,17 +27,20 @@ client's address and scheme as Flask does.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
-from flask import Flask
+from flask import Flask, g
 
 # Flask-Compress's own choice of encoding and compressor, so a page from the lane is encoded exactly as Flask would
 # encode it (tests/test_fastlane.py compares the two).
 from flask_compress.flask_compress import _choose_algorithm, _compress_data
 from flask_wtf.csrf import same_origin
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
 from werkzeug.routing import MapAdapter
@@ -55,8 +60,10 @@ LANE_SETS = frozenset({"content-length", "vary"})  # headers of an answer that t
 
 # (endpoint, method) of the fast paths that need no request context, and the ends of their paths (a cheap first
 # test, so that every other request pays one string comparison).
-LANE = frozenset({("courses.heartbeat", "POST"), ("certificates.certificate_pdf", "GET")})
-PATH_ENDS = ("/heartbeat", ".pdf")
+LANE = frozenset({("courses.heartbeat", "POST"), ("quizzes.submit", "POST"), ("certificates.certificate_pdf", "GET")})
+PATH_ENDS = ("/heartbeat", "/submit", ".pdf")
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 64 * 1024  # a quiz's answers are a few hundred bytes; anything larger Flask reads, with its limits
 PAGE_STARTS = ("/courses/", "/dashboard")  # where every page of pagecache.CACHED_ENDPOINTS is
 
 
@@ -68,6 +75,31 @@ def client_identifier(environ: Mapping[str, Any]) -> str:
     agent = environ.get("HTTP_USER_AGENT")
     base = f"{first}|{agent.encode('utf-8') if agent is not None else None}"
     return hashlib.sha512(base.encode("utf8")).hexdigest()
+
+
+def read_form(environ: WSGIEnvironment) -> MultiDict[str, str] | None:
+    """A POST's form as Flask would read it, when it is a small URL-encoded one (no body: an empty form), or None to
+    leave the body to Flask. A body read here is put back, so Flask reads the same bytes when the lane hands over."""
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return None
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if length == 0:
+        return MultiDict()
+    mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+    if mimetype != FORM_TYPE or not 0 < length <= MAX_FORM_BYTES:
+        return None
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    if len(body) != length:
+        return None
+    try:
+        # As werkzeug's form parser reads it (the same error handler for escapes that are not UTF-8).
+        return MultiDict(parse_qsl(body.decode(), keep_blank_values=True, errors="werkzeug.url_quote"))
+    except UnicodeDecodeError:
+        return None
 
 
 class FastLane:
@@ -103,15 +135,19 @@ class FastLane:
             return None
         data = self._session(environ)
         learner = self._learner(environ, data) if data is not None else None
-        if learner is None or data is None or (method != "GET" and not self._csrf_ok(environ, data)):
+        if learner is None or data is None:
+            return None
+        form = MultiDict[str, str]() if method == "GET" else read_form(environ)
+        if form is None or (method != "GET" and not self._csrf_ok(environ, data, form)):
             return None
         with app.app_context():
+            g.script_root = environ.get("SCRIPT_NAME", "")  # for pagecache.location's redirects
             try:
                 if page:
                     response = self._page(learner, data, environ["PATH_INFO"])
                 else:
                     assert handler is not None
-                    response = handler(learner, dict(args))
+                    response = handler(learner, dict(args), form)
             except pagecache.driver_error() as exc:
                 log.warning("Plain statements failed for %s %s (%s); Flask answers", method, environ["PATH_INFO"], exc)
                 return None
@@ -120,7 +156,11 @@ class FastLane:
                 # the bug is on its way too) rather than the server's bare 500.
                 log.exception("The fast lane failed for %s %s; Flask answers", method, environ["PATH_INFO"])
                 return None
-        return None if response is None else self._finish(response, environ)
+        if response is None:
+            if not page:  # the fast path said no: Flask's before-request function need not ask it again
+                environ[pagecache.DECLINED] = True
+            return None
+        return self._finish(response, environ)
 
     def _page(self, learner: pagecache.Learner, data: Mapping[str, Any], path: str) -> Response | None:
         pages = self.app.extensions["kaptrain.pages"]
@@ -153,14 +193,15 @@ class FastLane:
             return None
         return pagecache.session_learner(data.get("_user_id"))
 
-    def _csrf_ok(self, environ: WSGIEnvironment, data: Mapping[str, Any]) -> bool:
+    def _csrf_ok(self, environ: WSGIEnvironment, data: Mapping[str, Any], form: MultiDict[str, str]) -> bool:
         from kaptrain.extensions import csrf  # noqa: PLC0415 - extensions is imported after the app's modules
 
         config = self.app.config
         if not config["WTF_CSRF_ENABLED"]:
             return True
+        # Where Flask-WTF looks, in its order: the form's field, then the headers.
         headers = (environ.get("HTTP_" + name.upper().replace("-", "_")) for name in config["WTF_CSRF_HEADERS"])
-        token = next(filter(None, headers), None)
+        token = form.get(config["WTF_CSRF_FIELD_NAME"]) or next(filter(None, headers), None)
         secret = config.get("WTF_CSRF_SECRET_KEY") or self.app.secret_key
         expected = data.get(config["WTF_CSRF_FIELD_NAME"])
         if not token or not isinstance(expected, str):

@@ -34,12 +34,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from flask import Flask, Response, current_app, g, request, session
+from flask import Flask, Response, current_app, g, has_request_context, request, session, url_for
 from flask.globals import request_ctx
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import String, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
 from kaptrain.db import (
@@ -429,13 +430,16 @@ class Learner(NamedTuple):
 # what STAMP_SQL checks for a cached page (same session version, active, a learner): a round trip fewer.
 SESSION_SQL = "u.id = :user AND u.session_version = :session AND u.is_active = :yes AND u.role = 'learner'"
 
-FastPath = Callable[[Learner, dict[str, Any]], BaseResponse | None]
+# Set in the WSGI environ by kaptrain.fastlane when a fast path it ran answered None (the normal way must answer).
+DECLINED = "kaptrain.fast_path_declined"
+FastPath = Callable[[Learner, dict[str, Any], MultiDict[str, str]], BaseResponse | None]
 _FAST_PATHS: dict[tuple[str, str], FastPath] = {}
 
 
 def fast_path(endpoint: str, method: str = "GET") -> Callable[[FastPath], FastPath]:
-    """Register a learner's way through an endpoint that needs no ORM: called with the session's learner and the
-    URL's values once the session cookie (and, for a POST, its CSRF token) is checked as for a cached page. Its
+    """Register a learner's way through an endpoint that needs no ORM: called with the session's learner, the
+    URL's values and the form sent (empty for a GET) once the session cookie (and, for a POST, its CSRF token) is
+    checked as for a cached page, in Flask's request or in kaptrain.fastlane's, which has none. Its
     first statement must check the learner against the database with SESSION_SQL; it answers, or returns None to
     let the request go the normal way (which it must also do when that check finds nothing)."""
 
@@ -453,7 +457,7 @@ def fast_path_for(endpoint: str, method: str) -> FastPath | None:
 
 def _serve_cached() -> BaseResponse | None:
     endpoint = request.endpoint or ""
-    fast = _FAST_PATHS.get((endpoint, request.method))
+    fast = None if DECLINED in request.environ else _FAST_PATHS.get((endpoint, request.method))
     if request.query_string or (fast is None and (request.method != "GET" or endpoint not in CACHED_ENDPOINTS)):
         return None
     pages = store()
@@ -471,6 +475,15 @@ def _serve_cached() -> BaseResponse | None:
         return None
 
 
+def location(endpoint: str, **values: Any) -> str:
+    """The path of a page on this site, for a fast path's redirect: url_for in Flask's request; in the fast lane's,
+    which has none, the same path from the site's routes under the lane's script root (`g.script_root`)."""
+    if has_request_context():
+        return url_for(endpoint, **values)
+    adapter = current_app.url_map.bind("localhost", script_name=g.get("script_root") or "/")
+    return adapter.build(endpoint, values)
+
+
 def driver_error() -> type[Exception]:
     """The database driver's base error (what plain statements raise when the database refuses or is gone)."""
     error: type[Exception] = _plain().engine.dialect.loaded_dbapi.Error
@@ -479,7 +492,7 @@ def driver_error() -> type[Exception]:
 
 def _serve(pages: PageStore, fast: FastPath | None, who: Learner) -> BaseResponse | None:
     if fast is not None:
-        return fast(who, request.view_args or {})
+        return fast(who, request.view_args or {}, request.form)
     key = page_key(who, request.path)
     if key is None:
         return None

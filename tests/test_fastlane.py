@@ -18,9 +18,11 @@ from werkzeug.test import TestResponse
 
 from kaptrain import pagecache
 from kaptrain.accounts.models import Role, User
-from kaptrain.fastlane import FastLane, client_identifier
+from kaptrain.courses import services as courses
+from kaptrain.fastlane import MAX_FORM_BYTES, FastLane, client_identifier
+from kaptrain.quizzes.models import Attempt, AttemptStatus
 from tests.conftest import sign_in
-from tests.factories import holders_pdf, make_user
+from tests.factories import correct_answers, enrolled, holders_pdf, make_user, quiz, start
 
 MODULE = "/courses/demo-course/modules/alpha"
 HEARTBEAT = f"{MODULE}/heartbeat"
@@ -156,10 +158,12 @@ def test_what_the_lane_does_not_know_goes_to_flask(
     token = _token(client)
     assert client.post(HEARTBEAT, headers={"X-CSRFToken": token}).status_code == 200
     lane.clear()
-    # No token, a token never accepted, a token in the form only (the lane reads headers), another address.
+    # No token, a token never accepted, the token in a multipart body (the lane reads small URL-encoded forms only),
+    # another address.
     assert client.post(HEARTBEAT).status_code == 400
     assert client.post(HEARTBEAT, headers={"X-CSRFToken": token[:-3] + "abc"}).status_code == 400
-    assert client.post(HEARTBEAT, data={"csrf_token": token}).status_code == 200
+    multipart = client.post(HEARTBEAT, data={"csrf_token": token}, content_type="multipart/form-data")
+    assert multipart.status_code == 200
     moved = client.post(HEARTBEAT, headers={"X-CSRFToken": token}, environ_base={"REMOTE_ADDR": "192.0.2.50"})
     assert moved.status_code in (302, 401)  # session protection: the session is ended, as Flask-Login does
     assert lane == [False, False, False, False]
@@ -232,3 +236,92 @@ def test_a_failing_lane_leaves_the_answer_to_flask(
     client.get(MODULE)
     answers = [client.post(HEARTBEAT) for _ in range(2)]
     assert [a.status_code for a in answers] == [200, 200] and lane[-2:] == [False, False]
+
+
+# --- quiz submission ------------------------------------------------------------------------------------------------
+
+
+def _open_attempt(db: Session, learner: User) -> Attempt:
+    q = quiz(db, "alpha-quiz")
+    assert q.module is not None
+    courses.open_module(db, learner.id, q.module)
+    attempt = start(db, learner, q)
+    db.commit()
+    return attempt
+
+
+def test_a_quiz_submission_comes_by_the_lane_graded_and_answered_as_flask_does(
+    app: Flask, client: FlaskClient, learner: User, db: Session, csrf_on: None, lane: list[bool]
+) -> None:
+    attempt = _open_attempt(db, learner)
+    token = _token(client)
+    assert client.post(HEARTBEAT, headers={"X-CSRFToken": token}).status_code == 200  # Flask accepts the token
+    form = {**correct_answers(attempt), "csrf_token": token}
+    lane.clear()
+    by_lane = client.post(f"/attempts/{attempt.id}/submit", data=form)
+    again = client.post(f"/attempts/{attempt.id}/submit", data=form)  # graded already: Flask's normal way
+    assert lane == [True, False]
+    assert by_lane.status_code == again.status_code == 302
+    assert by_lane.location == again.location == f"/attempts/{attempt.id}/result"
+    assert _headers(by_lane) == _headers(again)
+    db.expire_all()
+    graded = db.get(Attempt, attempt.id)
+    assert graded is not None and graded.status == AttemptStatus.SUBMITTED and graded.score == 100 and graded.passed
+    assert "Passed: 100%" in client.get(by_lane.location).get_data(as_text=True)
+
+
+def test_a_submission_the_lane_reads_and_leaves_reaches_flask_whole(
+    app: Flask, client: FlaskClient, learner: User, db: Session, csrf_on: None, lane: list[bool]
+) -> None:
+    """The lane reads a form to find its token and answers; when it then leaves the request to Flask (a token it has
+    not seen accepted, an answer left blank), Flask reads the same form."""
+    attempt = _open_attempt(db, learner)
+    token = _token(client)  # signed for this session, never yet accepted: the lane cannot know it is good
+    answers = correct_answers(attempt)
+    _, *rest = answers
+    blank = {**{k: answers[k] for k in rest}, "csrf_token": token}
+    path = f"/attempts/{attempt.id}/submit"
+    lane.clear()
+    for _ in range(2):  # the token not yet accepted, then accepted but the fast path will not grade a blank
+        back = client.post(path, data=blank)  # Flask: the blank is named, the rest kept
+        assert back.status_code == 302 and back.location.endswith("check=1")
+        db.expire_all()
+        kept = db.get(Attempt, attempt.id)
+        assert kept is not None and kept.status == AttemptStatus.OPEN
+        assert sum(bool(item.selected) for item in kept.items) == len(rest)
+    graded = client.post(path, data={**answers, "csrf_token": token})
+    assert graded.status_code == 302 and graded.location == f"/attempts/{attempt.id}/result"
+    assert lane == [False, False, True]
+    db.expire_all()
+    assert db.get(Attempt, attempt.id).score == 100  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("how", ["no token", "a forged token", "multipart", "someone else's", "a form too large"])
+def test_a_submission_the_lane_cannot_vouch_for_is_answered_by_flask(
+    app: Flask, client: FlaskClient, learner: User, db: Session, csrf_on: None, lane: list[bool], how: str
+) -> None:
+    owner = learner
+    if how == "someone else's":
+        owner = make_user(db)
+        enrolled(db, owner)
+    attempt = _open_attempt(db, owner)
+    token = _token(client)
+    assert client.post(HEARTBEAT, headers={"X-CSRFToken": token}).status_code == 200
+    form: dict[str, object] = {**correct_answers(attempt), "csrf_token": token}
+    kw: dict[str, str] = {}
+    expect = {"no token": 400, "a forged token": 400, "someone else's": 404}.get(how, 302)
+    if how == "no token":
+        form.pop("csrf_token")
+    elif how == "a forged token":
+        form["csrf_token"] = token[:-3] + "abc"
+    elif how == "multipart":
+        kw = {"content_type": "multipart/form-data"}
+    elif how == "a form too large":
+        form["padding"] = "x" * (MAX_FORM_BYTES + 1)
+    lane.clear()
+    answer = client.post(f"/attempts/{attempt.id}/submit", data=form, **kw)
+    assert answer.status_code == expect
+    assert lane == [False]
+    db.expire_all()
+    status = db.get(Attempt, attempt.id).status  # type: ignore[union-attr]
+    assert status == (AttemptStatus.SUBMITTED if expect == 302 else AttemptStatus.OPEN)

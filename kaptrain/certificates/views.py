@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
+from werkzeug.datastructures import MultiDict
 
 from kaptrain import pagecache
 from kaptrain.admin import settings
@@ -196,7 +197,7 @@ _stored_pdfs = pagecache.PageStore(max_bytes=32 * 1024 * 1024)
 
 
 @pagecache.fast_path("certificates.certificate_pdf")
-def _holders_pdf(learner: pagecache.Learner, args: dict[str, Any]) -> Response | None:
+def _holders_pdf(learner: pagecache.Learner, args: dict[str, Any], _form: MultiDict[str, str]) -> Response | None:
     found = pagecache.run_sql(_PDF_SQL, {**learner.params(), "id": args["certificate_id"]})
     if found is None:
         return None

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_t
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
 
 from kaptrain import pagecache
 from kaptrain.admin.settings import accreditation_statement, certificate_settings
@@ -177,7 +178,7 @@ def heartbeat(slug: str, module_slug: str) -> ResponseReturnValue:
 
 
 @pagecache.fast_path("courses.heartbeat", method="POST")
-def _heartbeat_fast(learner: pagecache.Learner, args: dict[str, Any]) -> Response | None:
+def _heartbeat_fast(learner: pagecache.Learner, args: dict[str, Any], _form: MultiDict[str, str]) -> Response | None:
     # Every 30 seconds from every reading learner: plain statements, no ORM (kaptrain.pagecache); a module the
     # learner has not opened goes the normal way above, which says why.
     seat = services.record_heartbeat_fast(learner, args["slug"], args["module_slug"])

@@ -21,6 +21,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import joinedload
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
 from kaptrain import pagecache
@@ -194,16 +195,18 @@ def submit(attempt_id: int) -> ResponseReturnValue:
     return redirect(url_for("quizzes.result", attempt_id=a.id))
 
 
-def _answers_sent() -> dict[str, list[str]]:
-    return {k: request.form.getlist(k) for k in request.form if k.startswith("q-")}
+def _answers_sent(form: MultiDict[str, str] | None = None) -> dict[str, list[str]]:
+    sent = request.form if form is None else form
+    return {k: sent.getlist(k) for k in sent if k.startswith("q-")}
 
 
 @pagecache.fast_path("quizzes.submit", method="POST")
-def _submit_fast(learner: pagecache.Learner, args: dict[str, Any]) -> BaseResponse | None:
+def _submit_fast(learner: pagecache.Learner, args: dict[str, Any], form: MultiDict[str, str]) -> BaseResponse | None:
     # Plain statements for the usual submission (kaptrain.quizzes.fast); anything else goes the normal way above.
-    if not fast.submit(learner, args["attempt_id"], _answers_sent(), utcnow()):
+    # Served in Flask's request or in the fast lane's (kaptrain.fastlane), which has no request: the form is given.
+    if not fast.submit(learner, args["attempt_id"], _answers_sent(form), utcnow()):
         return None
-    return redirect(url_for("quizzes.result", attempt_id=args["attempt_id"]))
+    return redirect(pagecache.location("quizzes.result", attempt_id=args["attempt_id"]))
 
 
 @bp.route("/attempts/<int:attempt_id>/save", methods=["POST"])
