@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
+from flask_login import current_user, login_user
 
 from kaptrain.accounts import ownership, services
 from kaptrain.accounts.forms import ConfirmEmailForm, ForgotPasswordForm, ResetPasswordForm
@@ -84,7 +84,11 @@ def confirm_email(token: str) -> ResponseReturnValue:
         except services.AccountError as exc:
             return _link_problem(exc, "confirm")
         if old_email is not None:
-            flash(f"Your email address is now {account.email}. We have told {old_email}.", "success")
+            signed_in_here = current_user.is_authenticated and current_user.id == account.id
+            if signed_in_here:
+                login_user(account)  # this browser stays signed in, under the new session version
+            elsewhere = "Every other device was signed out." if signed_in_here else "Log in with it now."
+            flash(f"Your email address is now {account.email}. We have told {old_email}. {elsewhere}", "success")
         else:
             flash(f"Thank you: {account.email} is confirmed.", "success")
         return redirect(url_for("courses.dashboard" if current_user.is_authenticated else "accounts.login"))

@@ -126,7 +126,7 @@ def pending_email_change(session: Session, user: User) -> AccountToken | None:
 
 
 def _change_email(session: Session, token: AccountToken, user: User) -> str:
-    """Move the account to the token's address (now proven); returns the old address."""
+    """Move the account to the token's address (now proven) and end its sessions; returns the old address."""
     new_email = token.email
     if find_user_by_email(session, new_email) is not None:
         raise AccountError(
@@ -145,7 +145,9 @@ def _change_email(session: Session, token: AccountToken, user: User) -> str:
             f"Another account started using {new_email} a moment ago, so your address was not changed.", "email"
         ) from None
     # Links sent to the old address (reset, confirmation) name an address the account no longer has, so
-    # tokens.check_still_valid refuses them from now on.
+    # tokens.check_still_valid refuses them from now on. The sign-in name changed: every session ends, as after a
+    # password change (the view signs the browser that followed the link in again, if it was this account's).
+    user.session_version += 1
     audit.record(
         session,
         "user.email_change",

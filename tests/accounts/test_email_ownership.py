@@ -216,9 +216,14 @@ def test_changing_the_address_confirms_the_new_one_and_tells_the_old_one(app, cl
     confirmation = mailbox.last("ana.new@example.org")
     assert confirmation["Subject"] == "kaptrain: confirm your new email address"
 
+    other_device = app.test_client()
+    assert other_device.post("/login", data={"email": "ana@example.org", "password": PASSWORD}).status_code == 302
     path = link_in(confirmation)
     assert b"Move the account now at ana@example.org to" in client.get(path).data
-    assert client.post(path).status_code == 302
+    moved = client.post(path, follow_redirects=True)
+    assert moved.status_code == 200 and b"Every other device was signed out." in moved.data
+    assert client.get("/account").status_code == 200  # the browser that followed the link stays signed in
+    assert other_device.get("/account").status_code == 302  # every other session ended
     db.refresh(ana)
     assert ana.email == "ana.new@example.org" and ana.is_email_confirmed
     assert mailbox.last("ana@example.org")["Subject"] == "kaptrain: your email address was changed"
