@@ -10,7 +10,7 @@ from kaptrain.accounts import services, twofactor
 from kaptrain.accounts.forms import CurrentPasswordForm, EnableTwoFactorForm
 from kaptrain.accounts.views import bp, field_error
 from kaptrain.auth import safe_next, user
-from kaptrain.db import get_session, may_write
+from kaptrain.db import get_session, may_write, utcnow
 
 # What an instructor or administrator without two-factor sign-in may still reach: its set-up, and the way out.
 ALLOWED_BEFORE_ENROLMENT = frozenset({"accounts.two_factor", "accounts.logout", "static", "favicon"})
@@ -77,7 +77,7 @@ def two_factor() -> ResponseReturnValue:
         else:
             login_user(me)  # this browser keeps its session under the new session version
             then = safe_next(session.pop(AFTER_SET_UP, None), url_for("accounts.profile"))
-            return render_template("accounts/recovery_codes.html", codes=codes, first=True, then=then)
+            return render_template("accounts/recovery_codes.html", codes=codes, first=True, then=then, made=utcnow())
     return _page(422 if form.errors else 200, form=form)
 
 
@@ -95,7 +95,7 @@ def recovery_codes() -> ResponseReturnValue:
         except services.AccountError as exc:
             field_error(form, exc)
         else:
-            return render_template("accounts/recovery_codes.html", codes=codes, first=False)
+            return render_template("accounts/recovery_codes.html", codes=codes, first=False, made=utcnow())
     return _page(422, password_form=form)
 
 

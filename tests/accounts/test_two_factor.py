@@ -138,6 +138,20 @@ def test_new_recovery_codes_replace_the_old_ones(app, client, db, lee):
     assert password_step(app, lee).post("/login/code", data={"code": new[1]}).status_code == 302
 
 
+def test_recovery_codes_can_be_saved_as_a_text_file(app, client, db, lee):
+    _secret, _old = enrol(client, db, lee)
+    shown = client.post("/account/two-factor/recovery-codes", data={"codes-current_password": PASSWORD})
+    page = shown.get_data(as_text=True)
+    codes = _CODE.findall(page)
+    link = re.search(r'<a [^>]*id="download-codes" download="kaptrain-recovery-codes.txt" href="([^"]+)"', page)
+    assert link is not None, "a link that saves the codes as a file, made in the page (they are stored only hashed)"
+    prefix = "data:text/plain;charset=utf-8,"
+    assert link.group(1).startswith(prefix)
+    saved = urllib.parse.unquote(link.group(1)[len(prefix) :].replace("&amp;", "&"))
+    assert saved.startswith(f"kaptrain recovery codes for {lee.email}, made ")
+    assert [line for line in saved.splitlines() if _CODE.fullmatch(f"<code>{line}</code>")] == codes
+
+
 def test_the_code_step_needs_a_recent_password_step(app, client, db, lee):
     secret, _ = enrol(client, db, lee)
     straight = app.test_client().post("/login/code", data={"code": next_step_code(secret)})
