@@ -183,6 +183,9 @@ TABLE: dict[tuple[str, str], Row] = {
     ("admin.person", "GET"): admin_only(200),
     ("admin.person_new", "GET"): admin_only(200),
     ("admin.person_new", "POST"): admin_only(422),  # no name or address given
+    ("admin.person_profile", "GET"): admin_only(200),
+    ("admin.person_profile", "POST"): admin_only(Redirect("/admin/people/{user_id}")),  # the values kept, unchanged
+    ("admin.person_enrol", "POST"): admin_only(422),  # no course chosen
     ("admin.person_role", "POST"): admin_only(422),  # no role chosen
     ("admin.person_deactivate", "POST"): admin_only(422),  # the box not ticked
     ("admin.person_reactivate", "POST"): admin_only(422),  # the account is active

@@ -17,7 +17,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from kaptrain.accounts.models import PROFESSIONS
-from kaptrain.accounts.services import MAX_PASSWORD, MIN_PASSWORD, is_time_zone, time_zones
+from kaptrain.accounts.services import MAX_PASSWORD, MIN_PASSWORD, Profile, is_time_zone, time_zones
 from kaptrain.forms import BaseForm
 
 
@@ -81,6 +81,18 @@ class ProfileFields(BaseForm):
     time_zone = _time_zone_field()
 
 
+def profile_from(form: ProfileFields) -> Profile:
+    """The profile a form sent (after validation)."""
+    return Profile(
+        full_name=form.full_name.data or "",
+        profession=form.profession.data or "",
+        credential=form.credential.data or "",
+        licence_number=form.licence_number.data or "",
+        jurisdiction=form.jurisdiction.data or "",
+        time_zone=form.time_zone.data or "",
+    )
+
+
 class RegisterForm(ProfileFields):
     """Create an account."""
 
@@ -127,7 +139,7 @@ class LoginForm(BaseForm):
 
 
 class ProfileForm(ProfileFields):
-    """Edit your own profile (never role or email)."""
+    """Edit your own profile (never role or email); an administrator edits someone's with it too."""
 
     submit = SubmitField("Save profile")
 

@@ -12,6 +12,7 @@ from flask import current_app, render_template, url_for
 from kaptrain import jobs, mail
 from kaptrain.accounts.models import User
 from kaptrain.accounts.services import the_sites_team
+from kaptrain.content.models import Course
 
 
 def absolute_url(endpoint: str, **values: Any) -> str:
@@ -98,6 +99,17 @@ def address_change_notice(user: User, new_email: str) -> None:
 def address_changed(user: User, old_email: str) -> None:
     """Sent to the old address once the change is made."""
     _send(old_email, "your email address was changed", "changed", user=user, old_email=old_email)
+
+
+def enrolled_by_staff(user: User, course: Course) -> None:
+    """Tell the person an administrator enrolled them, with the course's address."""
+    link = absolute_url("courses.course", slug=course.slug)
+    _send(user.email, f"you are enrolled in {course.title}", "enrolled", user=user, course=course, link=link)
+
+
+def profile_changed_by_staff(user: User, fields: list[str]) -> None:
+    """Tell the person an administrator changed details their certificates print."""
+    _send(user.email, "your profile was updated", "profile_changed", user=user, fields=fields)
 
 
 def two_factor_reset(user: User) -> None:

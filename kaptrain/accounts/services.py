@@ -225,13 +225,16 @@ def set_password(session: Session, user: User, new: str) -> None:
     session.flush()
 
 
-def update_profile(session: Session, user: User, profile: Profile) -> None:
-    """Update the fields a person may change about themselves (never role or email)."""
+PRINTED = ("full_name", "credential", "licence_number", "jurisdiction")  # what certificates print of a person
+
+
+def update_profile(session: Session, user: User, profile: Profile, actor: User | None = None) -> list[str]:
+    """Update the fields a person may change about themselves (never role or email), or an administrator (`actor`)
+    for them. Returns the names of the fields certificates print that changed (audited as user.profile_change)."""
     if not profile.full_name.strip():
-        raise AccountError("Enter your full name as it should appear on certificates.", "full_name")
+        raise AccountError("Enter the full name as it should appear on certificates.", "full_name")
     check_time_zone(profile.time_zone)
-    printed = ("full_name", "credential", "licence_number", "jurisdiction")  # what certificates print
-    before = {name: getattr(user, name) for name in printed}
+    before = {name: getattr(user, name) for name in PRINTED}
     user.full_name = profile.full_name.strip()
     user.profession = profile.profession.strip()
     user.credential = profile.credential.strip()
@@ -239,18 +242,19 @@ def update_profile(session: Session, user: User, profile: Profile) -> None:
     user.jurisdiction = profile.jurisdiction.strip()
     user.time_zone = profile.time_zone
     session.flush()
-    after = {name: getattr(user, name) for name in printed}
-    if after != before:  # the CE record keeps who changed what a certificate would print, and when
-        changed = [name for name in printed if after[name] != before[name]]
+    after = {name: getattr(user, name) for name in PRINTED}
+    changed = [name for name in PRINTED if after[name] != before[name]]
+    if changed:  # the CE record keeps who changed what a certificate would print, and when
         audit.record(
             session,
             "user.profile_change",
             "user",
             user.id,
-            actor_id=user.id,
+            actor_id=(actor or user).id,
             before={k: before[k] for k in changed},
             after={k: after[k] for k in changed},
         )
+    return changed
 
 
 def end_sessions(session: Session, user: User) -> None:

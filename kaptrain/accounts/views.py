@@ -20,6 +20,7 @@ from kaptrain.accounts.forms import (
     ProfileForm,
     RegisterForm,
     ResendConfirmationForm,
+    profile_from,
 )
 from kaptrain.accounts.models import User
 from kaptrain.auth import safe_next, user
@@ -32,17 +33,6 @@ bp = Blueprint("accounts", __name__)
 # Between the password and the code: who is logging in, their session version, and since when (epoch seconds).
 PENDING_KEY = "two_factor_pending"
 PENDING_SECONDS = 300
-
-
-def _profile(form: ProfileForm | RegisterForm) -> services.Profile:
-    return services.Profile(
-        full_name=form.full_name.data or "",
-        profession=form.profession.data or "",
-        credential=form.credential.data or "",
-        licence_number=form.licence_number.data or "",
-        jurisdiction=form.jurisdiction.data or "",
-        time_zone=form.time_zone.data or "",
-    )
 
 
 def _start_session(account: User) -> None:
@@ -95,7 +85,7 @@ def register() -> ResponseReturnValue:
     if form.validate_on_submit():
         session = get_session()
         try:
-            ownership.register(session, form.email.data or "", form.password.data or "", _profile(form))
+            ownership.register(session, form.email.data or "", form.password.data or "", profile_from(form))
         except services.AccountError as exc:
             field_error(form, exc)  # the error response rolls back anything the service flushed
         else:
@@ -263,7 +253,7 @@ def profile() -> ResponseReturnValue:
     form = ProfileForm(obj=me)
     if form.validate_on_submit():
         try:
-            services.update_profile(get_session(), me, _profile(form))
+            services.update_profile(get_session(), me, profile_from(form))
         except services.AccountError as exc:
             field_error(form, exc)  # the error response rolls back anything the service flushed
         else:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 from wtforms import SelectChoice
 
-from kaptrain.accounts import ownership, twofactor
+from kaptrain.accounts import mailer, ownership, twofactor
 from kaptrain.accounts import services as accounts
+from kaptrain.accounts.forms import ProfileForm, profile_from
 from kaptrain.accounts.models import Role, User
-from kaptrain.admin import directory
+from kaptrain.admin import directory, enrolments
 from kaptrain.admin.people_forms import (
     CloseAccountForm,
     DeactivateForm,
+    EnrolForm,
     InviteForm,
     PeopleSearchForm,
     RoleForm,
@@ -23,6 +26,9 @@ from kaptrain.admin.people_forms import (
 )
 from kaptrain.admin.views import bp
 from kaptrain.auth import role_required, user
+from kaptrain.certificates.models import CertificateStatus
+from kaptrain.certificates.services import certificates_for
+from kaptrain.courses import services as courses
 from kaptrain.db import get_session
 from kaptrain.errors import fail
 
@@ -58,7 +64,11 @@ def people() -> ResponseReturnValue:
 
 
 def _record_page(
-    person: User, status: int = 200, role_form: RoleForm | None = None, deactivate_form: DeactivateForm | None = None
+    person: User,
+    status: int = 200,
+    role_form: RoleForm | None = None,
+    deactivate_form: DeactivateForm | None = None,
+    enrol_form: EnrolForm | None = None,
 ) -> ResponseReturnValue:
     record = directory.learner_record(get_session(), person)
     role_form = role_form or RoleForm(formdata=None, data={"role": person.role.value})
@@ -69,8 +79,17 @@ def _record_page(
         role_form=role_form,
         status_form=StatusForm(formdata=None),
         deactivate_form=deactivate_form or DeactivateForm(formdata=None),
+        enrol_form=enrol_form or _enrol_form(person, formdata=None),
         closed=accounts.is_closed(person),
     ), status
+
+
+def _enrol_form(person: User, **kwargs: Any) -> EnrolForm:
+    # The published courses the person is not enrolled in yet.
+    session = get_session()
+    enrolled = {e.course_id for e in courses.enrolments_for(session, person.id)}
+    choices = [SelectChoice(c.slug, c.title) for c in courses.published_courses(session) if c.id not in enrolled]
+    return EnrolForm(course_choices=choices, **kwargs)
 
 
 @bp.route("/people/new", methods=["GET", "POST"])
@@ -101,6 +120,61 @@ def person_new() -> ResponseReturnValue:
 def person(user_id: int) -> ResponseReturnValue:
     """One person's full record: profile, courses, attempts, evaluation, attestation, certificates."""
     return _record_page(_person_or_404(user_id))
+
+
+PRINTED_LABELS = {
+    "full_name": "name",
+    "credential": "credential",
+    "licence_number": "licence number",
+    "jurisdiction": "licensing jurisdiction",
+}
+
+
+@bp.route("/people/<int:user_id>/profile", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def person_profile(user_id: int) -> ResponseReturnValue:
+    """Correct someone's profile (a misspelt name, a new licence): audited, and the person is told by email when a
+    detail their certificates print changed. Certificates already issued keep theirs until re-issued."""
+    person = _person_or_404(user_id)
+    if accounts.is_closed(person):
+        fail(409, "This account was closed at the person's request: its details cannot be changed.")
+    form = ProfileForm(obj=person)
+    if form.validate_on_submit():
+        try:
+            changed = accounts.update_profile(get_session(), person, profile_from(form), actor=user())
+        except accounts.AccountError as exc:
+            getattr(form, exc.field or "", form.full_name).errors = [str(exc)]
+        else:
+            fields = [PRINTED_LABELS[name] for name in changed]
+            if fields and person.id != user().id:
+                mailer.profile_changed_by_staff(person, fields)
+            issued = any(c.status == CertificateStatus.ACTIVE for c in certificates_for(get_session(), person.id))
+            note = " Certificates already issued keep the details they were issued with: re-issue one to correct it."
+            flash(f"{person.full_name}'s profile was saved.{note if fields and issued else ''}", "success")
+            return redirect(url_for("admin.person", user_id=person.id))
+    status = 422 if form.errors else 200
+    return render_template("admin/person_profile.html", form=form, person=person), status
+
+
+@bp.route("/people/<int:user_id>/enrol", methods=["POST"])
+@role_required(Role.ADMIN)
+def person_enrol(user_id: int) -> ResponseReturnValue:
+    """Enrol someone in a course (an employer's or a team's place): audited, and the person is emailed a link."""
+    person = _person_or_404(user_id)
+    form = _enrol_form(person)
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            fail(400, EXPIRED)
+        return _record_page(person, 422, enrol_form=form)
+    session = get_session()
+    course = courses.get_course(session, form.course.data or "")
+    refusal = enrolments.refusal(session, person, course, closed=accounts.is_closed(person))
+    if refusal is not None or course is None:
+        form.course.errors = [refusal or ""]
+        return _record_page(person, 422, enrol_form=form)
+    enrolments.enrol_for(session, person, course, user())
+    flash(f"{person.full_name} is enrolled in “{course.title}” and has been emailed a link to it.", "success")
+    return redirect(url_for("admin.person", user_id=person.id))
 
 
 @bp.route("/people/<int:user_id>/role", methods=["POST"])

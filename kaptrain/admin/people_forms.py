@@ -45,6 +45,20 @@ class RoleForm(BaseForm):
     submit = SubmitField("Change role")
 
 
+class EnrolForm(BaseForm):
+    """Enrol the person in a published course they are not enrolled in."""
+
+    # The view says in words why a course is refused (unknown, unpublished, already enrolled).
+    course = SelectField(
+        "Course", choices=[], validators=[DataRequired(message="Choose a course.")], validate_choice=False
+    )
+    submit = SubmitField("Enrol")
+
+    def __init__(self, *args: Any, course_choices: list[SelectChoice], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.course.choices = [SelectChoice("", "Choose a course"), *course_choices]
+
+
 class StatusForm(BaseForm):
     """Reactivate an account, or reset its two-factor sign-in (the button says which)."""
 

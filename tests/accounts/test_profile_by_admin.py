@@ -1,0 +1,164 @@
+"""An administrator corrects someone's profile: saved, audited with the administrator as actor, the person told by
+email when a detail their certificates print changed; issued certificates keep theirs; refusals in words."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from kaptrain.accounts import services as accounts
+from kaptrain.accounts.models import Role, User
+from kaptrain.audit import AuditEntry
+from tests.accounts.conftest import body
+from tests.factories import certified, enrolled, make_user
+
+FORM = {
+    "full_name": "Dana Misspelt",
+    "profession": "Social worker",
+    "credential": "LCSW",
+    "licence_number": "CO-123",
+    "jurisdiction": "Colorado",
+    "time_zone": "America/Denver",
+}
+
+
+def _admin(db, login) -> User:  # type: ignore[no-untyped-def]
+    admin = make_user(db, role=Role.ADMIN, full_name="Ada Admin", email="ada@example.org")
+    db.commit()
+    return login(admin)  # type: ignore[no-any-return]
+
+
+def _changes(db, user_id: int) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+    found = select(AuditEntry).where(AuditEntry.action == "user.profile_change", AuditEntry.subject_id == user_id)
+    return list(db.scalars(found))
+
+
+def test_an_administrator_corrects_a_name_and_the_person_is_told(app, client, db, mailbox, login):  # type: ignore[no-untyped-def]
+    dana = make_user(db, full_name="Dana Mispelt", email="dana@example.org")
+    enrolled(db, dana)
+    with app.app_context():
+        certificate = certified(db, dana)
+        db.commit()
+    admin = _admin(db, login)
+    record = client.get(f"/admin/people/{dana.id}").get_data(as_text=True)
+    assert f'href="/admin/people/{dana.id}/profile"' in record
+    page = client.get(f"/admin/people/{dana.id}/profile")
+    assert page.status_code == 200 and 'value="Dana Mispelt"' in page.get_data(as_text=True)
+
+    saved = client.post(f"/admin/people/{dana.id}/profile", data=FORM, follow_redirects=True)
+    assert saved.status_code == 200
+    text = saved.get_data(as_text=True)
+    assert "Dana Misspelt&#39;s profile was saved." in text and "re-issue one to correct it" in text
+    db.refresh(dana)
+    db.refresh(certificate)
+    assert (dana.full_name, dana.credential, dana.licence_number, dana.time_zone) == (
+        "Dana Misspelt",
+        "LCSW",
+        "CO-123",
+        "America/Denver",
+    )
+    assert certificate.holder_name == "Dana Mispelt"  # the issued record stands until it is re-issued
+    (entry,) = _changes(db, dana.id)
+    assert entry.actor_id == admin.id
+    assert entry.details["before"] == {
+        "full_name": "Dana Mispelt",
+        "credential": "",
+        "licence_number": "",
+        "jurisdiction": "",
+    }
+    message = mailbox.last("dana@example.org")
+    assert message["Subject"] == "kaptrain: your profile was updated"
+    assert "your name, credential, licence number, licensing jurisdiction changed" in body(message)
+
+
+def test_a_change_certificates_do_not_print_is_saved_without_mail_or_audit(app, client, db, mailbox, login):  # type: ignore[no-untyped-def]
+    dana = make_user(db, full_name="Dana Zone", email="zone@example.org")
+    db.commit()
+    _admin(db, login)
+    same = {**FORM, "full_name": "Dana Zone", "credential": "", "licence_number": "", "jurisdiction": ""}
+    assert client.post(f"/admin/people/{dana.id}/profile", data=same).status_code == 302
+    db.refresh(dana)
+    assert dana.time_zone == "America/Denver"
+    assert _changes(db, dana.id) == [] and mailbox.to("zone@example.org") == []
+
+
+def test_a_refused_correction_says_why_on_the_form_and_changes_nothing(app, client, db, mailbox, login):  # type: ignore[no-untyped-def]
+    dana = make_user(db, full_name="Dana Kept", email="kept@example.org")
+    db.commit()
+    _admin(db, login)
+    for bad, words in (
+        ({**FORM, "full_name": "   "}, "Enter your full name."),
+        ({**FORM, "time_zone": "Mars/Olympus_Mons"}, "Choose"),
+        ({**FORM, "full_name": "Dana\x00Null"}, "Remove control characters"),
+    ):
+        refused = client.post(f"/admin/people/{dana.id}/profile", data=bad)
+        assert refused.status_code == 422 and words in refused.get_data(as_text=True)
+    db.refresh(dana)
+    assert dana.full_name == "Dana Kept" and dana.time_zone == ""
+    assert _changes(db, dana.id) == [] and mailbox.to("kept@example.org") == []
+
+
+def test_a_closed_account_cannot_be_edited(app, client, db, login):  # type: ignore[no-untyped-def]
+    gone = make_user(db, full_name="Gone Person")
+    with app.app_context():
+        accounts.close_account(db, gone, None)
+        db.commit()
+    _admin(db, login)
+    for answer in (
+        client.get(f"/admin/people/{gone.id}/profile"),
+        client.post(f"/admin/people/{gone.id}/profile", data=FORM),
+    ):
+        assert answer.status_code == 409 and "closed at the person" in answer.get_data(as_text=True)
+    db.refresh(gone)
+    assert gone.full_name == f"Closed account {gone.id}"
+    assert client.get("/admin/people/999999/profile").status_code == 404
+
+
+# ---------------------------------------------------------------- enrolling someone
+
+
+def test_an_administrator_enrols_someone_who_is_emailed_the_course(app, client, db, mailbox, login):  # type: ignore[no-untyped-def]
+    from kaptrain.courses import services as courses  # noqa: PLC0415
+    from tests.factories import course  # noqa: PLC0415
+
+    demo = course(db)
+    ivy = make_user(db, full_name="Ivy Placed", email="ivy@example.org")
+    db.commit()
+    admin = _admin(db, login)
+    record = client.get(f"/admin/people/{ivy.id}").get_data(as_text=True)
+    assert "Enrol in a course" in record and f'value="{demo.slug}"' in record
+    done = client.post(f"/admin/people/{ivy.id}/enrol", data={"course": demo.slug}, follow_redirects=True)
+    assert done.status_code == 200 and "Ivy Placed is enrolled in" in done.get_data(as_text=True)
+    enrolment = courses.get_enrolment(db, ivy.id, demo.id)
+    assert enrolment is not None and enrolment.disclosures_acknowledged_at is None  # still hers to read
+    (entry,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "enrolment.create"))
+    assert entry.actor_id == admin.id and entry.subject_id == ivy.id and entry.details == {"course": demo.slug}
+    message = mailbox.last("ivy@example.org")
+    assert message["Subject"] == f"kaptrain: you are enrolled in {demo.title}"
+    assert f"/courses/{demo.slug}" in body(message) and "disclosures" in body(message)
+    # Enrolled now: the course is no longer offered, and sending it again is refused in words.
+    assert f'value="{demo.slug}"' not in client.get(f"/admin/people/{ivy.id}").get_data(as_text=True)
+    again = client.post(f"/admin/people/{ivy.id}/enrol", data={"course": demo.slug})
+    assert again.status_code == 422 and "Ivy Placed is already enrolled in" in again.get_data(as_text=True)
+    assert len(mailbox.to("ivy@example.org")) == 1
+
+
+def test_enrolling_refuses_an_unknown_course_and_an_inactive_account(app, client, db, mailbox, login):  # type: ignore[no-untyped-def]
+    from tests.factories import course  # noqa: PLC0415
+
+    demo = course(db)
+    off = make_user(db, full_name="Off Account", email="off@example.org")
+    off.is_active = False
+    db.commit()
+    _admin(db, login)
+    off.is_active = True
+    db.commit()
+    unknown = client.post(f"/admin/people/{off.id}/enrol", data={"course": "no-such-course"})
+    assert unknown.status_code == 422 and "Choose one of the published courses listed." in unknown.get_data(
+        as_text=True
+    )
+    off.is_active = False
+    db.commit()
+    refused = client.post(f"/admin/people/{off.id}/enrol", data={"course": demo.slug})
+    assert refused.status_code == 422 and "reactivate it first" in refused.get_data(as_text=True)
+    assert db.scalars(select(AuditEntry).where(AuditEntry.action == "enrolment.create")).all() == []
+    assert mailbox.to("off@example.org") == []
