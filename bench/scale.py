@@ -813,7 +813,7 @@ def main() -> None:
     parser.add_argument("--connections", default="16,64", help="connection counts, comma-separated")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per phase")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each phase that are not counted")
-    parser.add_argument("--submissions", type=int, default=128, help="quiz submissions per connection count")
+    parser.add_argument("--submissions", type=int, default=512, help="quiz submissions per connection count")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
     parser.add_argument("--client-processes", type=int, default=2)
