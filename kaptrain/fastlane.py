@@ -39,7 +39,6 @@ from flask import Flask, g
 # Flask-Compress's own choice of encoding and compressor, so a page from the lane is encoded exactly as Flask would
 # encode it (tests/test_fastlane.py compares the two).
 from flask_compress.flask_compress import _choose_algorithm, _compress_data
-from flask_wtf.csrf import same_origin
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
@@ -49,6 +48,7 @@ from werkzeug.wsgi import get_host
 
 from kaptrain import pagecache
 from kaptrain.auth import login_is_current
+from kaptrain.sessions import referred_from
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -209,8 +209,8 @@ class FastLane:
         if not csrf.remembered(secret, token, expected, config["WTF_CSRF_TIME_LIMIT"], time.time()):
             return False
         if environ.get("wsgi.url_scheme") == "https" and config["WTF_CSRF_SSL_STRICT"]:
-            referrer = environ.get("HTTP_REFERER")
-            return bool(referrer) and same_origin(referrer, f"https://{get_host(environ)}/")
+            referrer: str = environ.get("HTTP_REFERER") or ""
+            return bool(referrer) and referred_from(referrer, f"https://{get_host(environ)}/")
         return True
 
     def _finish(self, response: Response, environ: WSGIEnvironment) -> Answer:

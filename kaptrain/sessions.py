@@ -25,6 +25,17 @@ from flask_wtf.csrf import CSRFProtect, same_origin
 from itsdangerous import BadData, BadSignature, URLSafeTimedSerializer
 
 MAX_REMEMBERED = 20_000
+
+
+def referred_from(referrer: str, origin: str) -> bool:
+    """Whether the referrer is on `origin` (scheme, host and port), as Flask-WTF's same_origin decides; a referrer
+    that is no URL at all (a port past 65535, an unclosed IPv6 bracket) is not, rather than an error."""
+    try:
+        return bool(same_origin(referrer, origin))
+    except ValueError:
+        return False
+
+
 SCALARS = (str, int, float, bool, type(None))
 
 
@@ -102,7 +113,7 @@ class RememberingCSRFProtect(CSRFProtect):
         if request.is_secure and config["WTF_CSRF_SSL_STRICT"]:
             if not request.referrer:
                 self._error_response("The referrer header is missing.")
-            if not same_origin(request.referrer, f"https://{request.host}/"):
+            if not referred_from(request.referrer, f"https://{request.host}/"):
                 self._error_response("The referrer does not match the host.")
         g.csrf_valid = True
 

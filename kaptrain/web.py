@@ -257,7 +257,10 @@ def _own_page(referrer: str | None) -> str | None:
     again (a page drawn in answer to a POST, such as a refused form, may have an address only a POST reaches)."""
     if not referrer:
         return None
-    parts = urlsplit(referrer)
+    try:
+        parts = urlsplit(referrer)
+    except ValueError:  # no URL at all (an unclosed IPv6 bracket): no page to go back to
+        return None
     if parts.netloc != urlsplit(request.host_url).netloc or parts.scheme not in ("http", "https"):
         return None
     try:

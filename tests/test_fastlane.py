@@ -179,9 +179,11 @@ def test_an_https_heartbeat_from_another_site_goes_to_flask_and_is_refused(
     same = {"X-CSRFToken": found.group(1), "Referer": f"{base}{MODULE}"}
     assert [client.post(f"{base}{HEARTBEAT}", headers=same).status_code for _ in range(2)] == [200, 200]
     assert lane[-2:] == [False, True]
-    for referrer in ("https://elsewhere.example/", None):
+    # Another site, none, and referrers that are no URL at all (refused in words, never an error).
+    for referrer in ("https://elsewhere.example/", None, "https://localhost:99999/", "https://[::1/"):
         headers = {"X-CSRFToken": found.group(1), **({"Referer": referrer} if referrer else {})}
-        assert client.post(f"{base}{HEARTBEAT}", headers=headers).status_code == 400
+        refused = client.post(f"{base}{HEARTBEAT}", headers=headers)
+        assert refused.status_code == 400 and "sent from another site" in refused.get_data(as_text=True)
         assert lane[-1] is False
 
 

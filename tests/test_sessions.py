@@ -114,3 +114,9 @@ def test_a_remembered_csrf_token_still_needs_a_same_origin_referrer(extra_app: C
     foreign = {"X-CSRFToken": token, "Referer": "https://elsewhere.example/form"}
     assert client.post(f"{base}/__posted", headers=foreign).status_code == 400
     assert client.post(f"{base}/__posted", headers={"X-CSRFToken": token}).status_code == 400
+    # A referrer that is no URL at all (a port past 65535, an unclosed IPv6 bracket) is refused in words too.
+    for broken in ("https://kaptrain.test:99999/", "https://[::1/", "https://kaptrain.test:99999.evil.example/"):
+        refused = client.post(f"{base}/__posted", headers={"X-CSRFToken": token, "Referer": broken})
+        assert refused.status_code == 400 and "another site" in refused.get_data(as_text=True)
+    form_post = client.post(f"{base}/__posted", data={"csrf_token": token}, headers={"Referer": "https://[::1/"})
+    assert form_post.status_code == 400
