@@ -137,6 +137,10 @@ def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str
         # A login ends SESSION_HOURS after it began (kaptrain.auth checks the login time kept in the
         # session); a cookie signed longer ago than that is refused outright.
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=cfg["SESSION_HOURS"]),
+        # A form's token lives as long as the login can (Flask-WTF's default is an hour): an untimed quiz or a
+        # module left open over lunch still saves and submits. The token is tied to the session, whose secret a
+        # new login replaces, so it never outlives the login it was made for.
+        WTF_CSRF_TIME_LIMIT=int(cfg["SESSION_HOURS"]) * 3600,
         REMEMBER_COOKIE_DURATION=dt.timedelta(hours=cfg["SESSION_HOURS"]),
         RATELIMIT_STORAGE_URI=cfg["RATELIMIT_STORAGE_URI"] or cfg["REDIS_URL"] or "memory://",
     )

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, flash, has_request_context, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
+from flask_login import current_user, login_url
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -17,6 +17,7 @@ from werkzeug.routing import IntegerConverter, Map, PathConverter, UnicodeConver
 
 from kaptrain.auth import safe_next
 from kaptrain.db import SAFE_METHODS, as_utc, finish_request, zone_or_utc
+from kaptrain.extensions import login_manager
 from kaptrain.forms import LARGEST_NUMBER, has_control_characters
 from kaptrain.sessions import RememberingSessionInterface
 
@@ -102,6 +103,7 @@ def init_web(app: Flask) -> None:
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
+    login_manager.unauthorized_handler(_to_login)
     app.register_error_handler(Exception, _unexpected_error)
     # Browsers and feed readers that ask for /favicon.ico without reading the page's <link rel="icon">.
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"))
@@ -269,6 +271,17 @@ def _own_page(referrer: str | None) -> str | None:
         return None
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     return safe_next(target, "") or None
+
+
+def _to_login() -> ResponseReturnValue:
+    """Flask-Login's answer to a signed-out request (its message, then the login page with where to go next), except
+    that a form's own address is no page to come back to (a GET of /attempts/1/submit is a 405): after a POST the
+    person goes back to the page on this site the form was sent from, or to the login's default."""
+    flash(str(login_manager.login_message), login_manager.login_message_category)
+    back = request.url if request.method in SAFE_METHODS else _own_page(request.referrer)
+    if back is None:
+        return redirect(url_for(str(login_manager.login_view)))
+    return redirect(login_url(str(login_manager.login_view), next_url=back))
 
 
 def _csrf_error(exc: CSRFError) -> ResponseReturnValue:

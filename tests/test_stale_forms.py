@@ -4,6 +4,7 @@ post from elsewhere, or with no referrer, still gets the 400 page and changes no
 
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
@@ -80,3 +81,81 @@ def test_a_page_drawn_at_a_post_only_address_is_not_sent_back_to_a_405(app: Flas
     page = "/admin/certificates/1/reissue"  # POST only
     response = client.post(page, data={"reason": "x", "csrf_token": "old"}, headers={"Referer": f"{SITE}{page}"})
     assert response.status_code == 400 and b"The form expired" in response.data
+
+
+def test_a_submission_after_the_session_ended_elsewhere_comes_back_to_the_attempt_after_login(
+    app: Flask, db: Session
+) -> None:
+    """The form's token is still good (this browser keeps its cookie), but the login was ended elsewhere: the login
+    page, then the attempt the form was on, not the form's own address (which a GET cannot open)."""
+    from kaptrain.accounts import services as accounts  # noqa: PLC0415
+    from tests.conftest import PASSWORD  # noqa: PLC0415
+
+    learner = make_user(db)
+    enrolled(db, learner)
+    q = quiz(db, "alpha-quiz")
+    assert q.module is not None
+    courses.open_module(db, learner.id, q.module)
+    attempt = start(db, learner, q)
+    db.commit()
+    client = app.test_client()
+    assert client.post("/login", data={"email": learner.email, "password": PASSWORD}).status_code == 302
+    page = f"/attempts/{attempt.id}"
+    assert client.get(page).status_code == 200
+    accounts.end_sessions(db, learner)  # "log out everywhere" from another device
+    db.commit()
+    sent = client.post(f"{page}/submit", data={}, headers={"Referer": f"{SITE}{page}"})
+    assert sent.status_code == 302 and sent.location == f"/login?next=%2Fattempts%2F{attempt.id}"
+    assert "Please log in to continue." in client.get(sent.location).get_data(as_text=True)
+    back = client.post(sent.location, data={"email": learner.email, "password": PASSWORD})
+    assert back.status_code == 302 and back.location == page
+    assert client.get(back.location).status_code == 200
+    # With no page of this site to go back to, the login alone (no next that a GET cannot open).
+    accounts.end_sessions(db, learner)
+    db.commit()
+    bare = client.post(f"{page}/submit", data={})
+    assert bare.status_code == 302 and bare.location == "/login"
+    # A GET keeps its own address, as before.
+    assert client.get(page).location == f"/login?next=%2Fattempts%2F{attempt.id}"
+
+
+def test_an_untimed_quiz_left_open_for_hours_still_saves_and_submits(
+    app: Flask, db: Session, csrf_on: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A form's token lives as long as the login (SESSION_HOURS), not Flask-WTF's default hour: answers chosen on
+    a quiz page drawn three hours ago are kept and graded."""
+    import re  # noqa: PLC0415
+
+    from itsdangerous.timed import TimestampSigner  # noqa: PLC0415
+
+    from tests.conftest import PASSWORD  # noqa: PLC0415
+    from tests.factories import correct_answers  # noqa: PLC0415
+
+    learner = make_user(db)
+    enrolled(db, learner)
+    q = quiz(db, "alpha-quiz")
+    assert q.module is not None
+    courses.open_module(db, learner.id, q.module)
+    attempt = start(db, learner, q)
+    db.commit()
+    client = app.test_client()
+    client.get("/login")
+    login_token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/login").get_data(True))
+    assert login_token is not None
+    form = {"email": learner.email, "password": PASSWORD, "csrf_token": login_token.group(1)}
+    assert client.post("/login", data=form).status_code == 302
+    real = TimestampSigner.get_timestamp
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - 3 * 3600)
+    page = client.get(f"/attempts/{attempt.id}").get_data(as_text=True)  # drawn "three hours ago"
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert found is not None
+    old = found.group(1)
+    answers = correct_answers(attempt)
+    saved = client.post(f"/attempts/{attempt.id}/save", data={**answers, "csrf_token": old})
+    assert saved.status_code == 302
+    sent = client.post(f"/attempts/{attempt.id}/submit", data={**answers, "csrf_token": old})
+    assert sent.status_code == 302 and sent.location == f"/attempts/{attempt.id}/result"
+    db.expire_all()
+    graded = db.get(quizzes.Attempt, attempt.id)
+    assert graded is not None and graded.status == quizzes.AttemptStatus.SUBMITTED and graded.score == 100
