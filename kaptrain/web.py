@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,7 +44,11 @@ ERROR_TEXT = {
     ),
     404: ("Page not found", "We could not find that page. It may have moved, or the link may be mistyped."),
     405: ("That action is not allowed here", "This address does not accept that kind of request."),
-    409: ("That was already done", "This action has already been carried out, for example a quiz submitted twice."),
+    409: (
+        "That cannot be done now",
+        "The record has changed since the page was shown, or the action was already carried out (for example a "
+        "quiz submitted twice). Reload the page to see where things stand.",
+    ),
     413: ("That upload is too large", "The file or form was larger than the site accepts."),
     429: ("Too many attempts", "Please wait a minute before trying again."),
     500: (
@@ -111,6 +116,8 @@ def init_web(app: Flask) -> None:
     app.jinja_env.globals["support_email"] = app.config["SUPPORT_EMAIL"]
     app.jinja_env.filters["reject_none"] = lambda d: {k: v for k, v in d.items() if v is not None}
     app.jinja_env.filters["localtime"] = localtime
+    # JSON as a person reads it, in page text (autoescaped there): "Zoë O'Brien", not tojson's \u escapes for scripts.
+    app.jinja_env.filters["as_text"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     app.jinja_env.globals["certificate_day"] = certificate_day
 
 

@@ -84,11 +84,14 @@ def confirm_email(token: str) -> ResponseReturnValue:
         except services.AccountError as exc:
             return _link_problem(exc, "confirm")
         if old_email is not None:
-            signed_in_here = current_user.is_authenticated and current_user.id == account.id
-            if signed_in_here:
+            if not current_user.is_authenticated:
+                then = "Log in with it now."
+            elif current_user.id == account.id:
                 login_user(account)  # this browser stays signed in, under the new session version
-            elsewhere = "Every other device was signed out." if signed_in_here else "Log in with it now."
-            flash(f"Your email address is now {account.email}. We have told {old_email}. {elsewhere}", "success")
+                then = "Every other device was signed out."
+            else:  # followed in a browser signed in to another account, which stays as it was
+                then = f"That account's devices were signed out; you are still signed in as {current_user.email}."
+            flash(f"The account's email address is now {account.email}. We have told {old_email}. {then}", "success")
         else:
             flash(f"Thank you: {account.email} is confirmed.", "success")
         return redirect(url_for("courses.dashboard" if current_user.is_authenticated else "accounts.login"))

@@ -109,7 +109,8 @@ def enrolled_by_staff(user: User, course: Course) -> None:
 
 def profile_changed_by_staff(user: User, fields: list[str]) -> None:
     """Tell the person an administrator changed details their certificates print."""
-    _send(user.email, "your profile was updated", "profile_changed", user=user, fields=fields)
+    link = absolute_url("accounts.profile")
+    _send(user.email, "your profile was updated", "profile_changed", user=user, fields=fields, link=link)
 
 
 def two_factor_reset(user: User) -> None:

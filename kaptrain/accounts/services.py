@@ -225,16 +225,18 @@ def set_password(session: Session, user: User, new: str) -> None:
     session.flush()
 
 
-PRINTED = ("full_name", "credential", "licence_number", "jurisdiction")  # what certificates print of a person
+# What a person's profile holds; certificates print the name, credential and licence, and date themselves in the
+# holder's time zone.
+PROFILE_FIELDS = ("full_name", "profession", "credential", "licence_number", "jurisdiction", "time_zone")
 
 
 def update_profile(session: Session, user: User, profile: Profile, actor: User | None = None) -> list[str]:
     """Update the fields a person may change about themselves (never role or email), or an administrator (`actor`)
-    for them. Returns the names of the fields certificates print that changed (audited as user.profile_change)."""
+    for them. Returns the names of the fields that changed, audited as user.profile_change with who changed them."""
     if not profile.full_name.strip():
         raise AccountError("Enter the full name as it should appear on certificates.", "full_name")
     check_time_zone(profile.time_zone)
-    before = {name: getattr(user, name) for name in PRINTED}
+    before = {name: getattr(user, name) for name in PROFILE_FIELDS}
     user.full_name = profile.full_name.strip()
     user.profession = profile.profession.strip()
     user.credential = profile.credential.strip()
@@ -242,9 +244,9 @@ def update_profile(session: Session, user: User, profile: Profile, actor: User |
     user.jurisdiction = profile.jurisdiction.strip()
     user.time_zone = profile.time_zone
     session.flush()
-    after = {name: getattr(user, name) for name in PRINTED}
-    changed = [name for name in PRINTED if after[name] != before[name]]
-    if changed:  # the CE record keeps who changed what a certificate would print, and when
+    after = {name: getattr(user, name) for name in PROFILE_FIELDS}
+    changed = [name for name in PROFILE_FIELDS if after[name] != before[name]]
+    if changed:  # the CE record keeps who changed what, and when
         audit.record(
             session,
             "user.profile_change",

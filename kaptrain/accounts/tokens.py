@@ -73,6 +73,11 @@ def _message(problem: Problem, purpose: TokenPurpose | None) -> str:
         )
     what, again = _WHAT[purpose], _AGAIN[purpose]
     if problem == Problem.USED:
+        if purpose == TokenPurpose.CHANGE_EMAIL:  # used: the change it asked for was made
+            return (
+                f"This {what} has already been used, so the change it asked for was made: log in with the new "
+                "address. Each link works only once."
+            )
         return f"This {what} has already been used, and each link works only once. {again}"
     if problem == Problem.REPLACED:
         return f"A newer {what} was sent after this one, so this one no longer works. Use the most recent email."

@@ -12,9 +12,9 @@ from kaptrain.courses import services as courses
 from kaptrain.courses.models import Enrolment
 
 
-def refusal(session: Session, person: User, course: Course | None, *, closed: bool) -> str | None:
-    """Why the person cannot be enrolled in the course, in words; None when they can."""
-    if closed or not person.is_active:
+def refusal(session: Session, person: User, course: Course | None) -> str | None:
+    """Why the person (an account not closed) cannot be enrolled in the course, in words; None when they can."""
+    if not person.is_active:
         return "Only an active account can be enrolled: reactivate it first."
     if course is None:
         return "Choose one of the published courses listed."

@@ -8,7 +8,8 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
-from wtforms import SelectChoice
+from wtforms import Field, SelectChoice
+from wtforms.validators import DataRequired
 
 from kaptrain.accounts import mailer, ownership, twofactor
 from kaptrain.accounts import services as accounts
@@ -122,35 +123,58 @@ def person(user_id: int) -> ResponseReturnValue:
     return _record_page(_person_or_404(user_id))
 
 
-PRINTED_LABELS = {
+# How the person is told which of their details changed.
+FIELD_WORDS = {
     "full_name": "name",
+    "profession": "profession",
     "credential": "credential",
     "licence_number": "licence number",
     "jurisdiction": "licensing jurisdiction",
+    "time_zone": "time zone",
 }
+CLOSED = "This account was closed at the person's request: its details cannot be changed and it cannot be enrolled."
+
+
+def _staff_profile_form(person: User) -> ProfileForm:
+    # The person's own form, worded for the administrator filling it in for them.
+    form = ProfileForm(obj=person)
+    form.full_name.label.text = "Full name, as it should appear on their certificates"
+    form.full_name.description = "The name only: the credential (for example LCSW or MD) has its own field below."
+    form.credential.description = "Printed after the name on certificates."
+    _required(form.full_name, "Enter their full name.")
+    _required(form.profession, "Choose their profession.")
+    form.submit.label.text = "Save their profile"
+    return form
+
+
+def _required(field: Field, message: str) -> None:
+    # This form's own list (the class's is shared), with every other check kept: control characters, lengths.
+    field.validators = [DataRequired(message=message) if isinstance(v, DataRequired) else v for v in field.validators]
 
 
 @bp.route("/people/<int:user_id>/profile", methods=["GET", "POST"])
 @role_required(Role.ADMIN)
 def person_profile(user_id: int) -> ResponseReturnValue:
-    """Correct someone's profile (a misspelt name, a new licence): audited, and the person is told by email when a
-    detail their certificates print changed. Certificates already issued keep theirs until re-issued."""
+    """Correct someone's profile (a misspelt name, a new licence): audited, and the person is told by email what
+    changed. Certificates already issued keep their details until re-issued."""
     person = _person_or_404(user_id)
     if accounts.is_closed(person):
-        fail(409, "This account was closed at the person's request: its details cannot be changed.")
-    form = ProfileForm(obj=person)
+        fail(409, CLOSED)
+    form = _staff_profile_form(person)
     if form.validate_on_submit():
         try:
             changed = accounts.update_profile(get_session(), person, profile_from(form), actor=user())
         except accounts.AccountError as exc:
             getattr(form, exc.field or "", form.full_name).errors = [str(exc)]
         else:
-            fields = [PRINTED_LABELS[name] for name in changed]
-            if fields and person.id != user().id:
-                mailer.profile_changed_by_staff(person, fields)
-            issued = any(c.status == CertificateStatus.ACTIVE for c in certificates_for(get_session(), person.id))
+            if changed and person.id != user().id:
+                mailer.profile_changed_by_staff(person, [FIELD_WORDS[name] for name in changed])
+            shown = set(changed) - {"profession"}  # what certificates print, or the zone that dates them
+            issued = shown and any(
+                c.status == CertificateStatus.ACTIVE for c in certificates_for(get_session(), person.id)
+            )
             note = " Certificates already issued keep the details they were issued with: re-issue one to correct it."
-            flash(f"{person.full_name}'s profile was saved.{note if fields and issued else ''}", "success")
+            flash(f"{person.full_name}'s profile was saved.{note if issued else ''}", "success")
             return redirect(url_for("admin.person", user_id=person.id))
     status = 422 if form.errors else 200
     return render_template("admin/person_profile.html", form=form, person=person), status
@@ -161,6 +185,8 @@ def person_profile(user_id: int) -> ResponseReturnValue:
 def person_enrol(user_id: int) -> ResponseReturnValue:
     """Enrol someone in a course (an employer's or a team's place): audited, and the person is emailed a link."""
     person = _person_or_404(user_id)
+    if accounts.is_closed(person):
+        fail(409, CLOSED)
     form = _enrol_form(person)
     if not form.validate_on_submit():
         if "csrf_token" in form.errors:
@@ -168,7 +194,7 @@ def person_enrol(user_id: int) -> ResponseReturnValue:
         return _record_page(person, 422, enrol_form=form)
     session = get_session()
     course = courses.get_course(session, form.course.data or "")
-    refusal = enrolments.refusal(session, person, course, closed=accounts.is_closed(person))
+    refusal = enrolments.refusal(session, person, course)
     if refusal is not None or course is None:
         form.course.errors = [refusal or ""]
         return _record_page(person, 422, enrol_form=form)

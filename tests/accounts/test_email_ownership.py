@@ -234,7 +234,27 @@ def test_changing_the_address_confirms_the_new_one_and_tells_the_old_one(app, cl
     assert stale.status_code == 410 and b"changed after this password-reset link was sent" in stale.data
     (entry,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "user.email_change")).all()
     assert entry.details == {"before": {"email": "ana@example.org"}, "after": {"email": "ana.new@example.org"}}
-    assert client.post(path).status_code == 410  # used
+    used = client.post(path)
+    assert used.status_code == 410 and b"the change it asked for was made: log in with the new address" in used.data
+
+
+def test_a_change_link_followed_while_signed_in_to_another_account_leaves_that_browser_as_it_was(
+    app, client, db, mailbox, ana
+):
+    assert ask_to_change(client, "ana.moved@example.org").status_code == 302
+    path = link_in(mailbox.last("ana.moved@example.org"))
+    other = make_user(db, email="bo@example.org", full_name="Bo Other")
+    db.commit()
+    shared_browser = app.test_client()  # a family computer signed in to Bo's account
+    assert shared_browser.post("/login", data={"email": "bo@example.org", "password": PASSWORD}).status_code == 302
+    shared_browser.get(path)
+    moved = shared_browser.post(path, follow_redirects=True).get_data(as_text=True)
+    assert "The account&#39;s email address is now ana.moved@example.org." in moved
+    assert "you are still signed in as bo@example.org" in moved
+    assert shared_browser.get("/account").status_code == 200  # still Bo
+    assert client.get("/account").status_code == 302  # Ana's own sessions ended
+    db.refresh(other)
+    assert other.email == "bo@example.org"
 
 
 @pytest.mark.parametrize(

@@ -64,21 +64,54 @@ def test_an_administrator_corrects_a_name_and_the_person_is_told(app, client, db
         "credential": "",
         "licence_number": "",
         "jurisdiction": "",
+        "time_zone": "",
     }
     message = mailbox.last("dana@example.org")
     assert message["Subject"] == "kaptrain: your profile was updated"
-    assert "your name, credential, licence number, licensing jurisdiction changed" in body(message)
+    text = " ".join(body(message).split())
+    assert "your name, credential, licence number, licensing jurisdiction and time zone changed" in text
 
 
-def test_a_change_certificates_do_not_print_is_saved_without_mail_or_audit(app, client, db, mailbox, login):  # type: ignore[no-untyped-def]
-    dana = make_user(db, full_name="Dana Zone", email="zone@example.org")
+def test_a_change_of_profession_or_time_zone_is_audited_and_told_too(app, client, db, mailbox, login):  # type: ignore[no-untyped-def]
+    dana = make_user(db, full_name="Zoë O'Brien-Müller", email="zone@example.org")
+    db.commit()
+    admin = _admin(db, login)
+    same = {
+        **FORM,
+        "full_name": "Zoë O'Brien-Müller",
+        "credential": "",
+        "licence_number": "",
+        "jurisdiction": "",
+        "profession": "Psychologist",
+    }
+    saved = client.post(f"/admin/people/{dana.id}/profile", data=same, follow_redirects=True)
+    assert saved.status_code == 200 and "re-issue" not in saved.get_data(as_text=True)  # no certificate to correct
+    db.refresh(dana)
+    assert (dana.profession, dana.time_zone) == ("Psychologist", "America/Denver")
+    (entry,) = _changes(db, dana.id)
+    assert entry.actor_id == admin.id
+    assert entry.details == {
+        "before": {"profession": "Social worker", "time_zone": ""},
+        "after": {"profession": "Psychologist", "time_zone": "America/Denver"},
+    }
+    message = body(mailbox.last("zone@example.org"))
+    assert "your profession and time zone" in message and "/account" in message
+    # The audit log shows names as written, not as JSON escapes.
+    renamed = {**same, "full_name": "Zoë O'Brien"}
+    client.post(f"/admin/people/{dana.id}/profile", data=renamed)
+    log = client.get("/admin/audit?action=user.profile_change").get_data(as_text=True)
+    assert "Zoë O&#39;Brien" in log and "\\u00eb" not in log
+
+
+def test_the_form_speaks_to_the_administrator(app, client, db, login):  # type: ignore[no-untyped-def]
+    dana = make_user(db, full_name="Dana Words")
     db.commit()
     _admin(db, login)
-    same = {**FORM, "full_name": "Dana Zone", "credential": "", "licence_number": "", "jurisdiction": ""}
-    assert client.post(f"/admin/people/{dana.id}/profile", data=same).status_code == 302
-    db.refresh(dana)
-    assert dana.time_zone == "America/Denver"
-    assert _changes(db, dana.id) == [] and mailbox.to("zone@example.org") == []
+    page = client.get(f"/admin/people/{dana.id}/profile").get_data(as_text=True)
+    assert "as it should appear on their certificates" in page and "on your certificate" not in page
+    blank = client.post(f"/admin/people/{dana.id}/profile", data={**FORM, "full_name": " ", "profession": ""})
+    text = blank.get_data(as_text=True)
+    assert blank.status_code == 422 and "Enter their full name." in text and "Choose their profession." in text
 
 
 def test_a_refused_correction_says_why_on_the_form_and_changes_nothing(app, client, db, mailbox, login):  # type: ignore[no-untyped-def]
@@ -86,7 +119,7 @@ def test_a_refused_correction_says_why_on_the_form_and_changes_nothing(app, clie
     db.commit()
     _admin(db, login)
     for bad, words in (
-        ({**FORM, "full_name": "   "}, "Enter your full name."),
+        ({**FORM, "full_name": "   "}, "Enter their full name."),
         ({**FORM, "time_zone": "Mars/Olympus_Mons"}, "Choose"),
         ({**FORM, "full_name": "Dana\x00Null"}, "Remove control characters"),
     ):
@@ -110,6 +143,8 @@ def test_a_closed_account_cannot_be_edited(app, client, db, login):  # type: ign
         assert answer.status_code == 409 and "closed at the person" in answer.get_data(as_text=True)
     db.refresh(gone)
     assert gone.full_name == f"Closed account {gone.id}"
+    enrol = client.post(f"/admin/people/{gone.id}/enrol", data={"course": "demo-course"})  # a page left open
+    assert enrol.status_code == 409 and "cannot be enrolled" in enrol.get_data(as_text=True)
     assert client.get("/admin/people/999999/profile").status_code == 404
 
 
