@@ -208,7 +208,7 @@ def test_one_learner_alternating_between_two_servers(site: dict[str, str], site_
     assert f"/certificates/{certificate_id}.pdf" in ok(browser.get(f"{a}/dashboard")).text
     pdf = ok(browser.get(f"{b}/certificates/{certificate_id}.pdf"))
     assert pdf.headers["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
-    _wait_for_mail(Path(site["logs"]) / "worker.log", "Your certificate for")
+    _wait_for_mail(Path(site["logs"]) / "worker.log", "your certificate for")
 
 
 def test_rate_limits_are_counted_across_both_servers(site: dict[str, str]) -> None:

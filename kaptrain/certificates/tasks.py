@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import render_template
+from flask import current_app, render_template
 from sqlalchemy import select
 
 from kaptrain import mail
@@ -26,9 +26,14 @@ def send_issued_email(certificate_id: int) -> None:
     context = {"certificate": certificate, "verify_url": services.verification_url(certificate.code)}
     mail.send(
         holder.email,
-        f"Your certificate for {certificate.course_title}",
+        f"{_site()}: your certificate for {certificate.course_title}",
         render_template("certificates/email/issued.txt", **context),
     )
+
+
+def _site() -> str:
+    # Every email's subject starts with the site's name, as the account emails' do.
+    return str(current_app.config["SITE_NAME"])
 
 
 def send_revoked_email(certificate_id: int) -> None:
@@ -45,7 +50,7 @@ def send_revoked_email(certificate_id: int) -> None:
     context = {"certificate": certificate, "team": the_sites_team()}
     mail.send(
         holder.email,
-        f"Your certificate {certificate.number} was revoked",
+        f"{_site()}: your certificate {certificate.number} was revoked",
         render_template("certificates/email/revoked.txt", **context),
     )
 
@@ -80,7 +85,7 @@ def send_expiry_reminder(certificate_id: int) -> None:
     assert holder is not None
     mail.send(
         holder.email,
-        f"Your certificate for {certificate.course_title} expires soon",
+        f"{_site()}: your certificate for {certificate.course_title} expires soon",
         render_template(
             "certificates/email/expiring.txt",
             certificate=certificate,

@@ -113,7 +113,7 @@ def test_issue_records_a_completion_from_elsewhere_and_emails_after_the_commit(d
     [entry] = entries(db, "certificate.issue_manual")
     assert (entry.subject_id, entry.actor_id, entry.actor_label) == (c.id, None, CLI)
     assert entry.details["reason"] == "Old LMS #42"
-    assert any(f"Your certificate for {c.course_title}" in r.getMessage() for r in caplog.records)
+    assert any(f"your certificate for {c.course_title}" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(
@@ -619,5 +619,5 @@ def test_a_real_worker_issues_approvals_the_cli_queued(redis_db, tmp_path):
     engine.dispose()
     assert row.status == "active" and row.number.startswith("KAP-") and row.number.endswith(f"{pending_id:06d}")
     assert pdf_bytes[:5] == b"%PDF-" and actor == CLI
-    assert "Your certificate for" in output  # the "issued" email: a second job, queued after the approval's commit
+    assert "your certificate for" in output  # the "issued" email: a second job, queued after the approval's commit
     assert Queue(jobs.QUEUE, connection=redis_db).failed_job_registry.count == 0

@@ -28,7 +28,7 @@ def test_issuing_a_certificate_emails_the_learner(app, db, inbox):
         db.commit()
     [(_from, to, message)] = inbox.messages
     assert to == ["ana@example.org"]
-    assert message["Subject"] == "Your certificate for Demo Course for Tests"
+    assert message["Subject"] == "kaptrain: your certificate for Demo Course for Tests"
     body = message.get_content()
     assert certificate.number in body and f"/verify/{certificate.code}" in body
 
@@ -44,7 +44,10 @@ def test_revoking_a_certificate_tells_the_holder_and_the_dashboard_says_so(app, 
         assert inbox.messages == []  # nothing before the commit
         db.commit()
     [(_from, to, message)] = inbox.messages
-    assert to == ["rae@example.org"] and message["Subject"] == f"Your certificate {certificate.number} was revoked"
+    assert (
+        to == ["rae@example.org"]
+        and message["Subject"] == f"kaptrain: your certificate {certificate.number} was revoked"
+    )
     body = message.get_content()
     assert RevocationReason.ISSUED_IN_ERROR.label in body and "internal" not in body  # the category, not the note
     login(user)
