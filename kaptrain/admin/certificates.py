@@ -20,7 +20,7 @@ from kaptrain.admin.console_forms import ApproveForm, CertificateSearchForm, Iss
 from kaptrain.admin.views import bp
 from kaptrain.auth import role_required, user
 from kaptrain.certificates import services, tasks
-from kaptrain.certificates.models import Certificate, CertificateStatus, RevocationReason
+from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, RevocationReason
 from kaptrain.content.models import Course
 from kaptrain.db import get_session
 from kaptrain.errors import fail
@@ -178,9 +178,12 @@ def issue_certificate() -> ResponseReturnValue:
 def _detail(
     c: Certificate, revoke: RevokeForm | None = None, status: int = 200, reissue: ReissueForm | None = None
 ) -> ResponseReturnValue:
+    # The learner's claim beside the time the site measured when it was made, as a CE auditor compares them.
+    attested = select(Attestation).where(Attestation.user_id == c.user_id, Attestation.course_id == c.course_id)
     return render_template(
         "admin/certificate.html",
         c=c,
+        attestation=get_session().scalar(attested),
         verdict=services.public_status(c).verdict,
         revoke_form=revoke or RevokeForm(formdata=None),
         reissue_form=reissue or ReissueForm(formdata=None),

@@ -204,4 +204,16 @@ def test_certificate_dates_are_the_certificates_days_with_its_zone_named(app, cl
     c.time_zone, c.issued_at = "America/Denver", dt.datetime(2026, 11, 27, 5, 30, tzinfo=dt.UTC)
     db.commit()
     page = client.get(f"/admin/certificates/{c.id}").get_data(as_text=True)
-    assert "26 November 2026 (America/Denver)" in page and "27 November 2026" not in page
+    assert "<dt>Issued</dt><dd>26 November 2026 (America/Denver)</dd>" in page
+
+
+def test_the_certificate_page_shows_the_claim_beside_the_time_measured(app, client, db, admin):
+    from kaptrain.certificates.models import Attestation  # noqa: PLC0415
+
+    c = holder(app, db, "Cy Claim")
+    attestation = db.scalar(select(Attestation).where(Attestation.user_id == c.user_id))
+    assert attestation is not None
+    page = client.get(f"/admin/certificates/{c.id}").get_data(as_text=True)
+    claimed = f"{attestation.hours_claimed.normalize()} hours claimed on"
+    measured = f"active time the site had measured then: {attestation.active_seconds // 60} minutes"
+    assert claimed in page and measured in page
