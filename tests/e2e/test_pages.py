@@ -118,6 +118,7 @@ CASES = [
     PageCase("person", "admin.person", "admin"),
     PageCase("person-new", "admin.person_new", "admin", "/admin/people/new"),
     PageCase("person-close", "admin.person_close", "admin"),
+    PageCase("person-profile", "admin.person_profile", "admin"),
     PageCase("result-as-admin", "quizzes.result", "admin"),
     PageCase("certificates", "admin.certificates", "admin", "/admin/certificates"),
     PageCase("certificate", "admin.certificate", "admin"),
@@ -177,6 +178,7 @@ POST_ONLY = {
     "accounts.recovery_codes",  # its page answers the POST; checked by test_two_factor_enrolment_in_the_browser
     "accounts.disable_two_factor",
     "admin.person_reset_two_factor",
+    "admin.person_enrol",  # its form is on the person's page, checked there
     "courses.enrol",
     "courses.mark_read",
     "quizzes.start",
@@ -274,6 +276,7 @@ def learner_state(browser, base_url, live_app):  # type: ignore[no-untyped-def]
         "verify": verify,
         "person": person,
         "person-close": f"{person}/close",
+        "person-profile": f"{person}/profile",
         "result-as-admin": result_url,
         "accommodation": _accommodation(live_app, email),
         "certificate": _certificate_page(live_app, verify),
