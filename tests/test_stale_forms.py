@@ -4,20 +4,26 @@ post from elsewhere, or with no referrer, still gets the 400 page and changes no
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask import Flask
+from itsdangerous.timed import TimestampSigner
 from sqlalchemy.orm import Session
 
+from kaptrain.accounts import services as accounts
+from kaptrain.accounts.models import User
 from kaptrain.courses import services as courses
 from kaptrain.quizzes import models as quizzes
-from tests.factories import enrolled, make_user, quiz, start
+from tests.conftest import PASSWORD
+from tests.factories import correct_answers, enrolled, make_user, quiz, start
 
 SITE = "http://localhost"
+TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
-def test_a_signed_out_quiz_submission_goes_through_the_login_back_to_the_attempt(
-    app: Flask, db: Session, csrf_on: None
-) -> None:
+def _open_attempt(db: Session) -> tuple[User, quizzes.Attempt]:
+    """A learner who opened the alpha module and started its quiz (committed)."""
     learner = make_user(db)
     enrolled(db, learner)
     q = quiz(db, "alpha-quiz")
@@ -25,6 +31,13 @@ def test_a_signed_out_quiz_submission_goes_through_the_login_back_to_the_attempt
     courses.open_module(db, learner.id, q.module)
     attempt = start(db, learner, q)
     db.commit()
+    return learner, attempt
+
+
+def test_a_signed_out_quiz_submission_goes_through_the_login_back_to_the_attempt(
+    app: Flask, db: Session, csrf_on: None
+) -> None:
+    _, attempt = _open_attempt(db)
     page = f"/attempts/{attempt.id}"
     signed_out = app.test_client()  # the session ended in another tab: no login, an old token
     signed_out.get("/login")  # the browser holds the site's (now anonymous) session cookie
@@ -88,16 +101,7 @@ def test_a_submission_after_the_session_ended_elsewhere_comes_back_to_the_attemp
 ) -> None:
     """The form's token is still good (this browser keeps its cookie), but the login was ended elsewhere: the login
     page, then the attempt the form was on, not the form's own address (which a GET cannot open)."""
-    from kaptrain.accounts import services as accounts  # noqa: PLC0415
-    from tests.conftest import PASSWORD  # noqa: PLC0415
-
-    learner = make_user(db)
-    enrolled(db, learner)
-    q = quiz(db, "alpha-quiz")
-    assert q.module is not None
-    courses.open_module(db, learner.id, q.module)
-    attempt = start(db, learner, q)
-    db.commit()
+    learner, attempt = _open_attempt(db)
     client = app.test_client()
     assert client.post("/login", data={"email": learner.email, "password": PASSWORD}).status_code == 302
     page = f"/attempts/{attempt.id}"
@@ -124,23 +128,10 @@ def test_an_untimed_quiz_left_open_for_hours_still_saves_and_submits(
 ) -> None:
     """A form's token lives as long as the login (SESSION_HOURS), not Flask-WTF's default hour: answers chosen on
     a quiz page drawn three hours ago are kept and graded."""
-    import re  # noqa: PLC0415
-
-    from itsdangerous.timed import TimestampSigner  # noqa: PLC0415
-
-    from tests.conftest import PASSWORD  # noqa: PLC0415
-    from tests.factories import correct_answers  # noqa: PLC0415
-
-    learner = make_user(db)
-    enrolled(db, learner)
-    q = quiz(db, "alpha-quiz")
-    assert q.module is not None
-    courses.open_module(db, learner.id, q.module)
-    attempt = start(db, learner, q)
-    db.commit()
+    learner, attempt = _open_attempt(db)
     client = app.test_client()
     client.get("/login")
-    login_token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/login").get_data(True))
+    login_token = TOKEN.search(client.get("/login").get_data(as_text=True))
     assert login_token is not None
     form = {"email": learner.email, "password": PASSWORD, "csrf_token": login_token.group(1)}
     assert client.post("/login", data=form).status_code == 302
@@ -148,7 +139,7 @@ def test_an_untimed_quiz_left_open_for_hours_still_saves_and_submits(
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - 3 * 3600)
     page = client.get(f"/attempts/{attempt.id}").get_data(as_text=True)  # drawn "three hours ago"
     monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
-    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    found = TOKEN.search(page)
     assert found is not None
     old = found.group(1)
     answers = correct_answers(attempt)
