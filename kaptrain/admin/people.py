@@ -195,9 +195,10 @@ def person_enrol(user_id: int) -> ResponseReturnValue:
     session = get_session()
     course = courses.get_course(session, form.course.data or "")
     refusal = enrolments.refusal(session, person, course)
-    if refusal is not None or course is None:
-        form.course.errors = [refusal or ""]
+    if refusal is not None:
+        form.course.errors = [refusal]
         return _record_page(person, 422, enrol_form=form)
+    assert course is not None  # refusal() names a course that is not there
     enrolments.enrol_for(session, person, course, user())
     flash(f"{person.full_name} is enrolled in “{course.title}” and has been emailed a link to it.", "success")
     return redirect(url_for("admin.person", user_id=person.id))
