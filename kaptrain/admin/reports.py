@@ -40,7 +40,7 @@ class CompletionsPage:
 
     rows: list[Certificate]
     total: int
-    hours: str
+    hours: Decimal
     page: int
     pages: int
 
@@ -69,7 +69,7 @@ def completions(db: Session, date_from: dt.date | None, date_to: dt.date | None,
     ordered = stmt.order_by(Certificate.issued_at, Certificate.id)
     rows = db.scalars(ordered.limit(PER_PAGE).offset((page - 1) * PER_PAGE))
     in_force_hours = Decimal(str(hours or 0)).quantize(Decimal("0.01"))
-    return CompletionsPage(list(rows), int(total), f"{in_force_hours:f}", page, pages)
+    return CompletionsPage(list(rows), int(total), in_force_hours, page, pages)
 
 
 @dataclass(frozen=True)

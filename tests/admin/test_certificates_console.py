@@ -217,3 +217,17 @@ def test_the_certificate_page_shows_the_claim_beside_the_time_measured(app, clie
     claimed = f"{attestation.hours_claimed.normalize()} hours claimed on"
     measured = f"active time the site had measured then: {attestation.active_seconds // 60} minutes"
     assert claimed in page and measured in page
+
+
+def test_hours_read_the_same_on_every_admin_page_ten_included(app, client, db, admin):
+    c = holder(app, db, "Ten Hours")
+    c.max_hours = c.hours = Decimal("10.00")  # Decimal.normalize() would print this as 1E+1
+    db.commit()
+    pages = [
+        client.get(f"/admin/certificates/{c.id}"),
+        client.get("/admin/reports?date_from=2000-01-01"),
+        client.get(f"/admin/people/{c.user_id}"),
+    ]
+    for page in pages:
+        text = page.get_data(as_text=True)
+        assert page.status_code == 200 and "1E+1" not in text and ">10.0<" in text, page.request.path

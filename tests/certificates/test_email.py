@@ -6,6 +6,7 @@ import pytest
 
 from kaptrain.certificates import services
 from kaptrain.certificates.models import RevocationReason
+from kaptrain.certificates.pdf import format_hours
 from tests.factories import certified, enrolled, make_user
 
 
@@ -31,6 +32,8 @@ def test_issuing_a_certificate_emails_the_learner(app, db, inbox):
     assert message["Subject"] == "kaptrain: your certificate for Demo Course for Tests"
     body = message.get_content()
     assert certificate.number in body and f"/verify/{certificate.code}" in body
+    day = certificate.completion_day  # as the site writes a certificate's days, and its hours
+    assert f"Completed: {day.day} {day:%B %Y}" in body and f"Hours: {format_hours(certificate.hours)}\r\n" in body
 
 
 def test_revoking_a_certificate_tells_the_holder_and_the_dashboard_says_so(app, db, inbox, client, login):
