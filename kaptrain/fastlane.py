@@ -137,7 +137,7 @@ class FastLane:
         learner = self._learner(environ, data) if data is not None else None
         if learner is None or data is None:
             return None
-        form = MultiDict[str, str]() if method == "GET" else read_form(environ)
+        form = pagecache.NO_FORM if method == "GET" else read_form(environ)
         if form is None or (method != "GET" and not self._csrf_ok(environ, data, form)):
             return None
         with app.app_context():

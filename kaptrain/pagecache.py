@@ -40,7 +40,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import String, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
-from werkzeug.datastructures import MultiDict
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
 from kaptrain.db import (
@@ -430,6 +430,7 @@ class Learner(NamedTuple):
 # what STAMP_SQL checks for a cached page (same session version, active, a learner): a round trip fewer.
 SESSION_SQL = "u.id = :user AND u.session_version = :session AND u.is_active = :yes AND u.role = 'learner'"
 
+NO_FORM: ImmutableMultiDict[str, str] = ImmutableMultiDict()  # what a GET's fast path is given: nothing to parse
 # Set in the WSGI environ by kaptrain.fastlane when a fast path it ran answered None (the normal way must answer).
 DECLINED = "kaptrain.fast_path_declined"
 FastPath = Callable[[Learner, dict[str, Any], MultiDict[str, str]], BaseResponse | None]
@@ -492,7 +493,7 @@ def driver_error() -> type[Exception]:
 
 def _serve(pages: PageStore, fast: FastPath | None, who: Learner) -> BaseResponse | None:
     if fast is not None:
-        return fast(who, request.view_args or {}, request.form)
+        return fast(who, request.view_args or {}, NO_FORM if request.method == "GET" else request.form)
     key = page_key(who, request.path)
     if key is None:
         return None
