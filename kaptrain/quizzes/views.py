@@ -183,7 +183,7 @@ def submit(attempt_id: int) -> ResponseReturnValue:
     now = utcnow()
     if _closed_at_deadline(a, now):
         return redirect(url_for("quizzes.result", attempt_id=a.id))
-    form = _answers_sent()
+    form = _answers_sent(request.form)
     try:
         services.submit_attempt(get_session(), a, form, now)
     except services.Unanswered as exc:
@@ -195,9 +195,8 @@ def submit(attempt_id: int) -> ResponseReturnValue:
     return redirect(url_for("quizzes.result", attempt_id=a.id))
 
 
-def _answers_sent(form: MultiDict[str, str] | None = None) -> dict[str, list[str]]:
-    sent = request.form if form is None else form
-    return {k: sent.getlist(k) for k in sent if k.startswith("q-")}
+def _answers_sent(form: MultiDict[str, str]) -> dict[str, list[str]]:
+    return {k: form.getlist(k) for k in form if k.startswith("q-")}
 
 
 @pagecache.fast_path("quizzes.submit", method="POST")
@@ -221,7 +220,7 @@ def save(attempt_id: int) -> ResponseReturnValue:
     if not as_json and _closed_at_deadline(a, now):
         return redirect(url_for("quizzes.result", attempt_id=a.id))
     try:
-        services.save_answers(get_session(), a, services.read_answers(a, _answers_sent()), now)
+        services.save_answers(get_session(), a, services.read_answers(a, _answers_sent(request.form)), now)
     except services.QuizError as exc:
         if as_json:
             return jsonify(error=str(exc)), exc.status
@@ -243,7 +242,7 @@ def extend(attempt_id: int) -> ResponseReturnValue:
     if _closed_at_deadline(a, now):
         return redirect(url_for("quizzes.result", attempt_id=a.id))
     try:
-        services.save_answers(get_session(), a, services.read_answers(a, _answers_sent()), now)
+        services.save_answers(get_session(), a, services.read_answers(a, _answers_sent(request.form)), now)
     except services.QuizError as exc:
         fail(exc.status, str(exc))
     try:
