@@ -5,21 +5,23 @@ They are what learners ask for most (the heartbeat every 30 seconds by every rea
 a few plain statements (kaptrain.pagecache: its stored pages and fast paths). Building Flask's request
 context, opening the session, running every before- and after-request function and saving the session cost more
 than the statements themselves, so this WSGI middleware answers these requests itself, but only when everything
-about the request is already known good in this process:
+about the request checks out as Flask would check it:
 
-- the session cookie is one this process's RememberingSessionInterface checked before (its signature is not
-  looked at here; its age is), it holds a learner's id and session version, no waiting message, a login within
-  SESSION_HOURS, and Flask-Login's session identifier matches this client's address and browser;
+- the session cookie's signature and age pass Flask's own serializer (through RememberingSessionInterface, which
+  checks a cookie's signature once per process and its age every time), it holds a learner's id and session
+  version, no waiting message, a login within SESSION_HOURS, and Flask-Login's session identifier matches this
+  client's address and browser;
 - for a POST (the heartbeat, a submission), its body is empty or a small URL-encoded form (read here and put back
-  for Flask), and the CSRF token in its form field or header is one RememberingCSRFProtect accepted for this
-  session and is within WTF_CSRF_TIME_LIMIT, and, over HTTPS, the referrer is this site;
+  for Flask), and the CSRF token in its form field or header passes Flask-WTF's check (signed for this session,
+  within WTF_CSRF_TIME_LIMIT: RememberingCSRFProtect.check, once per token per process), and, over HTTPS, the
+  referrer is this site;
 - for a page, a CSRF token signed for this session under a minute ago is at hand (kaptrain.pagecache reuses
   one for that long), and the page is stored under the versions the session check reads;
 - the fast path's (or the page's) statement then checks the session against the database.
 
-Anything else (a cookie or token not seen before, a query string, staff, a module not opened, a file upload, an
+Anything else (a bad or old cookie or token, a query string, staff, a module not opened, a file upload, an
 answer the fast path will not grade, a database error)
-goes to Flask as before, which answers as it always did and remembers what it checked. The answer carries the
+goes to Flask as before, which answers as it always did. The answer carries the
 headers Flask would add (tests/test_fastlane.py compares the two). It is installed inside ProxyFix, so it sees the
 client's address and scheme as Flask does.
 """
@@ -30,7 +32,7 @@ import hashlib
 import io
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -48,7 +50,7 @@ from werkzeug.wsgi import get_host
 
 from kaptrain import pagecache
 from kaptrain.auth import login_is_current
-from kaptrain.sessions import referred_from
+from kaptrain.sessions import RememberingSessionInterface, referred_from
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -179,11 +181,13 @@ class FastLane:
 
     def _session(self, environ: WSGIEnvironment) -> Mapping[str, Any] | None:
         interface = self.app.session_interface
-        remembered: Callable[[str, float], Mapping[str, Any] | None] | None = getattr(interface, "remembered", None)
         value = parse_cookie(environ).get(self.app.config["SESSION_COOKIE_NAME"])
-        if remembered is None or not value:
+        if not isinstance(interface, RememberingSessionInterface) or not value:
             return None
-        return remembered(value, self.app.permanent_session_lifetime.total_seconds())
+        serializer = interface.get_signing_serializer(self.app)
+        if serializer is None:
+            return None
+        return interface.check(serializer, value, self.app.permanent_session_lifetime.total_seconds())
 
     def _learner(self, environ: WSGIEnvironment, data: Mapping[str, Any]) -> pagecache.Learner | None:
         config = self.app.config
@@ -206,7 +210,7 @@ class FastLane:
         expected = data.get(config["WTF_CSRF_FIELD_NAME"])
         if not token or not isinstance(expected, str):
             return False
-        if not csrf.remembered(secret, token, expected, config["WTF_CSRF_TIME_LIMIT"], time.time()):
+        if not csrf.check(secret, token, expected, config["WTF_CSRF_TIME_LIMIT"], time.time()):
             return False
         if environ.get("wsgi.url_scheme") == "https" and config["WTF_CSRF_SSL_STRICT"]:
             referrer: str = environ.get("HTTP_REFERER") or ""

@@ -65,18 +65,24 @@ class RememberingSessionInterface(SecureCookieSessionInterface):
         value = request.cookies.get(self.get_cookie_name(app))
         if not value:
             return self.session_class()
-        max_age = app.permanent_session_lifetime.total_seconds()
+        return self.session_class(self.check(serializer, value, app.permanent_session_lifetime.total_seconds()) or {})
+
+    def check(self, serializer: URLSafeTimedSerializer, value: str, max_age: float) -> dict[str, Any] | None:
+        """What a session cookie holds (a copy to change), if its signature is good and it is not older than
+        max_age seconds; None otherwise. A cookie checked before is only checked for age."""
         if value in self._checked:
-            return self.session_class(self.remembered(value, max_age) or {})
+            return self.remembered(value, max_age)
         try:
             data, stamp = serializer.loads(value, max_age=int(max_age), return_timestamp=True)
         except BadSignature:
-            return self.session_class()
-        if isinstance(data, dict) and all(isinstance(v, SCALARS) for v in data.values()):
+            return None
+        if not isinstance(data, dict):
+            return None
+        if all(isinstance(v, SCALARS) for v in data.values()):
             if len(self._checked) >= MAX_REMEMBERED:
                 self._checked.clear()
             self._checked[value] = (dict(data), stamp.timestamp())
-        return self.session_class(data)
+        return data
 
     def remembered(self, value: str, max_age: float) -> dict[str, Any] | None:
         """A copy of what a cookie checked before holds, if it is not older than max_age seconds (None: not
@@ -136,13 +142,26 @@ class RememberingCSRFProtect(CSRFProtect):
             return False
         return hmac.compare_digest(expected, carried)
 
+    def check(self, secret: Any, token: str, expected: str, limit: float | None, now: float) -> bool:
+        """Flask-WTF's validate_csrf outside a request: whether `token` is signed with `secret`, no more than `limit`
+        seconds before `now`, and carries `expected` (the session's CSRF value). A token checked before is only
+        checked for age and value; one that passes is remembered."""
+        if self.remembered(secret, token, expected, limit, now):
+            return True
+        if (secret, token) in self._checked:  # known, and too old or for another session
+            return False
+        self._remember((secret, token))
+        return self.remembered(secret, token, expected, limit, now)
+
     def _remember(self, key: tuple[Any, str]) -> None:
-        # Reached only when Flask-WTF's own check passed: the token is read once more for its signing time.
+        # The token's signature is checked, and it is kept with the value it carries and its signing time.
         secret, token = key
         serializer = URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
         try:
             carried, stamp = serializer.loads(token, return_timestamp=True)
         except BadData:
+            return
+        if not isinstance(carried, str):
             return
         if len(self._checked) >= MAX_REMEMBERED:
             self._checked.clear()

@@ -120,3 +120,28 @@ def test_a_remembered_csrf_token_still_needs_a_same_origin_referrer(extra_app: C
         assert refused.status_code == 400 and "another site" in refused.get_data(as_text=True)
     form_post = client.post(f"{base}/__posted", data={"csrf_token": token}, headers={"Referer": "https://[::1/"})
     assert form_post.status_code == 400
+
+
+def test_a_csrf_token_is_checked_outside_a_request_as_flask_wtf_checks_it(extra_app: Callable[..., Flask]) -> None:
+    """RememberingCSRFProtect.check, which the fast lane calls with no request: Flask-WTF's rule for a token this
+    process has never seen, and for one it has."""
+    from itsdangerous import URLSafeTimedSerializer  # noqa: PLC0415
+
+    from kaptrain.extensions import csrf  # noqa: PLC0415
+
+    app = extra_app(WTF_CSRF_ENABLED=True)
+    secret = app.secret_key
+    signer = URLSafeTimedSerializer(secret, salt="wtf-csrf-token")
+    token = str(signer.dumps("session-value"))
+    now = sessions.time.time()
+    for _ in range(2):  # never seen, then remembered
+        assert csrf.check(secret, token, "session-value", 3600, now)
+    assert not csrf.check(secret, token, "another session's value", 3600, now)
+    assert not csrf.check(secret, token, "session-value", 3600, now + 3601)  # expired
+    assert not csrf.check(secret, token[:-2] + "xx", "session-value", 3600, now)  # forged
+    assert not csrf.check("another key entirely", token, "session-value", 3600, now)
+    not_a_string = str(signer.dumps(["session-value"]))
+    assert not csrf.check(secret, not_a_string, "session-value", 3600, now)
+    fresh = str(signer.dumps("other-session"))
+    assert not csrf.check(secret, fresh, "session-value", 3600, now)  # first seen for the wrong session ...
+    assert csrf.check(secret, fresh, "other-session", 3600, now)  # ... is still good for its own
