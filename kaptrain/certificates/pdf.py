@@ -136,7 +136,9 @@ def _write_pdf(html: str, base_url: str, fetcher: URLFetcher, attachments: Calla
     files = [
         Attachment(string=data, name=name, description=text, relationship="Data") for name, data, text in attachments()
     ]
-    pdf: bytes = document.write_pdf(attachments=files)
+    # Tagged (a structure tree with the document's language, headings and the QR code's alternative text), so a
+    # screen reader reads the certificate in order.
+    pdf: bytes = document.write_pdf(attachments=files, pdf_tags=True)
     return pdf
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import re
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -651,3 +653,27 @@ def test_one_contact_hour_is_singular(app_ctx: Flask, tmp_path: Path) -> None:
     text = flat(pdf_text(certificate_pdf(make_view(ce_hours=Decimal("1")), page_size="A4"), tmp_path))
     assert "1.0 contact hour " in text + " "
     assert "1.0 contact hours" not in text
+
+
+def test_certificate_is_a_tagged_pdf_in_the_readers_language(app_ctx: Flask, tmp_path: Path) -> None:
+    """A screen reader gets the certificate's structure: pdfinfo reports it tagged, and the structure tree names
+    the language, the heading and the QR code's alternative text."""
+    data = certificate_pdf(make_view(), page_size="A4")
+    assert pdf_info(data, tmp_path)["Tagged"] == "yes"
+    path = tmp_path / "tags.pdf"
+    path.write_bytes(data)
+    tree = subprocess.run(["pdfinfo", "-struct-text", str(path)], check=True, capture_output=True, text=True).stdout
+    heading = tree.index("H1")
+    assert tree.index("Certificate of Completion", heading) < tree.index("This certifies that", heading)
+    objects = _inflated(data)  # the catalogue and structure elements sit in compressed object streams
+    assert b"/Lang (en)" in objects
+    assert "Figure" in tree and b"/Alt (QR code linking to the verification page)" in objects
+
+
+def _inflated(data: bytes) -> bytes:
+    """Every Flate stream of a PDF, decompressed and joined (streams that are not Flate are left out)."""
+    found = []
+    for stream in re.finditer(rb"stream\r?\n(.*?)endstream", data, re.DOTALL):
+        with contextlib.suppress(zlib.error):
+            found.append(zlib.decompress(stream.group(1)))
+    return b"\n".join(found)
