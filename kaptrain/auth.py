@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, session
+from flask import Flask, abort, request, session
 from flask_login import current_user, login_required
 
 from kaptrain.accounts.models import Role, User
@@ -26,12 +27,23 @@ def init_auth(app: Flask) -> None:
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "strong"
+    # Flask-Login's own identifier takes the client's address from X-Forwarded-For whoever sent it, so a stolen
+    # cookie passes with a forged header; this one takes the address the app trusts (TRUSTED_PROXIES).
+    login_manager._session_identifier_generator = lambda: client_identifier(request.environ)  # noqa: SLF001
 
     @login_manager.user_loader
     def _load(token: str) -> User | None:
         if not login_is_current(session.get("login_at"), app.config["SESSION_HOURS"]):
             return None  # older than SESSION_HOURS: log in again (an absolute limit, ASVS V3.3.2)
         return load_session_user(get_session(), token)
+
+
+def client_identifier(environ: Mapping[str, Any]) -> str:
+    """What strong session protection ties a session to: the client's address as the app trusts it (REMOTE_ADDR,
+    which ProxyFix sets from X-Forwarded-For only behind TRUSTED_PROXIES) and its browser, hashed. Computed from
+    the WSGI environ, so kaptrain.fastlane, which has no request, computes the same."""
+    base = f"{environ.get('REMOTE_ADDR') or ''}|{environ.get('HTTP_USER_AGENT') or ''}"
+    return hashlib.sha512(base.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def login_is_current(login_at: object, hours: int, now: float | None = None) -> bool:

@@ -28,7 +28,6 @@ client's address and scheme as Flask does.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import time
@@ -49,7 +48,7 @@ from werkzeug.wrappers import Response
 from werkzeug.wsgi import get_host
 
 from kaptrain import pagecache
-from kaptrain.auth import login_is_current
+from kaptrain.auth import client_identifier, login_is_current
 from kaptrain.sessions import RememberingSessionInterface, referred_from
 
 if TYPE_CHECKING:
@@ -67,16 +66,6 @@ PATH_ENDS = ("/heartbeat", "/submit", ".pdf")
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 64 * 1024  # a quiz's answers are a few hundred bytes; anything larger Flask reads, with its limits
 PAGE_STARTS = ("/courses/", "/dashboard")  # where every page of pagecache.CACHED_ENDPOINTS is
-
-
-def client_identifier(environ: Mapping[str, Any]) -> str:
-    """Flask-Login's session identifier (its _create_identifier) from the WSGI environ: the client's first
-    forwarded or direct address and its browser, hashed (tests/test_fastlane.py holds the two equal)."""
-    address = environ.get("HTTP_X_FORWARDED_FOR", environ.get("REMOTE_ADDR"))
-    first = address.encode("utf-8").split(b",")[0].strip() if address is not None else None
-    agent = environ.get("HTTP_USER_AGENT")
-    base = f"{first}|{agent.encode('utf-8') if agent is not None else None}"
-    return hashlib.sha512(base.encode("utf8")).hexdigest()
 
 
 def read_form(environ: WSGIEnvironment) -> MultiDict[str, str] | None:
@@ -203,11 +192,14 @@ class FastLane:
         config = self.app.config
         if not config["WTF_CSRF_ENABLED"]:
             return True
-        # Where Flask-WTF looks, in its order: the form's field, then the headers.
+        # Where Flask-WTF looks (its _get_csrf_token), in its order: the form's field, a field whose name ends with
+        # the field's name, then the headers.
+        field = config["WTF_CSRF_FIELD_NAME"]
+        prefixed = (form[key] for key in form if key.endswith(field))
         headers = (environ.get("HTTP_" + name.upper().replace("-", "_")) for name in config["WTF_CSRF_HEADERS"])
-        token = form.get(config["WTF_CSRF_FIELD_NAME"]) or next(filter(None, headers), None)
+        token = form.get(field) or next(filter(None, prefixed), None) or next(filter(None, headers), None)
         secret = config.get("WTF_CSRF_SECRET_KEY") or self.app.secret_key
-        expected = data.get(config["WTF_CSRF_FIELD_NAME"])
+        expected = data.get(field)
         if not token or not isinstance(expected, str):
             return False
         if not csrf.check(secret, token, expected, config["WTF_CSRF_TIME_LIMIT"], time.time()):

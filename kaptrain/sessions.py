@@ -110,9 +110,8 @@ class RememberingCSRFProtect(CSRFProtect):
         if request.method not in config["WTF_CSRF_METHODS"]:
             return
         secret = config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
-        # A token in a header is looked at first: a script's POST (the heartbeat) then has no form to parse.
-        sent = next(filter(None, map(request.headers.get, config["WTF_CSRF_HEADERS"])), None)
-        if not (sent and self._remembered((secret, sent))) and not self._remembered((secret, self._token())):
+        # The token Flask-WTF would check: the form's field, else a header.
+        if not self._remembered((secret, self._token())):
             super().protect()
             self._remember((secret, self._token()))  # the token Flask-WTF has just accepted
             return

@@ -219,6 +219,8 @@ def _security_headers(response: Response) -> Response:
     no_store = bool(endpoint and not endpoint.endswith("static"))
     production = current_app.config["ENV"] == "production"
     response.headers.extend(missing_security_headers(present, production=production, no_store=no_store))
+    if "date" in present:  # Flask-Compress's conditional check adds one; the server adds its own to every answer
+        del response.headers["Date"]
     return response
 
 

@@ -11,7 +11,6 @@ from collections.abc import Callable
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
-from flask_login.utils import _create_identifier
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -64,11 +63,26 @@ def _token(client: FlaskClient) -> str:
         {"REMOTE_ADDR": "10.0.0.7", "HTTP_USER_AGENT": "Navigateur à accents"},
     ],
 )
-def test_the_lane_identifies_a_client_as_flask_login_does(environ: dict[str, str]) -> None:
-    app = Flask(__name__)
+def test_the_lane_identifies_a_client_as_flask_login_does(app: Flask, environ: dict[str, str]) -> None:
+    from kaptrain.extensions import login_manager  # noqa: PLC0415
+
     with app.test_request_context("/", environ_base=environ):
-        assert request.remote_addr == environ["REMOTE_ADDR"]
-        assert client_identifier(request.environ) == _create_identifier()
+        assert client_identifier(request.environ) == login_manager._session_identifier_generator()  # noqa: SLF001
+    forwarded = {**environ, "HTTP_X_FORWARDED_FOR": "198.51.100.1"}  # a header anyone can send changes nothing
+    assert client_identifier(forwarded) == client_identifier(environ)
+
+
+def test_a_stolen_cookie_with_a_forged_forwarded_address_ends_the_session(
+    app: Flask, client: FlaskClient, learner: User, lane: list[bool]
+) -> None:
+    """Strong session protection ties a session to the address the app trusts: with no trusted proxy, a request
+    from elsewhere that names the learner's address in X-Forwarded-For is still from elsewhere."""
+    client.get(MODULE)
+    assert client.post(HEARTBEAT).status_code == 200
+    elsewhere = {"REMOTE_ADDR": "192.0.2.50"}
+    forged = client.post(HEARTBEAT, environ_base=elsewhere, headers={"X-Forwarded-For": "127.0.0.1"})
+    assert forged.status_code in (302, 401) and lane[-1] is False
+    assert client.get("/dashboard").status_code == 302  # the session was ended, as Flask-Login ends it
 
 
 def test_a_signed_in_learner_gets_the_lanes_heartbeat_with_flasks_headers(
@@ -188,15 +202,18 @@ def test_what_the_lane_does_not_know_goes_to_flask(
     token = _token(client)
     assert client.post(HEARTBEAT, headers={"X-CSRFToken": token}).status_code == 200
     lane.clear()
-    # No token, a forged token, the token in a multipart body (the lane reads small URL-encoded forms only),
-    # another address.
+    # No token, a forged token, a bad token in the form beside a good one in the header (Flask-WTF reads the form
+    # first, a field whose name ends with the field's too), the token in a multipart body (the lane reads small
+    # URL-encoded forms only), another address.
     assert client.post(HEARTBEAT).status_code == 400
     assert client.post(HEARTBEAT, headers={"X-CSRFToken": token[:-3] + "abc"}).status_code == 400
+    for field in ("csrf_token", "answers-csrf_token"):
+        assert client.post(HEARTBEAT, data={field: "bad"}, headers={"X-CSRFToken": token}).status_code == 400
     multipart = client.post(HEARTBEAT, data={"csrf_token": token}, content_type="multipart/form-data")
     assert multipart.status_code == 200
     moved = client.post(HEARTBEAT, headers={"X-CSRFToken": token}, environ_base={"REMOTE_ADDR": "192.0.2.50"})
     assert moved.status_code in (302, 401)  # session protection: the session is ended, as Flask-Login does
-    assert lane == [False, False, False, False]
+    assert lane == [False] * 6
 
 
 def test_an_https_heartbeat_from_another_site_goes_to_flask_and_is_refused(

@@ -47,10 +47,11 @@ REQUESTS: list[tuple[str, str, str, int]] = [
 
 @pytest.mark.parametrize(("method", "url", "status"), [r[1:] for r in REQUESTS], ids=[r[0] for r in REQUESTS])
 def test_every_kind_of_response_carries_the_headers(client: FlaskClient, method: str, url: str, status: int) -> None:
-    response = client.open(url, method=method)
+    response = client.open(url, method=method, headers={"Accept-Encoding": "gzip"})
     assert response.status_code == status
     assert_protected(response)
     assert "Strict-Transport-Security" not in response.headers  # not in development or tests
+    assert "Date" not in response.headers  # the server adds its own to every answer: the app must not add a second
 
 
 def test_a_csrf_failure_carries_the_headers(client: FlaskClient, csrf_on: None) -> None:

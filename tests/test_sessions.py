@@ -85,8 +85,11 @@ def test_a_remembered_csrf_token_is_still_tied_to_its_session(extra_app: Callabl
     assert theirs.post("/__posted", headers={"X-CSRFToken": token}).status_code == 400
     assert mine.post("/__posted", headers={"X-CSRFToken": token[:-2] + "xx"}).status_code == 400
     assert mine.post("/__posted").status_code == 400  # no token at all
-    # Flask-WTF reads the form first: a good token there passes whatever a header says, as it always did.
+    # Flask-WTF reads the form first: a good token there passes whatever a header says, and a bad one fails
+    # whatever a header says, remembered or not.
     assert mine.post("/__posted", data={"csrf_token": token}, headers={"X-CSRFToken": "not-a-token"}).status_code == 200
+    assert mine.post("/__posted", data={"csrf_token": "bad"}, headers={"X-CSRFToken": token}).status_code == 400
+    assert mine.post("/__posted", data={"my-csrf_token": "bad"}, headers={"X-CSRFToken": token}).status_code == 400
 
 
 def test_a_remembered_csrf_token_still_expires(
