@@ -218,6 +218,12 @@ class ConfirmEmailForm(BaseForm):
     submit = SubmitField("Confirm this email address")
 
 
+class DataExportForm(BaseForm):
+    """Download everything the site keeps about you (a POST: the download is audited)."""
+
+    submit = SubmitField("Download my data (JSON)")
+
+
 class ResendConfirmationForm(BaseForm):
     """Send the confirmation link again."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
@@ -10,8 +11,10 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.datastructures import ImmutableMultiDict
 
+from kaptrain import audit
 from kaptrain.accounts import mailer, ownership, services, twofactor
 from kaptrain.accounts.forms import (
+    DataExportForm,
     EmailChangeForm,
     LoginCodeForm,
     LoginForm,
@@ -23,8 +26,9 @@ from kaptrain.accounts.forms import (
     profile_from,
 )
 from kaptrain.accounts.models import User
+from kaptrain.accounts.personal_data import personal_data
 from kaptrain.auth import safe_next, user
-from kaptrain.db import get_session
+from kaptrain.db import get_session, utcnow
 from kaptrain.extensions import limiter
 from kaptrain.forms import BaseForm
 
@@ -239,6 +243,7 @@ def account_page(
         "password_form": password_form or PasswordForm(formdata=None, prefix="pw"),
         "email_form": email_form or EmailChangeForm(formdata=None, prefix="em"),
         "resend_form": ResendConfirmationForm(formdata=None, data={"next": url_for("accounts.profile")}),
+        "export_form": DataExportForm(formdata=None),
         "pending_change": ownership.pending_email_change(session, me),
         "recovery_left": twofactor.recovery_codes_left(session, me) if me.has_two_factor else 0,
     }
@@ -279,6 +284,27 @@ def change_password() -> ResponseReturnValue:
             flash("Your password was changed. Other devices have been logged out.", "success")
             return redirect(url_for("accounts.profile"))
     return account_page(422, password_form=form)
+
+
+@bp.route("/account/data", methods=["POST"])
+@login_required
+def download_data() -> ResponseReturnValue:
+    """Everything the site keeps about you, as a JSON file (kaptrain.accounts.personal_data); audited."""
+    me = user()
+    if not DataExportForm().validate_on_submit():
+        return account_page(400)
+    session = get_session()
+    now = utcnow()
+    document = personal_data(session, me, now)
+    audit.record(session, "account.data_export", "user", me.id, actor_id=me.id, actor_label=me.email)
+    session.commit()
+    body = json.dumps(document, ensure_ascii=False, indent=2, default=str)
+    filename = f"my-data-{now:%Y-%m-%d}.json"
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
 
 
 def _account_mail_key() -> str:
