@@ -53,6 +53,12 @@ WRONG_CODE = (
     "or one of your recovery codes."
 )
 
+USED_CODE = (
+    "That code was right, but it cannot be used again: each code works once, and not after a newer one. Wait for "
+    "your authenticator app to show its next code (a new one appears every 30 seconds) and type that, or use one "
+    "of your recovery codes."
+)
+
 
 @dataclass(frozen=True)
 class Enrolment:
@@ -204,7 +210,9 @@ def _accept_totp(session: Session, user: User, code: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False  # this code (or a later one) was accepted already: a replay
+        # This code (or a later one) was accepted already: a replay, or the person's own second use of a code
+        # (signing in within the 30 seconds of setting up). Refused, and said so: the code is spent either way.
+        raise AccountError(USED_CODE, "code")
     set_committed_value(user, "totp_last_counter", step)
     # Sealed again under the current key when stored plain or under a fallback key (the comparison's value is sealed
     # too, and sealing is deterministic: a secret already sealed under the current key is left as it is).

@@ -420,12 +420,23 @@ def set_retired(session: Session, item: Module | Question, retired: bool, user: 
     if not retired and item.published_revision_id is None:
         raise AuthoringError("Publish a draft of it first.", 400)
     item.is_retired = retired
-    if isinstance(item, Module) and not retired:
-        last = session.scalar(select(func.max(Module.position)).where(Module.course_id == item.course_id)) or 0
-        item.position = last + 1
+    if isinstance(item, Module):
+        _renumber_modules(session, item, at_end=not retired)
     kind = revisions.kind_of(item).name
     audit.record(session, f"{kind}.{'retire' if retired else 'reinstate'}", kind, item.id, actor_id=user.id)
     session.flush()
+
+
+def _renumber_modules(session: Session, changed: Module, *, at_end: bool) -> None:
+    # The course's modules in use numbered 1, 2, 3 ... in their order (a reinstated module last), as learners
+    # count them: a module retired or brought back leaves no gap ("module 7 of 6").
+    live = session.scalars(
+        select(Module)
+        .where(Module.course_id == changed.course_id, Module.is_retired.is_(False), Module.id != changed.id)
+        .order_by(Module.position, Module.id)
+    ).all()
+    for position, module in enumerate([*live, changed] if at_end else live, start=1):
+        module.position = position
 
 
 def add_question(session: Session, quiz: Quiz, key: str, qtype: str, user: User) -> Question:

@@ -100,10 +100,12 @@ def test_login_asks_for_the_code_after_the_password_and_refuses_a_replay(app, cl
 
     thief = password_step(app, lee)
     replay = thief.post("/login/code", data={"code": code})
-    assert replay.status_code == 422 and b"each code works once" in replay.data
+    assert replay.status_code == 422 and b"cannot be used again: each code works once" in replay.data
+    assert b"Wait for your authenticator app to show its next code" in replay.data
     assert thief.get("/dashboard").status_code == 302
     older = pyotp.TOTP(secret).now()  # the step before the one just used: refused too
-    assert thief.post("/login/code", data={"code": older}).status_code == 422
+    refused = thief.post("/login/code", data={"code": older})
+    assert refused.status_code == 422 and b"not after a newer one" in refused.data
 
 
 @pytest.mark.parametrize("code", ["", "abc", "1" * 41, "12 34 56 78", "\x00" * 6, "１２３４５６"])

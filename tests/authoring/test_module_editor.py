@@ -606,6 +606,22 @@ def test_retire_hides_a_module_and_reinstate_brings_it_back(author, db):
     assert "Module Gamma" in author.get("/courses/demo-course").get_data(as_text=True)
 
 
+@pytest.mark.parametrize("retired", ["alpha", "gamma"])
+def test_modules_are_numbered_without_gaps_after_retiring_and_reinstating(author, db, retired):
+    """Learners count the modules in use: retiring one renumbers the rest, and one brought back comes last, so no
+    page says "module 4 of 3"."""
+
+    def positions() -> dict[str, int]:
+        live = select(Module).where(Module.is_retired.is_(False)).execution_options(populate_existing=True)
+        return {m.slug: m.position for m in db.scalars(live)}
+
+    author.post(f"/author/courses/demo-course/modules/{retired}/retire", data={"retire": "yes"})
+    assert sorted(positions().values()) == [1, 2]
+    back = author.post(f"/author/courses/demo-course/modules/{retired}/retire", data={"retire": "no"})
+    assert "reinstated as module 3, at the end of the course" in author.get(back.location).get_data(as_text=True)
+    assert positions()[retired] == 3 and sorted(positions().values()) == [1, 2, 3]
+
+
 def test_unknown_course_or_module_is_404(author):
     assert author.get("/author/courses/nope/modules/alpha").status_code == 404
     assert author.get("/author/courses/demo-course/modules/nope").status_code == 404
