@@ -8,7 +8,18 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, flash, has_request_context, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    flash,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_url
 from flask_wtf.csrf import CSRFError
@@ -293,6 +304,13 @@ def _to_login() -> ResponseReturnValue:
     return redirect(login_url(str(login_manager.login_view), next_url=back))
 
 
+SIGNED_OUT_SCRIPT = (
+    "You were signed out, so your last choice was not saved. Reload the page and sign in to go on: the answers "
+    "saved before are kept."
+)
+EXPIRED_SCRIPT = "This page had been open too long, so your last choice was not saved. Reload the page to go on."
+
+
 def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
     """A form whose token failed. Sent from one of this site's pages (a form left open too long, or a session
     that ended meanwhile), the person is taken back with a word of what happened, and to the login first when
@@ -307,16 +325,23 @@ def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
     # A browser that keeps no cookie for the site (cookies off) would only be sent back to fail again, with no word
     # shown: only a request that brings the session cookie is sent back.
     cookie = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
-    if cookie and back is not None and form and not by_script and request.method not in SAFE_METHODS:
-        if not current_user.is_authenticated and request.endpoint not in ANONYMOUS_FORMS:
+    signed_out = not current_user.is_authenticated and request.endpoint not in ANONYMOUS_FORMS
+    if by_script and request.accept_mimetypes.best == "application/json":
+        # The quiz's autosave shows this text beside the answers.
+        return jsonify(error=SIGNED_OUT_SCRIPT if signed_out else EXPIRED_SCRIPT), 400
+    if back is not None and form and not by_script and request.method not in SAFE_METHODS:
+        if signed_out:
+            # Also when no cookie came at all: a session that ran out is a cookie the browser dropped. (A browser
+            # that refuses cookies gets the login page, whose own form then says to accept them.)
             flash(
                 "You were signed out, so that form was not sent. Sign in to go back to it: anything saved before, "
                 "such as quiz answers, is kept.",
                 "info",
             )
             return redirect(url_for("accounts.login", next=back))
-        flash("That form had been open too long, so it was not sent. Please send it again.", "info")
-        return redirect(back)
+        if cookie:
+            flash("That form had been open too long, so it was not sent. Please send it again.", "info")
+            return redirect(back)
     return error_page(
         400,
         "The form expired or was sent from another site. Reload the page and submit it again; if this keeps "

@@ -5,6 +5,7 @@ post from elsewhere, or with no referrer, still gets the 400 page and changes no
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from flask import Flask
 from itsdangerous import URLSafeTimedSerializer
@@ -52,6 +53,18 @@ def test_a_signed_out_quiz_submission_goes_through_the_login_back_to_the_attempt
     assert db.get(quizzes.Attempt, attempt.id).status == quizzes.AttemptStatus.OPEN  # type: ignore[union-attr]
 
 
+def test_a_quiz_submitted_after_the_browser_dropped_its_expired_cookie_goes_through_the_login(
+    app: Flask, db: Session, csrf_on: None
+) -> None:
+    """A session that ran out is a cookie the browser has thrown away: the submission comes with no cookie at all,
+    and is still taken to the login and back to the attempt, not to the 400 page."""
+    _, attempt = _open_attempt(db)
+    page = f"/attempts/{attempt.id}"
+    no_cookie = app.test_client()
+    response = no_cookie.post(f"{page}/submit", data={"csrf_token": "old"}, headers={"Referer": f"{SITE}{page}"})
+    assert response.status_code == 302 and unquote(response.location) == f"/login?next=/attempts/{attempt.id}"
+
+
 def test_a_stale_login_form_comes_back_with_a_word_instead_of_an_error(app: Flask, csrf_on: None) -> None:
     client = app.test_client()
     client.get("/login")  # the page the form was on: the session cookie comes with it
@@ -77,6 +90,10 @@ def test_a_script_saving_answers_with_a_stale_token_still_gets_a_400_it_can_read
         sent = {"Referer": f"{SITE}/attempts/1", **headers}
         response = client.post("/attempts/1/save", data={"a": "b"}, headers=sent)
         assert response.status_code == 400
+    # The autosave asks for JSON, and shows its words beside the answers: signed out, or the page left too long.
+    autosave = {"Referer": f"{SITE}/attempts/1", "Accept": "application/json", "X-CSRFToken": "old"}
+    signed_out = client.post("/attempts/1/save", data={"a": "b"}, headers=autosave)
+    assert signed_out.status_code == 400 and "You were signed out" in signed_out.get_json()["error"]
 
 
 def test_a_browser_keeping_no_cookie_is_told_about_cookies_not_sent_round_in_a_loop(app: Flask, csrf_on: None) -> None:
