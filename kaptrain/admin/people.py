@@ -143,6 +143,7 @@ def _staff_profile_form(person: User) -> ProfileForm:
     form.credential.description = "Printed after the name on certificates."
     _required(form.full_name, "Enter their full name.")
     _required(form.profession, "Choose their profession.")
+    form.profession.choices = [SelectChoice("", "Choose their profession"), *form.profession.choices[1:]]
     form.submit.label.text = "Save their profile"
     return form
 

@@ -56,7 +56,11 @@ class EnrolForm(BaseForm):
 
     def __init__(self, *args: Any, course_choices: list[SelectChoice], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.course.choices = [SelectChoice("", "Choose a course"), *course_choices]
+        self.course_count = len(course_choices)
+        # The only course there is comes chosen; with several, the administrator picks one.
+        self.course.choices = (
+            course_choices if self.course_count == 1 else [SelectChoice("", "Choose a course"), *course_choices]
+        )
 
 
 class StatusForm(BaseForm):

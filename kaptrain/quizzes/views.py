@@ -289,10 +289,17 @@ def _module_pages(record: completion.CourseRecord) -> dict[str, str]:
     return {m.module.slug: shelf.rendered(m.revision).html for m in record.modules}
 
 
+@bp.route("/instructor/")
+@role_required(Role.INSTRUCTOR)
+def instructor_home() -> ResponseReturnValue:
+    """The instructor's pages start at the quiz list (which also links each course's learners and evaluations)."""
+    return redirect(url_for("quizzes.instructor_quizzes"))
+
+
 @bp.route("/instructor/quizzes")
 @role_required(Role.INSTRUCTOR)
 def instructor_quizzes() -> ResponseReturnValue:
-    """Every quiz, with links to its item analysis."""
+    """Every course's learner overview and evaluation summary, and every quiz with a link to its item analysis."""
     return render_template("quizzes/instructor_list.html", quizzes=services.all_quizzes(get_session()))
 
 

@@ -43,6 +43,8 @@ def test_an_administrator_corrects_a_name_and_the_person_is_told(app, client, db
     assert f'href="/admin/people/{dana.id}/profile"' in record
     page = client.get(f"/admin/people/{dana.id}/profile")
     assert page.status_code == 200 and 'value="Dana Mispelt"' in page.get_data(as_text=True)
+    words = page.get_data(as_text=True)
+    assert "Choose their profession" in words and "your" not in words.split("<main", 1)[1].split("</main>")[0].lower()
 
     saved = client.post(f"/admin/people/{dana.id}/profile", data=FORM, follow_redirects=True)
     assert saved.status_code == 200
@@ -161,6 +163,9 @@ def test_an_administrator_enrols_someone_who_is_emailed_the_course(app, client, 
     admin = _admin(db, login)
     record = client.get(f"/admin/people/{ivy.id}").get_data(as_text=True)
     assert "Enrol in a course" in record and f'value="{demo.slug}"' in record
+    assert 'id="enrol-form"' in record and "#enrol-form" in record  # a refusal comes back scrolled to the form
+    published = courses.published_courses(db)
+    assert ("Choose a course" in record) == (len(published) > 1)  # the only course there is comes chosen
     done = client.post(f"/admin/people/{ivy.id}/enrol", data={"course": demo.slug}, follow_redirects=True)
     assert done.status_code == 200 and "Ivy Placed is enrolled in" in done.get_data(as_text=True)
     enrolment = courses.get_enrolment(db, ivy.id, demo.id)

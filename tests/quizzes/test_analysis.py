@@ -82,9 +82,21 @@ def test_staff_see_analysis_and_csv(client, db, login, role):
     assert csv.data.decode().splitlines()[0].startswith("question,revisions,times_drawn,facility")
 
 
+def test_the_instructor_pages_start_at_one_place_that_links_learners_and_evaluations(client, db, login):
+    login(make_user(db, role=Role.INSTRUCTOR))
+    home = client.get("/instructor/")
+    assert home.status_code == 302 and home.location == "/instructor/quizzes"
+    page = client.get(home.location).get_data(as_text=True)
+    for link in ("/instructor/courses/demo-course/learners", "/instructor/courses/demo-course/evaluations"):
+        assert f'href="{link}"' in page
+        assert client.get(link).status_code == 200
+    assert 'href="/instructor/courses/demo-course/quizzes/alpha-quiz/analysis"' in page
+
+
 @pytest.mark.parametrize(
     "url",
     [
+        "/instructor/",
         "/instructor/quizzes",
         "/instructor/courses/demo-course/quizzes/alpha-quiz/analysis",
         "/instructor/courses/demo-course/quizzes/alpha-quiz/analysis.csv",

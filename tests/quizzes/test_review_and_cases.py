@@ -143,3 +143,21 @@ def test_the_instruction_is_not_repeated_when_the_stem_says_it(client, db, learn
         legend = re.search(rf"Question {item.position + 1} of 3(.*?)</legend>", page, re.S).group(1)
         assert legend.lower().count("select all that apply") <= 1
         assert legend.lower().count("choose one answer") <= 1
+
+
+def test_the_review_lists_the_missed_questions_first_and_marks_each_verdict(client, db, learner):
+    attempt_id = _final_attempt(client, db, learner)
+    attempt = _attempt(db, attempt_id)
+    form = correct_answers(attempt)
+    wrong = correct_answers(attempt, right=False)
+    assert len(attempt.items) >= 2
+    missed = [len(attempt.items)]  # the last question, as the page numbers them
+    for n, item in enumerate(sorted(attempt.items, key=lambda i: i.position), start=1):
+        if n in missed:
+            form[f"q-{item.id}"] = wrong[f"q-{item.id}"]
+    page = client.get(client.post(f"/attempts/{attempt_id}/submit", data=form).location).data.decode()
+    summary = re.search(r'<p class="review-missed">Missed: (.*?)\.</p>', page)
+    assert summary is not None
+    assert re.findall(r'href="#rq(\d+)"', summary.group(1)) == [str(n) for n in missed]
+    assert page.count('class="verdict verdict-wrong"') == len(missed)
+    assert page.count('class="verdict verdict-right"') == len(attempt.items) - len(missed)
