@@ -100,6 +100,8 @@ class FileCheck:
         """What the headline says: "valid"; the site's record's verdict ("superseded", "revoked", "expired") when
         the signature is good but the record says otherwise, which a verifier must see first; "refused" for any
         other failure."""
+        if self.verdict.reason == Reason.REVOKED and self.record is not None and self.record.verdict == "superseded":
+            return "superseded"
         if not self.verdict.ok:
             return "refused"
         if self.record is not None and self.record.verdict != "valid":
@@ -135,6 +137,10 @@ def check_file(session: Session, data: bytes) -> FileCheck:
     if isinstance(credential, Verdict):
         return FileCheck(credential)
     verdict = signing.check(session, credential)
+    if verdict.reason == Reason.REVOKED:
+        # Revoked in the status list: the site's record says whether by revocation or by a newer version, which
+        # the certificate's page says too (both set the same bit).
+        return FileCheck(verdict, credential, record=site_record(session, credential))
     if not verdict.ok:
         return FileCheck(verdict, credential)
     record = site_record(session, credential)

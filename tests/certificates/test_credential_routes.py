@@ -276,6 +276,20 @@ def test_a_superseded_certificates_file_is_validly_signed_but_the_record_says_so
     assert "Superseded certificate" in page and "no longer valid" in page
 
 
+def test_a_checked_file_says_what_its_page_says_when_revoked_or_replaced_by_a_revoked_version(app, client, db, issue):
+    first = issue()
+    with acting(app, db):
+        second = services.reissue(db, first, actor_label="test", reason="name corrected")
+        services.revoke(db, second, RevocationReason.ACADEMIC_MISCONDUCT, "copied", actor_label="test")
+    status, page = upload(client, stored_pdf(app, db, first))
+    assert status == 422 and "Superseded certificate" in page and "neither version is valid" in page
+    assert f"/verify/{first.code}" in page and "Valid credential" not in page
+    status, page = upload(client, stored_pdf(app, db, second))
+    assert status == 422 and "Revoked" in page and "The issuer has revoked this certificate" in page
+    assert "Reason: <strong>revoked</strong>" not in page  # the heading says it: no "Reason: revoked — revoked"
+    assert f"/verify/{second.code}" in page
+
+
 def test_revoking_a_reissue_revokes_the_files_of_the_versions_it_replaced(app, client, db, issue):
     first = issue()
     with acting(app, db):
@@ -325,7 +339,8 @@ def test_a_revoked_certificates_pdf_is_refused_as_revoked(app, client, db, issue
     with acting(app, db):
         services.revoke(db, certificate, RevocationReason.ACADEMIC_MISCONDUCT, "copied", actor_label="test")
     status, page = upload(client, pdf)
-    assert status == 422 and "<strong>revoked</strong>" in page and "has revoked this certificate" in page
+    assert status == 422 and '<h1 id="verdict-h">Revoked</h1>' in page and "has revoked this certificate" in page
+    assert f"/verify/{certificate.code}" in page  # the site's record, which says when and why
 
 
 def _other_issuer(credential: dict[str, Any], tmp_path: Path) -> dict[str, Any]:

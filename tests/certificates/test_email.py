@@ -53,6 +53,8 @@ def test_revoking_a_certificate_tells_the_holder_and_the_dashboard_says_so(app, 
     )
     body = message.get_content()
     assert RevocationReason.ISSUED_IN_ERROR.label in body and "internal" not in body  # the category, not the note
+    day = certificate.local_day(certificate.revoked_at)
+    assert f"was revoked on {day.day} {day:%B %Y}" in body  # the day as the site writes it, not 2026-11-27
     login(user)
     page = client.get("/dashboard").get_data(as_text=True)
     assert f"Your certificate {certificate.number} was revoked on" in page and "no longer valid" in page

@@ -159,5 +159,5 @@ def test_the_review_lists_the_missed_questions_first_and_marks_each_verdict(clie
     summary = re.search(r'<p class="review-missed">Missed: (.*?)\.</p>', page)
     assert summary is not None
     assert re.findall(r'href="#rq(\d+)"', summary.group(1)) == [str(n) for n in missed]
-    assert page.count('class="verdict verdict-wrong"') == len(missed)
-    assert page.count('class="verdict verdict-right"') == len(attempt.items) - len(missed)
+    assert page.count('class="answer-wrong"') == len(missed)
+    assert page.count('class="answer-right"') == len(attempt.items) - len(missed)
