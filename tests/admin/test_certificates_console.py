@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from kaptrain.accounts.models import Role
 from kaptrain.audit import AuditEntry
 from kaptrain.certificates.models import Certificate, CertificateStatus
+from tests.conftest import sign_in
 from tests.factories import certified, course, enrolled, make_user
 
 ADMIN_GETS = ["/admin/certificates", "/admin/certificates/1", "/admin/reports", "/admin/reports/completions.csv"]
@@ -160,6 +161,13 @@ def test_manual_issue_needs_a_reason_and_a_known_account(app, client, db, admin)
     assert made.issue_reason == "Completed in the 2019 system"
     (entry,) = entries(db, "certificate.issue_manual")
     assert entry.subject_id == made.id and entry.actor_id == admin.id  # the audit log names the administrator
+    # The holder's dashboard says why a certificate stands beside a course they have not worked through here.
+    enrolled(db, learner)
+    db.commit()
+    browser = app.test_client()
+    sign_in(browser, db, learner)
+    dashboard = browser.get("/dashboard").get_data(as_text=True)
+    assert made.number in dashboard and "issued this certificate to you directly" in dashboard
 
 
 def test_console_actions_need_the_csrf_token(app, client, db, admin, csrf_on):
