@@ -85,6 +85,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("accounts.change_password", "POST"): signed_in(422),
     ("accounts.change_email", "POST"): signed_in(422),
     ("accounts.resend_confirmation", "POST"): signed_in(Redirect("/account")),
+    ("accounts.download_data", "POST"): signed_in(200),  # each person's own data, and only theirs
     ("accounts.two_factor", "GET"): signed_in(200),
     # Learners have not set it up, so the empty code is refused; staff have it on, so the page is shown.
     ("accounts.two_factor", "POST"): each(LOGIN, 422, 422, 200, 200),
@@ -146,6 +147,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("instructor.course_evaluations", "GET"): staff(200),
     ("instructor.course_evaluations_csv", "GET"): staff(200),
     ("quizzes.instructor_quizzes", "GET"): staff(200),
+    ("quizzes.instructor_home", "GET"): staff(Redirect("/instructor/quizzes")),
     ("quizzes.item_analysis", "GET"): staff(200),
     ("quizzes.item_analysis_csv", "GET"): staff(200),
     # ---------------------------------------------------------------- authoring (instructors and admins)
