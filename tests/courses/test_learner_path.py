@@ -80,6 +80,21 @@ def test_locked_module_by_url_says_what_to_finish_first(client, db, learner):
     response = client.get("/courses/demo-course/modules/beta")
     assert response.status_code == 403
     assert b"Pass the quiz for module 1: Module Alpha" in response.data
+    assert b"editor's preview" not in response.data  # that is for instructors
+
+
+def test_an_instructor_meeting_a_locked_module_is_shown_the_editors_preview(client, db, login):
+    from kaptrain.accounts.models import Role  # noqa: PLC0415
+
+    instructor = make_user(db, role=Role.INSTRUCTOR)
+    enrolled(db, instructor)
+    db.commit()
+    login(instructor)
+    response = client.get("/courses/demo-course/modules/beta")
+    assert response.status_code == 403
+    link = b'href="/author/courses/demo-course/modules/beta#ed-preview-h"'
+    assert link in response.data
+    assert client.get("/author/courses/demo-course/modules/beta").status_code == 200
 
 
 def test_passing_the_quiz_opens_the_next_module_and_read_alone_does_not(client, db, learner):
