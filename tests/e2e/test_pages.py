@@ -59,6 +59,7 @@ NOT_PAGES = {
     "certificates.issuer_dids",
     "uploads.serve",
     "authoring.preview",  # the module editor's live preview: an HTML fragment its script fetches
+    "quizzes.instructor_home",  # a redirect to the instructor's quiz list, which has its case
 }
 
 
@@ -172,6 +173,7 @@ CASES = [
 # Endpoints reached only by POST (or as a redirect) get no page of their own.
 POST_ONLY = {
     "accounts.logout",
+    "accounts.download_data",
     "accounts.change_password",
     "accounts.change_email",
     "accounts.resend_confirmation",
