@@ -185,6 +185,7 @@ def _detail(
         c=c,
         attestation=get_session().scalar(attested),
         verdict=services.public_status(c).verdict,
+        replacement=services.replacement_of(get_session(), c),
         revoke_form=revoke or RevokeForm(formdata=None),
         reissue_form=reissue or ReissueForm(formdata=None),
     ), status
@@ -218,7 +219,7 @@ def revoke_certificate(certificate_id: int) -> ResponseReturnValue:
 @bp.route("/certificates/<int:certificate_id>/reissue", methods=["POST"])
 @role_required(Role.ADMIN)
 def reissue_certificate(certificate_id: int) -> ResponseReturnValue:
-    """Re-issue from the holder's current profile; the old certificate is superseded."""
+    """Re-issue from the holder's current profile: an active certificate is superseded, a revoked one replaced."""
     c = _certificate_or_404(certificate_id)
     form = ReissueForm()
     if not form.validate_on_submit():
@@ -231,5 +232,6 @@ def reissue_certificate(certificate_id: int) -> ResponseReturnValue:
         revoke = RevokeForm(formdata=None)
         revoke.form_errors.append(str(exc))
         return _detail(c, revoke, 409)
-    flash(f"Certificate {new.number} issued; {c.number} is superseded.", "success")
+    outcome = "stays revoked" if c.status == CertificateStatus.REVOKED else "is superseded"
+    flash(f"Certificate {new.number} issued; {c.number} {outcome}.", "success")
     return redirect(url_for("admin.certificate", certificate_id=new.id))

@@ -141,7 +141,9 @@ def revoke_command(code: str, note: str, category: str) -> None:
 @click.argument("code")
 @click.option("--reason", default="", help="What changed, kept in the audit log (e.g. name corrected on request).")
 def reissue_command(code: str, reason: str) -> None:
-    """Issue a new version from the holder's current profile (e.g. a corrected name); the old one is superseded."""
+    """Issue a new version from the holder's current profile (e.g. a corrected name).
+
+    An active certificate is superseded by it; a revoked one stays revoked and the new one is its replacement."""
     session = get_session()
     old = _find(session, code)
     try:
@@ -149,7 +151,8 @@ def reissue_command(code: str, reason: str) -> None:
     except services.CertificateError as exc:
         raise _bad("CODE", str(exc)) from None
     session.commit()
-    click.echo(f"Re-issued {old.number} as {new.number} for {new.holder_name}; {old.number} is superseded.")
+    outcome = "stays revoked" if old.status == CertificateStatus.REVOKED else "is superseded"
+    click.echo(f"Re-issued {old.number} as {new.number} for {new.holder_name}; {old.number} {outcome}.")
     click.echo(f"Verification: {services.verification_url(new.code)}")
 
 

@@ -85,6 +85,7 @@ def verify(code: str) -> ResponseReturnValue:
     revoked_on = _day(certificate, certificate.revoked_at)
     latest = services.latest_version(get_session(), certificate)
     replacement_revoked = latest if latest.status == CertificateStatus.REVOKED and latest is not certificate else None
+    replacement = services.replacement_of(get_session(), certificate) if status.verdict == "revoked" else None
     return render_template(
         "certificates/verify.html",
         status=status,
@@ -92,6 +93,7 @@ def verify(code: str) -> ResponseReturnValue:
         revoked_on=revoked_on,
         replacement_revoked=replacement_revoked,
         replacement_revoked_on=_day(latest, latest.revoked_at),
+        replaced_on=_day(replacement, replacement.issued_at) if replacement else None,
     )
 
 
@@ -107,6 +109,9 @@ def api_certificate(code: str) -> ResponseReturnValue:
     if latest is not certificate and latest.status == CertificateStatus.REVOKED and latest.revoked_at:
         # As the page says: the version that replaced this one was revoked, so neither is valid.
         record["replacement_revoked_on"] = latest.local_day(latest.revoked_at).isoformat()
+    replacement = services.replacement_of(get_session(), certificate) if record["status"] == "revoked" else None
+    if replacement is not None and replacement.issued_at:
+        record["replaced_on"] = replacement.local_day(replacement.issued_at).isoformat()
     return jsonify({**record, "credential": _credential_url(certificate)})
 
 

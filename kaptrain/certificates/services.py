@@ -468,15 +468,22 @@ def reissue(
     actor_label: str | None = None,
     reason: str = "",
 ) -> Certificate:
-    """Issue a new version from the holder's current profile (a corrected name, say); the old one is superseded.
-    The reason, when given, is kept in the audit entry."""
-    if certificate.status != CertificateStatus.ACTIVE:
-        raise CertificateError(f"Only an active certificate can be re-issued; this one is {certificate.status.value}.")
+    """Issue a new version from the holder's current profile (a corrected name, say). An active certificate is
+    superseded by it; a revoked one stays revoked, and the new one is its replacement (a revocation made in error,
+    say), linked to it so that its verification page can say that a replacement exists. The reason, when given, is
+    kept in the audit entry."""
+    if certificate.status not in (CertificateStatus.ACTIVE, CertificateStatus.REVOKED):
+        raise CertificateError(
+            f"Only an active or revoked certificate can be re-issued; this one is {certificate.status.value}."
+        )
+    if certificate.status == CertificateStatus.REVOKED:
+        _refuse_second_replacement(session, certificate)
     holder = session.get(User, certificate.user_id)
     assert holder is not None  # RESTRICT keeps holders
-    certificate.status = CertificateStatus.SUPERSEDED
-    certificate.superseded_at = utcnow()
-    session.flush()
+    if certificate.status == CertificateStatus.ACTIVE:
+        certificate.status = CertificateStatus.SUPERSEDED
+        certificate.superseded_at = utcnow()
+        session.flush()
     new = new_certificate(
         session, holder, certificate.course, certificate.hours, certificate.completed_at, certificate.issue_reason
     )
@@ -495,6 +502,29 @@ def reissue(
     return issue(session, new, actor_id=actor_id, actor_label=actor_label, action="certificate.reissue", reason=why)
 
 
+def _refuse_second_replacement(session: Session, revoked: Certificate) -> None:
+    """A revoked certificate is replaced at most once, and not while its holder holds another for the course."""
+    replacement = replacement_of(session, revoked)
+    if replacement is not None:
+        raise CertificateError(f"Certificate {revoked.number} was already replaced by {replacement.number}.")
+    current = session.scalar(
+        select(Certificate.number).where(
+            Certificate.user_id == revoked.user_id,
+            Certificate.course_id == revoked.course_id,
+            Certificate.status.in_([CertificateStatus.ACTIVE, CertificateStatus.PENDING]),
+        )
+    )
+    if current is not None:
+        raise CertificateError(
+            f"The holder already has certificate {current} for this course; re-issue that one instead."
+        )
+
+
+def replacement_of(session: Session, certificate: Certificate) -> Certificate | None:
+    """The certificate issued to replace this one (a re-issue of it), if any."""
+    return session.scalar(select(Certificate).where(Certificate.supersedes_id == certificate.id))
+
+
 def _versions(certificate: Certificate) -> list[Certificate]:
     """The certificate and every earlier version it replaced, newest first."""
     versions = [certificate]
@@ -504,9 +534,10 @@ def _versions(certificate: Certificate) -> list[Certificate]:
 
 
 def latest_version(session: Session, certificate: Certificate) -> Certificate:
-    """The newest version of a certificate: itself, or the re-issue that replaced it, or the one that replaced that."""
-    while certificate.status == CertificateStatus.SUPERSEDED:
-        newer = session.scalar(select(Certificate).where(Certificate.supersedes_id == certificate.id))
+    """The newest version of a certificate: itself, or the re-issue that replaced it (superseded or revoked), or the
+    one that replaced that."""
+    while certificate.status in (CertificateStatus.SUPERSEDED, CertificateStatus.REVOKED):
+        newer = replacement_of(session, certificate)
         if newer is None:
             break
         certificate = newer

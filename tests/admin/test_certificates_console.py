@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from kaptrain.accounts.models import Role
+from kaptrain.accounts.models import Role, User
 from kaptrain.audit import AuditEntry
 from kaptrain.certificates.models import Certificate, CertificateStatus
 from tests.conftest import sign_in
@@ -112,16 +112,48 @@ def test_revoking_without_a_reason_or_confirmation_changes_nothing(app, client, 
     assert c.status == CertificateStatus.ACTIVE and not entries(db, "certificate.revoke")
 
 
-def test_revoke_then_reissue_are_refused_and_revoke_is_audited(app, client, db, admin):
+def test_revoke_is_audited_then_one_linked_replacement_can_be_issued(app, client, db, admin):
     c = holder(app, db, "Revoke Me")
     db.commit()
-    data = {"reason": "academic_misconduct", "note": "Someone else took the final.", "confirm_revoke": "y"}
+    data = {"reason": "issued_in_error", "note": "Revoked the wrong learner.", "confirm_revoke": "y"}
     assert client.post(f"/admin/certificates/{c.id}/revoke", data=data).status_code == 302
     db.refresh(c)
-    assert c.status == CertificateStatus.REVOKED and c.revocation_note == "Someone else took the final."
+    assert c.status == CertificateStatus.REVOKED and c.revocation_note == "Revoked the wrong learner."
     [entry] = entries(db, "certificate.revoke")
     assert entry.subject_id == c.id and entry.actor_id == admin.id
-    assert client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Name corrected"}).status_code == 409
+    page = client.get(f"/admin/certificates/{c.id}").get_data(as_text=True)
+    assert "Issue a replacement" in page and "Revoke</h2>" not in page
+    assert client.post(f"/admin/certificates/{c.id}/revoke", data=data).status_code == 422  # revoked once only
+
+    response = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Revoked in error"})
+    assert response.status_code == 302
+    db.expire_all()
+    new = db.scalar(select(Certificate).where(Certificate.supersedes_id == c.id))
+    assert new is not None and new.status == CertificateStatus.ACTIVE and new.number != c.number
+    assert db.get(Certificate, c.id).status == CertificateStatus.REVOKED  # the revocation stays on record
+    assert "stays revoked" in client.get(response.headers["Location"]).get_data(as_text=True)
+    (entry,) = entries(db, "certificate.reissue")
+    assert entry.subject_id == new.id and entry.details["reason"] == "Revoked in error"
+
+    old_page = client.get(f"/admin/certificates/{c.id}").get_data(as_text=True)
+    assert "Replaced by" in old_page and new.number in old_page and "Issue a replacement" not in old_page
+    assert "Replaces (revoked)" in client.get(f"/admin/certificates/{new.id}").get_data(as_text=True)
+    again = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Twice"})
+    assert again.status_code == 409 and f"already replaced by {new.number}" in again.get_data(as_text=True)
+    assert db.scalar(select(func.count()).select_from(Certificate).where(Certificate.user_id == c.user_id)) == 2
+
+
+def test_a_revoked_certificate_is_not_replaced_while_its_holder_holds_another(app, client, db, admin):
+    c = holder(app, db, "Issued By Hand Since")
+    db.commit()
+    revoke = {"reason": "other", "note": "Details wrong.", "confirm_revoke": "y"}
+    assert client.post(f"/admin/certificates/{c.id}/revoke", data=revoke).status_code == 302
+    learner = db.get(User, c.user_id)
+    issue = {"email": learner.email, "course": str(course(db).id), "hours": "2", "reason": "Corrected by hand"}
+    assert client.post("/admin/certificates/issue", data=issue).status_code == 302
+    refused = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Revoked in error"})
+    assert refused.status_code == 409 and "already has certificate" in refused.get_data(as_text=True)
+    assert not entries(db, "certificate.reissue")
 
 
 def test_reissue_asks_why_then_supersedes_and_records_the_reason(app, client, db, admin):

@@ -196,14 +196,24 @@ def test_reissue_supersedes_and_takes_the_current_profile(db, runner, issue):
     assert entry.subject_id == new.id and entry.actor_label == CLI
 
 
-def test_reissue_refuses_a_revoked_certificate(app, db, runner, issue):
+def test_reissue_replaces_a_revoked_certificate_once_and_refuses_what_cannot_be_reissued(app, db, runner, issue):
     c = issue()
     with acting(app, db):
-        services.revoke(db, c, RevocationReason.ISSUED_IN_ERROR, "wrong person", actor_label="test")
+        services.revoke(db, c, RevocationReason.ISSUED_IN_ERROR, "revoked the wrong learner", actor_label="test")
+    result = certificates_cli(runner, "reissue", c.code, "--reason", "revoked in error")
+    assert result.exit_code == 0, result.output
+    db.expire_all()
+    new = db.scalar(select(Certificate).where(Certificate.supersedes_id == c.id))
+    assert c.status == CertificateStatus.REVOKED and new.status == CertificateStatus.ACTIVE
+    assert f"Re-issued {c.number} as {new.number}" in result.output and f"{c.number} stays revoked" in result.output
     before = counts(db)
-    assert_refused(certificates_cli(runner, "reissue", c.code), "CODE", "Only an active certificate can be re-issued")
-    assert counts(db) == before
+    assert_refused(certificates_cli(runner, "reissue", c.code), "CODE", f"already replaced by {new.number}")
     assert_refused(certificates_cli(runner, "reissue", "not-a-code"), "CODE", "no certificate")
+    assert counts(db) == before
+    pending = issue("Waiting Holder", manual=True)
+    before = counts(db)
+    assert_refused(certificates_cli(runner, "reissue", pending.code), "CODE", "Only an active or revoked certificate")
+    assert counts(db) == before
 
 
 # ---------------------------------------------------------------- approve

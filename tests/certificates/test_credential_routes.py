@@ -282,7 +282,7 @@ def test_a_checked_file_says_what_its_page_says_when_revoked_or_replaced_by_a_re
         second = services.reissue(db, first, actor_label="test", reason="name corrected")
         services.revoke(db, second, RevocationReason.ACADEMIC_MISCONDUCT, "copied", actor_label="test")
     status, page = upload(client, stored_pdf(app, db, first))
-    assert status == 422 and "Superseded certificate" in page and "neither version is valid" in page
+    assert status == 422 and "Superseded certificate" in page and "later revoked, so this file is not valid" in page
     assert f"/verify/{first.code}" in page and "Valid credential" not in page
     status, page = upload(client, stored_pdf(app, db, second))
     assert status == 422 and "Revoked" in page and "The issuer has revoked this certificate" in page
@@ -321,6 +321,36 @@ def test_revoking_a_reissue_revokes_the_files_of_the_versions_it_replaced(app, c
         signing.status_position(kept.id)[1],
     )
     assert newer.status.value == "active"
+
+
+def test_a_replacement_for_a_revoked_certificate_is_valid_and_its_old_page_says_one_exists(app, client, db, issue):
+    first = issue()
+    with acting(app, db):
+        second = services.reissue(db, first, actor_label="test", reason="name corrected")
+        services.revoke(db, second, RevocationReason.ISSUED_IN_ERROR, "wrong learner", actor_label="test")
+        third = services.reissue(db, second, actor_label="test", reason="revoked in error")
+    assert second.status.value == "revoked" and third.status.value == "active" and third.supersedes_id == second.id
+    page = client.get(f"/verify/{second.code}").get_data(as_text=True)
+    assert "Revoked certificate" in page and "issued a replacement certificate on" in page
+    assert third.number not in page and third.code not in page  # the holder shares the new one, not this page
+    api = client.get(f"/api/v1/certificates/{second.code}").get_json()
+    assert api["status"] == "revoked" and api["replaced_on"] == third.local_day(third.issued_at).isoformat()
+    page = client.get(f"/verify/{first.code}").get_data(as_text=True)
+    assert "Ask the holder for the current certificate" in page and "Neither version is valid" not in page
+    assert "replacement_revoked_on" not in client.get(f"/api/v1/certificates/{first.code}").get_json()
+    assert "Valid certificate" in client.get(f"/verify/{third.code}").get_data(as_text=True)
+    number, index = signing.status_position(third.id)
+    listed = client.get(f"/credentials/status/{number}").get_json()["credentialSubject"]["encodedList"]
+    assert not is_set(listed, index) and is_set(listed, signing.status_position(second.id)[1])
+    with app.app_context():
+        assert signing.check(db, third.credential).ok
+        assert signing.check(db, second.credential).reason == "revoked"
+    status, page = upload(client, stored_pdf(app, db, second))
+    assert status == 422 and "The issuer has revoked this certificate" in page
+    status, page = upload(client, stored_pdf(app, db, first))
+    assert status == 422 and "Superseded certificate" in page and "later revoked, so this file is not valid" in page
+    valid = client.get(f"/api/v1/certificates/{third.code}").get_json()
+    assert valid["valid"] and "replaced_on" not in valid
 
 
 def test_a_pdf_whose_attachment_changed_by_one_byte_is_tampered(app, client, db, issue, no_network):
