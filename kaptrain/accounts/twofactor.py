@@ -251,6 +251,8 @@ def disable(session: Session, user: User, current_password: str) -> None:
         raise AccountError("Two-factor sign-in is already off for your account.", "current_password")
     check_current_password(user, current_password)
     _clear(session, user)
+    user.session_version += 1  # as when it was turned on: a session elsewhere may be the reason it is turned off
+    session.flush()
     audit.record(session, "user.two_factor_disable", "user", user.id, actor_id=user.id)
 
 

@@ -108,11 +108,13 @@ def disable_two_factor() -> ResponseReturnValue:
         return _page(422)
     form = CurrentPasswordForm(prefix="off")
     if form.validate_on_submit():
+        me = user()
         try:
-            twofactor.disable(get_session(), user(), form.current_password.data or "")
+            twofactor.disable(get_session(), me, form.current_password.data or "")
         except services.AccountError as exc:
             field_error(form, exc)
         else:
+            login_user(me)  # this browser keeps its session; the account's other sessions end
             flash("Two-factor sign-in is off. Logging in now asks only for your password.", "success")
             return redirect(url_for("accounts.profile"))
     return _page(422, disable_form=form)

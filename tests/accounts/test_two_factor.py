@@ -168,8 +168,11 @@ def test_the_code_step_needs_a_recent_password_step(app, client, db, lee):
     assert browser.get("/dashboard").status_code == 302
 
 
-def test_a_learner_may_turn_it_off_with_the_password(app, client, db, lee):
-    enrol(client, db, lee)
+def test_a_learner_may_turn_it_off_with_the_password_which_ends_their_other_sessions(app, client, db, lee):
+    secret, _ = enrol(client, db, lee)
+    elsewhere = password_step(app, lee)
+    assert elsewhere.post("/login/code", data={"code": next_step_code(secret)}).status_code == 302
+    assert elsewhere.get("/account").status_code == 200
     wrong = client.post("/account/two-factor/disable", data={"off-current_password": "wrong"})
     assert wrong.status_code == 422
     db.refresh(lee)
@@ -178,6 +181,8 @@ def test_a_learner_may_turn_it_off_with_the_password(app, client, db, lee):
     db.refresh(lee)
     assert not lee.has_two_factor and lee.totp_secret is None
     assert not db.scalar(select(func.count()).select_from(RecoveryCode).where(RecoveryCode.user_id == lee.id))
+    assert client.get("/account").status_code == 200  # the browser that turned it off stays signed in
+    assert elsewhere.get("/account").location.startswith("/login")  # a session elsewhere may be why it went off
     assert app.test_client().post("/login", data={"email": lee.email, "password": PASSWORD}).location == "/dashboard"
 
 
