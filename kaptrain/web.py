@@ -28,6 +28,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map, PathConverter, UnicodeConverter
 
 from kaptrain.auth import safe_next
+from kaptrain.certificates.pdf import format_date
 from kaptrain.db import SAFE_METHODS, as_utc, finish_request, zone_or_utc
 from kaptrain.extensions import login_manager
 from kaptrain.forms import LARGEST_NUMBER, has_control_characters
@@ -127,6 +128,7 @@ def init_web(app: Flask) -> None:
     app.jinja_env.globals["support_email"] = app.config["SUPPORT_EMAIL"]
     app.jinja_env.filters["reject_none"] = lambda d: {k: v for k, v in d.items() if v is not None}
     app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["long_date"] = format_date  # a plain day ("5 March 2026"), as everywhere
     # JSON as a person reads it, in page text (autoescaped there): "Zoë O'Brien", not tojson's \u escapes for scripts.
     app.jinja_env.filters["as_text"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     app.jinja_env.globals["certificate_day"] = certificate_day
@@ -138,7 +140,7 @@ def localtime(value: dt.datetime | None, style: str = "datetime") -> str:
         return ""
     zone = _viewer_zone()
     local = as_utc(value).astimezone(zone)
-    day = f"{local.day} {local:%B %Y}"
+    day = format_date(local.date())
     if style == "date":
         return day
     if style != "datetime":
@@ -155,8 +157,7 @@ def certificate_day(certificate: Any, moment: dt.datetime | None) -> str:
     page of the site then give the same day."""
     if moment is None:
         return ""
-    day = certificate.local_day(moment)
-    text = f"{day.day} {day:%B %Y}"
+    text = format_date(certificate.local_day(moment))
     zone = certificate.time_zone or "UTC"
     if zone != getattr(_viewer_zone(), "key", "UTC"):
         text += f" ({zone.replace('_', ' ')})"

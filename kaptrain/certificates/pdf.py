@@ -406,8 +406,9 @@ def format_hours(hours: Decimal) -> str:
 
 
 def format_date(day: date) -> str:
-    """A date no reader can misread, in either the US or the European order ("March 5, 2026")."""
-    return f"{day:%B} {day.day}, {day.year}"
+    """A date no reader can misread, in either the US or the European order, as every page, email and certificate
+    of the site writes it ("5 March 2026")."""
+    return f"{day.day} {day:%B %Y}"
 
 
 def _fit(length: int, steps: tuple[tuple[int, float], ...]) -> float:
