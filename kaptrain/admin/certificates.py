@@ -162,11 +162,17 @@ def issue_certificate() -> ResponseReturnValue:
             try:
                 hours = services.parse_hours(form.hours.data or "", course.ce_hours)
                 made = services.issue_without_course(
-                    db, holder, course, form.reason.data or "", actor_id=user().id, hours=hours
+                    db,
+                    holder,
+                    course,
+                    form.reason.data or "",
+                    actor_id=user().id,
+                    hours=hours,
+                    completed_on=form.completed_on.data,
                 )
             except services.CertificateError as exc:
-                if exc.field == "hours":
-                    form.hours.errors = [str(exc)]
+                if exc.field in ("hours", "completed_on"):
+                    form[exc.field].errors = [str(exc)]
                 else:
                     form.form_errors.append(str(exc))
             else:

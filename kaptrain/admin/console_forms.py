@@ -14,7 +14,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from kaptrain.certificates.models import CertificateStatus, RevocationReason
 from kaptrain.forms import BaseForm, account_email_field
@@ -50,6 +50,11 @@ class IssueForm(BaseForm):
     # Text, not a number field: kaptrain.certificates.services.parse_hours says what is wrong in words.
     hours = StringField(
         "CE hours the record shows", validators=[DataRequired(message="Enter the hours to certify, e.g. 7.5.")]
+    )
+    completed_on = DateField(
+        "Completed on",
+        # InputRequired, not DataRequired: a day typed in another form gets the parser's own "not a valid date".
+        validators=[InputRequired(message="Enter the day the record shows the course was completed.")],
     )
     reason = TextAreaField(
         "Reason (kept on record)",

@@ -84,7 +84,13 @@ def _run_jobs(label: str, func: Callable[..., None], ids: list[int], *args: str)
 @click.option("--course", "slug", required=True, help="The course's slug, as in modules/<slug>/.")
 @click.option("--reason", required=True, help="Why it is issued here, e.g. the record number in the old system.")
 @click.option("--hours", default=None, help="The CE hours the record shows (default: the course's maximum).")
-def issue_command(email: str, slug: str, reason: str, hours: str | None) -> None:
+@click.option(
+    "--completed",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="The day the record shows the course was completed, YYYY-MM-DD (default: today).",
+)
+def issue_command(email: str, slug: str, reason: str, hours: str | None, completed: dt.datetime | None) -> None:
     """Issue a certificate for a completion recorded elsewhere (records migrated from another system)."""
     session = get_session()
     user = accounts.find_user_by_email(session, email)
@@ -101,12 +107,19 @@ def issue_command(email: str, slug: str, reason: str, hours: str | None) -> None
         raise _bad("--hours", str(exc)) from None
     try:
         certificate = services.issue_without_course(
-            session, user, course, reason, actor_label=audit.cli_actor(), hours=claimed
+            session,
+            user,
+            course,
+            reason,
+            actor_label=audit.cli_actor(),
+            hours=claimed,
+            completed_on=completed.date() if completed else None,
         )
     except services.CertificateError as exc:
-        raise _bad("--email", str(exc)) from None
+        raise _bad("--completed" if exc.field == "completed_on" else "--email", str(exc)) from None
     session.commit()  # the "issued" email goes out now, after the commit
-    click.echo(f"Issued {certificate.number} to {user.email} for {course.slug} ({certificate.hours:f} hours).")
+    done = f"{certificate.hours:f} hours, completed {certificate.completion_day.isoformat()}"
+    click.echo(f"Issued {certificate.number} to {user.email} for {course.slug} ({done}).")
     click.echo(f"Verification: {services.verification_url(certificate.code)}")
 
 

@@ -34,10 +34,10 @@ from kaptrain.certificates.models import (
     attestation_of,
     evaluation_of,
 )
-from kaptrain.certificates.pdf import CertificateView, CreditDesignation, certificate_pdf
+from kaptrain.certificates.pdf import CertificateView, CreditDesignation, certificate_pdf, format_date
 from kaptrain.content.models import Course
 from kaptrain.courses.completion import POST_COURSE_STEPS, CourseRecord, Step, StepKind
-from kaptrain.db import after_commit, utcnow
+from kaptrain.db import after_commit, utcnow, zone_or_utc
 
 QUARTER_HOUR = Decimal("0.25")
 RATINGS = range(1, 6)
@@ -389,10 +389,12 @@ def issue_without_course(
     *,
     actor_id: int | None = None,
     hours: Decimal | None = None,
+    completed_on: dt.date | None = None,
 ) -> Certificate:
     """Issue a certificate for a completion recorded elsewhere (records migrated from another system), for the hours
-    that record shows (the course's maximum when not given)."""
+    and the day of completion that record shows (the course's maximum and today when not given)."""
     hours = course.ce_hours if hours is None else hours
+    completed_at = completion_moment(completed_on, user.time_zone) if completed_on else utcnow()
     if not Decimal(0) < hours <= course.ce_hours:
         most = f"{course.ce_hours.normalize():f}"
         raise CertificateError(f"The hours must be more than 0 and at most the course's {most}.", 400, "hours")
@@ -407,8 +409,24 @@ def issue_without_course(
     )
     if current is not None:
         raise CertificateError(f"{user.email} already has certificate {current.number or 'pending'} for this course.")
-    certificate = new_certificate(session, user, course, hours, utcnow(), reason.strip())
+    certificate = new_certificate(session, user, course, hours, completed_at, reason.strip())
     return issue(session, certificate, actor_id=actor_id, actor_label=actor_label, action="certificate.issue_manual")
+
+
+EARLIEST_COMPLETION = dt.date(1990, 1, 1)  # no record migrated here is older; an earlier day is a typing slip
+
+
+def completion_moment(day: dt.date, time_zone: str | None) -> dt.datetime:
+    """Midday of a completion day in the holder's time zone, so that the certificate states that day; refused when
+    it is in the future there or implausibly old."""
+    zone = zone_or_utc(time_zone)
+    if day > utcnow().astimezone(zone).date():
+        raise CertificateError("The completion day cannot be in the future.", 400, "completed_on")
+    if day < EARLIEST_COMPLETION:
+        raise CertificateError(
+            f"The completion day must be on or after {format_date(EARLIEST_COMPLETION)}.", 400, "completed_on"
+        )
+    return dt.datetime.combine(day, dt.time(12), tzinfo=zone).astimezone(dt.UTC)
 
 
 def approve(

@@ -149,7 +149,8 @@ def test_a_revoked_certificate_is_not_replaced_while_its_holder_holds_another(ap
     revoke = {"reason": "other", "note": "Details wrong.", "confirm_revoke": "y"}
     assert client.post(f"/admin/certificates/{c.id}/revoke", data=revoke).status_code == 302
     learner = db.get(User, c.user_id)
-    issue = {"email": learner.email, "course": str(course(db).id), "hours": "2", "reason": "Corrected by hand"}
+    issue = {"email": learner.email, "course": str(course(db).id), "hours": "2", "reason": "Fixed by hand"}
+    issue["completed_on"] = "2026-01-05"
     assert client.post("/admin/certificates/issue", data=issue).status_code == 302
     refused = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Revoked in error"})
     assert refused.status_code == 409 and "already has certificate" in refused.get_data(as_text=True)
@@ -178,18 +179,25 @@ def test_manual_issue_needs_a_reason_and_a_known_account(app, client, db, admin)
     db.commit()
     count = select(func.count()).select_from(Certificate)
     before = db.scalar(count)
-    data = {"email": learner.email, "course": str(course(db).id), "hours": "2.5", "reason": ""}
-    assert client.post("/admin/certificates/issue", data=data).status_code == 422
+    data = {"email": learner.email, "course": str(course(db).id), "hours": "2.5", "completed_on": "2019-06-14"}
+    assert client.post("/admin/certificates/issue", data={**data, "reason": ""}).status_code == 422
     unknown = client.post("/admin/certificates/issue", data={**data, "email": "nobody@example.org", "reason": "Old"})
     assert "No account has this email." in unknown.get_data(as_text=True)
     for hours, words in (("", "Enter the hours to certify"), ("99", "at most"), ("0", "more than 0")):
         refused = client.post("/admin/certificates/issue", data={**data, "hours": hours, "reason": "Old"})
         assert refused.status_code == 422 and words in refused.get_data(as_text=True), hours
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).date().isoformat()
+    days = (("", "Enter the day"), ("14/06/2019", "Not a valid date"), (tomorrow, "cannot be in the future"))
+    for day, words in days:
+        refused = client.post("/admin/certificates/issue", data={**data, "completed_on": day, "reason": "Old"})
+        assert refused.status_code == 422 and words in refused.get_data(as_text=True), day
     assert db.scalar(count) == before
     ok = client.post("/admin/certificates/issue", data={**data, "reason": "Completed in the 2019 system"})
     assert ok.status_code == 302
     made = db.scalar(select(Certificate).where(Certificate.user_id == learner.id))
     assert made is not None and made.status == CertificateStatus.ACTIVE and made.hours == Decimal("2.5")
+    assert made.completion_day == dt.date(2019, 6, 14)  # the record's day, not today's
+    assert "Completed on</dt><dd>14 June 2019" in client.get(f"/verify/{made.code}").get_data(as_text=True)
     assert made.issue_reason == "Completed in the 2019 system"
     (entry,) = entries(db, "certificate.issue_manual")
     assert entry.subject_id == made.id and entry.actor_id == admin.id  # the audit log names the administrator

@@ -102,12 +102,18 @@ def test_issue_records_a_completion_from_elsewhere_and_emails_after_the_commit(d
     user = make_user(db, email="migrated@example.org", full_name="Mo Migrated")
     with caplog.at_level(logging.INFO, logger="kaptrain.mail"):
         result = certificates_cli(
-            runner, "issue", "--email", "Migrated@Example.org", "--course", "demo-course", "--reason", "Old LMS #42"
+            runner,
+            "issue",
+            *("--email", "Migrated@Example.org", "--course", "demo-course", "--reason", "Old LMS #42"),
+            *("--completed", "2024-02-29"),
         )
     assert result.exit_code == 0, result.output
     c = db.scalar(select(Certificate).where(Certificate.user_id == user.id))
     assert c.status == CertificateStatus.ACTIVE and c.issue_reason == "Old LMS #42" and c.hours == Decimal("3.5")
-    assert f"Issued {c.number} to migrated@example.org for demo-course (3.50 hours)." in result.output
+    assert c.completion_day == dt.date(2024, 2, 29)
+    assert f"Issued {c.number} to migrated@example.org for demo-course (3.50 hours, completed 2024-02-29)." in (
+        result.output
+    )
     assert f"/verify/{c.code}" in result.output
     assert db.scalar(select(CertificateFile.pdf).where(CertificateFile.certificate_id == c.id))[:5] == b"%PDF-"
     [entry] = entries(db, "certificate.issue_manual")
@@ -123,8 +129,18 @@ def test_issue_records_a_completion_from_elsewhere_and_emails_after_the_commit(d
         (["--email", "holder@example.org", "--course", "no-such-course", "--reason", "x"], "--course", "no course"),
         (["--email", "holder@example.org", "--course", "demo-course", "--reason", "  "], "--reason", "say why"),
         (["--email", "issued@example.org", "--course", "demo-course", "--reason", "x"], "--email", "already has"),
+        (
+            ["--email", "holder@example.org", "--course", "demo-course", "--reason", "x", "--completed", "2999-01-01"],
+            "--completed",
+            "cannot be in the future",
+        ),
+        (
+            ["--email", "holder@example.org", "--course", "demo-course", "--reason", "x", "--completed", "1989-12-31"],
+            "--completed",
+            "on or after 1 January 1990",
+        ),
     ],
-    ids=["unknown-email", "unknown-course", "blank-reason", "already-certified"],
+    ids=["unknown-email", "unknown-course", "blank-reason", "already-certified", "future-day", "implausible-day"],
 )
 def test_issue_refuses_bad_input_and_changes_nothing(app, db, runner, args, argument, words):
     make_user(db, email="holder@example.org")
