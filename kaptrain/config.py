@@ -68,6 +68,9 @@ DEFAULTS: dict[str, Any] = {
     # with the database) and the largest file accepted, in bytes.
     "UPLOAD_DIR": str(PROJECT_ROOT / "instance" / "uploads"),
     "UPLOAD_MAX_BYTES": 2_000_000,
+    # A learner's claim of more than this many times the active time the site measured waits for an administrator's
+    # approval, even where certificates are issued automatically (kaptrain.certificates.services); 0: never.
+    "CLAIM_REVIEW_FACTOR": 2,
     # Rendered learner pages kept per process (kaptrain/pagecache.py), in MiB; 0 turns the cache off.
     "PAGE_CACHE_MB": 64,
 }
@@ -83,6 +86,7 @@ _INT_KEYS = {
     "SMTP_TIMEOUT",
     "UPLOAD_MAX_BYTES",
     "PAGE_CACHE_MB",
+    "CLAIM_REVIEW_FACTOR",
 }
 _BOOL_KEYS = {"RATELIMIT_ENABLED"}
 _LIST_KEYS = {"SECRET_KEY_FALLBACKS"}

@@ -75,7 +75,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def make_test_app(database_url: str, **extra: object) -> Flask:
-    """An app configured for tests (CSRF and rate limits off unless a test turns them on)."""
+    """An app configured for tests (CSRF, rate limits and the review of large claims off unless a test turns them
+    on)."""
     config = {
         "ENV": "testing",
         "TESTING": True,
@@ -83,6 +84,8 @@ def make_test_app(database_url: str, **extra: object) -> Flask:
         "DATABASE_URL": database_url,
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
+        # Factories complete the course in no measured time; tests/certificates/test_claim_review.py turns it on.
+        "CLAIM_REVIEW_FACTOR": 0,
         "MODULES_DIR": str(FIXTURE_MODULES),
         "QUIZZES_DIR": str(FIXTURE_QUIZZES),
         "CREDENTIAL_KEY_DIR": TEST_KEY_DIR,

@@ -16,11 +16,19 @@ from wtforms import SelectChoice
 from kaptrain import audit, jobs
 from kaptrain.accounts.models import Role
 from kaptrain.accounts.services import find_user_by_email
-from kaptrain.admin.console_forms import ApproveForm, CertificateSearchForm, IssueForm, ReissueForm, RevokeForm
+from kaptrain.admin.console_forms import (
+    ApproveForm,
+    ApproveOneForm,
+    CertificateSearchForm,
+    IssueForm,
+    ReissueForm,
+    RevokeForm,
+)
 from kaptrain.admin.views import bp
 from kaptrain.auth import role_required, user
 from kaptrain.certificates import services, tasks
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, RevocationReason
+from kaptrain.certificates.pdf import format_hours
 from kaptrain.content.models import Course
 from kaptrain.db import get_session
 from kaptrain.errors import fail
@@ -99,12 +107,15 @@ def _console(issue_form: IssueForm | None = None, status: int = 200) -> Response
     )
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     queued, done = batch_progress(db, session.get(BATCH_KEY, []))
+    pending = services.pending_certificates(db)
     return render_template(
         "admin/certificates.html",
         search=search,
         result=result,
         args=args,
-        pending=services.pending_certificates(db),
+        pending=pending,
+        attestations=_attestations(db, pending),
+        review_claim=_over_claimed,
         approve_form=ApproveForm(formdata=None),
         issue_form=issue_form or _issue_form(),
         queued=queued,
@@ -181,15 +192,38 @@ def issue_certificate() -> ResponseReturnValue:
     return _console(form, 422)
 
 
+def _attestations(db: Session, certificates: list[Certificate]) -> dict[int, Attestation]:
+    """Each certificate's attestation (the claim and the time measured when it was made), by certificate id; one
+    statement. A certificate issued by hand has none."""
+    if not certificates:
+        return {}
+    pairs = {(c.user_id, c.course_id): c.id for c in certificates}
+    users = {user_id for user_id, _ in pairs}
+    found = db.scalars(select(Attestation).where(Attestation.user_id.in_(users)))
+    return {pairs[key]: a for a in found if (key := (a.user_id, a.course_id)) in pairs}
+
+
+def _over_claimed(attestation: Attestation) -> bool:
+    return services.claim_needs_review(attestation.hours_claimed, attestation.active_seconds)
+
+
 def _detail(
-    c: Certificate, revoke: RevokeForm | None = None, status: int = 200, reissue: ReissueForm | None = None
+    c: Certificate,
+    revoke: RevokeForm | None = None,
+    status: int = 200,
+    reissue: ReissueForm | None = None,
+    approve: ApproveOneForm | None = None,
 ) -> ResponseReturnValue:
     # The learner's claim beside the time the site measured when it was made, as a CE auditor compares them.
-    attested = select(Attestation).where(Attestation.user_id == c.user_id, Attestation.course_id == c.course_id)
+    attestation = _attestations(get_session(), [c]).get(c.id)
+    if approve is None:
+        approve = ApproveOneForm(formdata=None, hours=format_hours(c.hours))
     return render_template(
         "admin/certificate.html",
         c=c,
-        attestation=get_session().scalar(attested),
+        attestation=attestation,
+        review=attestation is not None and _over_claimed(attestation),
+        approve_form=approve,
         verdict=services.public_status(c).verdict,
         replacement=services.replacement_of(get_session(), c),
         revoke_form=revoke or RevokeForm(formdata=None),
@@ -202,6 +236,34 @@ def _detail(
 def certificate(certificate_id: int) -> ResponseReturnValue:
     """One certificate, with its revoke and re-issue actions."""
     return _detail(_certificate_or_404(certificate_id))
+
+
+@bp.route("/certificates/<int:certificate_id>/approve", methods=["POST"])
+@role_required(Role.ADMIN)
+def approve_certificate(certificate_id: int) -> ResponseReturnValue:
+    """Approve one pending certificate now, for the hours claimed or fewer (with the reason)."""
+    c = _certificate_or_404(certificate_id)
+    form = ApproveOneForm()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            fail(400, EXPIRED)
+        return _detail(c, approve=form, status=422)
+    if c.status != CertificateStatus.PENDING:  # approved meanwhile (a double submit, a bulk approval)
+        revoke = RevokeForm(formdata=None)  # its error summary is the one this certificate's page shows
+        revoke.form_errors.append(f"This certificate is {c.status.value}, not waiting for approval.")
+        return _detail(c, revoke, 409)
+    try:
+        hours = services.parse_hours(form.hours.data or "", c.max_hours)
+        services.approve(get_session(), c, actor_id=user().id, hours=hours, reason=form.reason.data or "")
+    except services.CertificateError as exc:
+        field = getattr(form, exc.field or "", None)
+        if field is not None:
+            field.errors = [str(exc)]
+        else:
+            form.form_errors.append(str(exc))
+        return _detail(c, approve=form, status=422)
+    flash(f"Certificate {c.number} issued to {c.holder_name} for {format_hours(c.hours)} hours.", "success")
+    return redirect(url_for("admin.certificate", certificate_id=c.id))
 
 
 @bp.route("/certificates/<int:certificate_id>/revoke", methods=["POST"])

@@ -42,6 +42,14 @@ class ApproveForm(BaseForm):
     everything = SubmitField("Approve all")
 
 
+class ApproveOneForm(BaseForm):
+    """Approve one pending certificate, for the hours claimed or fewer (saying why)."""
+
+    hours = StringField("CE hours to certify", validators=[DataRequired(message="Enter the hours to certify.")])
+    reason = TextAreaField("Why fewer hours than claimed (kept on record)", validators=[Length(max=1000)])
+    submit = SubmitField("Approve and issue")
+
+
 class IssueForm(BaseForm):
     """Issue a certificate for a completion recorded elsewhere."""
 

@@ -13,7 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Literal
+from typing import Any, Literal
 
 from flask import current_app
 from sqlalchemy import select
@@ -34,7 +34,7 @@ from kaptrain.certificates.models import (
     attestation_of,
     evaluation_of,
 )
-from kaptrain.certificates.pdf import CertificateView, CreditDesignation, certificate_pdf, format_date
+from kaptrain.certificates.pdf import CertificateView, CreditDesignation, certificate_pdf, format_date, format_hours
 from kaptrain.content.models import Course
 from kaptrain.courses.completion import POST_COURSE_STEPS, CourseRecord, Step, StepKind
 from kaptrain.db import after_commit, utcnow, zone_or_utc
@@ -204,11 +204,20 @@ def attest(
         raise CertificateError("You have already made your attestation for this course.") from None
     completed_at = max((s.done_at for s in record.steps if s.done_at), default=now)
     certificate = new_certificate(session, user, course, hours, max(completed_at, now))
-    if certificate_settings(session, course).approval == "automatic":
+    review = claim_needs_review(hours, record.active_seconds)
+    if certificate_settings(session, course).approval == "automatic" and not review:
         issue(session, certificate, actor_id=user.id, action="certificate.issue")
     else:
-        audit.record(session, "certificate.request", "certificate", certificate.id, actor_id=user.id)
+        details = {"held": "claim over measured time"} if review else {}
+        audit.record(session, "certificate.request", "certificate", certificate.id, actor_id=user.id, **details)
     return certificate
+
+
+def claim_needs_review(hours: Decimal, active_seconds: int) -> bool:
+    """A claim of more than CLAIM_REVIEW_FACTOR times the active time the site measured (say, 7.5 hours after
+    five minutes) waits for an administrator's approval, where certificates are otherwise issued at once."""
+    factor = int(current_app.config["CLAIM_REVIEW_FACTOR"])
+    return factor > 0 and hours * 3600 > factor * active_seconds
 
 
 # ---------------------------------------------------------------- issuance
@@ -241,7 +250,7 @@ def new_certificate(
         course_title=course.title,
         hours=hours,
         max_hours=course.ce_hours,
-        designations=list(course.credit_designations),
+        designations=capped_designations(course.credit_designations, hours),
         delivery_format=course.delivery_format,
         provider=values.provider,
         accreditation_statement=values.accreditation_statement,
@@ -254,6 +263,12 @@ def new_certificate(
     session.add(certificate)
     session.flush()
     return certificate
+
+
+def capped_designations(designations: list[dict[str, Any]], hours: Decimal) -> list[dict[str, Any]]:
+    """Each accreditor's credit as a certificate for these hours states it: the hours certified, up to the hours
+    that accreditor approved the course for (7.5 approved and 6 claimed: 6)."""
+    return [{**d, "hours": f"{min(Decimal(str(d['hours'])), hours):f}"} for d in designations]
 
 
 def issue(
@@ -430,9 +445,35 @@ def completion_moment(day: dt.date, time_zone: str | None) -> dt.datetime:
 
 
 def approve(
-    session: Session, certificate: Certificate, actor_id: int | None = None, actor_label: str | None = None
+    session: Session,
+    certificate: Certificate,
+    actor_id: int | None = None,
+    actor_label: str | None = None,
+    *,
+    hours: Decimal | None = None,
+    reason: str = "",
 ) -> Certificate:
-    """Issue a certificate that was waiting for an administrator's approval."""
+    """Issue a certificate that was waiting for an administrator's approval, for fewer hours than claimed when
+    given (the provider certifies what it can stand behind; why is kept in the audit entry)."""
+    if hours is not None and hours != certificate.hours:
+        if not Decimal(0) < hours < certificate.hours:
+            claimed = format_hours(certificate.hours)
+            raise CertificateError(f"The hours must be more than 0 and less than the {claimed} claimed.", 400, "hours")
+        if not reason.strip():
+            raise CertificateError("Say why fewer hours are certified than claimed.", 400, "reason")
+        audit.record(
+            session,
+            "certificate.hours_changed",
+            "certificate",
+            certificate.id,
+            actor_id=actor_id,
+            actor_label=actor_label,
+            claimed=f"{certificate.hours:f}",
+            certified=f"{hours:f}",
+            reason=reason.strip(),
+        )
+        certificate.hours = hours
+        certificate.designations = capped_designations(certificate.designations, hours)
     return issue(session, certificate, actor_id=actor_id, actor_label=actor_label, action="certificate.approve")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from flask import Response, flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_required
 from werkzeug.datastructures import MultiDict
@@ -136,16 +136,26 @@ def attestation(slug: str) -> ResponseReturnValue:
             if (response := _refused(form, exc, url_for("courses.dashboard"))) is not None:
                 return response
         else:
-            flash(_requested(certificate), "success")
+            flash(_requested(certificate, record.active_seconds), "success")
             return redirect(url_for("courses.dashboard"))
     suggested = min(quarter_hours(record.active_seconds), course.ce_hours)
-    context = {"course": course, "record": record, "form": form, "done": done, "suggested": suggested}
+    review = current_app.config["CLAIM_REVIEW_FACTOR"]
+    context = {"course": course, "record": record, "form": form, "done": done, "suggested": suggested, "review": review}
     return render_template("certificates/attestation.html", **context), 422 if form.errors else 200
 
 
-def _requested(certificate: Certificate) -> str:
-    """What the learner is told once the certificate is requested: issued, or waiting for approval."""
-    if certificate.status == CertificateStatus.PENDING:
+def _requested(certificate: Certificate, active_seconds: int) -> str:
+    """What the learner is told once the certificate is requested: issued, or waiting for approval (and why, when
+    it is the claim that holds it)."""
+    held = certificate.status == CertificateStatus.PENDING
+    if held and services.claim_needs_review(certificate.hours, active_seconds):
+        return (
+            f"You claimed {format_hours(certificate.hours)} hours, more than "
+            f"{current_app.config['CLAIM_REVIEW_FACTOR']} times the active time measured here "
+            f"({format_duration(active_seconds)}), so an administrator reviews the claim before your certificate is "
+            "issued. We will email you when it is; if you studied away from the site, be ready to say how."
+        )
+    if held:
         return (
             "Your certificate is waiting for an administrator's approval. We will email you when it is issued; "
             "it will then be ready to download here."

@@ -140,10 +140,12 @@ def _pass(session: Session, user: User, quiz: Quiz) -> None:
 
 
 def complete_requirements(app: Flask, email: str) -> None:
-    """Open every module and pass its quiz (or mark it read), then pass the final assessment: quickly, no browser."""
+    """Open every module, read it for its estimated time (as its heartbeats would credit it) and pass its quiz (or
+    mark it read), then pass the final assessment: quickly, no browser."""
     with _as_learner(app, email) as (session, user, record):
         for status in record.modules:
             status.progress = courses.open_module(session, user.id, status.module)
+            status.progress.seat_seconds = status.revision.estimated_minutes * 60
             if status.quiz is None:
                 courses.mark_read(session, status)
             else:

@@ -195,6 +195,7 @@ POST_ONLY = {
     "admin.issue_certificate",
     "admin.revoke_certificate",
     "admin.reissue_certificate",
+    "admin.approve_certificate",
     "authoring.add_module",
     "authoring.module_move",
     "authoring.module_retire",

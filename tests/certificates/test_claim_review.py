@@ -1,0 +1,128 @@
+"""A claim far above the measured active time waits for an administrator, who may certify fewer hours; each
+accreditor's credit never exceeds the hours certified."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from kaptrain.accounts.models import Role
+from kaptrain.audit import AuditEntry
+from kaptrain.certificates import services
+from kaptrain.certificates.models import Certificate, CertificateStatus
+from kaptrain.courses.models import ModuleProgress
+from tests.certificates.test_pdf import pdf_text
+from tests.factories import complete_learning, course, enrolled, evaluation_answers, make_user, record
+
+ATTESTATION = "/courses/demo-course/attestation"
+
+
+@pytest.fixture(autouse=True)
+def _review_on(app, monkeypatch):  # type: ignore[no-untyped-def]
+    """The production default: a claim over twice the measured time is reviewed."""
+    monkeypatch.setitem(app.config, "CLAIM_REVIEW_FACTOR", 2)
+
+
+def finished(app, db, name: str, measured_seconds: int):  # type: ignore[no-untyped-def]
+    """A learner who met the requirements and evaluated, with this much reading time measured."""
+    user = make_user(db, full_name=name)
+    enrolled(db, user)
+    with app.app_context():
+        done = complete_learning(db, user)
+        services.submit_evaluation(db, done, evaluation_answers(done.course))
+    progress = db.scalars(select(ModuleProgress).where(ModuleProgress.user_id == user.id)).all()
+    for p in progress:
+        p.seat_seconds = 0
+    progress[0].seat_seconds = measured_seconds
+    db.flush()
+    return user
+
+
+def actions(db, certificate_id: int) -> list[str]:  # type: ignore[no-untyped-def]
+    query = select(AuditEntry.action).where(AuditEntry.subject_id == certificate_id).order_by(AuditEntry.id)
+    return list(db.scalars(query))
+
+
+@pytest.mark.parametrize(("hours", "status"), [("2", CertificateStatus.ACTIVE), ("2.25", CertificateStatus.PENDING)])
+def test_a_claim_over_twice_the_measured_time_waits_for_approval(app, db, hours, status):
+    user = finished(app, db, "Claimant", measured_seconds=3600)  # one hour measured
+    with app.app_context():
+        made = services.attest(db, record(db, user), user, Decimal(hours))
+    assert made.status == status
+    if status == CertificateStatus.PENDING:
+        [entry] = db.scalars(select(AuditEntry).where(AuditEntry.action == "certificate.request")).all()
+        assert entry.details["held"] == "claim over measured time"
+
+
+def test_the_learner_is_told_why_the_certificate_waits(app, client, db, login):
+    login(finished(app, db, "Quick Reader", measured_seconds=300))
+    db.commit()
+    page = client.get(ATTESTATION).get_data(as_text=True)
+    assert "more than 2 times the measured time is reviewed by an administrator" in page
+    response = client.post(ATTESTATION, data={"hours": "3.5", "confirm": "y"}, follow_redirects=True)
+    text = response.get_data(as_text=True)
+    assert "You claimed 3.5 hours, more than 2 times the active time measured here (5 minutes)" in text
+    assert db.scalar(select(Certificate.status)) == CertificateStatus.PENDING
+
+
+def test_an_administrator_sees_the_flag_and_may_certify_fewer_hours_saying_why(app, client, db, login):
+    course(db).credit_designations = [
+        {"credit_type": "APA", "hours": "3.5", "statement": "Approved.", "provider_number": "1"},
+        {"credit_type": "NBCC", "hours": "2", "statement": "Approved.", "provider_number": "2"},
+    ]
+    user = finished(app, db, "Quick Reader", measured_seconds=600)
+    with app.app_context():
+        held = services.attest(db, record(db, user), user, Decimal("3.5"))
+    assert held.status == CertificateStatus.PENDING
+    login(make_user(db, role=Role.ADMIN))
+    db.commit()
+    listing = client.get("/admin/certificates").get_data(as_text=True)
+    assert "Review: over 2×" in listing and "10 min" in listing
+    page = client.get(f"/admin/certificates/{held.id}").get_data(as_text=True)
+    assert "Claim over 2× the measured time" in page and "Approve and issue" in page
+
+    url = f"/admin/certificates/{held.id}/approve"
+    for data, words in (
+        ({"hours": "1.5", "reason": ""}, "Say why fewer hours are certified"),
+        ({"hours": "1.3", "reason": "x"}, "quarter-hour steps"),
+        ({"hours": "4", "reason": "x"}, "at most 3.5 hours"),
+        ({"hours": "0", "reason": "x"}, "more than 0"),
+    ):
+        refused = client.post(url, data=data)
+        assert refused.status_code == 422 and words in refused.get_data(as_text=True), data
+    db.refresh(held)
+    assert held.status == CertificateStatus.PENDING and held.hours == Decimal("3.5")
+
+    done = client.post(url, data={"hours": "1.5", "reason": "Read the modules in one sitting; 1.5 h agreed."})
+    assert done.status_code == 302
+    db.refresh(held)
+    assert held.status == CertificateStatus.ACTIVE and held.hours == Decimal("1.5")
+    assert {d["credit_type"]: d["hours"] for d in held.designations} == {"APA": "1.50", "NBCC": "1.50"}
+    assert actions(db, held.id)[-2:] == ["certificate.hours_changed", "certificate.approve"]
+    changed = db.scalar(select(AuditEntry).where(AuditEntry.action == "certificate.hours_changed"))
+    assert changed.details == {
+        "claimed": "3.50",
+        "certified": "1.50",
+        "reason": "Read the modules in one sitting; 1.5 h agreed.",
+    }
+    again = client.post(url, data={"hours": "1.5", "reason": ""})
+    assert again.status_code == 409 and "not waiting for approval" in again.get_data(as_text=True)
+
+
+def test_each_accreditors_credit_is_at_most_the_hours_certified(app, db, monkeypatch, tmp_path):
+    monkeypatch.setitem(app.config, "ACCREDITATION_STATEMENT", "Approved by the boards named below.")
+    course(db).credit_designations = [
+        {"credit_type": "APA", "hours": "3.5", "statement": "Approved.", "provider_number": "1"},
+        {"credit_type": "NBCC", "hours": "2", "statement": "Approved.", "provider_number": "2"},
+    ]
+    user = finished(app, db, "Careful Reader", measured_seconds=4 * 3600)
+    with app.app_context():
+        issued = services.attest(db, record(db, user), user, Decimal("3"))
+        api = services.public_status(issued).as_json()
+    assert issued.status == CertificateStatus.ACTIVE
+    assert {d["credit_type"]: d["hours"] for d in issued.designations} == {"APA": "3", "NBCC": "2"}
+    assert [(d["credit_type"], d["hours"]) for d in api["designations"]] == [("APA", "3"), ("NBCC", "2")]
+    printed = " ".join(pdf_text(services.stored_pdf(db, issued) or b"", tmp_path).split())
+    assert "APA 3.0 hours" in printed and "NBCC 2.0 hours" in printed and "3.5 hours" not in printed
