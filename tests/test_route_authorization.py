@@ -205,7 +205,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("admin.issue_certificate", "POST"): admin_only(422),
     ("admin.revoke_certificate", "POST"): admin_only(422),  # no reason given
     ("admin.reissue_certificate", "POST"): admin_only(422),  # no reason given
-    ("admin.approve_certificate", "POST"): admin_only(422),  # no hours given
+    ("admin.approve_certificate", "POST"): admin_only(409),  # certificate 1 is issued, not waiting
     ("admin.reports", "GET"): admin_only(200),
     ("admin.completions_csv", "GET"): admin_only(200),
     ("admin.audit_log", "GET"): admin_only(200),

@@ -244,14 +244,15 @@ def approve_certificate(certificate_id: int) -> ResponseReturnValue:
     """Approve one pending certificate now, for the hours claimed or fewer (with the reason)."""
     c = _certificate_or_404(certificate_id)
     form = ApproveOneForm()
-    if not form.validate_on_submit():
-        if "csrf_token" in form.errors:
-            fail(400, EXPIRED)
-        return _detail(c, approve=form, status=422)
+    valid = form.validate_on_submit()
+    if "csrf_token" in form.errors:
+        fail(400, EXPIRED)
     if c.status != CertificateStatus.PENDING:  # approved meanwhile (a double submit, a bulk approval)
         revoke = RevokeForm(formdata=None)  # its error summary is the one this certificate's page shows
         revoke.form_errors.append(f"This certificate is {c.status.value}, not waiting for approval.")
         return _detail(c, revoke, 409)
+    if not valid:
+        return _detail(c, approve=form, status=422)
     try:
         hours = services.parse_hours(form.hours.data or "", c.max_hours)
         services.approve(get_session(), c, actor_id=user().id, hours=hours, reason=form.reason.data or "")
