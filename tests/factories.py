@@ -32,7 +32,7 @@ def make_user(
     session: Session,
     role: Role = Role.LEARNER,
     email: str | None = None,
-    full_name: str = "Dana Example, LCSW",
+    full_name: str = "Dana Example",
     password: str = PASSWORD,
     confirmed: bool = True,
 ) -> User:

@@ -170,9 +170,9 @@ def build_world(app: Flask, session: Session, upload_dir: Path) -> World:
     The learner failed the alpha quiz once, then passed every quiz, evaluated and attested: an issued certificate
     with its signed credential. They also have an open attempt, an accommodation, a password-reset link and a
     pending change of address. An instructor has a module draft in the editor and an uploaded image."""
-    learner = make_user(session, full_name="Lee Owner, LCSW")
-    other = make_user(session, full_name="Oli Other, LMFT")
-    instructor = make_user(session, Role.INSTRUCTOR, full_name="Ines Instructor, PhD")
+    learner = make_user(session, full_name="Lee Owner")
+    other = make_user(session, full_name="Oli Other")
+    instructor = make_user(session, Role.INSTRUCTOR, full_name="Ines Instructor")
     admin = make_user(session, Role.ADMIN, full_name="Ada Admin")
     enrolled(session, learner)
     enrolled(session, other)

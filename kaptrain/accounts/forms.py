@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from wtforms import (
@@ -79,6 +80,46 @@ class ProfileFields(BaseForm):
         "Licensing jurisdiction (optional, e.g. Colorado, Ontario)", validators=[Optional(), Length(max=100)]
     )
     time_zone = _time_zone_field()
+
+    def validate_full_name(self, field: StringField) -> None:
+        """A credential typed after the name would be printed twice ("Dana Ruiz, LCSW, LCSW"): say where it goes."""
+        name, comma, tail = (field.data or "").strip().rpartition(",")
+        tail = tail.strip()
+        if not comma or not name.strip():
+            return
+        credentials = {_letters(part) for part in (self.credential.data or "").split(",")} - {""}
+        if _letters(tail) in credentials:
+            raise ValidationError(
+                f"Remove “, {tail}” from your name: certificates print your credential after it, from the "
+                "Credential field."
+            )
+        if not credentials and _looks_like_credential(tail):
+            raise ValidationError(
+                f"Enter “{tail}” in the Credential field, not after your name: certificates print it after your "
+                "name from there."
+            )
+
+
+# Name suffixes that are not credentials ("Jo Park, Jr.", "Sam Lee, III").
+_NAME_SUFFIXES = {"jr", "sr", "ii", "iii", "iv", "v"}
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _looks_like_credential(text: str) -> bool:
+    """One word of letters (dots, hyphens and slashes between), at least half of them capitals and at least two:
+    LCSW, Ph.D., PsyD, MD, LPC-S; not DeShawn, McDonald or Jr."""
+    letters = re.sub(r"[^A-Za-z]", "", text)
+    capitals = sum(c.isupper() for c in letters)
+    return (
+        re.fullmatch(r"[A-Za-z][A-Za-z./-]*", text) is not None
+        and _letters(text) not in _NAME_SUFFIXES
+        and 2 <= len(letters) <= 10
+        and capitals >= 2
+        and capitals * 2 >= len(letters)
+    )
 
 
 def profile_from(form: ProfileFields) -> Profile:

@@ -21,7 +21,7 @@ from tests.factories import complete_learning, course, enrolled, evaluation_answ
 
 CLAIM = {"hours": "3.5", "confirm": "y"}
 NEW_ACCOUNT = {
-    "full_name": "Noor Clinician, LCSW",
+    "full_name": "Noor Clinician",
     "email": "noor@example.org",
     "profession": "Social worker",
     "password": "a long enough passphrase",

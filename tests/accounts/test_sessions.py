@@ -56,7 +56,7 @@ def test_a_csrf_token_from_before_logout_is_refused_after_it(client, db, csrf_on
 def test_register_logs_nobody_in_and_the_login_after_it_starts_a_fresh_session(client, db, csrf_on):
     before = csrf_token(client.get("/register").data)
     data = {
-        "full_name": "Robin Fresh, RN",
+        "full_name": "Robin Fresh",
         "email": "robin@example.org",
         "profession": "Nurse / nurse practitioner",
         "password": PASSWORD,

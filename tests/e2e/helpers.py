@@ -28,7 +28,7 @@ _seq = itertools.count(1)
 PASSWORD = "browser test passphrase"
 
 
-def register(page, name: str = "Robin Browser, LMFT") -> str:  # type: ignore[no-untyped-def]
+def register(page, name: str = "Robin Browser") -> str:  # type: ignore[no-untyped-def]
     """Create an account through the form; returns its email."""
     email = f"browser{next(_seq)}@example.org"
     page.goto("/register")

@@ -230,7 +230,7 @@ def probe(world: World, route: discovery.Route) -> tuple[list[str], list[str], l
 
 
 _REGISTRATION = (
-    ("full_name", "Avery Clinician, LPC"),
+    ("full_name", "Avery Clinician"),
     ("profession", "Counsellor / therapist"),
     ("email", "avery@example.org"),
     ("password", "a long enough passphrase"),
