@@ -199,6 +199,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("admin.accommodation", "GET"): admin_only(200),
     ("admin.accommodation", "POST"): admin_only(Redirect("/admin/accommodations/{acc_id}")),  # kept as it was
     ("admin.withdraw_accommodation", "POST"): admin_only(Redirect("/admin/accommodations/{acc_id}")),  # no reason
+    ("admin.home", "GET"): admin_only(Redirect("/admin/people")),
     ("admin.certificates", "GET"): admin_only(200),
     ("admin.certificate", "GET"): admin_only(200),
     ("admin.approve_certificates", "POST"): admin_only(Redirect("/admin/certificates")),  # none chosen

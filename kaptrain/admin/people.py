@@ -43,6 +43,13 @@ def _person_or_404(user_id: int) -> User:
     return person
 
 
+@bp.route("/")
+@role_required(Role.ADMIN)
+def home() -> ResponseReturnValue:
+    """The administrator's pages start at the people list (the Admin link in the header goes there too)."""
+    return redirect(url_for("admin.people"))
+
+
 @bp.route("/people")
 @role_required(Role.ADMIN)
 def people() -> ResponseReturnValue:
