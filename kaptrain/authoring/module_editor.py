@@ -216,13 +216,15 @@ class Theirs:
     loaded: tuple[int | None, int | None]
 
 
-def theirs(session: Session, module: Module, current: Draft | None) -> Theirs:
-    """The draft (or, with none left, the published revision) that a refused save ran into."""
+def theirs(session: Session, module: Module, current: Draft | None, viewer_id: int) -> Theirs:
+    """The draft (or, with none left, the published revision) that a refused save ran into (the viewer's own, saved
+    in another tab, is not called theirs)."""
     published = _published(session, module)
     number = published.number if published else None
     if current is not None:
         who = names(session, [current.updated_by_id])[current.updated_by_id]
-        label = f"Their draft (saved by {who}, {current.updated_at:%d %B %Y %H:%M} UTC)"
+        whose = "The draft" if current.updated_by_id == viewer_id else "Their draft"
+        label = f"{whose} (saved by {who}, {current.updated_at:%d %B %Y %H:%M} UTC)"
         return Theirs(dict(current.data), label, (current.version, number))
     if published is None:
         return Theirs({}, "Nothing (the draft is gone)", (None, None))

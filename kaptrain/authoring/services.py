@@ -249,25 +249,33 @@ def save_draft(session: Session, item: Item, data: dict[str, Any], user: User, l
                 session.add(draft)
                 session.flush()
         except IntegrityError:
-            raise StaleDraft(revisions.draft_for(session, item), _someone_else()) from None
+            raise _stale(revisions.draft_for(session, item), user) from None
         return draft
     if loaded_version != draft.version:
-        raise StaleDraft(draft, _someone_else(draft))
+        raise _stale(draft, user)
     try:
         with session.begin_nested():
             draft.data, draft.updated_by_id, draft.updated_at = data, user.id, now
             session.flush()  # the mapper's version check: the UPDATE matches no row if a save got in first
     except StaleDataError:
-        raise StaleDraft(revisions.draft_for(session, item), _someone_else()) from None
+        raise _stale(revisions.draft_for(session, item), user) from None
     return draft
 
 
-def _someone_else(draft: Draft | None = None) -> str:
-    when = f" at {draft.updated_at:%H:%M} UTC" if draft is not None else ""
-    return (
-        f"Someone else saved this draft{when} after you opened it, so your changes were not saved. Their version "
-        "is shown beside yours: copy what you need into the current draft and save again."
-    )
+def _stale(current: Draft | None, user: User) -> StaleDraft:
+    """The refusal of a save or publish that another save got ahead of, in words for who made that save."""
+    when = f" at {current.updated_at:%H:%M} UTC" if current is not None else ""
+    if current is not None and current.updated_by_id == user.id:
+        message = (
+            f"You saved this draft{when} in another tab or window after this page was opened, so what you typed "
+            "here was not saved. That version is shown beside this one: copy what you need and save again."
+        )
+    else:
+        message = (
+            f"Someone else saved this draft{when} after you opened it, so your changes were not saved. Their "
+            "version is shown beside yours: copy what you need into the current draft and save again."
+        )
+    return StaleDraft(current, message)
 
 
 def _course_id(session: Session, item: Item) -> int:
@@ -278,12 +286,12 @@ def _course_id(session: Session, item: Item) -> int:
     return quiz.course_id
 
 
-def _draft_at(session: Session, item: Item, loaded_version: int | None) -> Draft:
+def _draft_at(session: Session, item: Item, user: User, loaded_version: int | None) -> Draft:
     draft = revisions.draft_for(session, item)
     if draft is None:
         raise StaleDraft(None, "There is no draft any more: someone else published or discarded it.")
     if draft.version != loaded_version:
-        raise StaleDraft(draft, _someone_else(draft))
+        raise _stale(draft, user)
     return draft
 
 
@@ -292,7 +300,7 @@ def publish_draft(
 ) -> Revision:
     """Make the draft the item's new published revision. A revision published since the draft began is only
     replaced when replace_revision gives its number (the instructor saw it and chose to)."""
-    draft = _draft_at(session, item, loaded_version)
+    draft = _draft_at(session, item, user, loaded_version)
     current = revisions.published(session, item)
     if current is not None and draft.base_revision_id != current.id and replace_revision != current.number:
         raise PublishConflict(current)
@@ -308,7 +316,7 @@ def publish_draft(
 
 def discard_draft(session: Session, item: Item, user: User, loaded_version: int | None) -> None:
     """Throw the draft away (the published revision stays as it is)."""
-    draft = _draft_at(session, item, loaded_version)
+    draft = _draft_at(session, item, user, loaded_version)
     if item.published_revision_id is None:
         raise AuthoringError("This item has never been published, so its draft is all there is: retire it instead.")
     session.delete(draft)

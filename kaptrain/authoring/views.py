@@ -161,7 +161,7 @@ def _stale_page(
 ) -> ResponseReturnValue:
     """Someone else's newer draft beside what was typed; the page now points at theirs, so saving again is a
     deliberate choice."""
-    theirs = module_editor.theirs(get_session(), module, exc.current)
+    theirs = module_editor.theirs(get_session(), module, exc.current, user().id)
     form.set_loaded(*theirs.loaded)
     comparison = (theirs.label, "What you typed (not saved)", module_editor.against(theirs.data, data))
     return _editor_page(course, module, form, data, problem=str(exc), comparison=comparison, status=409)

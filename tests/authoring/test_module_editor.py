@@ -401,6 +401,16 @@ def test_a_stale_save_is_refused_with_the_other_changes_shown_and_nothing_lost(a
     assert "B's own paragraph." in drafts(db)[0].data["body"]
 
 
+def test_a_stale_save_by_the_same_instructor_in_two_tabs_says_so(app, db, instructor):
+    tab_a, tab_b = other_client(app, db, instructor), other_client(app, db, instructor)
+    fields_a, fields_b = open_editor(tab_a), open_editor(tab_b)
+    assert tab_a.post(EDITOR, data=with_body(fields_a, fields_a["body"] + "\n\nFirst tab.")).status_code == 302
+    refused = tab_b.post(EDITOR, data=with_body(fields_b, fields_b["body"] + "\n\nSecond tab."))
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "You saved this draft" in page and "in another tab or window" in page
+    assert "Someone else" not in page and "Their draft" not in page and "The draft (saved by" in page
+
+
 def test_a_page_opened_before_a_newer_publish_cannot_overwrite_it(app, db, instructor):
     colleague = make_user(db, Role.INSTRUCTOR, full_name="Cass Colleague, MD")
     db.commit()
