@@ -265,6 +265,7 @@ class RetireForm(BaseForm):
     """Retire a module, or bring a retired one back."""
 
     retire = HiddenField(validators=[DataRequired(), Regexp(r"^(yes|no)$")])
+    confirmed = HiddenField()  # "yes" from the confirmation page: retiring asks first
 
 
 class RestoreForm(BaseForm):

@@ -102,6 +102,10 @@ def module_retire(course_slug: str, module_slug: str) -> ResponseReturnValue:
     if not form.validate():
         fail(400, "Choose whether to retire the module or reinstate it.")
     retire = form.retire.data == "yes"
+    if retire and not module.is_retired and form.confirmed.data != "yes":
+        published = revisions.published(get_session(), module)
+        title = published.title if published else module.slug
+        return render_template("authoring/retire_confirm.html", course=course, module=module, title=title)
     with _refusals():
         services.set_retired(get_session(), module, retire, user())
     flash(

@@ -606,8 +606,15 @@ def test_move_swaps_a_module_with_its_neighbour(author, db):
     assert positions == {"beta": 1, "alpha": 2, "gamma": 3}
 
 
-def test_retire_hides_a_module_and_reinstate_brings_it_back(author, db):
-    response = author.post("/author/courses/demo-course/modules/gamma/retire", data={"retire": "yes"})
+def test_retire_asks_first_then_hides_a_module_and_reinstate_brings_it_back(author, db):
+    asked = author.post("/author/courses/demo-course/modules/gamma/retire", data={"retire": "yes"})
+    page = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and "Retire module 3, “Module Gamma”?" in page
+    assert "CE hours (3.5)" in page and 'name="confirmed" value="yes"' in page and "Cancel: keep it" in page
+    assert "Module Gamma" in author.get("/courses/demo-course").get_data(as_text=True)  # nothing changed yet
+    response = author.post(
+        "/author/courses/demo-course/modules/gamma/retire", data={"retire": "yes", "confirmed": "yes"}
+    )
     assert response.status_code == 302
     page = author.get("/author/").get_data(as_text=True)
     assert "hidden from new learners, kept for records" in page and "Reinstate" in page
@@ -625,7 +632,7 @@ def test_modules_are_numbered_without_gaps_after_retiring_and_reinstating(author
         live = select(Module).where(Module.is_retired.is_(False)).execution_options(populate_existing=True)
         return {m.slug: m.position for m in db.scalars(live)}
 
-    author.post(f"/author/courses/demo-course/modules/{retired}/retire", data={"retire": "yes"})
+    author.post(f"/author/courses/demo-course/modules/{retired}/retire", data={"retire": "yes", "confirmed": "yes"})
     assert sorted(positions().values()) == [1, 2]
     back = author.post(f"/author/courses/demo-course/modules/{retired}/retire", data={"retire": "no"})
     assert "reinstated as module 3, at the end of the course" in author.get(back.location).get_data(as_text=True)
