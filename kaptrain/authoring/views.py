@@ -16,7 +16,7 @@ from kaptrain.authoring.blueprint import bp
 from kaptrain.authoring.forms import AddModuleForm, CompareForm, ModuleForm, MoveForm, RestoreForm, RetireForm
 from kaptrain.authoring.services import AuthoringError, InvalidDraft, PublishConflict, StaleDraft
 from kaptrain.content import revisions
-from kaptrain.content.models import Course, Module
+from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.db import get_session
 from kaptrain.errors import fail
 
@@ -103,7 +103,7 @@ def module_retire(course_slug: str, module_slug: str) -> ResponseReturnValue:
         fail(400, "Choose whether to retire the module or reinstate it.")
     retire = form.retire.data == "yes"
     if retire and not module.is_retired and form.confirmed.data != "yes":
-        published = revisions.published(get_session(), module)
+        published = get_session().get(ModuleRevision, module.published_revision_id or 0)
         title = published.title if published else module.slug
         return render_template("authoring/retire_confirm.html", course=course, module=module, title=title)
     with _refusals():
