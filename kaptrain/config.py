@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "SUPPORT_EMAIL": "",
     "TRUSTED_PROXIES": 0,
     "SESSION_HOURS": 12,
+    # Course evaluations are shown to instructors (page and CSV) once this many learners have evaluated the course,
+    # so that no one learner's answers and comments can be picked out.
+    "EVALUATION_MIN_GROUP": 3,
     # Item-analysis quality flags need this many answers to a question before they appear.
     "ITEM_ANALYSIS_MIN_ATTEMPTS": 20,
     # Mail (kaptrain/mail.py): without SMTP_HOST messages are written to the log instead of sent.
@@ -87,6 +90,7 @@ _INT_KEYS = {
     "UPLOAD_MAX_BYTES",
     "PAGE_CACHE_MB",
     "CLAIM_REVIEW_FACTOR",
+    "EVALUATION_MIN_GROUP",
 }
 _BOOL_KEYS = {"RATELIMIT_ENABLED"}
 _LIST_KEYS = {"SECRET_KEY_FALLBACKS"}

@@ -45,18 +45,23 @@ class Summary:
     comments: list[str] = field(default_factory=list)
 
 
+def count(session: Session, course: Course) -> int:
+    """How many learners have evaluated the course."""
+    return int(session.scalar(select(func.count()).where(Evaluation.course_id == course.id)) or 0)
+
+
 def summarise(session: Session, course: Course) -> Summary:
     """Count, ratings and objectives of every evaluation of the course (grouped in SQL where it can be)."""
     mine = Evaluation.course_id == course.id
-    count = int(session.scalar(select(func.count()).where(mine)) or 0)
+    total = count(session, course)
     ratings = []
     for name, label in QUESTIONS.items():
         column = getattr(Evaluation, name)
         counts = dict.fromkeys(RATINGS, 0)
         for rating, n in session.execute(select(column, func.count()).where(mine).group_by(column)):
             counts[int(rating)] = int(n)
-        total = sum(r * n for r, n in counts.items())
-        ratings.append(Rating(name, label, counts, total / count if count else None))
+        points = sum(r * n for r, n in counts.items())
+        ratings.append(Rating(name, label, counts, points / total if total else None))
     answers: dict[str, Counter[str]] = {o["id"]: Counter() for o in course.objectives}
     for met in session.scalars(select(Evaluation.objectives_met).where(mine)):
         for objective_id, answer in met.items():
@@ -68,7 +73,7 @@ def summarise(session: Session, course: Course) -> Summary:
     bias = list(session.scalars(biased))
     commented = select(Evaluation.comments).where(mine, Evaluation.comments != "").order_by(in_order)
     comments = list(session.scalars(commented))
-    return Summary(count, ratings, objectives, len(bias), [b for b in bias if b], comments)
+    return Summary(total, ratings, objectives, len(bias), [b for b in bias if b], comments)
 
 
 def csv_lines(session: Session, course_id: int, ids: list[str], batch: int = 500) -> Iterator[str]:

@@ -64,14 +64,20 @@ def course_evaluations(slug: str) -> ResponseReturnValue:
     charts = {
         r.name: bar_chart([(f"{k} of 5", n) for k, n in r.counts.items()], label_width=80) for r in summary.ratings
     }
-    return render_template("instructor/evaluations.html", course=course, summary=summary, charts=charts)
+    group = current_app.config["EVALUATION_MIN_GROUP"]
+    context = {"course": course, "summary": summary, "charts": charts, "min_group": group}
+    return render_template("instructor/evaluations.html", **context)
 
 
 @bp.route("/courses/<slug>/evaluations.csv")
 @role_required(Role.INSTRUCTOR)
 def course_evaluations_csv(slug: str) -> ResponseReturnValue:
-    """Every evaluation of the course as CSV, streamed."""
+    """Every evaluation of the course as CSV, streamed; none while fewer learners than the group size evaluated it."""
     course = _course_or_404(slug)
+    group = current_app.config["EVALUATION_MIN_GROUP"]
+    if 0 < evaluations.count(get_session(), course) < group:
+        fail(409, f"The evaluations can be downloaded once at least {group} learners have evaluated the course, so "
+             "that no one learner's answers can be picked out.")  # fmt: skip
     return Response(
         stream_with_context(_evaluation_lines(course.id, [o["id"] for o in course.objectives])),
         mimetype="text/csv",

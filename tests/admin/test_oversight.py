@@ -69,6 +69,22 @@ def test_a_learner_who_failed_every_attempt_is_stuck(client, db, instructor):
     assert page.count('method="post"') == 1  # only "Log out": nothing to change here
 
 
+def test_evaluations_stay_hidden_until_a_group_has_answered(client, db, instructor):
+    ids = [o["id"] for o in course(db).objectives]
+    for n in range(2):
+        learner = make_user(db)
+        enrolled(db, learner)
+        answers = EvaluationAnswers(dict.fromkeys(ids, "met"), 5, 4, 5, True, comments=f"Only learner {n} wrote this.")
+        certificates.submit_evaluation(db, complete_learning(db, learner), answers)
+    db.commit()
+    page = client.get("/instructor/courses/demo-course/evaluations").get_data(as_text=True)
+    assert "2 learners have evaluated the course so far" in page and "at least 3" in page
+    assert "Only learner" not in page and "mean" not in page and "evaluations.csv" not in page
+    refused = client.get("/instructor/courses/demo-course/evaluations.csv")
+    assert refused.status_code == 409 and "at least 3 learners" in refused.get_data(as_text=True)
+    assert "Only learner" not in refused.get_data(as_text=True)
+
+
 def test_evaluation_summary_matches_the_evaluations(client, db, instructor):
     c = course(db)
     ids = [o["id"] for o in c.objectives]
