@@ -13,8 +13,9 @@ from sqlalchemy import func, insert, select
 
 from kaptrain.accounts.models import Role
 from kaptrain.admin import reports
+from kaptrain.certificates import services
 from kaptrain.certificates.models import Certificate, CertificateStatus, RevocationReason
-from tests.factories import course, enrolled, make_user, pass_quiz
+from tests.factories import certified, course, enrolled, make_user, pass_quiz
 
 DAY = dt.datetime(2025, 3, 10, 12, tzinfo=dt.UTC)
 
@@ -124,6 +125,21 @@ def test_funnel_chart_and_table(client, db, admin):
     page = client.get("/admin/reports").get_data(as_text=True)
     assert "<svg" in page and 'fill="#1f5f6b"' in page
     assert '<th scope="row">Module 1 completed</th><td>1</td>' in page
+
+
+def test_the_funnel_counts_certificates_of_learners_who_went_through_and_names_hand_issued_ones(app, client, db, admin):
+    through = make_user(db)
+    enrolled(db, through)
+    migrated = make_user(db)
+    enrolled(db, migrated)
+    with app.app_context():
+        certified(db, through)
+        services.issue_without_course(db, migrated, course(db), "Old system record", actor_label="test")
+        db.commit()
+    page = client.get("/admin/reports").get_data(as_text=True)
+    assert '<th scope="row">Attested</th><td>1</td>' in page
+    assert '<th scope="row">Certificate issued</th><td>1</td>' in page  # not 2: never more than attested
+    assert "Not in the funnel: 1 learner with a certificate of this course issued by hand" in page
 
 
 def test_item_analysis_csv_is_streamed_and_its_chart_is_svg(client, db, login):
