@@ -35,6 +35,8 @@ def admin(db, login):  # type: ignore[no-untyped-def]
 
 
 def test_the_next_certificate_uses_the_console_settings(app, client, db, admin, tmp_path):
+    before = client.get("/admin/settings").text  # the course file's signatory, with a word on a role for a name
+    assert "Certificates sign with the signatory named in each course file" in before
     response = client.post(
         "/admin/settings",
         data=FORM
@@ -48,7 +50,7 @@ def test_the_next_certificate_uses_the_console_settings(app, client, db, admin, 
     )
     assert response.status_code == 302
     page = client.get("/admin/settings")
-    assert 'value="Dr Jo Park"' in page.text
+    assert 'value="Dr Jo Park"' in page.text and "Certificates sign with the signatory named" not in page.text
     with app.app_context():
         learner = make_user(db)
         enrolled(db, learner)
