@@ -27,7 +27,7 @@ from kaptrain.admin.console_forms import (
 from kaptrain.admin.views import bp
 from kaptrain.auth import role_required, user
 from kaptrain.certificates import services, tasks
-from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, RevocationReason
+from kaptrain.certificates.models import Certificate, CertificateStatus, RevocationReason
 from kaptrain.certificates.pdf import format_hours
 from kaptrain.content.models import Course
 from kaptrain.db import get_session
@@ -114,8 +114,8 @@ def _console(issue_form: IssueForm | None = None, status: int = 200) -> Response
         result=result,
         args=args,
         pending=pending,
-        attestations=_attestations(db, pending),
-        review_claim=_over_claimed,
+        attestations=services.attestations_for(db, pending),
+        held=services.held_for_review(db, pending),
         approve_form=ApproveForm(formdata=None),
         issue_form=issue_form or _issue_form(),
         queued=queued,
@@ -138,10 +138,22 @@ def approve_certificates() -> ResponseReturnValue:
     if not form.validate_on_submit():
         fail(400, EXPIRED)
     db = get_session()
-    pending = {c.id for c in services.pending_certificates(db)}
+    waiting = services.pending_certificates(db)
+    held = services.held_for_review(db, waiting)
+    pending = {c.id for c in waiting}
     chosen = sorted(pending) if form.everything.data else [i for i in _ids(request.form.getlist("ids")) if i in pending]
+    left_out = [i for i in chosen if i in held]  # a claim under review is approved one by one, from its page
+    chosen = [i for i in chosen if i not in held]
+    if left_out:
+        n = len(left_out)
+        flash(
+            f"{n} certificate{'s' if n != 1 else ''} with hours claimed over {services.review_factor()} times the "
+            "measured time left out: approve each from its page, where you can certify fewer hours.",
+            "info" if chosen else "error",
+        )
     if not chosen:
-        flash("Choose at least one certificate waiting for approval.", "error")
+        if not left_out:
+            flash("Choose at least one certificate waiting for approval.", "error")
         return redirect(url_for("admin.certificates"))
     # The request itself writes who queued what: the jobs run once that commits (and never if it fails).
     audit.record(db, "certificate.approve_queued", "certificate", None, actor_id=user().id, ids=chosen)
@@ -192,21 +204,6 @@ def issue_certificate() -> ResponseReturnValue:
     return _console(form, 422)
 
 
-def _attestations(db: Session, certificates: list[Certificate]) -> dict[int, Attestation]:
-    """Each certificate's attestation (the claim and the time measured when it was made), by certificate id; one
-    statement. A certificate issued by hand has none."""
-    if not certificates:
-        return {}
-    pairs = {(c.user_id, c.course_id): c.id for c in certificates}
-    users = {user_id for user_id, _ in pairs}
-    found = db.scalars(select(Attestation).where(Attestation.user_id.in_(users)))
-    return {pairs[key]: a for a in found if (key := (a.user_id, a.course_id)) in pairs}
-
-
-def _over_claimed(attestation: Attestation) -> bool:
-    return services.claim_needs_review(attestation.hours_claimed, attestation.active_seconds)
-
-
 def _detail(
     c: Certificate,
     revoke: RevokeForm | None = None,
@@ -215,14 +212,14 @@ def _detail(
     approve: ApproveOneForm | None = None,
 ) -> ResponseReturnValue:
     # The learner's claim beside the time the site measured when it was made, as a CE auditor compares them.
-    attestation = _attestations(get_session(), [c]).get(c.id)
+    attestation = services.attestations_for(get_session(), [c]).get(c.id)
     if approve is None:
         approve = ApproveOneForm(formdata=None, hours=format_hours(c.hours))
     return render_template(
         "admin/certificate.html",
         c=c,
         attestation=attestation,
-        review=attestation is not None and _over_claimed(attestation),
+        review=attestation is not None and services.over_claimed(attestation),
         approve_form=approve,
         verdict=services.public_status(c).verdict,
         replacement=services.replacement_of(get_session(), c),

@@ -179,6 +179,15 @@ def approve_command(codes: tuple[str, ...], everything: bool) -> None:
     for c in chosen:
         if c.status != CertificateStatus.PENDING:
             raise _bad("CODE", f"certificate {_name(c)} is {c.status.value}, not waiting for approval.")
+    held = services.held_for_review(session, chosen)
+    if held and not everything:
+        c = next(c for c in chosen if c.id in held)
+        raise _bad("CODE", f"certificate {_name(c)} claims over {services.review_factor()} times the measured "
+                   "time: approve it in the admin console, where the hours certified can be lowered.")  # fmt: skip
+    if held:
+        click.echo(f"Left out {len(held)} claim(s) over {services.review_factor()} times the measured time: approve "
+                   "each in the admin console.")  # fmt: skip
+        chosen = [c for c in chosen if c.id not in held]
     if not chosen:
         click.echo("No certificates are waiting for approval.")
         return

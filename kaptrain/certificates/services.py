@@ -213,11 +213,39 @@ def attest(
     return certificate
 
 
+def review_factor() -> int:
+    """CLAIM_REVIEW_FACTOR: how many times the measured time a claim may be before an administrator reviews it."""
+    return int(current_app.config["CLAIM_REVIEW_FACTOR"])
+
+
 def claim_needs_review(hours: Decimal, active_seconds: int) -> bool:
     """A claim of more than CLAIM_REVIEW_FACTOR times the active time the site measured (say, 7.5 hours after
     five minutes) waits for an administrator's approval, where certificates are otherwise issued at once."""
-    factor = int(current_app.config["CLAIM_REVIEW_FACTOR"])
+    factor = review_factor()
     return factor > 0 and hours * 3600 > factor * active_seconds
+
+
+def over_claimed(attestation: Attestation) -> bool:
+    """The attestation's claim needs an administrator's review (claim_needs_review)."""
+    return claim_needs_review(attestation.hours_claimed, attestation.active_seconds)
+
+
+def attestations_for(session: Session, certificates: list[Certificate]) -> dict[int, Attestation]:
+    """Each certificate's attestation (the claim and the time measured when it was made), by certificate id; one
+    statement. A certificate issued by hand has none."""
+    if not certificates:
+        return {}
+    pairs = {(c.user_id, c.course_id): c.id for c in certificates}
+    users = {user_id for user_id, _ in pairs}
+    found = session.scalars(select(Attestation).where(Attestation.user_id.in_(users)))
+    return {pairs[key]: a for a in found if (key := (a.user_id, a.course_id)) in pairs}
+
+
+def held_for_review(session: Session, certificates: list[Certificate]) -> set[int]:
+    """The ids of the pending certificates among these whose claim waits for review: approved one at a time, from
+    the certificate's page, never in bulk."""
+    waiting = [c for c in certificates if c.status == CertificateStatus.PENDING]
+    return {i for i, a in attestations_for(session, waiting).items() if over_claimed(a)}
 
 
 # ---------------------------------------------------------------- issuance

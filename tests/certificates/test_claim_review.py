@@ -126,3 +126,38 @@ def test_each_accreditors_credit_is_at_most_the_hours_certified(app, db, monkeyp
     assert [(d["credit_type"], d["hours"]) for d in api["designations"]] == [("APA", "3"), ("NBCC", "2")]
     printed = " ".join(pdf_text(services.stored_pdf(db, issued) or b"", tmp_path).split())
     assert "APA 3.0 hours" in printed and "NBCC 2.0 hours" in printed and "3.5 hours" not in printed
+
+
+def test_bulk_approval_leaves_a_flagged_claim_for_its_own_page(app, client, db, login, runner):
+    flagged = finished(app, db, "Fast Claimant", measured_seconds=60)
+    careful = finished(app, db, "Slow Reader", measured_seconds=4 * 3600)
+    course(db).certificate_approval = "manual"  # both wait; only the first is over the measured time
+    with app.app_context():
+        held = services.attest(db, record(db, flagged), flagged, Decimal("3.5"))
+        fine = services.attest(db, record(db, careful), careful, Decimal("3.5"))
+    login(make_user(db, role=Role.ADMIN))
+    db.commit()
+    listing = client.get("/admin/certificates").get_data(as_text=True)
+    assert f'id="pick-{fine.id}"' in listing and f'id="pick-{held.id}"' not in listing  # "Review" instead
+    response = client.post("/admin/certificates/approve", data={"everything": "Approve all"}, follow_redirects=True)
+    assert "1 certificate with hours claimed over 2 times the measured time left out" in response.get_data(as_text=True)
+    db.expire_all()
+    assert db.get(Certificate, fine.id).status == CertificateStatus.ACTIVE
+    assert db.get(Certificate, held.id).status == CertificateStatus.PENDING
+    picked = client.post("/admin/certificates/approve", data={"selected": "1", "ids": [str(held.id)]})
+    assert picked.status_code == 302
+    db.expire_all()
+    assert db.get(Certificate, held.id).status == CertificateStatus.PENDING
+
+
+def test_the_cli_approves_a_flagged_claim_only_in_the_console(app, db, runner):
+    flagged = finished(app, db, "Fast Claimant", measured_seconds=60)
+    with app.app_context():
+        held = services.attest(db, record(db, flagged), flagged, Decimal("3.5"))
+    db.commit()
+    named = runner.invoke(args=["certificates", "approve", held.code])
+    assert named.exit_code != 0 and "approve it in the admin console" in named.output
+    everything = runner.invoke(args=["certificates", "approve", "--all"])
+    assert "Left out 1 claim(s)" in everything.output
+    db.expire_all()
+    assert db.get(Certificate, held.id).status == CertificateStatus.PENDING
