@@ -202,6 +202,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("admin.home", "GET"): admin_only(Redirect("/admin/people")),
     ("admin.certificates", "GET"): admin_only(200),
     ("admin.certificate", "GET"): admin_only(200),
+    ("admin.certificate_pdf", "GET"): admin_only(200),
     ("admin.approve_certificates", "POST"): admin_only(Redirect("/admin/certificates")),  # none chosen
     ("admin.issue_certificate", "POST"): admin_only(422),
     ("admin.revoke_certificate", "POST"): admin_only(422),  # no reason given

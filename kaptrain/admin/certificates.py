@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import Response, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -233,6 +233,19 @@ def _detail(
 def certificate(certificate_id: int) -> ResponseReturnValue:
     """One certificate, with its revoke and re-issue actions."""
     return _detail(_certificate_or_404(certificate_id))
+
+
+@bp.route("/certificates/<int:certificate_id>/pdf")
+@role_required(Role.ADMIN)
+def certificate_pdf(certificate_id: int) -> ResponseReturnValue:
+    """The PDF stored at issuance, whatever the certificate's status now (a record the provider keeps)."""
+    c = _certificate_or_404(certificate_id)
+    pdf = services.stored_pdf(get_session(), c) if c.status != CertificateStatus.PENDING else None
+    if pdf is None:
+        fail(404, "This certificate has no stored PDF yet: it is made when the certificate is issued.")
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers.set("Content-Disposition", "attachment", filename=f"{c.number}.pdf")
+    return response
 
 
 @bp.route("/certificates/<int:certificate_id>/approve", methods=["POST"])

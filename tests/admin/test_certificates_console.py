@@ -143,6 +143,24 @@ def test_revoke_is_audited_then_one_linked_replacement_can_be_issued(app, client
     assert db.scalar(select(func.count()).select_from(Certificate).where(Certificate.user_id == c.user_id)) == 2
 
 
+def test_a_certificate_issued_by_hand_reaches_a_holder_who_is_not_enrolled(app, client, db, admin):
+    holder_user = make_user(db, full_name="Migrated Holder")
+    db.commit()
+    data = {"email": holder_user.email, "course": str(course(db).id), "hours": "2", "completed_on": "2024-05-02"}
+    assert client.post("/admin/certificates/issue", data={**data, "reason": "Old LMS"}).status_code == 302
+    made = db.scalar(select(Certificate).where(Certificate.user_id == holder_user.id))
+    page = client.get(f"/admin/certificates/{made.id}").get_data(as_text=True)
+    assert "Completed</dt><dd>2 May 2024" in page and f"Download {made.number}.pdf" in page
+    pdf = client.get(f"/admin/certificates/{made.id}/pdf")
+    assert pdf.status_code == 200 and pdf.data[:5] == b"%PDF-"
+    browser = app.test_client()
+    sign_in(browser, db, holder_user)
+    dashboard = browser.get("/dashboard").get_data(as_text=True)
+    assert "You are not enrolled in this course on this site" in dashboard and made.number in dashboard
+    assert f'href="/certificates/{made.id}.pdf"' in dashboard and "/transcript" not in dashboard
+    assert browser.get(f"/certificates/{made.id}.pdf").data[:5] == b"%PDF-"
+
+
 def test_a_revoked_certificate_is_not_replaced_while_its_holder_holds_another(app, client, db, admin):
     c = holder(app, db, "Issued By Hand Since")
     db.commit()

@@ -61,6 +61,7 @@ NOT_PAGES = {
     "authoring.preview",  # the module editor's live preview: an HTML fragment its script fetches
     "quizzes.instructor_home",  # a redirect to the instructor's quiz list, which has its case
     "admin.home",  # a redirect to the people list, which has its case
+    "admin.certificate_pdf",  # a PDF download
 }
 
 
