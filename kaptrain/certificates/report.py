@@ -27,7 +27,8 @@ COLUMNS = (
     "email",
     "course_slug",
     "course_title",
-    "hours_claimed",
+    "hours_certified",
+    "hours_claimed",  # as attested; empty for a certificate issued by hand
     "course_max_hours",
     "credit_types",
     "provider",
@@ -75,6 +76,7 @@ def ce_report(
             Evaluation.submitted_at,
             Attestation.attested_at,
             Attestation.active_seconds,
+            Attestation.hours_claimed,
         )
         .join(User, User.id == Certificate.user_id)
         .join(Course, Course.id == Certificate.course_id)
@@ -87,7 +89,7 @@ def ce_report(
         .options(lazyload("*"))  # everything needed is in the row
         .execution_options(yield_per=batch)
     )
-    for c, email, slug, superseded_by, supersedes, evaluated_at, attested_at, active_seconds in rows:
+    for c, email, slug, superseded_by, supersedes, evaluated_at, attested_at, active_seconds, claimed in rows:
         # Credit designations are printed on a certificate only with an accreditation statement.
         credits = [str(d["credit_type"]) for d in c.designations] if c.accreditation_statement else []
         yield [
@@ -103,6 +105,7 @@ def ce_report(
             slug,
             c.course_title,
             f"{c.hours:f}",
+            "" if claimed is None else f"{claimed:f}",
             f"{c.max_hours:f}",
             "; ".join(credits),
             c.provider,

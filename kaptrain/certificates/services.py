@@ -165,11 +165,11 @@ def parse_hours(raw: str, maximum: Decimal) -> Decimal:
     except (InvalidOperation, AttributeError):
         raise CertificateError("Enter the hours as a number, e.g. 7.5.", 400, "hours") from None
     if not hours.is_finite() or hours <= 0:
-        raise CertificateError("Claim more than 0 hours.", 400, "hours")
+        raise CertificateError("Enter more than 0 hours.", 400, "hours")
     if hours > maximum:
         raise CertificateError(f"This course carries at most {maximum.normalize():f} hours.", 400, "hours")
     if hours % QUARTER_HOUR:
-        raise CertificateError("Claim hours in quarter-hour steps (e.g. 6.25, 6.5, 6.75).", 400, "hours")
+        raise CertificateError("Enter hours in quarter-hour steps (e.g. 6.25, 6.5, 6.75).", 400, "hours")
     return hours.quantize(Decimal("0.01"))
 
 
@@ -486,7 +486,7 @@ def approve(
     if hours is not None and hours != certificate.hours:
         if not Decimal(0) < hours < certificate.hours:
             claimed = format_hours(certificate.hours)
-            raise CertificateError(f"The hours must be more than 0 and less than the {claimed} claimed.", 400, "hours")
+            raise CertificateError(f"Certify at most the {claimed} hours claimed.", 400, "hours")
         if not reason.strip():
             raise CertificateError("Say why fewer hours are certified than claimed.", 400, "reason")
         audit.record(

@@ -23,7 +23,13 @@ def send_issued_email(certificate_id: int) -> None:
         return  # revoked or replaced before the mail went out: say nothing
     holder = session.get(User, certificate.user_id)
     assert holder is not None
-    context = {"certificate": certificate, "verify_url": services.verification_url(certificate.code)}
+    attestation = services.get_attestation(session, certificate.user_id, certificate.course_id)
+    claimed = attestation.hours_claimed if attestation is not None else None
+    context = {
+        "certificate": certificate,
+        "verify_url": services.verification_url(certificate.code),
+        "claimed": claimed if claimed is not None and claimed != certificate.hours else None,
+    }
     mail.send(
         holder.email,
         f"{_site()}: your certificate for {certificate.course_title}",

@@ -136,7 +136,7 @@ def attestation(slug: str) -> ResponseReturnValue:
             if (response := _refused(form, exc, url_for("courses.dashboard"))) is not None:
                 return response
         else:
-            flash(_requested(certificate, record.active_seconds), "success")
+            flash(_requested(certificate, record.active_seconds), "info" if certificate.number is None else "success")
             return redirect(url_for("courses.dashboard"))
     suggested = min(quarter_hours(record.active_seconds), course.ce_hours)
     review = current_app.config["CLAIM_REVIEW_FACTOR"]

@@ -90,7 +90,7 @@ def test_completions_table_and_csv_match_a_count_in_sql(client, db, admin):
     )  # fmt: skip
     assert len(rows) == expected == 35
     assert rows[0]["licence_number"] == "L0" and rows[0]["jurisdiction"] == "Oregon"
-    assert rows[0]["credit_types"] == "APA" and rows[0]["hours_claimed"] == "3.50"
+    assert rows[0]["credit_types"] == "APA" and rows[0]["hours_certified"] == "3.50" and rows[0]["hours_claimed"] == ""
 
 
 def test_the_csv_streams_in_constant_memory(client, db, admin, monkeypatch):

@@ -14,6 +14,7 @@ from kaptrain.certificates import services
 from kaptrain.certificates.models import Certificate, CertificateStatus
 from kaptrain.courses.models import ModuleProgress
 from tests.certificates.test_pdf import pdf_text
+from tests.conftest import sign_in
 from tests.factories import complete_learning, course, enrolled, evaluation_answers, make_user, record
 
 ATTESTATION = "/courses/demo-course/attestation"
@@ -88,6 +89,7 @@ def test_an_administrator_sees_the_flag_and_may_certify_fewer_hours_saying_why(a
         ({"hours": "1.5", "reason": ""}, "Say why fewer hours are certified"),
         ({"hours": "1.3", "reason": "x"}, "quarter-hour steps"),
         ({"hours": "4", "reason": "x"}, "at most 3.5 hours"),
+        ({"hours": "3", "reason": ""}, "Say why fewer hours"),
         ({"hours": "0", "reason": "x"}, "more than 0"),
     ):
         refused = client.post(url, data=data)
@@ -107,6 +109,10 @@ def test_an_administrator_sees_the_flag_and_may_certify_fewer_hours_saying_why(a
         "certified": "1.50",
         "reason": "Read the modules in one sitting; 1.5 h agreed.",
     }
+    learner = app.test_client()
+    sign_in(learner, db, user)
+    transcript = learner.get("/courses/demo-course/transcript").get_data(as_text=True)
+    assert "Hours certified</dt><dd>1.5 (the provider" in transcript and "3.5 of 3.5" in transcript
     again = client.post(url, data={"hours": "1.5", "reason": ""})
     assert again.status_code == 409 and "not waiting for approval" in again.get_data(as_text=True)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from kaptrain.certificates import services
 from kaptrain.certificates.models import RevocationReason
 from kaptrain.certificates.pdf import format_hours
-from tests.factories import certified, enrolled, make_user
+from tests.factories import certified, complete_learning, enrolled, evaluation_answers, make_user, record
 
 
 @pytest.fixture
@@ -88,3 +90,24 @@ def test_closing_an_account_tells_the_address_it_had_and_keeps_no_name(app, db, 
     assert to == ["leaving@example.org"] and message["Subject"] == "kaptrain: your account was closed"
     body = message.get_content()
     assert "closed, as you asked" in body and "at least six years" in body and "Lee Leaving" not in body
+
+
+def test_the_email_says_when_fewer_hours_were_certified_than_claimed_and_what_a_replacement_replaces(app, db, inbox):
+    with app.app_context():
+        user = make_user(db, email="kim@example.org", full_name="Kim Reviewed")
+        enrolled(db, user)
+        done = complete_learning(db, user)
+        done.course.certificate_approval = "manual"
+        services.submit_evaluation(db, done, evaluation_answers(done.course))
+        waiting = services.attest(db, record(db, user), user, Decimal("3.5"))
+        services.approve(db, waiting, actor_label="test", hours=Decimal("2"), reason="Read quickly")
+        db.commit()
+    body = " ".join(inbox.messages[-1][2].get_content().split())
+    assert "Hours: 2.0 (you claimed 3.5; the provider reviewed the claim" in body
+    with app.app_context():
+        services.revoke(db, waiting, RevocationReason.OTHER, "wrong hours", actor_label="test")
+        replacement = services.reissue(db, waiting, actor_label="test", reason="revoked in error")
+        db.commit()
+    body = " ".join(inbox.messages[-1][2].get_content().split())
+    assert f"This certificate replaces certificate {waiting.number}, which is no longer valid." in body
+    assert replacement.number in body and "you claimed" in body  # the replacement keeps the reviewed hours
