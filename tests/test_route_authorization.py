@@ -156,6 +156,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("authoring.module_edit", "GET"): staff(200),
     ("authoring.module_edit", "POST"): staff(400),
     ("authoring.module_move", "POST"): staff(400),
+    ("authoring.module_retire", "GET"): staff(200),
     ("authoring.module_retire", "POST"): staff(400),
     ("authoring.module_history", "GET"): staff(200),
     # The module has a draft this form did not load: restoring over it is refused.

@@ -93,23 +93,27 @@ def module_move(course_slug: str, module_slug: str) -> ResponseReturnValue:
     return redirect(url_for("authoring.workspace", _anchor=f"course-{course.slug}"))
 
 
-@bp.route("/courses/<course_slug>/modules/<module_slug>/retire", methods=["POST"])
+@bp.route("/courses/<course_slug>/modules/<module_slug>/retire", methods=["GET", "POST"])
 @role_required(Role.INSTRUCTOR)
 def module_retire(course_slug: str, module_slug: str) -> ResponseReturnValue:
-    """Retire a module (hidden from new learners, kept for records) or reinstate a retired one."""
+    """Retire a module (hidden from learners, its records kept) after a confirmation page, or reinstate one."""
     course, module = _module(course_slug, module_slug)
+    if request.method == "GET":
+        if module.is_retired:
+            return redirect(url_for("authoring.workspace", _anchor=f"course-{course.slug}"))
+        published = get_session().get(ModuleRevision, module.published_revision_id or 0)
+        title = published.title if published else module.slug
+        return render_template("authoring/retire_confirm.html", course=course, module=module, title=title)
     form = RetireForm()
     if not form.validate():
         fail(400, "Choose whether to retire the module or reinstate it.")
     retire = form.retire.data == "yes"
     if retire and not module.is_retired and form.confirmed.data != "yes":
-        published = get_session().get(ModuleRevision, module.published_revision_id or 0)
-        title = published.title if published else module.slug
-        return render_template("authoring/retire_confirm.html", course=course, module=module, title=title)
+        return redirect(url_for("authoring.module_retire", course_slug=course.slug, module_slug=module.slug))
     with _refusals():
         services.set_retired(get_session(), module, retire, user())
     flash(
-        "Module retired: hidden from new learners, kept for records."
+        "Module retired: hidden from learners, its records kept."
         if retire
         else f"Module reinstated as module {module.position}, at the end of the course.",
         "success",

@@ -607,9 +607,14 @@ def test_move_swaps_a_module_with_its_neighbour(author, db):
 
 
 def test_retire_asks_first_then_hides_a_module_and_reinstate_brings_it_back(author, db):
-    asked = author.post("/author/courses/demo-course/modules/gamma/retire", data={"retire": "yes"})
+    unconfirmed = author.post("/author/courses/demo-course/modules/gamma/retire", data={"retire": "yes"})
+    assert unconfirmed.status_code == 302 and unconfirmed.location.endswith("/modules/gamma/retire")
+    workspace = author.get("/author/").get_data(as_text=True)
+    assert 'href="/author/courses/demo-course/modules/gamma/retire"' in workspace  # a link to the question, no form
+    asked = author.get("/author/courses/demo-course/modules/gamma/retire")
     page = asked.get_data(as_text=True)
     assert asked.status_code == 200 and "Retire module 3, “Module Gamma”?" in page
+    assert "Every learner stops seeing it" in page
     assert "CE hours (3.5)" in page and 'name="confirmed" value="yes"' in page and "Cancel: keep it" in page
     assert "Module Gamma" in author.get("/courses/demo-course").get_data(as_text=True)  # nothing changed yet
     response = author.post(
@@ -617,7 +622,7 @@ def test_retire_asks_first_then_hides_a_module_and_reinstate_brings_it_back(auth
     )
     assert response.status_code == 302
     page = author.get("/author/").get_data(as_text=True)
-    assert "hidden from new learners, kept for records" in page and "Reinstate" in page
+    assert "hidden from learners, records kept" in page and "Reinstate" in page
     assert "Module Gamma" not in author.get("/courses/demo-course").get_data(as_text=True)
     assert author.post("/author/courses/demo-course/modules/gamma/retire", data={"retire": "no"}).status_code == 302
     assert "Module Gamma" in author.get("/courses/demo-course").get_data(as_text=True)

@@ -141,6 +141,12 @@ CASES = [
         "instructor",
         "/author/courses/kap-foundations/modules/pharmacology/revisions",
     ),
+    PageCase(
+        "retire-module",
+        "authoring.module_retire",
+        "instructor",
+        "/author/courses/kap-foundations/modules/pharmacology/retire",
+    ),
     # The question-bank editor (kaptrain/authoring/bank_views.py).
     PageCase("authoring-bank", "authoring.bank", "instructor", AUTHOR_BANK),
     PageCase("authoring-question", "authoring.question", "instructor", f"{AUTHOR_BANK}/questions/pharm-01"),
@@ -200,7 +206,6 @@ POST_ONLY = {
     "admin.approve_certificate",
     "authoring.add_module",
     "authoring.module_move",
-    "authoring.module_retire",
     "authoring.module_restore",
     "authoring.add_question",
     "authoring.move_question",
