@@ -83,11 +83,18 @@ class ProfileFields(BaseForm):
 
     def validate_full_name(self, field: StringField) -> None:
         """A credential typed after the name would be printed twice ("Dana Ruiz, LCSW, LCSW"): say where it goes."""
-        name, comma, tail = (field.data or "").strip().rpartition(",")
+        full = (field.data or "").strip()
+        credentials = {_letters(part) for part in (self.credential.data or "").split(",")} - {""}
+        words = full.split()
+        if len(words) > 1 and "," not in words[-2] and _letters(words[-1]) in credentials:  # "Sam Lee LCSW"
+            raise ValidationError(
+                f"Remove “{words[-1]}” from the end of your name: certificates print your credential after it, "
+                "from the Credential field."
+            )
+        name, comma, tail = full.rpartition(",")
         tail = tail.strip()
         if not comma or not name.strip():
             return
-        credentials = {_letters(part) for part in (self.credential.data or "").split(",")} - {""}
         if _letters(tail) in credentials:
             raise ValidationError(
                 f"Remove “, {tail}” from your name: certificates print your credential after it, from the "

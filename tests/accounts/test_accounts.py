@@ -55,6 +55,7 @@ def test_register_ignores_role_field(client, db):
         ({"full_name": "Avery Clinician, LPC"}, "Remove “, LPC” from your name".encode()),
         ({"full_name": "Avery Clinician, Ph.D.", "credential": "PhD, LPC"}, "Remove “, Ph.D.” from".encode()),
         ({"full_name": "Avery Clinician, LCSW", "credential": ""}, "Enter “LCSW” in the Credential field".encode()),
+        ({"full_name": "Avery Clinician LPC"}, "Remove “LPC” from the end of your name".encode()),
     ],
 )
 def test_register_bad_input_shows_error_on_form_and_creates_nothing(client, db, change, message):
