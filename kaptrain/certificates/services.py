@@ -443,13 +443,7 @@ def issue_without_course(
         raise CertificateError(f"The hours must be more than 0 and at most the course's {most}.", 400, "hours")
     if not reason.strip():
         raise CertificateError("Give the reason for issuing outside the course (e.g. the old system's record).")
-    current = session.scalar(
-        select(Certificate).where(
-            Certificate.user_id == user.id,
-            Certificate.course_id == course.id,
-            Certificate.status.in_([CertificateStatus.ACTIVE, CertificateStatus.PENDING]),
-        )
-    )
+    current = _in_force(session, user.id, course.id)
     if current is not None:
         raise CertificateError(f"{user.email} already has certificate {current.number or 'pending'} for this course.")
     certificate = new_certificate(session, user, course, hours, completed_at, reason.strip())
@@ -594,17 +588,23 @@ def _refuse_second_replacement(session: Session, revoked: Certificate) -> None:
     replacement = replacement_of(session, revoked)
     if replacement is not None:
         raise CertificateError(f"Certificate {revoked.number} was already replaced by {replacement.number}.")
-    current = session.scalar(
-        select(Certificate.number).where(
-            Certificate.user_id == revoked.user_id,
-            Certificate.course_id == revoked.course_id,
+    current = _in_force(session, revoked.user_id, revoked.course_id)
+    if current is not None:
+        raise CertificateError(
+            f"The holder already has certificate {current.number or 'pending'} for this course; re-issue that one "
+            "instead."
+        )
+
+
+def _in_force(session: Session, user_id: int, course_id: int) -> Certificate | None:
+    """The learner's certificate for the course that is in force or waiting for approval (at most one)."""
+    return session.scalar(
+        select(Certificate).where(
+            Certificate.user_id == user_id,
+            Certificate.course_id == course_id,
             Certificate.status.in_([CertificateStatus.ACTIVE, CertificateStatus.PENDING]),
         )
     )
-    if current is not None:
-        raise CertificateError(
-            f"The holder already has certificate {current} for this course; re-issue that one instead."
-        )
 
 
 def replacement_of(session: Session, certificate: Certificate) -> Certificate | None:
