@@ -22,11 +22,13 @@ from kaptrain.authoring import services
 from kaptrain.authoring.diff import FieldDiff, diff
 from kaptrain.authoring.models import Draft
 from kaptrain.authoring.services import AuthoringError, ItemState, PublishConflict, StaleDraft
+from kaptrain.certificates.pdf import format_date
 from kaptrain.content import revisions
 from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.content.render import render_markdown
 from kaptrain.content.revisions import MODULE, QUIZ
 from kaptrain.courses.lesson import scrollable_tables
+from kaptrain.db import as_utc
 from kaptrain.quizzes.models import Quiz
 
 FILES = "the content files"  # who wrote a revision that came from an import
@@ -224,13 +226,19 @@ def theirs(session: Session, module: Module, current: Draft | None, viewer_id: i
     if current is not None:
         who = names(session, [current.updated_by_id])[current.updated_by_id]
         whose = "The draft" if current.updated_by_id == viewer_id else "Their draft"
-        label = f"{whose} (saved by {who}, {current.updated_at:%d %B %Y %H:%M} UTC)"
+        label = f"{whose} (saved by {who}, {_when(current.updated_at)})"
         return Theirs(dict(current.data), label, (current.version, number))
     if published is None:
         return Theirs({}, "Nothing (the draft is gone)", (None, None))
     who = names(session, [published.created_by_id])[published.created_by_id]
-    label = f"Revision {published.number} (published by {who}, {published.created_at:%d %B %Y %H:%M} UTC)"
+    label = f"Revision {published.number} (published by {who}, {_when(published.created_at)})"
     return Theirs(revisions.revision_data(MODULE, published), label, (None, number))
+
+
+def _when(moment: dt.datetime) -> str:
+    """A moment as the authoring pages write it in UTC ("27 November 2026, 15:18 UTC")."""
+    moment = as_utc(moment)
+    return f"{format_date(moment.date())}, {moment:%H:%M} UTC"
 
 
 def against(old: dict[str, Any], new: dict[str, Any]) -> list[FieldDiff]:

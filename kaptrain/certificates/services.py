@@ -167,7 +167,7 @@ def parse_hours(raw: str, maximum: Decimal) -> Decimal:
     if not hours.is_finite() or hours <= 0:
         raise CertificateError("Enter more than 0 hours.", 400, "hours")
     if hours > maximum:
-        raise CertificateError(f"This course carries at most {maximum.normalize():f} hours.", 400, "hours")
+        raise CertificateError(f"This course carries at most {format_hours(maximum)} hours.", 400, "hours")
     if hours % QUARTER_HOUR:
         raise CertificateError("Enter hours in quarter-hour steps (e.g. 6.25, 6.5, 6.75).", 400, "hours")
     return hours.quantize(Decimal("0.01"))
