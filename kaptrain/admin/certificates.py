@@ -108,14 +108,15 @@ def _console(issue_form: IssueForm | None = None, status: int = 200) -> Response
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     queued, done = batch_progress(db, session.get(BATCH_KEY, []))
     pending = services.pending_certificates(db)
+    attestations = services.attestations_for(db, pending)
     return render_template(
         "admin/certificates.html",
         search=search,
         result=result,
         args=args,
         pending=pending,
-        attestations=services.attestations_for(db, pending),
-        held=services.held_for_review(db, pending),
+        attestations=attestations,
+        held={i for i, a in attestations.items() if services.over_claimed(a)},
         approve_form=ApproveForm(formdata=None),
         issue_form=issue_form or _issue_form(),
         queued=queued,
