@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from flask import Response, flash, redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -29,6 +29,7 @@ from kaptrain.auth import role_required, user
 from kaptrain.certificates import services, tasks
 from kaptrain.certificates.models import Certificate, CertificateStatus, RevocationReason
 from kaptrain.certificates.pdf import format_hours
+from kaptrain.certificates.views import download
 from kaptrain.content.models import Course
 from kaptrain.db import get_session
 from kaptrain.errors import fail
@@ -244,9 +245,7 @@ def certificate_pdf(certificate_id: int) -> ResponseReturnValue:
     pdf = services.stored_pdf(get_session(), c) if c.status != CertificateStatus.PENDING else None
     if pdf is None:
         fail(404, "This certificate has no stored PDF yet: it is made when the certificate is issued.")
-    response = Response(pdf, mimetype="application/pdf")
-    response.headers.set("Content-Disposition", "attachment", filename=f"{c.number}.pdf")
-    return response
+    return download(pdf, "application/pdf", f"{c.number}.pdf")
 
 
 @bp.route("/certificates/<int:certificate_id>/approve", methods=["POST"])

@@ -172,7 +172,7 @@ def _own_certificate(certificate_id: int) -> Certificate:
     return certificate
 
 
-def _download(body: bytes, mimetype: str, filename: str) -> Response:
+def download(body: bytes, mimetype: str, filename: str) -> Response:
     """A response the browser saves as a file with this name."""
     response = Response(body, mimetype=mimetype)
     response.headers.set("Content-Disposition", "attachment", filename=filename)
@@ -193,7 +193,7 @@ def certificate_pdf(certificate_id: int) -> ResponseReturnValue:
     pdf = services.stored_pdf(get_session(), certificate)
     if pdf is None:
         fail(404, "This certificate's PDF is being prepared. Please try again in a few minutes.")
-    return _download(pdf, "application/pdf", f"{certificate.number}.pdf")
+    return download(pdf, "application/pdf", f"{certificate.number}.pdf")
 
 
 # The holder's download without the ORM (kaptrain.pagecache): one statement finds the certificate, checks its
@@ -222,7 +222,7 @@ def _holders_pdf(learner: pagecache.Learner, args: dict[str, Any], _form: MultiD
         entry = pagecache.Entry(bytes(row[0]), None, None)
         _stored_pdfs.put((digest,), entry)
     assert isinstance(entry.body, bytes)
-    return _download(entry.body, "application/pdf", f"{number}.pdf")
+    return download(entry.body, "application/pdf", f"{number}.pdf")
 
 
 @bp.route("/certificates/<int:certificate_id>.json")
@@ -252,4 +252,4 @@ def transcript_pdf(slug: str) -> ResponseReturnValue:
     course = _course_or_404(slug)
     data = build_transcript(get_session(), user(), _enrolment(course))
     pdf = render_pdf(TRANSCRIPT_TEMPLATE, page_size=settings.page_size(get_session()), transcript=data, now=utcnow())
-    return _download(pdf, "application/pdf", f"transcript-{course.slug}.pdf")
+    return download(pdf, "application/pdf", f"transcript-{course.slug}.pdf")

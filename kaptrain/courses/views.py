@@ -193,11 +193,9 @@ def dashboard() -> ResponseReturnValue:
     enrolments = services.enrolments_for(session, user().id)
     records = completion.learner_records(session, user().id, [(e.course, e) for e in enrolments])
     by_course: dict[int, list[Certificate]] = {}
-    courses: dict[int, Course] = {}
     for certificate in certificates.certificates_for(session, user().id):
         by_course.setdefault(certificate.course_id, []).append(certificate)
-        courses[certificate.course_id] = certificate.course
     # Certificates of courses the learner is not enrolled in (issued by hand for study recorded elsewhere).
     enrolled = {e.course_id for e in enrolments}
-    elsewhere = [(courses[i], found) for i, found in by_course.items() if i not in enrolled]
+    elsewhere = [(found[0].course, found) for i, found in by_course.items() if i not in enrolled]
     return render_template("courses/dashboard.html", records=records, certificates=by_course, elsewhere=elsewhere)
