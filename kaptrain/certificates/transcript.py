@@ -7,15 +7,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session
 
 from kaptrain.accounts.models import User
 from kaptrain.certificates import services
 from kaptrain.certificates.models import Certificate, CertificateStatus
-from kaptrain.content.models import Course
+from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.courses import completion
-from kaptrain.courses.models import Enrolment
+from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.quizzes.models import Attempt, AttemptStatus, Quiz, QuizSettingsRevision
 
 # What the transcript says about a certificate, by its public verdict.
@@ -63,6 +63,8 @@ class Transcript:
     enrolled_at: dt.datetime
     disclosures_at: dt.datetime | None
     modules: list[ModuleLine]
+    # Modules the learner completed that have since been retired from the course: they stay on the record.
+    retired_modules: list[ModuleLine]
     final: QuizLine | None
     active_seconds: int
     requirements_met: bool
@@ -102,6 +104,7 @@ def build_transcript(session: Session, user: User, enrolment: Enrolment) -> Tran
         enrolled_at=enrolment.enrolled_at,
         disclosures_at=enrolment.disclosures_acknowledged_at,
         modules=modules,
+        retired_modules=_retired_modules(session, user.id, course, attempts),
         final=_quiz_line(record.final.title, attempts[record.final.id].attempts) if record.final else None,
         active_seconds=record.active_seconds,
         requirements_met=record.requirements_met,
@@ -170,6 +173,31 @@ def _module_quiz(status: completion.ModuleStatus, attempts: defaultdict[int, _Qu
     retired = [q for q in list(attempts.values()) if q.module_id == status.module.id and q.attempts]
     passed = next((q for q in retired if any(a.passed for a in q.attempts)), None)
     return _quiz_line(passed.title, passed.attempts) if passed else None
+
+
+def _retired_modules(
+    session: Session, user_id: int, course: Course, attempts: defaultdict[int, _QuizAttempts]
+) -> list[ModuleLine]:
+    """The course's retired modules the learner had completed: by passing one of the module's quizzes or, for a
+    module without a quiz, by marking it as read. Position 0: a retired module has no place in the course."""
+    has_quiz = exists().where(Quiz.module_id == Module.id)
+    rows = session.execute(
+        select(Module.id, ModuleRevision.title, has_quiz, ModuleProgress.read_at, ModuleProgress.seat_seconds)
+        .join(ModuleRevision, ModuleRevision.id == Module.published_revision_id)
+        .outerjoin(ModuleProgress, and_(ModuleProgress.module_id == Module.id, ModuleProgress.user_id == user_id))
+        .where(Module.course_id == course.id, Module.is_retired.is_(True))
+        .order_by(Module.position, Module.id)
+    )
+    lines = []
+    for module_id, title, with_quiz, read_at, seat_seconds in rows:
+        passed = next(
+            (q for q in attempts.values() if q.module_id == module_id and any(a.passed for a in q.attempts)), None
+        )
+        quiz = _quiz_line(passed.title, passed.attempts) if passed else None
+        done_at = quiz.passed_at if quiz else (None if with_quiz else read_at)
+        if done_at is not None:
+            lines.append(ModuleLine(0, title, done_at, (seat_seconds or 0) // 60, quiz))
+    return lines
 
 
 def _quiz_line(title: str, attempts: list[_Submitted]) -> QuizLine:

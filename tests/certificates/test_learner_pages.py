@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from kaptrain.certificates import services
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
+from kaptrain.content.models import Module
 from tests.factories import certified, complete_learning, course, enrolled, make_user
 
 EVALUATION = "/courses/demo-course/evaluation"
@@ -261,6 +262,18 @@ def test_transcript_page_and_pdf(client, db, evaluated):
     pdf = client.get("/courses/demo-course/transcript.pdf")
     assert pdf.status_code == 200 and pdf.data[:5] == b"%PDF-"
     assert pdf.headers["Content-Disposition"] == "attachment; filename=transcript-demo-course.pdf"
+
+
+def test_the_transcript_keeps_a_completed_module_after_it_is_retired(client, db, evaluated):
+    client.post(ATTESTATION, data={"hours": "2.75", "confirm": "y"})
+    beta = db.scalars(select(Module).where(Module.slug == "beta")).one()
+    beta.is_retired = True
+    db.commit()
+    page = client.get("/courses/demo-course/transcript").get_data(as_text=True)
+    retired = page.index("Completed modules since retired")
+    assert "Module Beta" in page[retired:] and "Module Beta" not in page[:retired]
+    pdf = client.get("/courses/demo-course/transcript.pdf")
+    assert pdf.status_code == 200 and pdf.data[:5] == b"%PDF-"
 
 
 def test_evaluation_refuses_a_form_without_its_csrf_token(client, db, finished, csrf_on):

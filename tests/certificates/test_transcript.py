@@ -5,8 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
+from kaptrain.accounts.models import Role
+from kaptrain.authoring import services as authoring
 from kaptrain.certificates.transcript import build_transcript, format_duration, quarter_hours
+from kaptrain.content.models import Module
 from kaptrain.courses import services as courses
 from kaptrain.quizzes import services as quizzes
 from tests.factories import certified, correct_answers, enrolled, make_user, quiz, record, start
@@ -58,6 +62,29 @@ def test_the_transcript_reports_the_passing_attempt_and_every_attempt_taken(db):
     assert t.evaluated_at is not None and t.attested_at is not None and t.hours_claimed == Decimal("2.5")
     assert t.active_seconds >= 600
     assert t.certificate is certificate and t.certificate_status == "Issued"
+
+
+def test_modules_retired_after_the_learner_completed_them_stay_on_the_transcript(db):
+    user, opened_only = make_user(db), make_user(db)
+    enrolment = enrolled(db, user)
+    enrolled(db, opened_only)
+    certified(db, user, "2.5")
+    courses.open_module(db, opened_only.id, record(db, opened_only).modules[2].module)
+    author = make_user(db, role=Role.INSTRUCTOR)
+    beta, gamma = (db.scalars(select(Module).where(Module.slug == slug)).one() for slug in ("beta", "gamma"))
+    authoring.set_retired(db, beta, True, author)  # had a quiz, which the learner passed
+    authoring.set_retired(db, gamma, True, author)  # no quiz: complete when marked as read
+    t = build_transcript(db, user, enrolment)
+    assert [m.title for m in t.modules] == ["Module Alpha"]
+    assert [(m.title, m.quiz.score if m.quiz else None) for m in t.retired_modules] == [
+        ("Module Beta", 100),
+        ("Module Gamma", None),
+    ]
+    assert all(m.completed_at is not None for m in t.retired_modules)
+    # Opening a module is not completing it: nothing retired is on that learner's transcript.
+    assert build_transcript(db, opened_only, record(db, opened_only).enrolment).retired_modules == []
+    authoring.set_retired(db, gamma, False, author)
+    assert [m.title for m in build_transcript(db, user, enrolment).retired_modules] == ["Module Beta"]
 
 
 @pytest.mark.parametrize(
