@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,9 @@ DEFAULTS: dict[str, Any] = {
     # Earlier secret keys, still accepted after a rotation: comma-separated in KAPTRAIN_SECRET_KEY_FALLBACKS. They
     # open sessions signed and two-factor secrets sealed before it (kaptrain.accounts.sealing).
     "SECRET_KEY_FALLBACKS": [],
+    # Outside production, with no SECRET_KEY: this installation's own key, made at random on first start and kept
+    # here (owner-only). Never a constant: a key anyone can read would let anyone sign a session as anyone.
+    "SECRET_KEY_FILE": str(PROJECT_ROOT / "instance" / "secret_key"),
     "DATABASE_URL": f"sqlite:///{PROJECT_ROOT / 'instance' / 'kaptrain.sqlite3'}",
     "MODULES_DIR": str(PROJECT_ROOT / "modules"),
     "QUIZZES_DIR": str(PROJECT_ROOT / "quizzes"),
@@ -95,7 +100,9 @@ _INT_KEYS = {
 _BOOL_KEYS = {"RATELIMIT_ENABLED"}
 _LIST_KEYS = {"SECRET_KEY_FALLBACKS"}
 
-_DEV_SECRET = "dev-only-not-secret"  # noqa: S105 - used only outside production, see load_config
+# The constant development key of earlier versions. It signs nothing now; it only still opens two-factor secrets
+# sealed under it on an existing development database, which are sealed again under the new key at their next code.
+LEGACY_DEV_SECRET = "dev-only-not-secret"  # noqa: S105 - opens old development data only, see load_config
 
 
 class ConfigError(RuntimeError):
@@ -119,6 +126,38 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def installation_secret(path: Path) -> str:
+    """This installation's development key: read from `path`, or made at random and written there (mode 0600).
+
+    Written to a temporary file first and linked into place, so two processes starting together agree on one key
+    and neither reads a half-written file."""
+    try:
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mkstemp makes it owner-only
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+    finally:
+        os.unlink(temporary)
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < 32:
+        raise ConfigError(
+            f"{path}: the secret key in this file is empty or too short; delete the file to make a new one"
+        )
+    return key
+
+
 def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Merge defaults, KAPTRAIN_* environment variables and explicit overrides, then check them."""
     cfg = dict(DEFAULTS)
@@ -132,7 +171,8 @@ def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str
                 "tokens and must be a long random value shared by every server, e.g. "
                 "python -c 'import secrets; print(secrets.token_hex(32))'"
             )
-        cfg["SECRET_KEY"] = _DEV_SECRET
+        cfg["SECRET_KEY"] = installation_secret(Path(cfg["SECRET_KEY_FILE"]))
+        cfg["SEALING_LEGACY_KEYS"] = [LEGACY_DEV_SECRET]
     cfg.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -300,7 +300,8 @@ def init_db(app: Flask) -> Database:
     from kaptrain.accounts.sealing import use_keys  # noqa: PLC0415 - the accounts models import this module
 
     database = Database(make_engine(app.config["DATABASE_URL"]))
-    use_keys(database.engine.dialect, app.secret_key or "", app.config.get("SECRET_KEY_FALLBACKS") or ())
+    opening = [*(app.config.get("SECRET_KEY_FALLBACKS") or ()), *(app.config.get("SEALING_LEGACY_KEYS") or ())]
+    use_keys(database.engine.dialect, app.secret_key or "", opening)
     app.extensions["kaptrain.db"] = database
 
     @app.after_request

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
+from flask import Flask, session
 from sqlalchemy import func, select, text
 
+from kaptrain.accounts import sealing
 from kaptrain.accounts.models import User
-from kaptrain.config import ConfigError, load_config
+from kaptrain.config import LEGACY_DEV_SECRET, ConfigError, load_config
 from kaptrain.courses.models import Enrolment
 from kaptrain.db import get_session
 from kaptrain.migrate import pending_model_changes
@@ -17,6 +22,38 @@ from tests.factories import make_user
 def test_production_refuses_to_start_without_a_secret_key():
     with pytest.raises(ConfigError, match="KAPTRAIN_SECRET_KEY is not set"):
         load_config(environ={"KAPTRAIN_ENV": "production"})
+
+
+def test_without_a_secret_key_each_installation_makes_its_own(tmp_path: Path) -> None:
+    key_file = tmp_path / "instance" / "secret_key"
+    first = load_config(environ={"KAPTRAIN_SECRET_KEY_FILE": str(key_file)})["SECRET_KEY"]
+    assert len(first) == 64 and first != LEGACY_DEV_SECRET
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert load_config(environ={"KAPTRAIN_SECRET_KEY_FILE": str(key_file)})["SECRET_KEY"] == first  # kept
+    other = load_config(environ={"KAPTRAIN_SECRET_KEY_FILE": str(tmp_path / "other")})["SECRET_KEY"]
+    assert other != first
+    assert [p.name for p in key_file.parent.iterdir()] == ["secret_key"]  # no temporary file left behind
+    key_file.write_text("\n")
+    with pytest.raises(ConfigError, match=f"{key_file}: the secret key in this file is empty or too short"):
+        load_config(environ={"KAPTRAIN_SECRET_KEY_FILE": str(key_file)})
+
+
+def test_a_session_signed_with_the_old_development_key_is_refused(database_url: str, tmp_path: Path) -> None:
+    app = make_test_app(database_url, SECRET_KEY=None, SECRET_KEY_FILE=str(tmp_path / "secret_key"))
+    try:
+        forger = Flask("forger")
+        forger.secret_key = LEGACY_DEV_SECRET
+        serializer = forger.session_interface.get_signing_serializer(forger)  # type: ignore[attr-defined]
+        forged = serializer.dumps({"_user_id": "1:1", "_fresh": True})
+        with app.test_request_context("/", headers={"Cookie": f"session={forged}"}):
+            assert dict(session) == {}
+        # Two-factor secrets sealed under the old key on a development database still open, and are sealed again.
+        keys = sealing.keys_of(app.extensions["kaptrain.db"].engine.dialect)
+        assert keys is not None and keys[0] == app.secret_key and LEGACY_DEV_SECRET in keys[1:]
+        old = sealing.seal("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", (LEGACY_DEV_SECRET,))
+        assert sealing.unseal(old, keys) == "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    finally:
+        app.extensions["kaptrain.db"].engine.dispose()
 
 
 def test_settings_come_from_kaptrain_environment_variables():
