@@ -99,7 +99,8 @@ class FileCheck:
     def standing(self) -> str:
         """What the headline says: "valid"; the site's record's verdict ("superseded", "revoked", "expired") when
         the signature is good but the record says otherwise, which a verifier must see first ("superseded" also when
-        the status list marks it revoked because the version that replaced it was revoked, as its page says);
+        the status list marks it revoked, as it marks every superseded version, so that a verifier reading only the
+        list does not take it as in force);
         "refused" for any other failure."""
         if self.verdict.reason == Reason.REVOKED and self.record is not None and self.record.verdict == "superseded":
             return "superseded"

@@ -524,8 +524,8 @@ def revoke(
     certificate.revocation_reason = reason
     certificate.revocation_note = note.strip()
     session.flush()
-    # Its bit, and the bits of the versions it replaced (a re-issue's old file must not still check as in force),
-    # in the same transaction.
+    # Its bit, in the same transaction, and those of the versions it replaced (set since they were superseded; the
+    # lists of versions superseded before superseding set bits are brought up to date here).
     for number in sorted({signing.status_position(c.id)[0] for c in _versions(certificate)}):
         signing.refresh_status_list(session, number)
     audit.record(
@@ -565,6 +565,8 @@ def reissue(
         certificate.status = CertificateStatus.SUPERSEDED
         certificate.superseded_at = utcnow()
         session.flush()
+        # Its bit is set in the same transaction: the old file stops checking as in force with any verifier.
+        signing.refresh_status_list(session, signing.status_position(certificate.id)[0])
     new = new_certificate(
         session, holder, certificate.course, certificate.hours, certificate.completed_at, certificate.issue_reason
     )

@@ -83,7 +83,7 @@ def credential_for(certificate: Certificate, verification_url: str) -> dict[str,
 
 
 def refresh_status_list(session: Session, number: int) -> StatusList:
-    """Bring a status list up to date with the revoked certificates; re-signed only when a bit changed.
+    """Bring a status list up to date with the revoked and superseded certificates; re-signed only when a bit changed.
 
     The row is created if missing and locked before the revoked ids are read, so concurrent issues and
     revocations queue on it (PostgreSQL) instead of clashing on the insert or losing a bit."""
@@ -96,15 +96,13 @@ def refresh_status_list(session: Session, number: int) -> StatusList:
     )
     assert row is not None  # inserted above when missing
     low, high = (number - 1) * LIST_SIZE, number * LIST_SIZE
-    # Revoked certificates, and the versions they replaced: revoking a re-issue revokes its old files too.
-    start = (
-        select(Certificate.id, Certificate.supersedes_id)
-        .where(Certificate.status == CertificateStatus.REVOKED)
-        .cte("revoked_versions", recursive=True)
+    # Revoked certificates and superseded versions: a re-issue's old file, under its old name, say, must not still
+    # check as in force with any verifier that reads the list (every version older than a revoked or superseded one
+    # is itself superseded or revoked).
+    withdrawn = (CertificateStatus.REVOKED, CertificateStatus.SUPERSEDED)
+    revoked = session.scalars(
+        select(Certificate.id).where(Certificate.status.in_(withdrawn), Certificate.id >= low, Certificate.id < high)
     )
-    replaced = select(Certificate.id, Certificate.supersedes_id).join(start, Certificate.id == start.c.supersedes_id)
-    chain = start.union_all(replaced)
-    revoked = session.scalars(select(chain.c.id).where(chain.c.id >= low, chain.c.id < high))
     encoded = bitstring.encode({i % LIST_SIZE for i in revoked}, LIST_SIZE)
     if row.encoded == encoded:
         return row  # unchanged: keep serving the signed list as it is

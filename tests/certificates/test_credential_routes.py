@@ -266,14 +266,15 @@ def test_oversized_json_gets_a_verdict_in_words_at_once(client, no_network, docu
     assert time.perf_counter() - started < 5  # seconds, where a list of millions took 2 s and 3 GB
 
 
-def test_a_superseded_certificates_file_is_validly_signed_but_the_record_says_so(app, client, db, issue):
+def test_a_superseded_certificates_file_is_refused_and_the_record_says_why(app, client, db, issue):
     old = issue()
     with acting(app, db):
         services.reissue(db, old, actor_label="test")
     status, page = upload(client, stored_pdf(app, db, old))
     # The record comes first: a verifier must not read "valid" about a certificate that was replaced.
-    assert status == 200 and "Valid credential" not in page and 'class="verdict verdict-superseded"' in page
-    assert "Superseded certificate" in page and "no longer valid" in page
+    assert status == 422 and "Valid credential" not in page and 'class="verdict verdict-superseded"' in page
+    assert "Superseded certificate" in page and "no longer valid" in page and "ask the holder for the current" in page
+    assert "later revoked" not in page  # the version that replaced it was not
 
 
 def test_a_checked_file_says_what_its_page_says_when_revoked_or_replaced_by_a_revoked_version(app, client, db, issue):
@@ -282,7 +283,7 @@ def test_a_checked_file_says_what_its_page_says_when_revoked_or_replaced_by_a_re
         second = services.reissue(db, first, actor_label="test", reason="name corrected")
         services.revoke(db, second, RevocationReason.ACADEMIC_MISCONDUCT, "copied", actor_label="test")
     status, page = upload(client, stored_pdf(app, db, first))
-    assert status == 422 and "Superseded certificate" in page and "later revoked, so this file is not valid" in page
+    assert status == 422 and "Superseded certificate" in page and "no longer valid" in page
     assert f"/verify/{first.code}" in page and "Valid credential" not in page
     status, page = upload(client, stored_pdf(app, db, second))
     assert status == 422 and "Revoked" in page and "The issuer has revoked this certificate" in page
@@ -290,7 +291,7 @@ def test_a_checked_file_says_what_its_page_says_when_revoked_or_replaced_by_a_re
     assert f"/verify/{second.code}" in page
 
 
-def test_revoking_a_reissue_revokes_the_files_of_the_versions_it_replaced(app, client, db, issue):
+def test_the_files_of_superseded_versions_are_revoked_in_the_status_list(app, client, db, issue):
     first = issue()
     with acting(app, db):
         second = services.reissue(db, first, actor_label="test", reason="name corrected")
@@ -314,12 +315,15 @@ def test_revoking_a_reissue_revokes_the_files_of_the_versions_it_replaced(app, c
         newer = services.reissue(db, kept, actor_label="test")
     page = client.get(f"/verify/{kept.code}").get_data(as_text=True)
     assert "Ask the holder for the current certificate" in page and "was revoked" not in page
-    assert not is_set(
-        client.get(f"/credentials/status/{signing.status_position(kept.id)[0]}").get_json()["credentialSubject"][
-            "encodedList"
-        ],
-        signing.status_position(kept.id)[1],
-    )
+    # A superseded version's bit is set too (its old file, under its old name, say, must not check as in force);
+    # the version in force keeps its bit clear.
+    for version, expected in ((kept, True), (newer, False)):
+        number, index = signing.status_position(version.id)
+        listed = client.get(f"/credentials/status/{number}").get_json()
+        assert is_set(listed["credentialSubject"]["encodedList"], index) is expected
+    with app.app_context():
+        assert signing.check(db, kept.credential).reason == "revoked"
+        assert signing.check(db, newer.credential).ok
     assert newer.status.value == "active"
 
 
@@ -348,7 +352,7 @@ def test_a_replacement_for_a_revoked_certificate_is_valid_and_its_old_page_says_
     status, page = upload(client, stored_pdf(app, db, second))
     assert status == 422 and "The issuer has revoked this certificate" in page
     status, page = upload(client, stored_pdf(app, db, first))
-    assert status == 422 and "Superseded certificate" in page and "later revoked, so this file is not valid" in page
+    assert status == 422 and "Superseded certificate" in page and "no longer valid" in page
     valid = client.get(f"/api/v1/certificates/{third.code}").get_json()
     assert valid["valid"] and "replaced_on" not in valid
 
