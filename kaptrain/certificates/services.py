@@ -189,6 +189,9 @@ def attest(
             "from your account page.",
             403,
         )
+    held = held_by_hand(session, user.id, course.id)
+    if held is not None:
+        raise CertificateError(already_held(held), 409)
     attestation = Attestation(
         user_id=user.id,
         course_id=course.id,
@@ -443,7 +446,7 @@ def issue_without_course(
         raise CertificateError(f"The hours must be more than 0 and at most the course's {most}.", 400, "hours")
     if not reason.strip():
         raise CertificateError("Give the reason for issuing outside the course (e.g. the old system's record).")
-    current = _in_force(session, user.id, course.id)
+    current = in_force(session, user.id, course.id)
     if current is not None:
         raise CertificateError(f"{user.email} already has certificate {current.number or 'pending'} for this course.")
     certificate = new_certificate(session, user, course, hours, completed_at, reason.strip())
@@ -590,7 +593,7 @@ def _refuse_second_replacement(session: Session, revoked: Certificate) -> None:
     replacement = replacement_of(session, revoked)
     if replacement is not None:
         raise CertificateError(f"Certificate {revoked.number} was already replaced by {replacement.number}.")
-    current = _in_force(session, revoked.user_id, revoked.course_id)
+    current = in_force(session, revoked.user_id, revoked.course_id)
     if current is not None:
         raise CertificateError(
             f"The holder already has certificate {current.number or 'pending'} for this course; re-issue that one "
@@ -598,7 +601,24 @@ def _refuse_second_replacement(session: Session, revoked: Certificate) -> None:
         )
 
 
-def _in_force(session: Session, user_id: int, course_id: int) -> Certificate | None:
+def held_by_hand(session: Session, user_id: int, course_id: int) -> Certificate | None:
+    """The learner's certificate for the course in force that an administrator issued by hand (a record from
+    another system, say), not through the learner's own attestation."""
+    certificate = in_force(session, user_id, course_id)
+    return certificate if certificate is not None and certificate.issue_reason else None
+
+
+def already_held(certificate: Certificate) -> str:
+    """Why a learner who holds a certificate for the course (one an administrator issued by hand, say) cannot
+    attest for a second."""
+    which = f"certificate {certificate.number}" if certificate.number else "a certificate waiting for approval"
+    return (
+        f"You already hold {which} for this course, so no second certificate is issued for it. If something on it "
+        "needs to change, ask an administrator to re-issue it."
+    )
+
+
+def in_force(session: Session, user_id: int, course_id: int) -> Certificate | None:
     """The learner's certificate for the course that is in force or waiting for approval (at most one)."""
     return session.scalar(
         select(Certificate).where(

@@ -124,6 +124,10 @@ def attestation(slug: str) -> ResponseReturnValue:
     if not user().is_email_confirmed:
         return _locked(course, record, "The attestation", "confirm your email address")
     done = services.get_attestation(session, user().id, course.id)
+    held = services.held_by_hand(session, user().id, course.id) if done is None else None
+    if held is not None:  # a certificate issued by hand, before the learner finished here
+        flash(services.already_held(held), "info")
+        return redirect(url_for("courses.dashboard"))
     if done is not None and request.method == "POST":
         flash("You had already made your attestation for this course; your certificate is below.", "info")
         return redirect(url_for("courses.dashboard"))

@@ -276,6 +276,19 @@ def test_the_transcript_keeps_a_completed_module_after_it_is_retired(client, db,
     assert pdf.status_code == 200 and pdf.data[:5] == b"%PDF-"
 
 
+def test_a_learner_given_a_certificate_by_hand_is_told_instead_of_attesting_again(client, app, db, evaluated):
+    with app.app_context():
+        by_hand = services.issue_without_course(db, evaluated, course(db), "Record from the old system", "test")
+        db.commit()
+    for method, data in (("GET", None), ("POST", {"hours": "2", "confirm": "y"})):
+        response = client.open(ATTESTATION, method=method, data=data)
+        assert response.status_code == 302 and response.headers["Location"].endswith("/dashboard")
+        page = client.get("/dashboard").get_data(as_text=True)
+        assert f"You already hold certificate {by_hand.number} for this course" in page
+        assert "ask an administrator to re-issue it" in page
+    assert count(db, Attestation) == 0 and count(db, Certificate) == 1
+
+
 def test_evaluation_refuses_a_form_without_its_csrf_token(client, db, finished, csrf_on):
     assert client.post(EVALUATION, data=GOOD_EVALUATION).status_code == 400
     assert count(db, Evaluation) == 0
