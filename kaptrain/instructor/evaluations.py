@@ -1,4 +1,11 @@
-"""The summary of a course's evaluations: ratings, objectives met, commercial bias, comments; and its CSV."""
+"""The summary of a course's evaluations: ratings, objectives met, commercial bias, comments; and its CSV.
+
+Evaluations are anonymous to instructors, who can nevertheless see on the learners page who has reached the step
+after the evaluation. So results are released in whole groups of EVALUATION_MIN_GROUP (the first group once that
+many learners have answered, the next when as many more have), comments and CSV rows come in an order that says
+nothing about who answered when (sorted by what they say), and the CSV gives the month, not the day: a new
+evaluation never shows up alone, as the one row or comment that changed since the last look.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from kaptrain import csvout
@@ -19,7 +26,7 @@ QUESTIONS = {
     "quality": "Quality of the material",
     "overall": "Overall rating",
 }
-CSV_COLUMNS = ("submitted_on", "relevance", "quality", "overall", "free_of_bias", "bias_comment", "comments")
+CSV_COLUMNS = ("submitted_in", "relevance", "quality", "overall", "free_of_bias", "bias_comment", "comments")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # see kaptrain.certificates.report
 
 
@@ -35,9 +42,10 @@ class Rating:
 
 @dataclass
 class Summary:
-    """Everything the evaluation page shows."""
+    """Everything the evaluation page shows: the released evaluations, out of how many made."""
 
-    count: int
+    total: int  # evaluations made
+    count: int  # evaluations released to instructors (whole groups)
     ratings: list[Rating]
     objectives: list[tuple[str, dict[str, int]]]  # (objective text, {answer: count})
     bias_reported: int
@@ -50,10 +58,24 @@ def count(session: Session, course: Course) -> int:
     return int(session.scalar(select(func.count()).where(Evaluation.course_id == course.id)) or 0)
 
 
-def summarise(session: Session, course: Course) -> Summary:
-    """Count, ratings and objectives of every evaluation of the course (grouped in SQL where it can be)."""
-    mine = Evaluation.course_id == course.id
+def released(total: int, group: int) -> int:
+    """How many of `total` evaluations instructors see: whole groups of `group` (all of them when group <= 1)."""
+    return total if group <= 1 else total - total % group
+
+
+def _released_filter(session: Session, course_id: int, shown: int) -> ColumnElement[bool]:
+    """The released evaluations of the course: the first `shown` made (by id), as a WHERE clause."""
+    last = session.scalar(
+        select(Evaluation.id).where(Evaluation.course_id == course_id).order_by(Evaluation.id).offset(shown - 1)
+    )
+    return and_(Evaluation.course_id == course_id, Evaluation.id <= (last if shown > 0 else 0))
+
+
+def summarise(session: Session, course: Course, group: int) -> Summary:
+    """Count, ratings and objectives of the released evaluations of the course (grouped in SQL where it can be)."""
     total = count(session, course)
+    shown = released(total, group)
+    mine = _released_filter(session, course.id, shown)
     ratings = []
     for name, label in QUESTIONS.items():
         column = getattr(Evaluation, name)
@@ -61,34 +83,40 @@ def summarise(session: Session, course: Course) -> Summary:
         for rating, n in session.execute(select(column, func.count()).where(mine).group_by(column)):
             counts[int(rating)] = int(n)
         points = sum(r * n for r, n in counts.items())
-        ratings.append(Rating(name, label, counts, points / total if total else None))
+        ratings.append(Rating(name, label, counts, points / shown if shown else None))
     answers: dict[str, Counter[str]] = {o["id"]: Counter() for o in course.objectives}
     for met in session.scalars(select(Evaluation.objectives_met).where(mine)):
         for objective_id, answer in met.items():
             answers.setdefault(objective_id, Counter())[answer] += 1
     texts = {o["id"]: o["text"] for o in course.objectives}
     objectives = [(texts.get(i, i), {a: c[a] for a in OBJECTIVE_ANSWERS}) for i, c in answers.items()]
-    in_order = Evaluation.id
-    biased = select(Evaluation.bias_comment).where(mine, Evaluation.free_of_bias.is_(False)).order_by(in_order)
-    bias = list(session.scalars(biased))
-    commented = select(Evaluation.comments).where(mine, Evaluation.comments != "").order_by(in_order)
+    biased = select(Evaluation.bias_comment).where(mine, Evaluation.free_of_bias.is_(False))
+    bias = list(session.scalars(biased.order_by(Evaluation.bias_comment)))
+    commented = select(Evaluation.comments).where(mine, Evaluation.comments != "").order_by(Evaluation.comments)
     comments = list(session.scalars(commented))
-    return Summary(total, ratings, objectives, len(bias), [b for b in bias if b], comments)
+    return Summary(total, shown, ratings, objectives, len(bias), [b for b in bias if b], comments)
 
 
-def csv_lines(session: Session, course_id: int, ids: list[str], batch: int = 500) -> Iterator[str]:
-    """Every evaluation of the course as CSV, one column per objective id (no names: evaluations are read as a
-    group), in batches. Takes ids, not the course: the lines are produced after the request's commit point."""
-    rows = session.execute(
-        select(
-            Evaluation.submitted_at, Evaluation.relevance, Evaluation.quality, Evaluation.overall,
-            Evaluation.free_of_bias, Evaluation.bias_comment, Evaluation.comments, Evaluation.objectives_met,
-        ).where(Evaluation.course_id == course_id).order_by(Evaluation.id).execution_options(yield_per=batch)
+def csv_lines(session: Session, course_id: int, ids: list[str], group: int, batch: int = 500) -> Iterator[str]:
+    """The released evaluations of the course as CSV, one column per objective id (no names: evaluations are read
+    as a group), in batches, sorted by what they say. Takes ids, not the course: the lines are produced after the
+    request's commit point."""
+    total = int(session.scalar(select(func.count()).where(Evaluation.course_id == course_id)) or 0)
+    mine = _released_filter(session, course_id, released(total, group))
+    columns = (
+        Evaluation.relevance, Evaluation.quality, Evaluation.overall, Evaluation.free_of_bias,
+        Evaluation.bias_comment, Evaluation.comments,
     )  # fmt: skip
+    rows = session.execute(
+        select(Evaluation.submitted_at, *columns, Evaluation.objectives_met)
+        .where(mine)
+        .order_by(*columns, Evaluation.submitted_at)
+        .execution_options(yield_per=batch)
+    )
     return csvout.lines(
         [*CSV_COLUMNS, *(f"objective:{i}" for i in ids)],
         (
-            [at.date().isoformat(), relevance, quality, overall, "yes" if free else "no", bias, comments]
+            [at.strftime("%Y-%m"), relevance, quality, overall, "yes" if free else "no", bias, comments]
             + [met.get(i, "") for i in ids]
             for at, relevance, quality, overall, free, bias, comments, met in rows
         ),

@@ -60,11 +60,11 @@ def learners(slug: str) -> ResponseReturnValue:
 def course_evaluations(slug: str) -> ResponseReturnValue:
     """The evaluation summary: ratings as charts with tables, objectives met, bias reports, comments."""
     course = _course_or_404(slug)
-    summary = evaluations.summarise(get_session(), course)
+    group = current_app.config["EVALUATION_MIN_GROUP"]
+    summary = evaluations.summarise(get_session(), course, group)
     charts = {
         r.name: bar_chart([(f"{k} of 5", n) for k, n in r.counts.items()], label_width=80) for r in summary.ratings
     }
-    group = current_app.config["EVALUATION_MIN_GROUP"]
     context = {"course": course, "summary": summary, "charts": charts, "min_group": group}
     return render_template("instructor/evaluations.html", **context)
 
@@ -75,21 +75,22 @@ def course_evaluations_csv(slug: str) -> ResponseReturnValue:
     """Every evaluation of the course as CSV, streamed; none while fewer learners than the group size evaluated it."""
     course = _course_or_404(slug)
     group = current_app.config["EVALUATION_MIN_GROUP"]
-    if 0 < evaluations.count(get_session(), course) < group:
+    made = evaluations.count(get_session(), course)
+    if made and not evaluations.released(made, group):
         fail(409, f"The evaluations can be downloaded once at least {group} learners have evaluated the course, so "
              "that no one learner's answers can be picked out.")  # fmt: skip
     return Response(
-        stream_with_context(_evaluation_lines(course.id, [o["id"] for o in course.objectives])),
+        stream_with_context(_evaluation_lines(course.id, [o["id"] for o in course.objectives], group)),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{course.slug}-evaluations.csv"'},
     )
 
 
-def _evaluation_lines(course_id: int, objective_ids: list[str]) -> Iterator[str]:
+def _evaluation_lines(course_id: int, objective_ids: list[str], group: int) -> Iterator[str]:
     """The evaluations CSV read in a session of its own, closed when the last line is sent (the request's
     session is closed at teardown, before a streamed body is produced)."""
     session = current_app.extensions["kaptrain.db"].new_session(writer=False)
     try:
-        yield from evaluations.csv_lines(session, course_id, objective_ids)
+        yield from evaluations.csv_lines(session, course_id, objective_ids, group)
     finally:
         session.close()

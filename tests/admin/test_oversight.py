@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -111,3 +112,35 @@ def test_evaluation_summary_matches_the_evaluations(client, db, instructor):
     assert len(rows) == 3
     assert sorted(r["relevance"] for r in rows) == ["3", "4", "5"]
     assert [r["free_of_bias"] for r in rows].count("no") == 1
+
+
+def test_a_new_evaluation_never_shows_alone_so_it_cannot_be_matched_to_its_learner(client, db, instructor):
+    """The attack: note the summary and CSV, see one learner move past the evaluation step, look again. Results are
+    released in whole groups (3 here), in an order that says nothing about who answered when."""
+    ids = [o["id"] for o in course(db).objectives]
+
+    def evaluate(comment: str, rating: int) -> None:
+        learner = make_user(db)
+        enrolled(db, learner)
+        answers = EvaluationAnswers(dict.fromkeys(ids, "met"), rating, rating, rating, True, comments=comment)
+        certificates.submit_evaluation(db, complete_learning(db, learner), answers)
+        db.commit()
+
+    for n, comment in enumerate(("Zebra-striped slides.", "Clear.", "Mostly useful.")):
+        evaluate(comment, 4 + n % 2)
+    before = client.get("/instructor/courses/demo-course/evaluations").get_data(as_text=True)
+    before_csv = client.get("/instructor/courses/demo-course/evaluations.csv").get_data(as_text=True)
+    # Comments in the order of what they say, not of who answered first.
+    assert before.index("Clear.") < before.index("Mostly useful.") < before.index("Zebra-striped slides.")
+    evaluate("The dosing module felt unsafe to me.", 1)
+    after = client.get("/instructor/courses/demo-course/evaluations").get_data(as_text=True)
+    after_csv = client.get("/instructor/courses/demo-course/evaluations.csv").get_data(as_text=True)
+    assert "felt unsafe" not in after and "felt unsafe" not in after_csv and after_csv == before_csv
+    assert "4 (3 shown below)" in after and "1 more will show when the group is complete" in after
+    evaluate("Good.", 5)
+    evaluate("Fine.", 4)
+    released = client.get("/instructor/courses/demo-course/evaluations").get_data(as_text=True)
+    assert "felt unsafe" in released and "shown below" not in released
+    rows = list(csv.DictReader(io.StringIO(client.get("/instructor/courses/demo-course/evaluations.csv").text)))
+    assert len(rows) == 6 and rows[0]["relevance"] == "1"  # sorted by the answers, not by when they came
+    assert all(re.fullmatch(r"\d{4}-\d{2}", r["submitted_in"]) for r in rows)  # the month, not the day
