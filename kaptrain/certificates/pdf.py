@@ -375,7 +375,9 @@ def certificate_pdf(
         cert=view,
         accredited=view.accreditation_statement is not None,
         hours=format_hours(view.ce_hours),
-        hours_unit="contact hour" if view.ce_hours == 1 else "contact hours",
+        # "Contact hours" is accreditors' language: a plain certificate of completion states hours of learning.
+        hours_unit=_hours_unit(view.ce_hours, accredited=view.accreditation_statement is not None),
+        seal_unit=_hours_unit(view.ce_hours, accredited=view.accreditation_statement is not None, short=True),
         completed_on=format_date(view.completed_on),
         issued_on=format_date(view.issued_on),
         designations=[(d, format_hours(d.hours)) for d in view.designations],
@@ -386,6 +388,13 @@ def certificate_pdf(
         title_pt=_fit(len(view.course_title), ((60, 21), (110, 18), (170, 15), (260, 12.5))),
         fine_pt=_fit(_fine_print_length(view), ((700, 9.5), (1100, 8.5), (1600, 7.5), (2400, 6.5))),
     )
+
+
+def _hours_unit(hours: Decimal, *, accredited: bool, short: bool = False) -> str:
+    plural = "" if hours == 1 else "s"
+    if accredited:
+        return f"contact hour{plural}"
+    return f"hour{plural}" if short else f"hour{plural} of learning"
 
 
 def qr_code(url: str) -> segno.QRCode:

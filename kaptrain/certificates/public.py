@@ -71,6 +71,8 @@ def _facts(status: services.PublicStatus) -> list[tuple[str, str]]:
     if c.accreditation_statement:  # designations are printed, and so shown, only with an accreditation
         credits = "; ".join(f"{d['credit_type']} {format_hours(Decimal(str(d['hours'])))}" for d in c.designations)
         rows.append(("Credit", credits))
+    else:
+        rows.append(("Continuing-education credit", "None: a certificate of completion, not approved for CE credit"))
     return [(label, value) for label, value in rows if value]
 
 

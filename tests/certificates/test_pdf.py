@@ -280,8 +280,11 @@ def test_plain_certificate_claims_no_accreditation(app_ctx: Flask, tmp_path: Pat
     text = flat(pdf_text(data, tmp_path))
     assert "Certificate of Completion" in text
     assert "Maya R. Castellanos" in text
-    assert "8.0 contact hours" in text
-    lowered = text.lower()
+    # "Contact hours" is accreditors' language: a plain certificate states hours of learning, and says it is not
+    # approved for CE credit (a board clerk must not read it as CE credit).
+    assert "8.0 hours of learning" in text and "contact hour" not in text.lower()
+    assert "A certificate of completion. This activity has not been approved for continuing-education credit" in text
+    lowered = text.replace("has not been approved for continuing-education credit by an accrediting body", "").lower()
     # "Continuing Education" may be in the signatory's title; the template itself must add no CE wording.
     for claim in ("accredit", "approv", "provider no", "apa", "nbcc", "continuing-education course", "ce credit"):
         assert claim not in lowered, claim

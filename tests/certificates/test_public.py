@@ -68,7 +68,7 @@ def page(client: FlaskClient, code: str) -> tuple[int, str]:
     return response.status_code, response.get_data(as_text=True)
 
 
-def test_a_valid_certificate_shows_who_what_when_and_who_issued_it(client, issue):
+def test_a_valid_certificate_shows_who_what_when_and_who_issued_it(client, db, issue):
     c = issue()
     status, body = page(client, c.code)
     assert status == 200
@@ -77,6 +77,12 @@ def test_a_valid_certificate_shows_who_what_when_and_who_issued_it(client, issue
         assert fact in body
     assert "Issued by" in body and c.provider in body
     assert EMAIL not in body and LICENCE not in body  # private: never shown publicly
+    # The test site has no accreditation statement: the page says the hours are not CE credit.
+    assert "Continuing-education credit" in body and "not approved for CE credit" in body
+    c.accreditation_statement = "Approved by the Board."
+    db.commit()
+    _, body = page(client, c.code)
+    assert "not approved for CE credit" not in body
 
 
 def test_the_verification_url_printed_on_the_certificate_opens_its_page(app, client, issue):
