@@ -18,6 +18,10 @@ from kaptrain.db import dialect_insert, insert_ignoring_conflict, utcnow
 
 # The page sends a heartbeat this often while the learner is active; each credits at most this much.
 HEARTBEAT_SECONDS = 30
+# A learner counts as active while the page is visible and they scrolled, typed, touched or moved the pointer within
+# this long: a dense paragraph or a table can take a couple of minutes of reading without a scroll. Longer than that
+# with no sign of life (a page left open while away) is not counted.
+READING_IDLE_SECONDS = 180
 
 
 def published_courses(session: Session) -> list[Course]:

@@ -143,6 +143,7 @@ def module(slug: str, module_slug: str) -> ResponseReturnValue:
         record=record,
         form=FlaskForm(),
         heartbeat_seconds=services.HEARTBEAT_SECONDS,
+        idle_seconds=services.READING_IDLE_SECONDS,
     )
 
 

@@ -245,3 +245,32 @@ def test_registration_preselects_the_browsers_zone_even_under_its_old_name(brows
         expect(page.locator("select[data-detect-time-zone]")).to_have_value(zone)
     finally:
         context.close()
+
+
+def test_reading_time_counts_a_still_reader_but_not_a_page_left_open(page, live_app):
+    """Heartbeats go out while the reader has shown a sign of life within the idle window (3 minutes: a dense
+    paragraph needs no scroll), and stop once the page has been left alone longer than that."""
+    join(page, "Still Reader")
+    enrol_and_acknowledge(page)
+    # Count the page's heartbeats as it sends them (answered at once, without the network).
+    page.add_init_script(
+        """window.__beats = 0; const send = window.fetch;
+           window.fetch = (url, options) => String(url).endsWith('/heartbeat')
+             ? (window.__beats += 1, Promise.resolve(new Response('{}'))) : send(url, options);"""
+    )
+    page.clock.install()
+    page.goto(f"/courses/{COURSE}/modules/pharmacology")
+
+    def beats() -> int:
+        return int(page.evaluate("window.__beats"))
+
+    page.clock.run_for(155_000)  # two and a half minutes from opening it, without moving: still reading
+    assert beats() == 5
+    page.clock.run_for(5 * 60_000)  # away from the desk: the beat at 180 s is at most the window's last
+    away = beats()
+    assert away <= 6
+    page.clock.run_for(5 * 60_000)
+    assert beats() == away  # nothing more is sent
+    page.keyboard.press("PageDown")  # back at the desk
+    page.clock.run_for(31_000)
+    assert beats() == away + 1

@@ -1,7 +1,8 @@
 /* kaptrain: progressive enhancement only; every page works without this file.
-   Seat time: while a module page is visible and the learner has interacted within the last
-   interval, send a heartbeat each interval. The server credits at most one interval per beat,
-   so idle or hidden time is never counted. */
+   Seat time: while a module page is visible and the learner has scrolled, typed, touched or moved
+   the pointer within the idle window (a few minutes: reading a dense paragraph needs no scroll),
+   send a heartbeat each interval. The server credits at most one interval per beat, so a page
+   left open while away, or hidden, is not counted. */
 (function () {
   "use strict";
   var lesson = document.querySelector("[data-heartbeat-url]");
@@ -9,12 +10,13 @@
   var url = lesson.getAttribute("data-heartbeat-url");
   var csrf = lesson.getAttribute("data-csrf");
   var seconds = parseInt(lesson.getAttribute("data-heartbeat-seconds"), 10) || 30;
+  var idle = parseInt(lesson.getAttribute("data-idle-seconds"), 10) || 180;
   var lastActivity = Date.now();
   ["scroll", "keydown", "mousemove", "pointerdown", "touchstart", "focusin"].forEach(function (name) {
     window.addEventListener(name, function () { lastActivity = Date.now(); }, { passive: true });
   });
   window.setInterval(function () {
-    var active = Date.now() - lastActivity < seconds * 1000;
+    var active = Date.now() - lastActivity < idle * 1000;
     if (document.visibilityState !== "visible" || !active) { return; }
     fetch(url, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf } })
       .catch(function () { /* offline: this interval is simply not counted */ });
