@@ -26,6 +26,7 @@ from kaptrain.accounts.services import (
     find_user_by_email,
     hash_password,
     normalise_email,
+    password_context,
     the_sites_team,
 )
 from kaptrain.db import utcnow
@@ -198,8 +199,8 @@ def reset_password(session: Session, secret: str, new_password: str) -> User:
     link proves for the first time: whoever set it up had not proven the address, and may not be its owner (one
     can register someone else's address, turn two-factor sign-in on and so lock the owner out), so it is
     switched off, with its recovery codes; the owner can turn it on again."""
-    check_password_rules(new_password)
     token, user = tokens.find(session, secret, (TokenPurpose.RESET_PASSWORD,))
+    check_password_rules(new_password, password_context(user))
     if not user.is_active:
         raise AccountError(f"This account is deactivated, so its password cannot be reset. Contact {the_sites_team()}.")
     tokens.use(session, token)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import re
 import secrets
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -118,12 +120,43 @@ def check_time_zone(name: str) -> None:
         raise AccountError("Choose a time zone from the list.", "time_zone")
 
 
-def check_password_rules(password: str) -> None:
-    """Raise AccountError when a password is too short or too long (ASVS V2.1)."""
+# zxcvbn's score (0-4) a password must reach: 3 is about 10^8 guesses, "safely unguessable" for an online attack
+# that is also rate-limited. Scored on its first characters only: past these, any password is long enough.
+MIN_PASSWORD_SCORE = 3
+_SCORED_CHARACTERS = 64
+
+
+def check_password_rules(password: str, context: Sequence[str] = ()) -> None:
+    """Raise AccountError when a password is too short or too long (ASVS V2.1), or easy to guess (ASVS V2.1.7,
+    NIST SP 800-63B 5.1.1.2): a common password, a repeat or a sequence, or built from the person's own name or
+    email address, or the site's name (`context`: the words to count against it)."""
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"Use at least {MIN_PASSWORD} characters.", "password")
     if len(password) > MAX_PASSWORD:
         raise AccountError(f"Use at most {MAX_PASSWORD} characters.", "password")
+    from zxcvbn import zxcvbn  # noqa: PLC0415 - its word lists load on the first password set, not at start-up
+
+    texts = [t.lower() for t in (*context, _site_name()) if t]
+    # Each whole (an email address, a name with and without its spaces) and each of its words.
+    words = [*texts, *(re.sub(r"\W+", "", t) for t in texts)]
+    words += [w for t in texts for w in re.split(r"[\s@.,_+-]+", t) if len(w) > 2]
+    verdict = zxcvbn(password[:_SCORED_CHARACTERS], user_inputs=words)
+    if verdict["score"] < MIN_PASSWORD_SCORE:
+        warning = verdict["feedback"]["warning"]
+        raise AccountError(
+            f"This password would be easy to guess{': ' + warning.rstrip('.').lower() if warning else ''}. Use a "
+            "few unrelated words with spaces between them, not your name, your email address or the site's name.",
+            "password",
+        )
+
+
+def _site_name() -> str:
+    return str(current_app.config.get("SITE_NAME", "kaptrain")) if has_app_context() else "kaptrain"
+
+
+def password_context(user: User) -> list[str]:
+    """The words a person's password must not be built from: their name and email address."""
+    return [user.full_name, user.email]
 
 
 def hash_password(password: str) -> str:
@@ -150,7 +183,7 @@ def create_user(
     confirmed: the address is taken as proven (an operator's `users create`, the demo accounts); otherwise
     the person confirms it by the emailed link (kaptrain/accounts/ownership.py)."""
     email = normalise_email(email)
-    check_password_rules(password)
+    check_password_rules(password, [email, profile.full_name])
     if not profile.full_name.strip():
         raise AccountError("Enter your full name as it should appear on certificates.", "full_name")
     check_time_zone(profile.time_zone)
@@ -211,7 +244,7 @@ def _verify(password_hash: str, password: str) -> bool:
 def change_password(session: Session, user: User, current: str, new: str) -> None:
     """Change a password after checking the current one; ends every other session."""
     check_current_password(user, current)
-    check_password_rules(new)
+    check_password_rules(new, password_context(user))
     user.password_hash = hash_password(new)
     user.session_version += 1
     session.flush()
@@ -219,7 +252,7 @@ def change_password(session: Session, user: User, current: str, new: str) -> Non
 
 def set_password(session: Session, user: User, new: str) -> None:
     """Set a password without the old one (administrators and the CLI)."""
-    check_password_rules(new)
+    check_password_rules(new, password_context(user))
     user.password_hash = hash_password(new)
     user.session_version += 1
     session.flush()

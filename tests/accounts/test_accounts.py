@@ -56,6 +56,12 @@ def test_register_ignores_role_field(client, db):
         ({"full_name": "Avery Clinician, Ph.D.", "credential": "PhD, LPC"}, "Remove “, Ph.D.” from".encode()),
         ({"full_name": "Avery Clinician, LCSW", "credential": ""}, "Enter “LCSW” in the Credential field".encode()),
         ({"full_name": "Avery Clinician LPC"}, "Remove “LPC” from the end of your name".encode()),
+        # Long enough, but easy to guess: common, repeated, the site's name, the person's own email or name.
+        ({"password": "password1234", "confirm": "password1234"}, b"This password would be easy to guess"),
+        ({"password": "aaaaaaaaaaaa", "confirm": "aaaaaaaaaaaa"}, b"easy to guess: repeats like"),
+        ({"password": "kaptrain2026!", "confirm": "kaptrain2026!"}, b"This password would be easy to guess"),
+        ({"password": "avery@example.org", "confirm": "avery@example.org"}, b"This password would be easy to guess"),
+        ({"password": "AveryClinician1", "confirm": "AveryClinician1"}, b"not your name, your email address"),
     ],
 )
 def test_register_bad_input_shows_error_on_form_and_creates_nothing(client, db, change, message):
@@ -217,6 +223,13 @@ def test_change_password_requires_current_and_ends_other_sessions(app, client, d
         },
     )
     assert bad.status_code == 422 and b"Your current password is not correct." in bad.data
+    named = user.full_name.replace(" ", "") + "2026"  # the person's own name, with a year: easy to guess
+    guessable = client.post(
+        "/account/password",
+        data={"pw-current_password": PASSWORD, "pw-password": named, "pw-confirm": named},
+    )
+    assert guessable.status_code == 422 and b"This password would be easy to guess" in guessable.data
+    assert other.get("/dashboard").status_code == 200  # nothing changed
 
     good = client.post(
         "/account/password",
