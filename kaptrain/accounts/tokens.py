@@ -78,6 +78,11 @@ def _message(problem: Problem, purpose: TokenPurpose | None) -> str:
                 f"This {what} has already been used, so the change it asked for was made: log in with the new "
                 "address. Each link works only once."
             )
+        if purpose == TokenPurpose.CONFIRM_EMAIL:  # used: the address it was sent to was confirmed then
+            return (
+                f"This {what} has already been used, so the address it was sent to is confirmed: there is nothing "
+                "more to do. Log in to carry on. Each link works only once."
+            )
         return f"This {what} has already been used, and each link works only once. {again}"
     if problem == Problem.REPLACED:
         return f"A newer {what} was sent after this one, so this one no longer works. Use the most recent email."

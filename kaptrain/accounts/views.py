@@ -139,7 +139,7 @@ def login() -> ResponseReturnValue:
         try:
             found = services.authenticate(session, form.email.data or "", form.password.data or "")
         except services.AccountDeactivated as exc:
-            form.password.errors = [str(exc)]
+            form.form_errors.append(str(exc))  # about the account, not the password typed
         else:
             if found is None:
                 form.password.errors = ["That email and password do not match an account."]

@@ -36,6 +36,7 @@ def test_the_right_password_hears_the_account_is_deactivated_and_whom_to_ask(cli
     right = client.post("/login", data={"email": "shut@example.org", "password": PASSWORD})
     text = right.get_data(as_text=True)
     assert right.status_code == 422 and "This account is deactivated" in text and SUPPORT in text
+    assert "<li>This account is deactivated" in text  # a message about the account, not under "Password"
     assert client.get("/dashboard").status_code == 302  # still nobody signed in
     wrong = client.post("/login", data={"email": "shut@example.org", "password": "not the password at all"})
     text = wrong.get_data(as_text=True)

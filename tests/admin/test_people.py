@@ -148,7 +148,12 @@ def test_role_change_is_audited_and_ends_sessions(client, db, admin):
     db.commit()
     unticked = client.post(f"/admin/people/{ivy.id}/role", data={"role": "instructor"})
     assert unticked.status_code == 422
-    assert "Tick the box to confirm the change of role" in unticked.get_data(as_text=True)
+    page = unticked.get_data(as_text=True)
+    assert "Tick the box to confirm the change of role" in page
+    # Summarised at the top of the page, where the reloaded page opens, with a link down to the box.
+    summary = page[page.index('class="error-summary"') : page.index("</div>", page.index('class="error-summary"'))]
+    assert 'href="#confirm_role"' in summary and "Tick the box to confirm the change of role" in summary
+    assert page.index('class="error-summary"') < page.index('id="profile-h"')
     db.refresh(ivy)
     assert ivy.role == Role.LEARNER and ivy.session_version == version  # nothing changed
     response = client.post(f"/admin/people/{ivy.id}/role", data={"role": "instructor", "confirm_role": "y"})

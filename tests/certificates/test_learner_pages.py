@@ -289,6 +289,19 @@ def test_a_learner_given_a_certificate_by_hand_is_told_instead_of_attesting_agai
     assert count(db, Attestation) == 0 and count(db, Certificate) == 1
 
 
+def _summary(page: str) -> str:
+    return page[page.index('class="error-summary"') : page.index("</ul>", page.index('class="error-summary"'))]
+
+
+def test_error_summaries_read_as_sentences(client, db, finished):
+    """A label ending in "?" is not followed by ":", and a long statement to tick is not repeated in the summary."""
+    evaluation = _summary(client.post(EVALUATION, data={**GOOD_EVALUATION, "free_of_bias": ""}).get_data(as_text=True))
+    assert "free of commercial bias? " in evaluation and "?:" not in evaluation
+    client.post(EVALUATION, data=GOOD_EVALUATION)
+    attestation = _summary(client.post(ATTESTATION, data={"hours": "2"}).get_data(as_text=True))
+    assert "Tick the box" in attestation and "I completed" not in attestation
+
+
 def test_evaluation_refuses_a_form_without_its_csrf_token(client, db, finished, csrf_on):
     assert client.post(EVALUATION, data=GOOD_EVALUATION).status_code == 400
     assert count(db, Evaluation) == 0
