@@ -205,7 +205,7 @@ def build_world(app: Flask, session: Session, upload_dir: Path) -> World:
         "certificate_id": certificate.id,
         "code": certificate.code,
         "number": 1,  # the first revision of a module, question, case or quiz's rules (restore routes)
-        "status_list": signing.status_position(certificate.id)[0],
+        "status_list": signing.status_position(certificate)[0],
         "acc_id": grant.id,
         "user_id": learner.id,
         "reset_token": reset,

@@ -94,12 +94,19 @@ def checks(engine: Engine) -> set[str]:
 
 def test_down_to_0009_and_up_again_keeps_every_row(site: Flask) -> None:
     engine = site.extensions["kaptrain.db"].engine
-    kept = snapshot(engine)
+    snapshot_version = version(engine)
     with engine.connect() as conn:
         statuses = conn.execute(text("SELECT status FROM certificates ORDER BY status")).scalars().all()
         attempts = conn.execute(text("SELECT status, count(*) FROM attempts GROUP BY status ORDER BY status")).all()
     assert statuses == ["active", "revoked", "superseded"]
     assert attempts == [("open", 1), ("submitted", 4)]
+    # 0014 refuses to forget random status-list slots that signed credentials name: these rows are as 0013 made them.
+    with pytest.raises(MigrationError, match="0014_random_status_slots cannot be undone: 3 certificates"):
+        downgrade(engine, BEFORE)
+    assert version(engine) == snapshot_version
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE certificates SET status_slot = id"))
+    kept = snapshot(engine)
     downgrade(engine, BEFORE)
     assert version(engine) == BEFORE and not checks(engine) & {"ck_attempts_open_or_graded", "ck_certificates_hours"}
     down = snapshot(engine)["certificates"]

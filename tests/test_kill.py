@@ -440,7 +440,7 @@ def assert_issued(site: Site, email: str) -> Certificate:
         stored = session.get(CertificateFile, certificate.id)
         assert stored is not None and stored.pdf.startswith(b"%PDF")
         assert stored.sha256 == hashlib.sha256(stored.pdf).hexdigest()
-        assert session.get(StatusList, signing.status_position(certificate.id)[0]) is not None
+        assert session.get(StatusList, signing.status_position(certificate)[0]) is not None
         audited = session.scalars(
             select(AuditEntry.action).where(AuditEntry.subject_type == "certificate",
                                             AuditEntry.subject_id == certificate.id)

@@ -143,6 +143,8 @@ class Certificate(Base):
             sqlite_where=text(CURRENT_CERTIFICATE),
             postgresql_where=text(CURRENT_CERTIFICATE),
         ),
+        # Each certificate's own place in the revocation status lists (signing.status_position).
+        Index("uq_certificates_status_slot", "status_slot", unique=True),
         one_of("status", CertificateStatus),
         # Issued means numbered and dated (the number is set from the id in the issuing transaction).
         CheckConstraint("status = 'pending' OR (number IS NOT NULL AND issued_at IS NOT NULL)", name="issued"),
@@ -184,6 +186,11 @@ class Certificate(Base):
     signatory_name: Mapped[str] = mapped_column(String(200))
     signatory_title: Mapped[str] = mapped_column(String(200))
 
+    # Where its bit is in the status lists: slot // LIST_SIZE + 1 is the list, slot % LIST_SIZE the index. Drawn at
+    # random when its credential is first signed, so a position says nothing about the number (W3C Bitstring
+    # Status List: herd privacy); certificates from before migration 0014 keep their id, which their credentials
+    # already name.
+    status_slot: Mapped[int | None] = mapped_column()
     # The holder's time zone when the certificate was made: its dates are the days there (local_day). "UTC" for
     # certificates from before migration 0013, as they were printed.
     time_zone: Mapped[str | None] = mapped_column(String(64))

@@ -405,9 +405,10 @@ def render_and_store(session: Session, certificate: Certificate, resign: bool = 
         # Called while the renderer lays the page out (a forked renderer: on another CPU), since neither needs the
         # other's result until the PDF is written.
         if certificate.credential is None or resign:
+            signing.assign_status_slot(session, certificate)
             certificate.credential = signing.credential_for(certificate, verification_url(certificate.code))
             # Its status list must exist (and be signed) before anyone looks its bit up.
-            signing.refresh_status_list(session, signing.status_position(certificate.id)[0])
+            signing.refresh_status_list(session, signing.status_position(certificate)[0])
         credential = json.dumps(certificate.credential, indent=2, ensure_ascii=False).encode("utf-8")
         return [(signing.ATTACHMENT_NAME, credential, "Signed Open Badges 3.0 credential of this certificate")]
 
@@ -529,7 +530,7 @@ def revoke(
     session.flush()
     # Its bit, in the same transaction, and those of the versions it replaced (set since they were superseded; the
     # lists of versions superseded before superseding set bits are brought up to date here).
-    for number in sorted({signing.status_position(c.id)[0] for c in _versions(certificate)}):
+    for number in sorted({signing.status_position(c)[0] for c in _versions(certificate)}):
         signing.refresh_status_list(session, number)
     audit.record(
         session,
@@ -569,7 +570,7 @@ def reissue(
         certificate.superseded_at = utcnow()
         session.flush()
         # Its bit is set in the same transaction: the old file stops checking as in force with any verifier.
-        signing.refresh_status_list(session, signing.status_position(certificate.id)[0])
+        signing.refresh_status_list(session, signing.status_position(certificate)[0])
     new = new_certificate(
         session, holder, certificate.course, certificate.hours, certificate.completed_at, certificate.issue_reason
     )

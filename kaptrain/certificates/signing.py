@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 from flask import current_app
 from pypdf import PdfReader, apply_configuration
 from pypdf.errors import LimitReachedError, PyPdfError
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kaptrain.certificates.models import Certificate, CertificateStatus, StatusList
@@ -40,9 +42,32 @@ def _base() -> str:
     return str(current_app.config["BASE_URL"]).rstrip("/")
 
 
-def status_position(certificate_id: int) -> tuple[int, int]:
-    """Which status list (1, 2, ...) holds the certificate's bit, and where: fixed by its id, never reused."""
-    return certificate_id // LIST_SIZE + 1, certificate_id % LIST_SIZE
+def status_position(certificate: Certificate) -> tuple[int, int]:
+    """Which status list (1, 2, ...) holds the certificate's bit, and where: its slot, never reused."""
+    if certificate.status_slot is None:
+        raise RuntimeError(f"{certificate!r} has no status slot yet: assign_status_slot gives it one")
+    return certificate.status_slot // LIST_SIZE + 1, certificate.status_slot % LIST_SIZE
+
+
+def assign_status_slot(session: Session, certificate: Certificate) -> None:
+    """Give the certificate a free slot at random, in the first list less than half full (so that a random pick
+    rarely meets a taken one), unless it has one. Random, so that a bit's position says nothing about the
+    certificate's number or when it was issued; the unique index settles two issuances that pick the same."""
+    if certificate.status_slot is not None:
+        return
+    taken = int(session.scalar(select(func.count()).where(Certificate.status_slot.is_not(None))) or 0)
+    first = (taken // (LIST_SIZE // 2)) * LIST_SIZE
+    for _ in range(64):
+        slot = first + secrets.randbelow(LIST_SIZE)
+        try:
+            with session.begin_nested():
+                certificate.status_slot = slot
+                session.flush()
+        except IntegrityError:
+            certificate.status_slot = None
+            continue
+        return
+    raise RuntimeError("No free status-list slot found in 64 tries")
 
 
 def status_list_url(number: int) -> str:
@@ -53,7 +78,7 @@ def status_list_url(number: int) -> str:
 def credential_for(certificate: Certificate, verification_url: str) -> dict[str, Any]:
     """Build and sign the certificate's credential from its own copied fields, with the current key."""
     key = keyring().current()
-    number, index = status_position(certificate.id)
+    number, index = status_position(certificate)
     accredited = certificate.accreditation_statement is not None
     course = certificate.course
     data = CredentialData(
@@ -101,9 +126,11 @@ def refresh_status_list(session: Session, number: int) -> StatusList:
     # is itself superseded or revoked).
     withdrawn = (CertificateStatus.REVOKED, CertificateStatus.SUPERSEDED)
     revoked = session.scalars(
-        select(Certificate.id).where(Certificate.status.in_(withdrawn), Certificate.id >= low, Certificate.id < high)
+        select(Certificate.status_slot).where(
+            Certificate.status.in_(withdrawn), Certificate.status_slot >= low, Certificate.status_slot < high
+        )
     )
-    encoded = bitstring.encode({i % LIST_SIZE for i in revoked}, LIST_SIZE)
+    encoded = bitstring.encode({i % LIST_SIZE for i in revoked if i is not None}, LIST_SIZE)
     if row.encoded == encoded:
         return row  # unchanged: keep serving the signed list as it is
     key = keyring().current()

@@ -507,7 +507,7 @@ def test_verify_online_fetches_the_status_list_and_sees_a_revocation(
     db.execute(delete(StatusList))  # lists made under another BASE_URL (rolled back with the test)
     c = issue()
     path = pdf_file(app, db, c, tmp_path / "c.pdf")
-    number = signing.status_position(c.id)[0]
+    number = signing.status_position(c)[0]
 
     def serve_list() -> None:
         with app.app_context():

@@ -104,7 +104,7 @@ def test_the_status_list_has_the_revoked_certificates_bit_set(app, client, db, i
     kept, revoked = issue("Kept Holder"), issue("Revoked Holder")
     with acting(app, db):
         services.revoke(db, revoked, RevocationReason.ISSUED_IN_ERROR, "duplicate", actor_label="test")
-    number, index = signing.status_position(revoked.id)
+    number, index = signing.status_position(revoked)
     response = client.get(f"/credentials/status/{number}")
     assert response.status_code == 200 and response.mimetype == "application/json"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
@@ -115,7 +115,7 @@ def test_the_status_list_has_the_revoked_certificates_bit_set(app, client, db, i
         assert document["id"] == signing.status_list_url(number)
         assert signing.check(None, document).ok  # signed by the site
     encoded = document["credentialSubject"]["encodedList"]
-    assert is_set(encoded, index) and not is_set(encoded, signing.status_position(kept.id)[1])
+    assert is_set(encoded, index) and not is_set(encoded, signing.status_position(kept)[1])
     assert revoked.credential["credentialStatus"]["statusListCredential"] == document["id"]
 
 
@@ -300,7 +300,7 @@ def test_the_files_of_superseded_versions_are_revoked_in_the_status_list(app, cl
     with acting(app, db):
         services.revoke(db, third, RevocationReason.ACADEMIC_MISCONDUCT, "copied", actor_label="test")
     for old in (first, second):
-        number, index = signing.status_position(old.id)
+        number, index = signing.status_position(old)
         listed = client.get(f"/credentials/status/{number}").get_json()
         assert is_set(listed["credentialSubject"]["encodedList"], index)
         page = client.get(f"/verify/{old.code}").get_data(as_text=True)
@@ -318,7 +318,7 @@ def test_the_files_of_superseded_versions_are_revoked_in_the_status_list(app, cl
     # A superseded version's bit is set too (its old file, under its old name, say, must not check as in force);
     # the version in force keeps its bit clear.
     for version, expected in ((kept, True), (newer, False)):
-        number, index = signing.status_position(version.id)
+        number, index = signing.status_position(version)
         listed = client.get(f"/credentials/status/{number}").get_json()
         assert is_set(listed["credentialSubject"]["encodedList"], index) is expected
     with app.app_context():
@@ -343,9 +343,9 @@ def test_a_replacement_for_a_revoked_certificate_is_valid_and_its_old_page_says_
     assert "Ask the holder for the current certificate" in page and "Neither version is valid" not in page
     assert "replacement_revoked_on" not in client.get(f"/api/v1/certificates/{first.code}").get_json()
     assert "Valid certificate" in client.get(f"/verify/{third.code}").get_data(as_text=True)
-    number, index = signing.status_position(third.id)
+    number, index = signing.status_position(third)
     listed = client.get(f"/credentials/status/{number}").get_json()["credentialSubject"]["encodedList"]
-    assert not is_set(listed, index) and is_set(listed, signing.status_position(second.id)[1])
+    assert not is_set(listed, index) and is_set(listed, signing.status_position(second)[1])
     with app.app_context():
         assert signing.check(db, third.credential).ok
         assert signing.check(db, second.credential).reason == "revoked"

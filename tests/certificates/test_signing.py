@@ -67,7 +67,7 @@ def test_one_changed_byte_in_the_attached_credential_is_refused(db):
 
 def test_revoking_flips_the_bit_in_the_same_transaction_and_the_list_is_reused_until_then(db):
     certificate = issue_one(db)
-    number, index = signing.status_position(certificate.id)
+    number, index = signing.status_position(certificate)
     before = signing.refresh_status_list(db, number)
     first_signed = before.credential["proof"]["proofValue"]
     assert signing.refresh_status_list(db, number).credential["proof"]["proofValue"] == first_signed  # cached
@@ -105,7 +105,7 @@ def test_digital_bazaar_accepts_fresh_reissued_and_rotated_key_credentials(db, n
     fresh = issue_one(db)
     signing.keyring().rotate()  # `fresh` is now signed by a key rotated out
     reissued = services.reissue(db, issue_one(db, "Name Before"), actor_label="test")
-    lists = (signing.refresh_status_list(db, signing.status_position(fresh.id)[0]).credential,)
+    lists = (signing.refresh_status_list(db, signing.status_position(fresh)[0]).credential,)
     dids = signing.keyring().public_history().did_documents()
     for certificate in (fresh, reissued):
         result = run_node_verifier(node, tmp_path, certificate.credential, dids, status_lists=lists)
@@ -117,3 +117,21 @@ def test_digital_bazaar_accepts_fresh_reissued_and_rotated_key_credentials(db, n
     value = forged["proof"]["proofValue"]
     forged["proof"]["proofValue"] = value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1]
     assert run_node_verifier(node, tmp_path, forged, dids)["verified"] is False
+
+
+def test_a_certificates_place_in_the_status_list_is_random_not_its_number(db, monkeypatch):
+    """The attack read the revoked certificate numbers off the public list, whose index was the id at the end of
+    the printed number. Slots are drawn at random; one already taken is drawn again."""
+    draws = iter([40_000, 40_000, 7])
+    monkeypatch.setattr(signing.secrets, "randbelow", lambda _n: next(draws))
+    first, second = issue_one(db, "First Holder"), issue_one(db, "Second Holder")
+    assert (first.status_slot, second.status_slot) == (40_000, 7)  # the second's first draw was taken
+    for certificate in (first, second):
+        number, index = signing.status_position(certificate)
+        status = certificate.credential["credentialStatus"]
+        assert (number, index) == (1, certificate.status_slot) and index != certificate.id
+        assert status["statusListIndex"] == str(index) and status["statusListCredential"].endswith("/status/1")
+    services.revoke(db, second, RevocationReason.ISSUED_IN_ERROR, "duplicate", actor_label="test")
+    encoded = db.get(StatusList, 1).encoded
+    assert bitstring.is_set(encoded, 7) and not bitstring.is_set(encoded, second.id)
+    assert not bitstring.is_set(encoded, 40_000)
