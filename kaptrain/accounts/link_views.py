@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user
 
-from kaptrain.accounts import ownership, services
+from kaptrain.accounts import devices, ownership, services
 from kaptrain.accounts.forms import ConfirmEmailForm, ForgotPasswordForm, ResetPasswordForm
 from kaptrain.accounts.models import TokenPurpose
 from kaptrain.accounts.tokens import Problem, TokenError
@@ -17,7 +17,7 @@ from kaptrain.extensions import limiter
 
 def _forgot_email_key() -> str:
     """Reset requests for one address count together, from whichever client address they come."""
-    return "reset:" + services.normalise_email(request.form.get("email", ""))
+    return devices.rate_key("reset", services.normalise_email(request.form.get("email", "")))
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])

@@ -12,7 +12,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.datastructures import ImmutableMultiDict
 
 from kaptrain import audit
-from kaptrain.accounts import mailer, ownership, services, twofactor
+from kaptrain.accounts import devices, mailer, ownership, services, twofactor
 from kaptrain.accounts.forms import (
     DataExportForm,
     EmailChangeForm,
@@ -47,6 +47,7 @@ def _start_session(account: User) -> None:
     # session whose address or browser changes (for permanent sessions it only marks them non-fresh).
     cookie_session["login_at"] = int(time.time())
     login_user(account)
+    devices.remember(account.email)
     if not account.is_email_confirmed:
         flash(
             f"Please confirm your email address: follow the link we sent to {account.email}. You can study now; "
@@ -108,8 +109,9 @@ def _login_limit() -> str:
 
 
 def _login_account_key() -> str:
-    """Rate-limit key for the account being tried, so rotating addresses does not help (ASVS V2.2.1)."""
-    return "login:" + services.normalise_email(_submitted_email())
+    """Rate-limit key for the account being tried, so rotating addresses does not help (ASVS V2.2.1); a browser
+    that logged in to it before counts apart, so that strangers' tries cannot lock its owner out (devices)."""
+    return devices.rate_key("login", services.normalise_email(_submitted_email()))
 
 
 def _submitted_email() -> str:

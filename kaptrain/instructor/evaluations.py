@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, false, func, select
 from sqlalchemy.orm import Session
 
 from kaptrain import csvout
@@ -65,10 +65,12 @@ def released(total: int, group: int) -> int:
 
 def _released_filter(session: Session, course_id: int, shown: int) -> ColumnElement[bool]:
     """The released evaluations of the course: the first `shown` made (by id), as a WHERE clause."""
+    if shown <= 0:
+        return and_(Evaluation.course_id == course_id, false())
     last = session.scalar(
         select(Evaluation.id).where(Evaluation.course_id == course_id).order_by(Evaluation.id).offset(shown - 1)
     )
-    return and_(Evaluation.course_id == course_id, Evaluation.id <= (last if shown > 0 else 0))
+    return and_(Evaluation.course_id == course_id, Evaluation.id <= last)
 
 
 def summarise(session: Session, course: Course, group: int) -> Summary:

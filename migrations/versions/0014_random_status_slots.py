@@ -29,9 +29,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        # Earlier migrations in this transaction updated certificates, whose page-version triggers are deferred to
+        # the commit; PostgreSQL refuses to alter a table with such events pending, so they run now.
+        op.execute("SET CONSTRAINTS ALL IMMEDIATE")
     op.add_column("certificates", sa.Column("status_slot", sa.Integer(), nullable=True))
-    op.execute("UPDATE certificates SET status_slot = id")
     op.create_index("uq_certificates_status_slot", "certificates", ["status_slot"], unique=True)
+    op.execute("UPDATE certificates SET status_slot = id")
 
 
 def downgrade() -> None:

@@ -12,6 +12,10 @@ import pytest
 import redis
 from flask import Flask
 
+from kaptrain.accounts import devices
+from tests.conftest import PASSWORD
+from tests.factories import make_user
+
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/15"
 WRONG = "wrong password!"
@@ -36,6 +40,42 @@ def test_json_and_form_logins_share_one_per_account_limit(app, extra_app):
     assert codes == [422, 422, 422, 429]
     # Someone else's account, from yet another address, is not held up by those attempts.
     assert post_login(limited, "10.0.1.5", json={"email": "d@example.org", "password": WRONG}) == 422
+
+
+def test_strangers_failing_cannot_lock_out_the_owners_own_browser(app, extra_app):
+    """The attack: wrong passwords for an account from two addresses, then its owner got 429 with the right one. A
+    browser that logged in to the account before keeps a count of its own for it (no account needed here: the
+    counts are what matter, and nothing is written outside the test's transaction)."""
+    limited = extra_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
+    email = "owner@example.org"
+    with limited.test_request_context():
+        # What a login of the owner's gave their browser.
+        token = devices._serializer().dumps({"e": devices._digest(email), "n": "owners-laptop"})  # noqa: SLF001
+        elsewhere = devices._serializer().dumps({"e": devices._digest("other@example.org"), "n": "x"})  # noqa: SLF001
+
+    def attempt(address: str, cookie: str | None = None) -> int:
+        client = limited.test_client()
+        client.environ_base["REMOTE_ADDR"] = address
+        if cookie is not None:
+            client.set_cookie(devices.COOKIE, cookie)
+        return client.post("/login", data={"email": email, "password": WRONG}).status_code
+
+    assert [attempt(f"10.0.2.{n}") for n in (1, 2, 3)] == [422, 422, 422]
+    assert attempt("10.0.2.4") == 429  # a browser like any other is held up with the strangers ...
+    assert attempt("10.0.2.5", token) == 422  # ... the owner's own is not
+    assert attempt("10.0.2.6", elsewhere) == 429  # a cookie from another account's login counts for nothing here
+    assert attempt("10.0.2.7", "not-a-signed-value") == 429  # nor does a made-up one
+
+
+def test_logging_in_gives_the_browser_its_own_count_for_that_account(client, db):
+    user = make_user(db, email="known@example.org")
+    db.commit()
+    assert client.post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 302
+    cookie = client.get_cookie(devices.COOKIE)
+    assert cookie is not None and cookie.http_only and user.email not in cookie.value
+    with client.application.test_request_context(headers={"Cookie": f"{devices.COOKIE}={cookie.value}"}):
+        assert devices.known_device(user.email) and devices.known_device("someone@example.org") is None
+        assert devices.rate_key("login", user.email).startswith("login:known@example.org:device:")
 
 
 @pytest.fixture
