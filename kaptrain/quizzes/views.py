@@ -184,6 +184,14 @@ def submit(attempt_id: int) -> ResponseReturnValue:
     if _closed_at_deadline(a, now):
         return redirect(url_for("quizzes.result", attempt_id=a.id))
     form = _answers_sent(request.form)
+    if a.status == AttemptStatus.SUBMITTED:  # a double click, or the same attempt submitted from another tab
+        if _differ_from_graded(a, form):
+            flash(
+                "This attempt had already been submitted, in another window or tab. The answers graded are the ones "
+                "submitted there: the changes made in this window were not counted.",
+                "info",
+            )
+        return redirect(url_for("quizzes.result", attempt_id=a.id))
     try:
         services.submit_attempt(get_session(), a, form, now)
     except services.Unanswered as exc:
@@ -193,6 +201,15 @@ def submit(attempt_id: int) -> ResponseReturnValue:
     except services.QuizError as exc:
         return _attempt_page(a, form, str(exc), exc.status)
     return redirect(url_for("quizzes.result", attempt_id=a.id))
+
+
+def _differ_from_graded(attempt: Attempt, form: dict[str, list[str]]) -> bool:
+    """Whether a repeated submission chose other answers than the graded one (a double click chose the same)."""
+    try:
+        sent = {item: chosen for item, chosen in services.read_answers(attempt, form).items() if chosen}
+    except services.QuizError:
+        return True
+    return sent != services.saved_answers(attempt)
 
 
 def _answers_sent(form: MultiDict[str, str]) -> dict[str, list[str]]:

@@ -102,8 +102,14 @@ def test_double_submission_grades_once_and_shows_the_same_result(client, db, lea
     right = attempt_form(db, attempt_id)
     wrong = attempt_form(db, attempt_id, right=False)
     first = client.post(f"/attempts/{attempt_id}/submit", data=right)
-    replay = client.post(f"/attempts/{attempt_id}/submit", data=wrong)
-    assert first.location == replay.location
+    double_click = client.post(f"/attempts/{attempt_id}/submit", data=right)
+    assert first.location == double_click.location
+    assert "already been submitted" not in client.get(first.location).get_data(as_text=True)  # nothing to tell
+    other_tab = client.post(f"/attempts/{attempt_id}/submit", data=wrong)
+    assert first.location == other_tab.location
+    # Another tab's different answers: the learner is told they were not counted.
+    told = client.get(other_tab.location).get_data(as_text=True)
+    assert "already been submitted, in another window or tab" in told and "were not counted" in told
     db.expire_all()
     attempt = db.get(Attempt, attempt_id)
     assert attempt.score == 100.0 and attempt.passed
