@@ -127,3 +127,10 @@ def test_hours_are_called_ce_hours_only_once_an_accreditation_statement_is_set(a
     assert client.post("/admin/settings", data=FORM | {"accreditation_statement": statement}).status_code == 302
     for path in ("/", "/courses", f"/courses/{demo.slug}"):
         assert says(path)[0], path
+
+
+def test_the_settings_page_warns_when_learners_have_no_address_to_write_to(app, client, db, admin, monkeypatch):
+    page = client.get("/admin/settings").get_data(as_text=True)
+    assert "No support address is set" in page and "KAPTRAIN_SUPPORT_EMAIL" in page
+    monkeypatch.setitem(app.config, "SUPPORT_EMAIL", "help@provider.example")
+    assert "No support address is set" not in client.get("/admin/settings").get_data(as_text=True)
