@@ -162,7 +162,10 @@ class FindCodeForm(BaseForm):
         csrf = False
 
     code = StringField(
-        "Verification address or code",
-        validators=[DataRequired(message="Enter the address printed on the certificate, or the code at its end.")],
+        "Verification address, code or certificate number",
+        validators=[
+            DataRequired(message="Enter the address printed on the certificate, the code at its end, or its number.")
+        ],
     )
+    surname = StringField("Holder's surname (with a certificate number)", validators=[Length(max=200)])
     submit = SubmitField("Look it up")

@@ -155,20 +155,31 @@ def code_in(typed: str) -> str | None:
 
 
 @bp.route("/verify/find")
+@limiter.shared_limit(_verify_limit, scope="certificate-verification", exempt_when=lambda: not request.args)
 def find() -> ResponseReturnValue:
-    """The verification page for an address or code typed into the check page."""
+    """The verification page for an address or code typed into the check page, or for a certificate number with
+    its holder's surname (what a board's CE form often records)."""
     form = FindCodeForm(request.args)
     if form.validate():
-        code = code_in(form.code.data or "")
+        typed = (form.code.data or "").strip()
+        code = code_in(typed)
         if code is not None:
             return redirect(url_for("certificates.verify", code=code))
-        if NUMBER_PATTERN.fullmatch((form.code.data or "").strip()):
-            form.code.errors = [
-                "Certificates are not looked up by their number, which would let anyone list them. Use the "
-                "verification address printed on the certificate, under its QR code."
+        if not NUMBER_PATTERN.fullmatch(typed):
+            form.code.errors = ["That is not a verification address or code from one of this site's certificates."]
+        elif not (form.surname.data or "").strip():
+            form.surname.errors = [
+                "With a certificate number, enter the holder's surname as well: numbers alone are not looked up, "
+                "since they run in sequence and would let anyone list the certificates."
             ]
         else:
-            form.code.errors = ["That is not a verification address or code from one of this site's certificates."]
+            found = services.find_by_number_and_surname(get_session(), typed, form.surname.data or "")
+            if found is not None:
+                return redirect(url_for("certificates.verify", code=found.code))
+            form.code.errors = [
+                "No certificate of this site has that number with that surname. Check both against the "
+                "certificate, or use the verification address printed under its QR code."
+            ]
     limit_mb = upload_limit() // (1024 * 1024)
     upload = CheckFileForm(formdata=None)
     page = render_template("certificates/check.html", form=upload, find_form=form, result=None, limit_mb=limit_mb)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -655,6 +656,28 @@ def latest_version(session: Session, certificate: Certificate) -> Certificate:
 
 
 # ---------------------------------------------------------------- lookup
+
+
+def find_by_number_and_surname(session: Session, number: str, surname: str) -> Certificate | None:
+    """The certificate with this number, when its holder's name ends with this surname (accents and case aside;
+    one part of a hyphenated surname will do). A number alone finds nothing: numbers run in sequence and must not
+    let anyone list the certificates."""
+    wanted = _plain(surname)
+    if len(wanted) < 2:
+        return None
+    certificate = session.scalar(select(Certificate).where(Certificate.number == number.strip().upper()))
+    if certificate is None:
+        return None
+    name = _plain(certificate.holder_name)
+    last = name.rsplit(" ", 1)[-1]
+    matches = name == wanted or name.endswith(" " + wanted) or wanted in last.split("-")
+    return certificate if matches else None
+
+
+def _plain(text: str) -> str:
+    """Text for comparing names: no accents, case folded, single spaces."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).casefold().split())
 
 
 def find_by_code(session: Session, code: str) -> Certificate | None:

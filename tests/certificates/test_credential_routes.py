@@ -436,15 +436,32 @@ def test_checking_files_is_rate_limited_with_the_verification_page(limited):
     assert client.get(f"/verify/{UNKNOWN}").status_code == 429  # one limit for the page and the check
 
 
-def test_the_check_page_finds_a_certificate_by_its_address_or_code_but_not_by_number(client, issue):
-    certificate = issue()
+def test_looking_up_numbers_and_surnames_counts_in_the_same_limit(limited):
+    client = limited.test_client()
+    client.environ_base["REMOTE_ADDR"] = f"10.79.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+    tries = [client.get("/verify/find", query_string={"code": f"KAP-2026-00000{n}", "surname": "Ruiz"}) for n in range(3)]
+    assert [t.status_code for t in tries] == [422, 422, 429]
+
+
+def test_the_check_page_finds_a_certificate_by_its_address_or_code_or_number_with_surname(client, issue):
+    certificate = issue("Marisol Ortega-Díaz")
     page = client.get("/verify").get_data(as_text=True)
     assert 'action="/verify/find"' in page
     for typed in (f"  http://localhost:5000/verify/{certificate.code}/  ", certificate.code):
         found = client.get("/verify/find", query_string={"code": typed})
         assert found.status_code == 302 and found.location.endswith(f"/verify/{certificate.code}"), typed
     by_number = client.get("/verify/find", query_string={"code": certificate.number})
-    assert by_number.status_code == 422 and "not looked up by their number" in by_number.get_data(as_text=True)
+    assert by_number.status_code == 422 and "numbers alone are not looked up" in by_number.get_data(as_text=True)
+    # With the holder's surname, as a board's CE form records it: accents, case and one part of a hyphenated name.
+    for surname in ("Ortega-Díaz", "ortega-diaz", "DIAZ", "Ortega"):
+        query = {"code": certificate.number.lower(), "surname": f" {surname} "}
+        found = client.get("/verify/find", query_string=query)
+        assert found.status_code == 302 and found.location.endswith(f"/verify/{certificate.code}"), surname
+    for surname in ("Ruiz", "Marisol", "D", "Ortega-Díaz Smith"):
+        wrong = client.get("/verify/find", query_string={"code": certificate.number, "surname": surname})
+        assert wrong.status_code == 422 and "No certificate of this site has that number" in wrong.text, surname
+    missing = client.get("/verify/find", query_string={"code": "KAP-2026-999999", "surname": "Ortega-Díaz"})
+    assert missing.status_code == 422 and "No certificate of this site has that number" in missing.text
     for typed, words in (("", "Enter the address"), ("hello", "not a verification address")):
         refused = client.get("/verify/find", query_string={"code": typed})
         assert refused.status_code == 422 and words in refused.get_data(as_text=True)
