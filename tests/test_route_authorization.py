@@ -195,6 +195,8 @@ TABLE: dict[tuple[str, str], Row] = {
     ("admin.person_close", "GET"): admin_only(200),
     ("admin.person_close", "POST"): admin_only(422),  # the confirmation was not typed
     ("admin.person_reset_two_factor", "POST"): admin_only(422),  # the learner has no two-factor sign-in
+    ("admin.person_send_confirmation", "POST"): admin_only(422),  # the learner's address is confirmed already
+    ("admin.person_send_reset", "POST"): admin_only(Redirect("/admin/people/{user_id}")),  # a link is mailed
     ("admin.accommodations", "GET"): admin_only(200),
     ("admin.accommodations", "POST"): admin_only(422),
     ("admin.accommodation", "GET"): admin_only(200),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from wtforms import Field, SelectChoice
 from wtforms.validators import DataRequired
 
+from kaptrain import audit
 from kaptrain.accounts import mailer, ownership, twofactor
 from kaptrain.accounts import services as accounts
 from kaptrain.accounts.forms import ProfileForm, profile_from
@@ -283,6 +284,39 @@ def person_close(user_id: int) -> ResponseReturnValue:
             return redirect(url_for("admin.person", user_id=person.id))
     status = 422 if form.errors or error else 200
     return render_template("admin/learner_close.html", person=person, form=form, error=error), status
+
+
+@bp.route("/people/<int:user_id>/send-confirmation", methods=["POST"])
+@role_required(Role.ADMIN)
+def person_send_confirmation(user_id: int) -> ResponseReturnValue:
+    """Email the person a new link confirming their address (a help-desk action; the administrator never sees it)."""
+    person = _person_or_404(user_id)
+    if not StatusForm().validate_on_submit():
+        fail(400, EXPIRED)
+    try:
+        ownership.send_confirmation(get_session(), person)
+    except accounts.AccountError as exc:
+        flash(str(exc).replace("Your email address is", f"{person.full_name}'s email address is"), "error")
+        return _record_page(person, 422)
+    audit.record(get_session(), "user.confirmation_sent", "user", person.id, actor_id=user().id)
+    flash(f"A new confirmation link went to {person.email}; the links sent before it no longer work.", "success")
+    return redirect(url_for("admin.person", user_id=person.id))
+
+
+@bp.route("/people/<int:user_id>/send-reset", methods=["POST"])
+@role_required(Role.ADMIN)
+def person_send_reset(user_id: int) -> ResponseReturnValue:
+    """Email the person a password-reset link (a help-desk action; the administrator never sees the link)."""
+    person = _person_or_404(user_id)
+    if not StatusForm().validate_on_submit():
+        fail(400, EXPIRED)
+    if not person.is_active:
+        flash("The account is deactivated: reactivate it before sending a password-reset link.", "error")
+        return _record_page(person, 422)
+    ownership.request_password_reset(get_session(), person.email)
+    audit.record(get_session(), "user.password_reset_sent", "user", person.id, actor_id=user().id)
+    flash(f"A password-reset link went to {person.email}; the links sent before it no longer work.", "success")
+    return redirect(url_for("admin.person", user_id=person.id))
 
 
 @bp.route("/people/<int:user_id>/two-factor/reset", methods=["POST"])

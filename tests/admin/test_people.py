@@ -327,3 +327,37 @@ def test_cli_set_role_uses_the_service_and_keeps_the_last_admin(runner, db):
         "user.reactivate",
         "user.close",
     ]
+
+
+@pytest.fixture
+def inbox(app, smtp_server):  # type: ignore[no-untyped-def]
+    """The app's mail goes to a real SMTP server on loopback for this test."""
+    received, port = smtp_server
+    keys = ("SMTP_HOST", "SMTP_PORT", "SMTP_SECURITY")
+    saved = {k: app.config[k] for k in keys}
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
+    yield received
+    app.config.update(saved)
+
+
+def test_an_administrator_sends_links_without_seeing_them(client, db, admin, inbox):
+    """The help desk: a new confirmation link for an address never confirmed, a reset link for a locked-out person."""
+    unconfirmed = make_user(db, email="waiting@example.org", confirmed=False)
+    db.commit()
+    page = client.get(f"/admin/people/{unconfirmed.id}").get_data(as_text=True)
+    assert "Send a new confirmation link" in page and "Send a password-reset link" in page
+    sent = client.post(f"/admin/people/{unconfirmed.id}/send-confirmation")
+    assert sent.status_code == 302
+    told = client.get(sent.location).get_data(as_text=True)
+    assert "A new confirmation link went to waiting@example.org" in told and "/confirm/" not in told
+    reset = client.post(f"/admin/people/{unconfirmed.id}/send-reset")
+    assert reset.status_code == 302 and "/password/reset/" not in client.get(reset.location).get_data(as_text=True)
+    mailed = [m for _from, to, m in inbox.messages if "waiting@example.org" in to]
+    assert len(mailed) == 2  # the links themselves went only to the person
+    actions = [e.action for e in db.scalars(select(AuditEntry).where(AuditEntry.subject_id == unconfirmed.id))]
+    assert {"user.confirmation_sent", "user.password_reset_sent"} <= set(actions)
+    # An address already confirmed needs no link, and says so in words.
+    confirmed = make_user(db, email="done@example.org")
+    db.commit()
+    again = client.post(f"/admin/people/{confirmed.id}/send-confirmation")
+    assert again.status_code == 422 and "email address is already confirmed" in again.get_data(as_text=True)

@@ -188,6 +188,8 @@ POST_ONLY = {
     "accounts.recovery_codes",  # its page answers the POST; checked by test_two_factor_enrolment_in_the_browser
     "accounts.disable_two_factor",
     "admin.person_reset_two_factor",
+    "admin.person_send_confirmation",  # its form is on the person's page
+    "admin.person_send_reset",  # its form is on the person's page
     "admin.person_enrol",  # its form is on the person's page, checked there
     "courses.enrol",
     "courses.mark_read",
