@@ -162,7 +162,9 @@ def test_dashboard_shows_progress_and_next_step(client, db, login):
     assert 'href="/courses/demo-course/modules/beta">Module 2: Module Beta</a>' in page  # the next step, linked
     assert '<a class="button" href="/courses/demo-course/modules/beta">Continue: Module 2: Module Beta</a>' in page
     assert "Quiz passed" in page and "Pass the final assessment" not in page
-    assert 'value="33"' in page  # one of three modules complete
+    # The bar counts every step, not only the modules: disclosures and one module of seven steps (three modules,
+    # the final, the evaluation, email confirmation and the attestation).
+    assert "2 of 7 steps" in page and 'value="29"' in page
 
 
 def test_pages_that_need_login_redirect_to_login_with_next(client):
