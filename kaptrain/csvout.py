@@ -4,7 +4,11 @@ cell safe to open in a spreadsheet.
 A spreadsheet runs a cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return as a formula (OWASP,
 "CSV injection"); names, licence numbers, evaluation comments, question stems and audit details are typed by
 people, so such a cell is written with a leading apostrophe, which spreadsheets show as text. A plain number
-(a negative discrimination index, say) is left as it is."""
+(a negative discrimination index, say) is left as it is.
+
+A download starts with a UTF-8 byte-order mark: Excel, which CE administrators open these in, otherwise reads
+the file in the machine's legacy code page and shows "Díaz" as "DÃ­az". Python's csv module reads it with the
+"utf-8-sig" encoding, and other spreadsheets ignore it."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
+
+from flask import Response, stream_with_context
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
@@ -41,3 +47,15 @@ def lines(header: Sequence[str], rows: Iterable[Iterable[object]]) -> Iterator[s
 def write(stream: TextIO, header: Sequence[str], rows: Iterable[Iterable[object]]) -> None:
     """`lines` written to a file or standard output."""
     stream.writelines(lines(header, rows))
+
+
+BYTE_ORDER_MARK = "\ufeff"
+
+
+def download(text_lines: Iterator[str], filename: str) -> Response:
+    """A CSV download, streamed line by line (in the request's context), led by the byte-order mark."""
+    return Response(
+        stream_with_context(itertools.chain([BYTE_ORDER_MARK], text_lines)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

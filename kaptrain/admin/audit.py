@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Response, current_app, render_template, request, stream_with_context
+from flask import current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
-from kaptrain import audit
+from kaptrain import audit, csvout
 from kaptrain.accounts.models import Role
 from kaptrain.admin.forms import AuditFilterForm
 from kaptrain.admin.views import bp
@@ -68,8 +68,4 @@ def audit_csv() -> ResponseReturnValue:
     if not form.validate():
         problems = "; ".join(str(e) for errors in form.errors.values() for e in errors)
         fail(400, f"The export was not made: {problems}")
-    return Response(
-        stream_with_context(_export(_filter(form))),
-        mimetype="text/csv",
-        headers={"Content-Disposition": "attachment; filename=audit-log.csv"},
-    )
+    return csvout.download(_export(_filter(form)), "audit-log.csv")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, current_app, render_template, request, stream_with_context
+from flask import current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
@@ -208,8 +208,4 @@ def completions_csv() -> ResponseReturnValue:
         since=start.isoformat() if start else None, until=end.isoformat() if end else None,
     )  # fmt: skip
     name = f"completions-{start or 'start'}-to-{end or 'now'}.csv"
-    return Response(
-        stream_with_context(_export(start, end)),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return csvout.download(_export(start, end), name)

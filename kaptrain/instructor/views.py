@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
+from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from kaptrain import csvout
 from kaptrain.accounts.models import Role
 from kaptrain.admin.charts import bar_chart
 from kaptrain.auth import role_required
@@ -79,11 +80,8 @@ def course_evaluations_csv(slug: str) -> ResponseReturnValue:
     if made and not evaluations.released(made, group):
         fail(409, f"The evaluations can be downloaded once at least {group} learners have evaluated the course, so "
              "that no one learner's answers can be picked out.")  # fmt: skip
-    return Response(
-        stream_with_context(_evaluation_lines(course.id, [o["id"] for o in course.objectives], group)),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{course.slug}-evaluations.csv"'},
-    )
+    lines = _evaluation_lines(course.id, [o["id"] for o in course.objectives], group)
+    return csvout.download(lines, f"{course.slug}-evaluations.csv")
 
 
 def _evaluation_lines(course_id: int, objective_ids: list[str], group: int) -> Iterator[str]:

@@ -7,14 +7,12 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     current_app,
     flash,
     jsonify,
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -24,7 +22,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response as BaseResponse
 
-from kaptrain import pagecache
+from kaptrain import csvout, pagecache
 from kaptrain.accounts.models import Role, User
 from kaptrain.auth import require_owner, role_required, user
 from kaptrain.content import catalogue
@@ -345,8 +343,4 @@ def item_analysis_csv(course_slug: str, slug: str) -> ResponseReturnValue:
     """The item analysis as a CSV download, streamed line by line."""
     q = _quiz_or_404(course_slug, slug)
     stats = analysis.quiz_stats(get_session(), q, current_app.config["ITEM_ANALYSIS_MIN_ATTEMPTS"])
-    return Response(
-        stream_with_context(analysis.stats_csv_lines(stats)),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{q.slug}-item-analysis.csv"'},
-    )
+    return csvout.download(analysis.stats_csv_lines(stats), f"{q.slug}-item-analysis.csv")

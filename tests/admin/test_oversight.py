@@ -141,6 +141,7 @@ def test_a_new_evaluation_never_shows_alone_so_it_cannot_be_matched_to_its_learn
     evaluate("Fine.", 4)
     released = client.get("/instructor/courses/demo-course/evaluations").get_data(as_text=True)
     assert "felt unsafe" in released and "shown below" not in released
-    rows = list(csv.DictReader(io.StringIO(client.get("/instructor/courses/demo-course/evaluations.csv").text)))
+    body = client.get("/instructor/courses/demo-course/evaluations.csv").data.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(body)))
     assert len(rows) == 6 and rows[0]["relevance"] == "1"  # sorted by the answers, not by when they came
     assert all(re.fullmatch(r"\d{4}-\d{2}", r["submitted_in"]) for r in rows)  # the month, not the day

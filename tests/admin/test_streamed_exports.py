@@ -70,7 +70,7 @@ def test_the_audit_log_export_closes_what_it_opened(app, client, db, login, sess
     response = client.get("/admin/audit.csv")
     assert response.is_streamed
     lines = response.get_data(as_text=True).splitlines()
-    assert lines[0].startswith("at,actor,actor_email,action")
+    assert lines[0].startswith("\ufeffat,actor,actor_email,action")
     assert any(",certificate.issue," in line for line in lines[1:]), lines
     response.close()
     assert sessions, "the export opened no session"

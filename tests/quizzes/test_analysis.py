@@ -79,7 +79,8 @@ def test_staff_see_analysis_and_csv(client, db, login, role):
     assert page.status_code == 200 and b"Item analysis" in page.data
     csv = client.get("/instructor/courses/demo-course/quizzes/alpha-quiz/analysis.csv")
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
-    assert csv.data.decode().splitlines()[0].startswith("question,revisions,times_drawn,facility")
+    assert csv.data.decode("utf-8-sig").splitlines()[0].startswith("question,revisions,times_drawn,facility")
+    assert csv.data.startswith(b"\xef\xbb\xbf")  # the byte-order mark: Excel then reads the file as UTF-8
 
 
 def test_the_instructor_pages_start_at_one_place_that_links_learners_and_evaluations(client, db, login):
