@@ -154,7 +154,42 @@ class ModuleFile(Strict):
         ]
         if missing:
             raise ValueError("reference(s) not cited in the body by first author and year: " + ", ".join(missing))
+        unlisted = [
+            f"{name} ({year})"
+            for name, year in cited_sources(self.body)
+            if not any(
+                r.year == year and name.split()[0].casefold() in r.authors.casefold() for r in self.meta.references
+            )
+        ]
+        if unlisted:
+            raise ValueError(
+                "citation(s) in the body with no reference of that author and year in the front matter: "
+                + ", ".join(dict.fromkeys(unlisted))
+            )
         return self
+
+
+_MONTHS = frozenset("January February March April May June July August September October November December".split())
+_YEAR = r"((?:19|20)\d{2})[a-z]?"
+# "(Jelovac et al., 2025)", "(Dean et al., 2021; Module 1)", "(American Society of Anesthesiologists, 2025)"
+_PARENTHETICAL = re.compile(
+    r"([A-Z][\w'’.-]+(?:\s+[A-Z][\w'’-]+)*)(?:\s+et al\.?|\s+(?:and|&)\s+[A-Z][\w-]+(?:\s+[A-Z][\w-]+)*)?,?\s+" + _YEAR
+)
+# "Williams and colleagues (2018)", "Kew et al. (2023)", "Short (2018)"
+_NARRATIVE = re.compile(
+    r"\b([A-Z][\w'’-]+)(?:\s+et al\.?|\s+and colleagues|\s+(?:and|&)\s+[A-Z][\w-]+)?\s+\(" + _YEAR + r"[,)]"
+)
+
+
+def cited_sources(body: str) -> list[tuple[str, int]]:
+    """The (author, year) of each citation in a module's text, in the forms the course writes them."""
+    found = [(m.group(1), int(m.group(2))) for m in _NARRATIVE.finditer(body)]
+    for group in re.finditer(r"\(([^()]*?\b(?:19|20)\d{2}[a-z]?)\)", body):
+        for part in group.group(1).split(";"):
+            match = _PARENTHETICAL.search(part.strip())
+            if match:
+                found.append((match.group(1), int(match.group(2))))
+    return [(name, year) for name, year in found if name not in _MONTHS]
 
 
 class QuizSettings(Strict):

@@ -318,6 +318,11 @@ BAD_INPUT = {
         },
         "not cited in the body by first author and year: nobody2019",
     ),
+    # The walk-through published a section citing a source the module does not list: refused, naming it.
+    "citation without a reference": (
+        lambda f: {**f, "body": f["body"] + "\n\nA newer trial disagreed (Nobody et al., 2099)."},
+        "Citation(s) in the body with no reference of that author and year in the front matter: Nobody (2099)",
+    ),
     "empty text": (lambda f: {**f, "body": "\r\n  "}, "Text (Markdown): Cannot be empty"),
     "year not a number": (lambda f: {**f, "references-0-year": "twenty"}, "Reference 1, Year: Enter a whole number"),
     "minutes missing": (lambda f: {**f, "estimated_minutes": ""}, "Enter the estimated minutes as a whole number."),
@@ -366,6 +371,9 @@ def test_clearing_a_reference_row_removes_it(author, db):
     fields = open_editor(author)
     assert fields["references-1-key"] == "doe2021" and "references-4-key" in fields  # three blank rows follow
     cleared = {**fields, **{k: "" for k in fields if k.startswith("references-1-")}, "action": "save"}
+    refused = author.post(EDITOR, data=cleared)  # the text still cites Doe (2021)
+    assert refused.status_code == 400 and "no reference of that author and year" in refused.get_data(as_text=True)
+    cleared["body"] = cleared["body"].replace("As Doe (2021) showed.", "").rstrip()
     assert author.post(EDITOR, data=cleared).status_code == 302
     assert [r["key"] for r in drafts(db)[0].data["references"]] == ["smith2020"]
 
