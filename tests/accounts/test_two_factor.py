@@ -264,6 +264,8 @@ def test_another_admin_resets_a_lost_device_audited_and_mailed(app, client, db, 
 
 
 def test_an_admin_cannot_reset_their_own(client, db, admin):
+    own = client.get(f"/admin/people/{admin.id}").get_data(as_text=True)
+    assert "Reset two-factor sign-in" not in own and "This is your own account" in own  # no button that must fail
     response = client.post(f"/admin/people/{admin.id}/two-factor/reset")
     assert response.status_code == 422 and b"You cannot reset your own two-factor sign-in." in response.data
     db.refresh(admin)
