@@ -11,7 +11,12 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, Field, RadioField, SelectChoice, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, StopValidation, ValidationError
 
-from kaptrain.certificates.services import ATTESTATION_STATEMENT, OBJECTIVE_ANSWERS, EvaluationAnswers
+from kaptrain.certificates.services import (
+    ATTESTATION_STATEMENT,
+    OBJECTIVE_ANSWERS,
+    PRACTICE_CHANGE_ANSWERS,
+    EvaluationAnswers,
+)
 from kaptrain.content.models import Course
 from kaptrain.forms import BaseForm
 
@@ -46,6 +51,7 @@ class EvaluationForm(BaseForm):
     """The CE evaluation: objectives met, ratings, commercial bias and comments (objective fields added per course)."""
 
     objective_fields: list[tuple[str, str, str]] = []  # (field name, objective id, objective text)
+    page_order: list[str] = []
 
     relevance = _rating("Relevance to your practice", "Not relevant", "Highly relevant")
     quality = _rating("Quality of the material", "Poor", "Excellent")
@@ -59,6 +65,15 @@ class EvaluationForm(BaseForm):
         "If not, where did you see commercial bias?",
         # No Optional(): it would stop the chain on an empty answer before validate_bias_comment runs.
         validators=[Length(max=MAX_COMMENT, message=f"Keep this under {MAX_COMMENT} characters.")],
+    )
+    practice_change = _radio(
+        "Will you change anything in your practice as a result of this course?",
+        [SelectChoice(value, label) for value, label in PRACTICE_CHANGE_ANSWERS.items()],
+        "Choose the answer closest to your plans.",
+    )
+    change_plan = TextAreaField(
+        "What will you change, or what would stop you? (optional)",
+        validators=[Optional(), Length(max=MAX_COMMENT, message=f"Keep this under {MAX_COMMENT} characters.")],
     )
     comments = TextAreaField(
         "Other comments (optional)",
@@ -85,6 +100,8 @@ class EvaluationForm(BaseForm):
             free_of_bias=self.free_of_bias.data == "yes",
             bias_comment=self.bias_comment.data or "",
             comments=self.comments.data or "",
+            practice_change=self.practice_change.data or "",
+            change_plan=self.change_plan.data or "",
         )
 
 
@@ -102,6 +119,11 @@ def evaluation_form(course: Course) -> EvaluationForm:
         question = _radio(f"Objective {number}", OBJECTIVE_CHOICES, "Choose Met, Partly met or Not met.")
         setattr(CourseEvaluationForm, name, question)
         CourseEvaluationForm.objective_fields.append((name, str(objective["id"]), str(objective["text"])))
+    # The error summary lists problems in the order the page shows the questions: the objectives come first.
+    CourseEvaluationForm.page_order = [name for name, _id, _text in CourseEvaluationForm.objective_fields] + [
+        *("relevance", "quality", "overall", "free_of_bias", "bias_comment"),
+        *("practice_change", "change_plan", "comments"),
+    ]
     return CourseEvaluationForm()
 
 

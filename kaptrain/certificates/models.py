@@ -60,6 +60,10 @@ class Evaluation(Base):
     free_of_bias: Mapped[bool]  # the content was free of commercial bias
     bias_comment: Mapped[str] = mapped_column(Text, default="")
     comments: Mapped[str] = mapped_column(Text, default="")
+    # Commitment to change, the outcome question CE accreditors ask for: "yes" | "already" | "no" | "unsure"
+    # ("": evaluations made before migration 0015), and what the learner plans to change.
+    practice_change: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    change_plan: Mapped[str] = mapped_column(Text, default="", server_default="")
     submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

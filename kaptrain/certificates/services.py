@@ -43,6 +43,13 @@ from kaptrain.db import after_commit, utcnow, zone_or_utc
 QUARTER_HOUR = Decimal("0.25")
 RATINGS = range(1, 6)
 OBJECTIVE_ANSWERS = {"met": "Met", "partly": "Partly met", "not_met": "Not met"}
+# Will the learner change their practice as a result of the course? (Commitment to change.)
+PRACTICE_CHANGE_ANSWERS = {
+    "yes": "Yes, I plan to change something",
+    "already": "No change needed: I already practise this way",
+    "no": "No",
+    "unsure": "Not sure yet",
+}
 ATTESTATION_STATEMENT = (
     "I completed this course myself: I studied its modules and answered its quizzes and final assessment "
     "without anyone else answering for me, and the hours I claim are the time I actually spent on it."
@@ -125,6 +132,8 @@ class EvaluationAnswers:
     free_of_bias: bool
     bias_comment: str = ""
     comments: str = ""
+    practice_change: str = "unsure"
+    change_plan: str = ""
 
 
 def submit_evaluation(session: Session, record: CourseRecord, answers: EvaluationAnswers) -> Evaluation:
@@ -140,6 +149,8 @@ def submit_evaluation(session: Session, record: CourseRecord, answers: Evaluatio
             raise CertificateError("Choose a rating from 1 to 5.", 400, name)
     if not answers.free_of_bias and not answers.bias_comment.strip():
         raise CertificateError("Tell us where you saw commercial bias, so it can be corrected.", 400, "bias_comment")
+    if answers.practice_change not in PRACTICE_CHANGE_ANSWERS:
+        raise CertificateError("Say whether you will change your practice.", 400, "practice_change")
     evaluation = Evaluation(
         user_id=enrolment.user_id,
         course_id=record.course.id,
@@ -150,6 +161,8 @@ def submit_evaluation(session: Session, record: CourseRecord, answers: Evaluatio
         free_of_bias=answers.free_of_bias,
         bias_comment=answers.bias_comment.strip(),
         comments=answers.comments.strip(),
+        practice_change=answers.practice_change,
+        change_plan=answers.change_plan.strip(),
     )
     try:
         with session.begin_nested():

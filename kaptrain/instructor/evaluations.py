@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from kaptrain import csvout
 from kaptrain.certificates.models import Evaluation
-from kaptrain.certificates.services import OBJECTIVE_ANSWERS, RATINGS
+from kaptrain.certificates.services import OBJECTIVE_ANSWERS, PRACTICE_CHANGE_ANSWERS, RATINGS
 from kaptrain.content.models import Course
 
 QUESTIONS = {
@@ -26,7 +26,10 @@ QUESTIONS = {
     "quality": "Quality of the material",
     "overall": "Overall rating",
 }
-CSV_COLUMNS = ("submitted_in", "relevance", "quality", "overall", "free_of_bias", "bias_comment", "comments")
+CSV_COLUMNS = (
+    *("submitted_in", "relevance", "quality", "overall", "free_of_bias", "bias_comment"),
+    *("practice_change", "change_plan", "comments"),
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # see kaptrain.certificates.report
 
 
@@ -51,6 +54,9 @@ class Summary:
     bias_reported: int
     bias_comments: list[str] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
+    # Commitment to change: {answer label: count} (evaluations from before the question left out), and the plans.
+    practice_change: dict[str, int] = field(default_factory=dict)
+    change_plans: list[str] = field(default_factory=list)
 
 
 def count(session: Session, course: Course) -> int:
@@ -96,7 +102,13 @@ def summarise(session: Session, course: Course, group: int) -> Summary:
     bias = list(session.scalars(biased.order_by(Evaluation.bias_comment)))
     commented = select(Evaluation.comments).where(mine, Evaluation.comments != "").order_by(Evaluation.comments)
     comments = list(session.scalars(commented))
-    return Summary(total, shown, ratings, objectives, len(bias), [b for b in bias if b], comments)
+    grouped = select(Evaluation.practice_change, func.count()).where(mine).group_by(Evaluation.practice_change)
+    answered = {value: int(n) for value, n in session.execute(grouped)}
+    change = {label: int(answered.get(value, 0)) for value, label in PRACTICE_CHANGE_ANSWERS.items()}
+    planned = select(Evaluation.change_plan).where(mine, Evaluation.change_plan != "").order_by(Evaluation.change_plan)
+    summary = Summary(total, shown, ratings, objectives, len(bias), [b for b in bias if b], comments)
+    summary.practice_change, summary.change_plans = change, list(session.scalars(planned))
+    return summary
 
 
 def csv_lines(session: Session, course_id: int, ids: list[str], group: int, batch: int = 500) -> Iterator[str]:
@@ -107,7 +119,7 @@ def csv_lines(session: Session, course_id: int, ids: list[str], group: int, batc
     mine = _released_filter(session, course_id, released(total, group))
     columns = (
         Evaluation.relevance, Evaluation.quality, Evaluation.overall, Evaluation.free_of_bias,
-        Evaluation.bias_comment, Evaluation.comments,
+        Evaluation.bias_comment, Evaluation.practice_change, Evaluation.change_plan, Evaluation.comments,
     )  # fmt: skip
     rows = session.execute(
         select(Evaluation.submitted_at, *columns, Evaluation.objectives_met)
@@ -118,8 +130,8 @@ def csv_lines(session: Session, course_id: int, ids: list[str], group: int, batc
     return csvout.lines(
         [*CSV_COLUMNS, *(f"objective:{i}" for i in ids)],
         (
-            [at.strftime("%Y-%m"), relevance, quality, overall, "yes" if free else "no", bias, comments]
+            [at.strftime("%Y-%m"), relevance, quality, overall, "yes" if free else "no", bias, change, plan, comments]
             + [met.get(i, "") for i in ids]
-            for at, relevance, quality, overall, free, bias, comments, met in rows
+            for at, relevance, quality, overall, free, bias, change, plan, comments, met in rows
         ),
     )

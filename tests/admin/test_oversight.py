@@ -91,9 +91,18 @@ def test_evaluation_summary_matches_the_evaluations(client, db, instructor):
     c = course(db)
     ids = [o["id"] for o in c.objectives]
     given = [
-        EvaluationAnswers(dict.fromkeys(ids, "met"), 5, 4, 5, True, comments="Very practical."),
-        EvaluationAnswers(dict.fromkeys(ids, "partly"), 3, 4, 4, False, "Drug brand named often.", ""),
-        EvaluationAnswers(dict.fromkeys(ids, "not_met"), 4, 2, 3, True),
+        EvaluationAnswers(
+            dict.fromkeys(ids, "met"),
+            5,
+            4,
+            5,
+            True,
+            comments="Very practical.",
+            practice_change="yes",
+            change_plan="Add a bladder-symptom question to every review.",
+        ),
+        EvaluationAnswers(dict.fromkeys(ids, "partly"), 3, 4, 4, False, "Drug brand named often.", "", "already"),
+        EvaluationAnswers(dict.fromkeys(ids, "not_met"), 4, 2, 3, True, practice_change="yes"),
     ]
     for answers in given:
         learner = make_user(db)
@@ -106,9 +115,15 @@ def test_evaluation_summary_matches_the_evaluations(client, db, instructor):
     assert "Overall rating: mean 4.00 of 5" in page
     assert "Commercial bias reported (1)" in page and "Drug brand named often." in page
     assert "Very practical." in page and "<svg" in page and 'fill="#1f5f6b"' in page
+    # Commitment to change: how many will change their practice, and what they plan.
+    assert '<th scope="row">Yes, I plan to change something</th><td>2</td>' in page
+    assert '<th scope="row">No change needed: I already practise this way</th><td>1</td>' in page
+    assert "What learners plan to change (1)" in page and "Add a bladder-symptom question" in page
     response = client.get("/instructor/courses/demo-course/evaluations.csv")
     assert response.is_streamed
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    rows = list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"))))
+    assert sorted(r["practice_change"] for r in rows) == ["already", "yes", "yes"]
+    assert [r["change_plan"] for r in rows if r["change_plan"]] == ["Add a bladder-symptom question to every review."]
     assert len(rows) == 3
     assert sorted(r["relevance"] for r in rows) == ["3", "4", "5"]
     assert [r["free_of_bias"] for r in rows].count("no") == 1

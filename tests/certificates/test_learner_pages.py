@@ -20,6 +20,8 @@ GOOD_EVALUATION = {
     "quality": "5",
     "overall": "4",
     "free_of_bias": "yes",
+    "practice_change": "yes",
+    "change_plan": "Ask about urinary symptoms at every review.",
     "comments": "Clear and practical.",
 }
 
@@ -300,6 +302,18 @@ def test_error_summaries_read_as_sentences(client, db, finished):
     client.post(EVALUATION, data=GOOD_EVALUATION)
     attestation = _summary(client.post(ATTESTATION, data={"hours": "2"}).get_data(as_text=True))
     assert "Tick the box" in attestation and "I completed" not in attestation
+
+
+def test_the_evaluation_asks_whether_the_learner_will_change_their_practice(client, db, finished):
+    page = client.get(EVALUATION).get_data(as_text=True)
+    assert "Will you change anything in your practice as a result of this course?" in page
+    missing = {k: v for k, v in GOOD_EVALUATION.items() if k != "practice_change"}
+    refused = client.post(EVALUATION, data=missing)
+    assert refused.status_code == 422 and "Choose the answer closest to your plans." in refused.get_data(as_text=True)
+    assert count(db, Evaluation) == 0
+    assert client.post(EVALUATION, data=GOOD_EVALUATION).status_code == 302
+    stored = db.scalars(select(Evaluation)).one()
+    assert (stored.practice_change, stored.change_plan) == ("yes", "Ask about urinary symptoms at every review.")
 
 
 def test_evaluation_refuses_a_form_without_its_csrf_token(client, db, finished, csrf_on):

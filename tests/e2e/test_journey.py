@@ -118,7 +118,11 @@ def test_evaluate_attest_and_download_the_certificate(page, live_app):
     page.get_by_role("button", name="Submit the evaluation").click()  # no overall rating, no bias comment
     expect(page.get_by_role("alert")).to_contain_text("Choose a rating from 1 to 5.")
     expect(page.get_by_role("alert")).to_contain_text("Tell us where you saw commercial bias")
+    expect(page.get_by_role("alert")).to_contain_text("Choose the answer closest to your plans.")
     page.get_by_role("group", name="Overall rating of the course").get_by_label("4", exact=True).check()
+    change = page.get_by_role("group", name="Will you change anything in your practice as a result of this course?")
+    change.get_by_label("Yes, I plan to change something").check()
+    page.get_by_label("What will you change, or what would stop you? (optional)").fill("Screen for bladder symptoms.")
     page.get_by_role("group", name="Was the content free of commercial bias?").get_by_label("Yes").check()
     page.get_by_role("button", name="Submit the evaluation").click()
 
