@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from kaptrain.certificates import services, signing
 from kaptrain.certificates.models import Certificate
-from kaptrain.certificates.pdf import format_date
+from kaptrain.certificates.pdf import format_date, format_hours
 from kaptrain.credentials import Reason, Verdict
 
 # What signing.extract_credential's refusals are called: the file holds no credential to verify at all.
@@ -192,7 +193,7 @@ def credential_facts(
     rows = [
         ("Holder", _text(subject.get("name"))),
         ("Course", _text(achievement.get("name"))),
-        ("Hours", f"{hours} {'hour' if hours == 1 else 'hours'}" if isinstance(hours, int | float) else ""),
+        ("Hours", _hours(hours)),
         ("Issued on", _day(credential.get("validFrom"), certificate)),
         ("Valid until", _day(credential.get("validUntil"), certificate)),
         ("Issued by", " · ".join(v for v in (_text(issuer.get("name")), _text(issuer.get("url"))) if v)),
@@ -257,3 +258,11 @@ def check_online(credential: Mapping[str, Any]) -> Verdict:
     except ValueError as exc:
         return Verdict(False, Reason.STATUS_UNAVAILABLE, str(exc), verdict.key_id)
     return signing.check(None, credential, online_lists=lists)
+
+
+def _hours(value: object) -> str:
+    """The credential's hours as the certificate prints them ("6.0 hours"), or nothing when not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ""
+    hours = Decimal(str(value))
+    return f"{format_hours(hours)} {'hour' if hours == 1 else 'hours'}"

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from pypdf import PdfReader, PdfWriter
 from sqlalchemy.orm import Session
 
-from kaptrain.certificates import services, signing
+from kaptrain.certificates import checking, services, signing
 from kaptrain.certificates.models import Certificate, RevocationReason
 from kaptrain.credentials import Keyring, sign
 from kaptrain.credentials.status_list import is_set
@@ -465,3 +465,10 @@ def test_the_check_page_finds_a_certificate_by_its_address_or_code_or_number_wit
     for typed, words in (("", "Enter the address"), ("hello", "not a verification address")):
         refused = client.get("/verify/find", query_string={"code": typed})
         assert refused.status_code == 422 and words in refused.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"), [(6, "6.0 hours"), (6.5, "6.5 hours"), (1, "1.0 hour"), (True, ""), ("6", "")]
+)
+def test_a_checked_files_hours_read_as_the_certificate_prints_them(value, words):
+    assert checking._hours(value) == words  # noqa: SLF001
