@@ -38,7 +38,15 @@ _password_rules = [DataRequired(message="Enter a password."), _password_length]
 
 
 def _time_zone_choices() -> list[SelectChoice]:
-    return [SelectChoice("", "Not chosen (times are shown in UTC)")] + [SelectChoice(z, z) for z in time_zones()]
+    """The zones grouped by region, each named as people say it ("Rio Gallegos, Argentina" under America)."""
+    choices = [SelectChoice("", "Not chosen (times are shown in UTC)"), SelectChoice("UTC", "UTC")]
+    for zone in time_zones():
+        if "/" not in zone:
+            continue
+        region, *place = zone.split("/")
+        label = ", ".join(reversed([p.replace("_", " ") for p in place]))
+        choices.append(SelectChoice(zone, label, optgroup=region.replace("_", " ")))
+    return choices
 
 
 def _known_time_zone(form: Any, field: Field) -> None:

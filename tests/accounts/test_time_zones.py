@@ -142,3 +142,11 @@ def test_the_list_offers_places_not_the_tz_databases_technical_entries(client, d
     assert '<option selected value="EST5EDT">' in page or 'value="EST5EDT" selected' in page  # still shown as chosen
     assert 'value="Factory"' not in page
     assert services.is_time_zone("EST5EDT")  # still a good value: saving the form keeps it
+
+
+def test_the_zones_are_grouped_by_region_and_named_as_people_say_them(client):
+    page = client.get("/register").get_data(as_text=True)
+    america = page[page.index('<optgroup label="America">') : page.index("</optgroup>", page.index('"America"'))]
+    assert '<option value="America/New_York">New York</option>' in america
+    assert '<option value="America/Argentina/Rio_Gallegos">Rio Gallegos, Argentina</option>' in america
+    assert '<option value="Europe/London">London</option>' not in america and 'value="Europe/London"' in page
