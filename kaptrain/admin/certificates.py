@@ -306,8 +306,12 @@ def reissue_certificate(certificate_id: int) -> ResponseReturnValue:
             fail(400, EXPIRED)
         return _detail(c, reissue=form, status=422)
     try:
-        new = services.reissue(get_session(), c, actor_id=user().id, reason=form.reason.data or "")
+        hours = services.parse_hours(form.hours.data, c.max_hours) if (form.hours.data or "").strip() else None
+        new = services.reissue(get_session(), c, actor_id=user().id, reason=form.reason.data or "", hours=hours)
     except services.CertificateError as exc:
+        if exc.field == "hours":
+            form.hours.errors = [str(exc)]
+            return _detail(c, reissue=form, status=422)
         revoke = RevokeForm(formdata=None)
         revoke.form_errors.append(str(exc))
         return _detail(c, revoke, 409)

@@ -101,6 +101,8 @@ class ReissueForm(BaseForm):
             Length(max=1000),
         ],
     )
+    # Text, not a number field: kaptrain.certificates.services.parse_hours says what is wrong in words.
+    hours = StringField("Hours to certify (optional)", validators=[Length(max=20)])
     submit = SubmitField("Re-issue certificate")
 
 

@@ -153,16 +153,18 @@ def revoke_command(code: str, note: str, category: str) -> None:
 @certificates_cli.command("reissue")
 @click.argument("code")
 @click.option("--reason", default="", help="What changed, kept in the audit log (e.g. name corrected on request).")
-def reissue_command(code: str, reason: str) -> None:
+@click.option("--hours", default=None, help="Correct the hours certified (at most those claimed); needs --reason.")
+def reissue_command(code: str, reason: str, hours: str | None) -> None:
     """Issue a new version from the holder's current profile (e.g. a corrected name).
 
     An active certificate is superseded by it; a revoked one stays revoked and the new one is its replacement."""
     session = get_session()
     old = _find(session, code)
     try:
-        new = services.reissue(session, old, actor_label=audit.cli_actor(), reason=reason)
+        corrected = services.parse_hours(hours, old.max_hours) if hours is not None else None
+        new = services.reissue(session, old, actor_label=audit.cli_actor(), reason=reason, hours=corrected)
     except services.CertificateError as exc:
-        raise _bad("CODE", str(exc)) from None
+        raise _bad({"hours": "--hours", "reason": "--reason"}.get(exc.field or "", "CODE"), str(exc)) from None
     session.commit()
     outcome = "stays revoked" if old.status == CertificateStatus.REVOKED else "is superseded"
     click.echo(f"Re-issued {old.number} as {new.number} for {new.holder_name}; {old.number} {outcome}.")

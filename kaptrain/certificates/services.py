@@ -566,11 +566,15 @@ def reissue(
     actor_id: int | None = None,
     actor_label: str | None = None,
     reason: str = "",
+    hours: Decimal | None = None,
 ) -> Certificate:
     """Issue a new version from the holder's current profile (a corrected name, say). An active certificate is
     superseded by it; a revoked one stays revoked, and the new one is its replacement (a revocation made in error,
     say), linked to it so that its verification page can say that a replacement exists. The reason, when given, is
-    kept in the audit entry."""
+    kept in the audit entry. `hours`, when given, corrects the hours certified (a revocation over disputed hours,
+    say): at most the hours the learner claimed, or the course's maximum for a certificate issued by hand."""
+    if hours is not None and hours != certificate.hours:
+        _check_corrected_hours(session, certificate, hours, reason)
     if certificate.status not in (CertificateStatus.ACTIVE, CertificateStatus.REVOKED):
         raise CertificateError(
             f"Only an active or revoked certificate can be re-issued; this one is {certificate.status.value}."
@@ -588,8 +592,15 @@ def reissue(
     new = new_certificate(
         session, holder, certificate.course, certificate.hours, certificate.completed_at, certificate.issue_reason
     )
-    # What was certified stays as it was, its days too; only the holder's details come from the profile now.
+    # What was certified stays as it was, its days too; only the holder's details come from the profile now (and
+    # the hours, when corrected).
     new.max_hours, new.designations = certificate.max_hours, certificate.designations
+    if hours is not None and hours != certificate.hours:
+        new.hours, new.designations = hours, capped_designations(certificate.designations, hours)
+        audit.record(
+            session, "certificate.hours_changed", "certificate", certificate.id, actor_id=actor_id,
+            actor_label=actor_label, before=f"{certificate.hours:f}", after=f"{hours:f}", reason=reason.strip(),
+        )  # fmt: skip
     new.time_zone = certificate.time_zone
     new.course_title, new.delivery_format, new.provider = (
         certificate.course_title,
@@ -601,6 +612,18 @@ def reissue(
     session.refresh(new)
     why = reason.strip() or None
     return issue(session, new, actor_id=actor_id, actor_label=actor_label, action="certificate.reissue", reason=why)
+
+
+def _check_corrected_hours(session: Session, certificate: Certificate, hours: Decimal, reason: str) -> None:
+    """Hours a re-issue may certify instead: more than 0, at most what was claimed (or, issued by hand, the course's
+    maximum printed on it), with the reason on record."""
+    attestation = get_attestation(session, certificate.user_id, certificate.course_id)
+    ceiling = attestation.hours_claimed if attestation is not None else certificate.max_hours
+    if not Decimal(0) < hours <= ceiling:
+        what = "the hours claimed" if attestation is not None else "the course's maximum"
+        raise CertificateError(f"Certify more than 0 and at most {format_hours(ceiling)} hours, {what}.", 400, "hours")
+    if not reason.strip():
+        raise CertificateError("Say why the hours are changed.", 400, "reason")
 
 
 def _refuse_second_replacement(session: Session, revoked: Certificate) -> None:

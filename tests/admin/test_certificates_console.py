@@ -297,3 +297,25 @@ def test_hours_read_the_same_on_every_admin_page_ten_included(app, client, db, a
     for page in pages:
         text = page.get_data(as_text=True)
         assert page.status_code == 200 and "1E+1" not in text and ">10.0<" in text, page.request.path
+
+
+def test_a_replacement_may_correct_the_hours_within_the_claim(app, client, db, admin):
+    """The walk-through revoked a certificate over disputed hours and could not issue its replacement for fewer."""
+    c = holder(app, db, "Disputed Hours")
+    db.commit()
+    revoke = {"reason": "other", "note": "The hours certified were disputed.", "confirm_revoke": "y"}
+    assert client.post(f"/admin/certificates/{c.id}/revoke", data=revoke).status_code == 302
+    page = client.get(f"/admin/certificates/{c.id}").get_data(as_text=True)
+    assert "Hours to certify (optional)" in page
+    for hours, words in (("99", "at most"), ("0", "more than 0"), ("2.1", "quarter-hour steps")):
+        refused = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Hours agreed", "hours": hours})
+        assert refused.status_code == 422 and words in refused.get_data(as_text=True), hours
+    assert db.scalar(select(func.count()).select_from(Certificate).where(Certificate.supersedes_id == c.id)) == 0
+    data = {"reason": "Hours agreed with the learner", "hours": "1.5"}
+    assert client.post(f"/admin/certificates/{c.id}/reissue", data=data).status_code == 302
+    db.expire_all()
+    new = db.scalar(select(Certificate).where(Certificate.supersedes_id == c.id))
+    assert new is not None and new.hours == Decimal("1.5") and new.status == CertificateStatus.ACTIVE
+    (changed,) = entries(db, "certificate.hours_changed")
+    assert changed.details["before"] == "3.50" and changed.details["after"] == "1.50"  # 3.5 claimed and certified
+    assert changed.details["reason"] == "Hours agreed with the learner"

@@ -212,6 +212,20 @@ def test_reissue_supersedes_and_takes_the_current_profile(db, runner, issue):
     assert entry.subject_id == new.id and entry.actor_label == CLI
 
 
+def test_reissue_corrects_the_hours_with_a_reason_and_names_the_bad_option(db, runner, issue):
+    old = issue()
+    no_reason = certificates_cli(runner, "reissue", old.code, "--hours", "1.5")
+    assert no_reason.exit_code == 1 and "--reason: Say why the hours are changed." in no_reason.output
+    too_many = certificates_cli(runner, "reissue", old.code, "--hours", "99", "--reason", "Agreed")
+    assert too_many.exit_code == 1 and "--hours: " in too_many.output
+    assert db.scalar(select(Certificate).where(Certificate.supersedes_id == old.id)) is None  # nothing made
+    result = certificates_cli(runner, "reissue", old.code, "--hours", "1.5", "--reason", "Hours agreed")
+    assert result.exit_code == 0, result.output
+    db.expire_all()
+    new = db.scalar(select(Certificate).where(Certificate.supersedes_id == old.id))
+    assert new.hours == Decimal("1.5") and entries(db, "certificate.hours_changed")
+
+
 def test_reissue_replaces_a_revoked_certificate_once_and_refuses_what_cannot_be_reissued(app, db, runner, issue):
     c = issue()
     with acting(app, db):
