@@ -9,10 +9,12 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from kaptrain import csvout
-from kaptrain.accounts.models import Role
+from kaptrain.accounts.models import Role, User
 from kaptrain.admin.charts import bar_chart
 from kaptrain.auth import role_required
+from kaptrain.certificates.transcript import build_transcript
 from kaptrain.content.models import Course
+from kaptrain.courses.models import Enrolment
 from kaptrain.db import get_session, utcnow
 from kaptrain.errors import fail
 from kaptrain.instructor import evaluations, oversight
@@ -54,6 +56,20 @@ def learners(slug: str) -> ResponseReturnValue:
         args={k: v for k, v in request.args.items() if k != "page" and v},
         now=utcnow(),
     )
+
+
+@bp.route("/courses/<slug>/learners/<int:user_id>")
+@role_required(Role.INSTRUCTOR)
+def learner(slug: str, user_id: int) -> ResponseReturnValue:
+    """One learner's record in the course, read-only: modules, quiz scores and attempts, time, claim, certificate."""
+    course = _course_or_404(slug)
+    session = get_session()
+    enrolment = session.scalar(select(Enrolment).where(Enrolment.course_id == course.id, Enrolment.user_id == user_id))
+    person = session.get(User, user_id)
+    if enrolment is None or person is None:
+        fail(404, "This person is not enrolled in this course.")
+    record = build_transcript(session, person, enrolment)
+    return render_template("instructor/learner.html", course=course, person=person, transcript=record)
 
 
 @bp.route("/courses/<slug>/evaluations")

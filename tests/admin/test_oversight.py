@@ -13,7 +13,7 @@ from kaptrain.certificates import services as certificates
 from kaptrain.certificates.services import EvaluationAnswers
 from kaptrain.courses import services as courses
 from kaptrain.quizzes import services as quizzes
-from tests.factories import complete_learning, correct_answers, course, enrolled, make_user, quiz, start
+from tests.factories import complete_learning, correct_answers, course, enrolled, make_user, pass_quiz, quiz, start
 
 PAGES = [
     "/instructor/courses/demo-course/learners",
@@ -160,3 +160,20 @@ def test_a_new_evaluation_never_shows_alone_so_it_cannot_be_matched_to_its_learn
     rows = list(csv.DictReader(io.StringIO(body)))
     assert len(rows) == 6 and rows[0]["relevance"] == "1"  # sorted by the answers, not by when they came
     assert all(re.fullmatch(r"\d{4}-\d{2}", r["submitted_in"]) for r in rows)  # the month, not the day
+
+
+def test_an_instructor_opens_a_learners_record_in_the_course(client, db, instructor):
+    """The walk-through found the learners table a dead end: each name now opens that learner's record."""
+    learner = make_user(db, full_name="Rae Record")
+    enrolled(db, learner)
+    pass_quiz(db, learner, "alpha-quiz")
+    stranger = make_user(db, full_name="Not Enrolled")
+    db.commit()
+    table = client.get("/instructor/courses/demo-course/learners").get_data(as_text=True)
+    record_url = f"/instructor/courses/demo-course/learners/{learner.id}"
+    assert f'href="{record_url}">Rae Record</a>' in table
+    page = client.get(record_url).get_data(as_text=True)
+    assert "Rae Record" in page and "1. Module Alpha" in page and "100%" in page
+    assert page.count('method="post"') == 1  # only "Log out": the record is read-only
+    missing = client.get(f"/instructor/courses/demo-course/learners/{stranger.id}")
+    assert missing.status_code == 404 and "not enrolled in this course" in missing.get_data(as_text=True)

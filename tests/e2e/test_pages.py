@@ -127,6 +127,7 @@ CASES = [
     PageCase("certificate", "admin.certificate", "admin"),
     PageCase("reports", "admin.reports", "admin", "/admin/reports?date_from=2000-01-01"),
     PageCase("learners", "instructor.learners", "instructor", "/instructor/courses/kap-foundations/learners"),
+    PageCase("learner-record", "instructor.learner", "instructor"),
     PageCase(
         "evaluations", "instructor.course_evaluations", "instructor", "/instructor/courses/kap-foundations/evaluations"
     ),
@@ -289,6 +290,7 @@ def learner_state(browser, base_url, live_app):  # type: ignore[no-untyped-def]
         "person": person,
         "person-close": f"{person}/close",
         "person-profile": f"{person}/profile",
+        "learner-record": f"/instructor/courses/kap-foundations/learners/{_user_id(live_app, email)}",
         "result-as-admin": result_url,
         "accommodation": _accommodation(live_app, email),
         "certificate": _certificate_page(live_app, verify),
