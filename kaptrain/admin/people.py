@@ -290,50 +290,58 @@ def person_close(user_id: int) -> ResponseReturnValue:
 @role_required(Role.ADMIN)
 def person_send_confirmation(user_id: int) -> ResponseReturnValue:
     """Email the person a new link confirming their address (a help-desk action; the administrator never sees it)."""
-    person = _person_or_404(user_id)
-    if not StatusForm().validate_on_submit():
-        fail(400, EXPIRED)
-    try:
+
+    def send(person: User) -> str:
+        if person.is_email_confirmed:
+            raise accounts.AccountError(f"{person.full_name}'s email address is already confirmed.")
         ownership.send_confirmation(get_session(), person)
-    except accounts.AccountError as exc:
-        flash(str(exc).replace("Your email address is", f"{person.full_name}'s email address is"), "error")
-        return _record_page(person, 422)
-    audit.record(get_session(), "user.confirmation_sent", "user", person.id, actor_id=user().id)
-    flash(f"A new confirmation link went to {person.email}; the links sent before it no longer work.", "success")
-    return redirect(url_for("admin.person", user_id=person.id))
+        audit.record(get_session(), "user.confirmation_sent", "user", person.id, actor_id=user().id)
+        return f"A new confirmation link went to {person.email}; the links sent before it no longer work."
+
+    return _person_action(user_id, send)
 
 
 @bp.route("/people/<int:user_id>/send-reset", methods=["POST"])
 @role_required(Role.ADMIN)
 def person_send_reset(user_id: int) -> ResponseReturnValue:
     """Email the person a password-reset link (a help-desk action; the administrator never sees the link)."""
-    person = _person_or_404(user_id)
-    if not StatusForm().validate_on_submit():
-        fail(400, EXPIRED)
-    if not person.is_active:
-        flash("The account is deactivated: reactivate it before sending a password-reset link.", "error")
-        return _record_page(person, 422)
-    ownership.request_password_reset(get_session(), person.email)
-    audit.record(get_session(), "user.password_reset_sent", "user", person.id, actor_id=user().id)
-    flash(f"A password-reset link went to {person.email}; the links sent before it no longer work.", "success")
-    return redirect(url_for("admin.person", user_id=person.id))
+
+    def send(person: User) -> str:
+        if not person.is_active:
+            raise accounts.AccountError(
+                "The account is deactivated: reactivate it before sending a password-reset link."
+            )
+        ownership.request_password_reset(get_session(), person.email)
+        audit.record(get_session(), "user.password_reset_sent", "user", person.id, actor_id=user().id)
+        return f"A password-reset link went to {person.email}; the links sent before it no longer work."
+
+    return _person_action(user_id, send)
 
 
 @bp.route("/people/<int:user_id>/two-factor/reset", methods=["POST"])
 @role_required(Role.ADMIN)
 def person_reset_two_factor(user_id: int) -> ResponseReturnValue:
     """Switch off a person's two-factor sign-in after a lost device (never one's own); audited."""
+
+    def reset(person: User) -> str:
+        twofactor.reset(get_session(), person, user())
+        return (
+            f"{person.full_name}'s two-factor sign-in is reset: their recovery codes no longer work, their sessions "
+            "ended, and we emailed them."
+        )
+
+    return _person_action(user_id, reset)
+
+
+def _person_action(user_id: int, act: Callable[[User], str]) -> ResponseReturnValue:
+    """A button on a person's record: the action's message on success, its refusal in words on the record."""
     person = _person_or_404(user_id)
     if not StatusForm().validate_on_submit():
         fail(400, EXPIRED)
     try:
-        twofactor.reset(get_session(), person, user())
+        message = act(person)
     except accounts.AccountError as exc:
         flash(str(exc), "error")
         return _record_page(person, 422)
-    flash(
-        f"{person.full_name}'s two-factor sign-in is reset: their recovery codes no longer work, their sessions "
-        "ended, and we emailed them.",
-        "success",
-    )
+    flash(message, "success")
     return redirect(url_for("admin.person", user_id=person.id))
