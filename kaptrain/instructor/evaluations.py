@@ -3,8 +3,9 @@
 Evaluations are anonymous to instructors, who can nevertheless see on the learners page who has reached the step
 after the evaluation. So results are released in whole groups of EVALUATION_MIN_GROUP (the first group once that
 many learners have answered, the next when as many more have), comments and CSV rows come in an order that says
-nothing about who answered when (sorted by what they say), and the CSV gives the month, not the day: a new
-evaluation never shows up alone, as the one row or comment that changed since the last look.
+nothing about who answered when (sorted by what they say), and no date is shown with them, nor on a learner's record
+for instructors (a day or a month could single a learner out): a new evaluation never shows up alone, as the one row
+or comment that changed since the last look.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ QUESTIONS = {
     "overall": "Overall rating",
 }
 CSV_COLUMNS = (
-    *("submitted_in", "relevance", "quality", "overall", "free_of_bias", "bias_comment"),
+    *("relevance", "quality", "overall", "free_of_bias", "bias_comment"),
     *("practice_change", "change_plan", "comments"),
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # see kaptrain.certificates.report
@@ -122,16 +123,16 @@ def csv_lines(session: Session, course_id: int, ids: list[str], group: int, batc
         Evaluation.bias_comment, Evaluation.practice_change, Evaluation.change_plan, Evaluation.comments,
     )  # fmt: skip
     rows = session.execute(
-        select(Evaluation.submitted_at, *columns, Evaluation.objectives_met)
+        select(*columns, Evaluation.objectives_met)
         .where(mine)
-        .order_by(*columns, Evaluation.submitted_at)
+        .order_by(*columns)
         .execution_options(yield_per=batch)
     )
     return csvout.lines(
         [*CSV_COLUMNS, *(f"objective:{i}" for i in ids)],
         (
-            [at.strftime("%Y-%m"), relevance, quality, overall, "yes" if free else "no", bias, change, plan, comments]
+            [relevance, quality, overall, "yes" if free else "no", bias, change, plan, comments]
             + [met.get(i, "") for i in ids]
-            for at, relevance, quality, overall, free, bias, change, plan, comments, met in rows
+            for relevance, quality, overall, free, bias, change, plan, comments, met in rows
         ),
     )
