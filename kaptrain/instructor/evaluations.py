@@ -123,10 +123,7 @@ def csv_lines(session: Session, course_id: int, ids: list[str], group: int, batc
         Evaluation.bias_comment, Evaluation.practice_change, Evaluation.change_plan, Evaluation.comments,
     )  # fmt: skip
     rows = session.execute(
-        select(*columns, Evaluation.objectives_met)
-        .where(mine)
-        .order_by(*columns)
-        .execution_options(yield_per=batch)
+        select(*columns, Evaluation.objectives_met).where(mine).order_by(*columns).execution_options(yield_per=batch)
     )
     return csvout.lines(
         [*CSV_COLUMNS, *(f"objective:{i}" for i in ids)],
