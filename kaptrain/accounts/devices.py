@@ -6,7 +6,11 @@ wrong passwords a minute from anywhere, and the owner's right one is refused too
 to an account carries a signed cookie naming it (by a digest of its email address: the cookie shows nobody the
 address), and its attempts for that account are counted apart from everyone else's (OWASP's "device cookies").
 The cookie gives no access by itself and is limited in its turn; a stolen one buys its thief one more
-browser's count, no more. It is signed with the site's secret key, so it cannot be made for an account.
+browser's count, no more. It is signed with the site's secret key, so it cannot be made for an account. It carries
+a fingerprint of the account's password hash, so a password change or reset retires every device cookie made
+before it: whoever once knew the password keeps no counts of their own (logging out does not retire it: that is
+what a browser of one's own does every day). A browser logging in again keeps its name (its count), so logging in
+repeatedly does not mint more.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ import secrets
 
 from flask import Response, after_this_request, current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from kaptrain.accounts.models import User
+from kaptrain.db import get_session
 
 COOKIE = "kaptrain_device"
 LIFETIME = dt.timedelta(days=180)
@@ -30,9 +38,19 @@ def _digest(email: str) -> str:
     return hashlib.sha256(email.encode("utf-8")).hexdigest()[:32]
 
 
-def remember(email: str) -> None:
-    """After a successful login: give this browser a count of its own for the account (on this response)."""
-    token = _serializer().dumps({"e": _digest(email), "n": secrets.token_urlsafe(12)})
+def _stamp(password_hash: str) -> str:
+    """A fingerprint of the password hash: it changes whenever the password does."""
+    return hashlib.sha256(password_hash.encode("utf-8")).hexdigest()[:16]
+
+
+def remember(account: User) -> None:
+    """After a successful login: give this browser a count of its own for the account (on this response), under
+    the name it already had for it, if any."""
+    data = _read(account.email)
+    nonce = data.get("n") if data is not None else None
+    token = _serializer().dumps(
+        {"e": _digest(account.email), "p": _stamp(account.password_hash), "n": nonce or secrets.token_urlsafe(12)}
+    )
 
     @after_this_request
     def _set(response: Response) -> Response:
@@ -47,8 +65,8 @@ def remember(email: str) -> None:
         return response
 
 
-def known_device(email: str) -> str | None:
-    """This browser's own name for the account, when it logged in to it before (None: a browser like any other)."""
+def _read(email: str) -> dict[str, object] | None:
+    """The browser's device cookie, when it is genuine, in date and for this address."""
     raw = request.cookies.get(COOKIE)
     if not raw:
         return None
@@ -56,10 +74,19 @@ def known_device(email: str) -> str | None:
         data = _serializer().loads(raw, max_age=int(LIFETIME.total_seconds()))
     except BadSignature:
         return None
-    if not isinstance(data, dict) or data.get("e") != _digest(email):
+    if not isinstance(data, dict) or data.get("e") != _digest(email) or not isinstance(data.get("n"), str):
         return None
-    nonce = data.get("n")
-    return nonce if isinstance(nonce, str) else None
+    return data
+
+
+def known_device(email: str) -> str | None:
+    """This browser's own name for the account, when it logged in to it since the password last changed: None for a
+    browser like any other."""
+    data = _read(email)
+    if data is None:
+        return None
+    password_hash = get_session().scalar(select(User.password_hash).where(User.email == email))
+    return str(data["n"]) if password_hash is not None and data.get("p") == _stamp(password_hash) else None
 
 
 def rate_key(prefix: str, email: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user
 
@@ -10,20 +10,16 @@ from kaptrain.accounts import devices, ownership, services
 from kaptrain.accounts.forms import ConfirmEmailForm, ForgotPasswordForm, ResetPasswordForm
 from kaptrain.accounts.models import TokenPurpose
 from kaptrain.accounts.tokens import Problem, TokenError
-from kaptrain.accounts.views import bp, field_error, mail_limit, was_accepted
+from kaptrain.accounts.views import bp, field_error, mail_limit
 from kaptrain.db import get_session
 from kaptrain.extensions import limiter
 
 
-def _forgot_email_key() -> str:
-    """Reset requests for one address count together, from whichever client address they come."""
-    return devices.rate_key("reset", services.normalise_email(request.form.get("email", "")))
-
-
 @bp.route("/password/forgot", methods=["GET", "POST"])
 @limiter.limit(mail_limit, methods=["POST"])
-@limiter.limit(mail_limit, methods=["POST"], key_func=_forgot_email_key, deduct_when=was_accepted)
 def forgot_password() -> ResponseReturnValue:
+    # Per client address only: per account, ownership.request_password_reset sends at most one email in ten
+    # minutes and answers the same, so strangers can neither flood an inbox nor have the owner refused.
     """Ask for a password-reset link; the answer does not say whether the address has an account."""
     form = ForgotPasswordForm()
     if form.validate_on_submit():
@@ -88,6 +84,7 @@ def confirm_email(token: str) -> ResponseReturnValue:
                 then = "Log in with it now."
             elif current_user.id == account.id:
                 login_user(account)  # this browser stays signed in, under the new session version
+                devices.remember(account)  # and its own login count, under the new version
                 then = "Every other device was signed out."
             else:  # followed in a browser signed in to another account, which stays as it was
                 then = f"That account's devices were signed out; you are still signed in as {current_user.email}."

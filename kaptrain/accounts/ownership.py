@@ -10,6 +10,7 @@ import datetime as dt
 import secrets
 
 from flask import current_app
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,7 @@ from kaptrain.accounts.services import (
     password_context,
     the_sites_team,
 )
-from kaptrain.db import utcnow
+from kaptrain.db import as_utc, utcnow
 
 
 def reset_lifetime() -> dt.timedelta:
@@ -165,12 +166,25 @@ def _change_email(session: Session, token: AccountToken, user: User) -> str:
 # ---------------------------------------------------------------- password reset
 
 
+# At most one reset email per account in this long, whoever asks: an inbox is not flooded, and (unlike a refusal,
+# which strangers could provoke for the owner) the owner is never turned away; the link sent last still works.
+RESET_RESEND_GAP = dt.timedelta(minutes=10)
+
+
 def request_password_reset(session: Session, email: str) -> None:
     """Email a reset link when the address belongs to an active account; do nothing visible otherwise.
 
-    The caller answers the same either way. A new request voids the links sent before it."""
+    The caller answers the same either way. A new request voids the links sent before it; one within
+    RESET_RESEND_GAP of the last sends nothing (that link still works)."""
     user = find_user_by_email(session, email)
     if user is None:
+        return
+    latest = session.scalar(
+        select(func.max(AccountToken.created_at)).where(
+            AccountToken.user_id == user.id, AccountToken.purpose == TokenPurpose.RESET_PASSWORD
+        )
+    )
+    if latest is not None and utcnow() - as_utc(latest) < RESET_RESEND_GAP:
         return
     if not user.is_active:
         # Recorded (administrators see who is trying to get back in) and mailed to the address's owner only, once

@@ -6,7 +6,7 @@ from flask import current_app, flash, redirect, render_template, request, sessio
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user
 
-from kaptrain.accounts import services, twofactor
+from kaptrain.accounts import devices, services, twofactor
 from kaptrain.accounts.forms import CurrentPasswordForm, EnableTwoFactorForm
 from kaptrain.accounts.views import bp, field_error
 from kaptrain.auth import safe_next, user
@@ -76,6 +76,7 @@ def two_factor() -> ResponseReturnValue:
             field_error(form, exc)
         else:
             login_user(me)  # this browser keeps its session under the new session version
+            devices.remember(me)  # and its own login count, under the new version
             then = safe_next(session.pop(AFTER_SET_UP, None), url_for("accounts.profile"))
             return render_template("accounts/recovery_codes.html", codes=codes, first=True, then=then, made=utcnow())
     return _page(422 if form.errors else 200, form=form)
@@ -115,6 +116,7 @@ def disable_two_factor() -> ResponseReturnValue:
             field_error(form, exc)
         else:
             login_user(me)  # this browser keeps its session; the account's other sessions end
+            devices.remember(me)  # and its own login count, under the new version
             flash("Two-factor sign-in is off. Logging in now asks only for your password.", "success")
             return redirect(url_for("accounts.profile"))
     return _page(422, disable_form=form)

@@ -47,7 +47,7 @@ def _start_session(account: User) -> None:
     # session whose address or browser changes (for permanent sessions it only marks them non-fresh).
     cookie_session["login_at"] = int(time.time())
     login_user(account)
-    devices.remember(account.email)
+    devices.remember(account)
     if not account.is_email_confirmed:
         flash(
             f"Please confirm your email address: follow the link we sent to {account.email}. You can study now; "
@@ -283,6 +283,7 @@ def change_password() -> ResponseReturnValue:
         else:
             mailer.password_changed(me)
             login_user(me)  # re-issue this browser's session with the new version
+            devices.remember(me)  # and its own login count, under the new version
             flash("Your password was changed. Other devices have been logged out.", "success")
             return redirect(url_for("accounts.profile"))
     return account_page(422, password_form=form)

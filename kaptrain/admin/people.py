@@ -313,7 +313,10 @@ def person_send_reset(user_id: int) -> ResponseReturnValue:
             )
         ownership.request_password_reset(get_session(), person.email)
         audit.record(get_session(), "user.password_reset_sent", "user", person.id, actor_id=user().id)
-        return f"A password-reset link went to {person.email}; the links sent before it no longer work."
+        return (
+            f"A password-reset link went to {person.email}, unless one went in the last ten minutes (that one still "
+            "works); the links sent before it no longer work."
+        )
 
     return _person_action(user_id, send)
 

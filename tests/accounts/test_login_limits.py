@@ -13,6 +13,7 @@ import redis
 from flask import Flask
 
 from kaptrain.accounts import devices
+from kaptrain.accounts import services as accounts
 from tests.conftest import PASSWORD
 from tests.factories import make_user
 
@@ -42,29 +43,37 @@ def test_json_and_form_logins_share_one_per_account_limit(app, extra_app):
     assert post_login(limited, "10.0.1.5", json={"email": "d@example.org", "password": WRONG}) == 422
 
 
-def test_strangers_failing_cannot_lock_out_the_owners_own_browser(app, extra_app):
+def test_strangers_failing_cannot_lock_out_the_owners_own_browser(app, db, extra_app):
     """The attack: wrong passwords for an account from two addresses, then its owner got 429 with the right one. A
-    browser that logged in to the account before keeps a count of its own for it (no account needed here: the
-    counts are what matter, and nothing is written outside the test's transaction)."""
+    browser that logged in to the account keeps a count of its own for it, until the account's sessions end."""
+    owner = make_user(db, email="owner@example.org")
+    db.commit()
     limited = extra_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute")
-    email = "owner@example.org"
-    with limited.test_request_context():
-        # What a login of the owner's gave their browser.
-        token = devices._serializer().dumps({"e": devices._digest(email), "n": "owners-laptop"})  # noqa: SLF001
-        elsewhere = devices._serializer().dumps({"e": devices._digest("other@example.org"), "n": "x"})  # noqa: SLF001
+    limited.extensions["kaptrain.db"].bind = db.connection()  # sees the test's rows, and rolls back with them
 
-    def attempt(address: str, cookie: str | None = None) -> int:
-        client = limited.test_client()
+    def attempt(address: str, browser=None, password: str = WRONG) -> int:  # type: ignore[no-untyped-def]
+        client = browser or limited.test_client()
         client.environ_base["REMOTE_ADDR"] = address
-        if cookie is not None:
-            client.set_cookie(devices.COOKIE, cookie)
-        return client.post("/login", data={"email": email, "password": WRONG}).status_code
+        status = client.post("/login", data={"email": owner.email, "password": password}).status_code
+        client.post("/logout")
+        return status
 
-    assert [attempt(f"10.0.2.{n}") for n in (1, 2, 3)] == [422, 422, 422]
+    own = limited.test_client()
+    assert attempt("10.0.2.1", own, PASSWORD) == 302 and own.get_cookie(devices.COOKIE) is not None
+    first_cookie = own.get_cookie(devices.COOKIE).value
+    assert attempt("10.0.2.1", own, PASSWORD) == 302  # logging in again keeps the browser's name: no new count
+    assert own.get_cookie(devices.COOKIE).value.split(".")[0] == first_cookie.split(".")[0]  # the same name inside
+    assert [attempt(f"10.0.2.{n}") for n in (2, 3)] == [422, 422]
     assert attempt("10.0.2.4") == 429  # a browser like any other is held up with the strangers ...
-    assert attempt("10.0.2.5", token) == 422  # ... the owner's own is not
-    assert attempt("10.0.2.6", elsewhere) == 429  # a cookie from another account's login counts for nothing here
-    assert attempt("10.0.2.7", "not-a-signed-value") == 429  # nor does a made-up one
+    assert attempt("10.0.2.5", own, PASSWORD) == 302  # ... the owner's own is not
+    forged = limited.test_client()
+    forged.set_cookie(devices.COOKIE, "not-a-signed-value")
+    assert attempt("10.0.2.6", forged, PASSWORD) == 429  # nor does a made-up cookie count for anything
+    # A password change retires every device count made before it: whoever once knew the password and kept a
+    # cookie is back with the strangers.
+    accounts.set_password(db, owner, "a brand new passphrase for the owner")
+    db.commit()
+    assert attempt("10.0.2.7", own) == 429
 
 
 def test_logging_in_gives_the_browser_its_own_count_for_that_account(client, db):
