@@ -154,8 +154,21 @@ def code_in(typed: str) -> str | None:
     return tail if services.CODE_PATTERN.fullmatch(tail) else None
 
 
+def _number_key() -> str:
+    """Failed lookups of one certificate number count together, from whichever address they come."""
+    return "verify-number:" + (request.args.get("code") or "").strip().upper()
+
+
 @bp.route("/verify/find")
 @limiter.shared_limit(_verify_limit, scope="certificate-verification", exempt_when=lambda: not request.args)
+# A number with the wrong surname, tried again and again (common surnames, from many addresses): after a few misses
+# a day the number is looked up no more, and the verification address on the certificate is the way in.
+@limiter.limit(
+    "5 per day",
+    key_func=_number_key,
+    exempt_when=lambda: not (request.args.get("surname") or "").strip(),
+    deduct_when=lambda response: response.status_code == 422,
+)
 def find() -> ResponseReturnValue:
     """The verification page for an address or code typed into the check page, or for a certificate number with
     its holder's surname (what a board's CE form often records)."""

@@ -699,21 +699,31 @@ def find_by_number_and_surname(session: Session, number: str, surname: str) -> C
     one part of a hyphenated surname will do). A number alone finds nothing: numbers run in sequence and must not
     let anyone list the certificates."""
     wanted = _plain(surname)
-    if len(wanted) < 2:
+    if len(wanted) < 2 or wanted in _NAME_SUFFIXES:
         return None
     certificate = session.scalar(select(Certificate).where(Certificate.number == number.strip().upper()))
     if certificate is None:
         return None
-    name = _plain(certificate.holder_name)
-    last = name.rsplit(" ", 1)[-1]
-    matches = name == wanted or name.endswith(" " + wanted) or wanted in last.split("-")
+    full = _plain(certificate.holder_name)
+    words = full.split()
+    while len(words) > 1 and words[-1] in _NAME_SUFFIXES:  # "Jane Doe Jr." is found by "Doe"
+        words.pop()
+    name = " ".join(words)
+    matches = wanted in (full, name) or name.endswith(" " + wanted) or wanted in words[-1].split("-")
     return certificate if matches else None
+
+
+# Generational suffixes, which are nobody's surname.
+_NAME_SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "v"})
+# Letters NFKD does not take apart, as they are typed on an English keyboard ("Yilmaz" finds "Yılmaz").
+_TRANSLITERATE = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe"})
 
 
 def _plain(text: str) -> str:
     """Text for comparing names: no accents, case folded, single spaces."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).casefold().split())
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_TRANSLITERATE)
+    return " ".join(plain.split())
 
 
 def find_by_code(session: Session, code: str) -> Certificate | None:

@@ -436,6 +436,20 @@ def test_checking_files_is_rate_limited_with_the_verification_page(limited):
     assert client.get(f"/verify/{UNKNOWN}").status_code == 429  # one limit for the page and the check
 
 
+def test_a_number_tried_with_wrong_surnames_is_no_longer_looked_up_that_day(limited):
+    """The second attack guessed common surnames for one number from several addresses: after five misses a day,
+    the number is refused, whatever the address; another number is not held up."""
+    number = f"KAP-2026-{uuid.uuid4().int % 900000 + 100000}"
+
+    def guess(code: str, n: int) -> int:
+        client = limited.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"10.81.{uuid.uuid4().int % 250}.{n + 1}"
+        return client.get("/verify/find", query_string={"code": code, "surname": f"Surname{n}"}).status_code
+
+    assert [guess(number, n) for n in range(6)] == [422] * 5 + [429]
+    assert guess(f"KAP-2026-{uuid.uuid4().int % 900000 + 100000}", 7) == 422
+
+
 def test_looking_up_numbers_and_surnames_counts_in_the_same_limit(limited):
     client = limited.test_client()
     client.environ_base["REMOTE_ADDR"] = f"10.79.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
@@ -462,6 +476,21 @@ def test_the_check_page_finds_a_certificate_by_its_address_or_code_or_number_wit
         assert wrong.status_code == 422 and "No certificate of this site has that number" in wrong.text, surname
     missing = client.get("/verify/find", query_string={"code": "KAP-2026-999999", "surname": "Ortega-Díaz"})
     assert missing.status_code == 422 and "No certificate of this site has that number" in missing.text
+
+
+@pytest.mark.parametrize(
+    ("holder", "found_by", "not_by"),
+    [
+        ("Jane Doe Jr.", ["Doe", "Jane Doe Jr."], ["Jr.", "jr", "Jane"]),  # a suffix is nobody's surname
+        ("Elif Yılmaz", ["Yilmaz", "YILMAZ", "Yılmaz"], ["Elif"]),  # as typed on an English keyboard
+        ("Ana María de la Cruz", ["de la Cruz", "Cruz"], ["Ana", "María"]),
+    ],
+)
+def test_surnames_are_matched_as_a_board_types_them(client, issue, holder, found_by, not_by):
+    certificate = issue(holder)
+    for surname, expected in [(s, 302) for s in found_by] + [(s, 422) for s in not_by]:
+        answer = client.get("/verify/find", query_string={"code": certificate.number, "surname": surname})
+        assert answer.status_code == expected, surname
     for typed, words in (("", "Enter the address"), ("hello", "not a verification address")):
         refused = client.get("/verify/find", query_string={"code": typed})
         assert refused.status_code == 422 and words in refused.get_data(as_text=True)
