@@ -596,7 +596,11 @@ def reissue(
     # the hours, when corrected).
     new.max_hours, new.designations = certificate.max_hours, certificate.designations
     if hours is not None and hours != certificate.hours:
-        new.hours, new.designations = hours, capped_designations(certificate.designations, hours)
+        # Each accreditor's hours as approved for the course (the old version's may have been capped lower), for
+        # the designations the old version carried, capped at the corrected hours.
+        approved = {d["credit_type"]: d for d in certificate.course.credit_designations}
+        carried = [{**d, "hours": approved.get(d["credit_type"], d)["hours"]} for d in certificate.designations]
+        new.hours, new.designations = hours, capped_designations(carried, hours)
         audit.record(
             session, "certificate.hours_changed", "certificate", certificate.id, actor_id=actor_id,
             actor_label=actor_label, before=f"{certificate.hours:f}", after=f"{hours:f}", reason=reason.strip(),

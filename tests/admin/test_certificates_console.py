@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from kaptrain.accounts.models import Role, User
 from kaptrain.audit import AuditEntry
+from kaptrain.certificates import services
 from kaptrain.certificates.models import Certificate, CertificateStatus
 from tests.conftest import sign_in
 from tests.factories import certified, course, enrolled, make_user
@@ -319,3 +320,17 @@ def test_a_replacement_may_correct_the_hours_within_the_claim(app, client, db, a
     (changed,) = entries(db, "certificate.hours_changed")
     assert changed.details["before"] == "3.50" and changed.details["after"] == "1.50"  # 3.5 claimed and certified
     assert changed.details["reason"] == "Hours agreed with the learner"
+
+
+def test_hours_lowered_then_raised_again_get_the_accreditors_hours_back(app, client, db, admin):
+    """The second attack: re-issued at 1.5 hours, then at 3.5 again, the certificate kept '1.50' accredited hours."""
+    c = holder(app, db, "Up And Down")
+    approval = {"credit_type": "APA CE credits", "hours": "3.5", "statement": "Approved.", "provider_number": ""}
+    c.designations = [approval]  # as a course with one accreditor's approval issued it (3.5 claimed and approved)
+    course(db).credit_designations = [approval]
+    db.commit()
+    with app.app_context():  # issuing reads the app's settings
+        lowered = services.reissue(db, c, actor_label="test", reason="Disputed", hours=Decimal("1.5"))
+        assert lowered.designations[0]["hours"] == "1.5"
+        raised = services.reissue(db, lowered, actor_label="test", reason="Resolved", hours=Decimal("3.5"))
+    assert raised.hours == Decimal("3.5") and raised.designations[0]["hours"] == "3.5"
