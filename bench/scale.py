@@ -641,7 +641,9 @@ def export_probe(url: str, work: Path, until: str | None, trace: bool) -> None:
     admin = accounts.find_user_by_email(session, email)
     if admin is None:
         profile = accounts.Profile("Bench Administrator", "Other licensed clinician")
-        admin = accounts.create_user(session, email, demo_seed.SEED_PASSWORD, profile, Role.ADMIN, confirmed=True)
+        admin = accounts.create_user(  # the seed's documented password, as its learners have
+            session, email, demo_seed.SEED_PASSWORD, profile, Role.ADMIN, confirmed=True, published_password=True
+        )
         admin.totp_secret, admin.totp_enabled_at = pyotp.random_base32(), utcnow()
     admin.totp_last_counter = None
     secret = admin.totp_secret

@@ -309,6 +309,7 @@ def demo_create() -> None:
                     accounts.Profile(full_name=name, profession=profession, credential=credential),
                     role,
                     confirmed=True,
+                    published_password=True,  # never in production (above)
                 )
                 created.append(email)
     session.commit()

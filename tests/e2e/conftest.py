@@ -56,7 +56,9 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     import_content(session, read_content(PROJECT_ROOT / "modules", PROJECT_ROOT / "quizzes"))
     for email, name, role, profession, credential in DEMO_ACCOUNTS:
         profile = accounts.Profile(name, profession, credential=credential)
-        user = accounts.create_user(session, email, DEMO_PASSWORD, profile, role, confirmed=True)
+        user = accounts.create_user(
+            session, email, DEMO_PASSWORD, profile, role, confirmed=True, published_password=True
+        )
         if user.must_use_two_factor:  # staff sign in with a code too: helpers.log_in types it
             user.totp_secret, user.totp_enabled_at = pyotp.random_base32(), utcnow()
     session.commit()

@@ -38,7 +38,9 @@ def sign_in_instructor(page, live_app, email: str) -> None:  # type: ignore[no-u
     session = live_app.extensions["kaptrain.db"].new_session()
     secret = pyotp.random_base32()
     profile = accounts.Profile("Ines Browser, PhD", "Psychologist")
-    user = accounts.create_user(session, email, DEMO_PASSWORD, profile, Role.INSTRUCTOR, confirmed=True)
+    user = accounts.create_user(
+        session, email, DEMO_PASSWORD, profile, Role.INSTRUCTOR, confirmed=True, published_password=True
+    )
     user.totp_secret, user.totp_enabled_at = secret, utcnow()
     session.commit()
     session.close()
