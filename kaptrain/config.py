@@ -150,6 +150,13 @@ def installation_secret(path: Path) -> str:
 
 
 def _read_secret(path: Path) -> str:
+    # As ssh treats its keys: a key file someone else owns or may write could be theirs, and sign sessions for them.
+    found = path.lstat()
+    if path.is_symlink() or found.st_uid != os.getuid() or found.st_mode & 0o022:
+        raise ConfigError(
+            f"{path}: the secret key file must be a plain file owned by this user and writable by no one else; "
+            "delete it to make a new one"
+        )
     key = path.read_text(encoding="utf-8").strip()
     if len(key) < 32:
         raise ConfigError(

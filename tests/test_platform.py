@@ -36,6 +36,16 @@ def test_without_a_secret_key_each_installation_makes_its_own(tmp_path: Path) ->
     key_file.write_text("\n")
     with pytest.raises(ConfigError, match=f"{key_file}: the secret key in this file is empty or too short"):
         load_config(environ={"KAPTRAIN_SECRET_KEY_FILE": str(key_file)})
+    # A key file others may write, or a link to one, could be someone else's: refused, as ssh refuses such keys.
+    key_file.write_text("k" * 64)
+    key_file.chmod(0o666)
+    with pytest.raises(ConfigError, match="must be a plain file owned by this user and writable by no one else"):
+        load_config(environ={"KAPTRAIN_SECRET_KEY_FILE": str(key_file)})
+    key_file.chmod(0o600)
+    link = tmp_path / "linked_key"
+    link.symlink_to(key_file)
+    with pytest.raises(ConfigError, match="must be a plain file"):
+        load_config(environ={"KAPTRAIN_SECRET_KEY_FILE": str(link)})
 
 
 def test_a_session_signed_with_the_old_development_key_is_refused(database_url: str, tmp_path: Path) -> None:
