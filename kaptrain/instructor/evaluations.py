@@ -60,9 +60,9 @@ class Summary:
     change_plans: list[str] = field(default_factory=list)
 
 
-def count(session: Session, course: Course) -> int:
+def count(session: Session, course_id: int) -> int:
     """How many learners have evaluated the course."""
-    return int(session.scalar(select(func.count()).where(Evaluation.course_id == course.id)) or 0)
+    return int(session.scalar(select(func.count()).where(Evaluation.course_id == course_id)) or 0)
 
 
 def released(total: int, group: int) -> int:
@@ -82,7 +82,7 @@ def _released_filter(session: Session, course_id: int, shown: int) -> ColumnElem
 
 def summarise(session: Session, course: Course, group: int) -> Summary:
     """Count, ratings and objectives of the released evaluations of the course (grouped in SQL where it can be)."""
-    total = count(session, course)
+    total = count(session, course.id)
     shown = released(total, group)
     mine = _released_filter(session, course.id, shown)
     ratings = []
@@ -116,7 +116,7 @@ def csv_lines(session: Session, course_id: int, ids: list[str], group: int, batc
     """The released evaluations of the course as CSV, one column per objective id (no names: evaluations are read
     as a group), in batches, sorted by what they say. Takes ids, not the course: the lines are produced after the
     request's commit point."""
-    total = int(session.scalar(select(func.count()).where(Evaluation.course_id == course_id)) or 0)
+    total = count(session, course_id)
     mine = _released_filter(session, course_id, released(total, group))
     columns = (
         Evaluation.relevance, Evaluation.quality, Evaluation.overall, Evaluation.free_of_bias,

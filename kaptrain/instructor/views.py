@@ -92,7 +92,7 @@ def course_evaluations_csv(slug: str) -> ResponseReturnValue:
     """Every evaluation of the course as CSV, streamed; none while fewer learners than the group size evaluated it."""
     course = _course_or_404(slug)
     group = current_app.config["EVALUATION_MIN_GROUP"]
-    made = evaluations.count(get_session(), course)
+    made = evaluations.count(get_session(), course.id)
     if made and not evaluations.released(made, group):
         fail(409, f"The evaluations can be downloaded once at least {group} learners have evaluated the course, so "
              "that no one learner's answers can be picked out.")  # fmt: skip
