@@ -170,6 +170,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("authoring.move_question", "POST"): staff(400),
     ("authoring.retire_question", "POST"): staff(Redirect(AUTHOR)),  # no "retired" field: reinstated, as it was
     ("authoring.question_history", "GET"): staff(200),
+    ("authoring.question_preview", "GET"): staff(200),
     ("authoring.restore_question", "POST"): staff(Redirect(f"{AUTHOR}/questions/alpha-q1")),
     ("authoring.add_case", "POST"): staff(400),
     ("authoring.case", "GET"): staff(200),
@@ -235,6 +236,7 @@ PARAMETERS: dict[str, dict[str, str]] = {
     "accounts.confirm_email": {"token": "confirm_token"},
     "authoring.question": QUESTION,
     "authoring.question_history": QUESTION,
+    "authoring.question_preview": QUESTION,
     "authoring.restore_question": QUESTION,
     "authoring.move_question": QUESTION,
     "authoring.retire_question": QUESTION,

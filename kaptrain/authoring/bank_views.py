@@ -12,6 +12,7 @@ from kaptrain.accounts.models import Role
 from kaptrain.auth import role_required, user
 from kaptrain.authoring import bank as banks
 from kaptrain.authoring import bank_editing as editing
+from kaptrain.authoring import question_preview as previews
 from kaptrain.authoring import services
 from kaptrain.authoring.bank_editing import Outcome
 from kaptrain.authoring.bank_forms import (
@@ -255,6 +256,17 @@ def _question_page(
         case_form=AddCaseForm(prefix="case", question=q.key),
         **_editor_context(q, outcome, mine),
     ), outcome.status if outcome else 200
+
+
+@bp.route(f"{BANK}/questions/<key>/preview")
+@role_required(Role.INSTRUCTOR)
+def question_preview(course_slug: str, quiz_slug: str, key: str) -> ResponseReturnValue:
+    """The question as a learner gets it, to try an answer on: nothing is stored (a GET form, no attempt)."""
+    _course, quiz = _bank(course_slug, quiz_slug)
+    q = _found(banks.find_question, quiz, key)
+    version = "published" if request.args.get("version") == "published" else "draft"
+    shown = _found(previews.preview, quiz, q, version, request.args.getlist("answer"))
+    return render_template("authoring/question_preview.html", quiz=quiz, question=q, preview=shown)
 
 
 @bp.route(f"{BANK}/cases", methods=["POST"])

@@ -150,6 +150,7 @@ GETS = [
     BANK,
     f"{BANK}/questions/alpha-q1",
     f"{BANK}/questions/alpha-q1/revisions",
+    f"{BANK}/questions/alpha-q1/preview",
     f"{BANK}/cases/case-a",
     f"{BANK}/cases/case-a/revisions",
     f"{BANK}/settings",
@@ -182,7 +183,15 @@ def test_anonymous_visitors_are_sent_to_log_in(client, db, url):
     assert response.status_code == 302 and "/login" in response.location
 
 
-@pytest.mark.parametrize("url", [f"{BANK}/questions/no", f"{BANK}/cases/no", "/author/courses/demo-course/quizzes/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{BANK}/questions/no",
+        f"{BANK}/questions/no/preview",
+        f"{BANK}/cases/no",
+        "/author/courses/demo-course/quizzes/x",
+    ],
+)
 def test_unknown_items_are_404(client, instructor, url):
     assert client.get(url).status_code == 404
 
@@ -703,3 +712,56 @@ def test_saving_the_published_version_unchanged_makes_no_draft(client, db, instr
     response = client.post(url, data={**form_of(client, url), "action": "publish"}, follow_redirects=True)
     assert "Nothing to save" in response.text
     assert draft_of(db, "alpha-q1") is None and len(revisions.history(db, question_of(db, "alpha-q1"))) == 1
+
+
+# ---------------------------------------------------------------- the preview
+
+
+def _review(page: str) -> str:
+    """The review part of a preview page ('' before an answer is tried)."""
+    return page.split('id="review"')[1] if 'id="review"' in page else ""
+
+
+def test_the_preview_shows_the_question_as_learners_get_it_and_grades_a_tried_answer(client, db, instructor):
+    url = f"{BANK}/questions/alpha-q1/preview"
+    page = client.get(url).text
+    assert "alpha question 1?" in page and page.count('type="radio" name="answer"') == 3
+    assert "Choose one answer." in page and not _review(page)  # no answer tried: no key shown
+    right = client.get(url, query_string={"answer": "a"}).text
+    assert "correct" in _review(right) and "Because right 1 is right." in _review(right)
+    assert 'value="a" checked' in right
+    wrong = _review(client.get(url, query_string={"answer": "b"}).text)
+    assert "incorrect" in wrong and "Re-read: Introduction to alpha" in wrong
+    assert "Right 1 <strong>(correct answer)</strong>" in wrong
+    assert db.scalar(select(Attempt.id)) is None  # trying an answer stores nothing
+
+
+def test_the_preview_of_a_select_all_question_shows_its_case_and_follows_the_partial_credit_rule(client, instructor):
+    url = f"{BANK}/questions/alpha-q5/preview"
+    page = client.get(url).text
+    assert "Case: A" in page and "A shared case." in page and page.count('type="checkbox" name="answer"') == 4
+    half = _review(client.get(url, query_string=[("answer", "a")]).text)
+    assert "incorrect" in half  # this bank gives no partial credit
+    both = _review(client.get(url, query_string=[("answer", "a"), ("answer", "b")]).text)
+    assert "✓" in both and "One and two." in both
+    ignored = _review(client.get(url, query_string=[("answer", "zz"), ("answer", "../x")]).text)
+    assert not ignored  # option ids the question does not have are not an answer
+
+
+def test_the_preview_shows_the_saved_draft_with_a_way_to_the_published_revision(client, db, instructor):
+    url = f"{BANK}/questions/alpha-q1"
+    values = {**form_of(client, url), "stem": "A reworded alpha question?", "action": "save"}
+    assert client.post(url, data=values).status_code == 302
+    page = client.get(f"{url}/preview").text
+    assert "A reworded alpha question?" in page and "the <strong>draft</strong>" in page
+    assert "?version=published" in page
+    published = client.get(f"{url}/preview", query_string={"version": "published"}).text
+    assert "alpha question 1?" in published and "A reworded alpha question?" not in published
+    assert 'name="version" value="published"' in published  # trying an answer stays on the published revision
+    assert "Preview this question as a learner sees it" in client.get(url).text
+
+
+def test_the_preview_of_an_unfinished_draft_says_a_learner_could_not_answer_it(client, db, instructor):
+    url = _new_question(client)  # its first draft is blank
+    page = client.get(f"{url}/preview").text
+    assert page.count('name="answer"') == 0 and "A learner could not answer this yet" in page

@@ -163,6 +163,12 @@ CASES = [
         "instructor",
         f"{AUTHOR_BANK}/questions/pharm-01/revisions",
     ),
+    PageCase(
+        "authoring-question-preview",
+        "authoring.question_preview",
+        "instructor",
+        f"{AUTHOR_BANK}/questions/pharm-06/preview?answer=a",
+    ),
     PageCase("authoring-case", "authoring.case", "instructor", f"{AUTHOR_BANK}/cases/case-rosa"),
     PageCase(
         "authoring-case-history", "authoring.case_history", "instructor", f"{AUTHOR_BANK}/cases/case-rosa/revisions"
