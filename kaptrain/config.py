@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "ACCOUNT_MAIL_RATE_LIMIT": "5 per hour",
     # Second-factor codes tried at login, per client address and again per account.
     "TWO_FACTOR_RATE_LIMIT": "5 per minute; 20 per hour",
+    "PASSWORD_CHECK_RATE_LIMIT": "10 per hour",
+    "TRANSCRIPT_PDF_RATE_LIMIT": "10 per minute; 60 per hour",
     # How long emailed links work: a password reset, and a confirmation of an address (new or changed).
     "RESET_TOKEN_MINUTES": 60,
     "CONFIRM_TOKEN_HOURS": 72,

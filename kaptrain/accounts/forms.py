@@ -322,6 +322,11 @@ class EnableTwoFactorForm(BaseForm):
     """Finish enrolment by typing the code the app shows."""
 
     code = _code_field("Code from the app", "The 6 digits the app shows for this site now.")
+    current_password = PasswordField(
+        "Your password",
+        validators=[DataRequired(message="Enter your password.")],
+        description="Asked again so that nobody else using this browser can turn it on with their own phone.",
+    )
     submit = SubmitField("Turn on two-factor sign-in")
 
 

@@ -263,10 +263,18 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
+class WrongPassword(AccountError):
+    """The current password asked for again on an account page was not the account's: the account pages count
+    these per account (accounts/views.py, password_checks)."""
+
+    def __init__(self) -> None:
+        super().__init__("Your current password is not correct.", "current_password")
+
+
 def check_current_password(user: User, password: str) -> None:
-    """Raise AccountError (on the current_password field) unless password is the user's password."""
+    """Raise WrongPassword (on the current_password field) unless password is the user's password."""
     if not _verify(user.password_hash, password):
-        raise AccountError("Your current password is not correct.", "current_password")
+        raise WrongPassword()
 
 
 def _verify(password_hash: str, password: str) -> bool:

@@ -117,14 +117,17 @@ def enrolment_for(user: User, issuer: str) -> Enrolment:
     return Enrolment(user.totp_secret, uri, qr.svg_data_uri(scale=5, border=2))
 
 
-def enable(session: Session, user: User, code: str) -> list[str]:
-    """Switch two-factor sign-in on once the code from the app matches; returns the new recovery codes."""
+def enable(session: Session, user: User, code: str, current_password: str) -> list[str]:
+    """Switch two-factor sign-in on once the password is the account's and the code from the app matches; returns
+    the new recovery codes. The password first: someone using a browser left signed in must not be able to turn
+    it on with their own phone and so lock the owner out (a reset link does not switch it off again)."""
     if user.has_two_factor:
         raise AccountError("Two-factor sign-in is already on for your account.", "code")
     if not may_enrol(user):
         raise AccountError(UNPROVEN_ADDRESS, "code")
     if not user.totp_secret:
         raise AccountError("Start again: open the two-factor page to get a new QR code.", "code")
+    check_current_password(user, current_password)
     if not _accept_totp(session, user, code):
         raise AccountError(
             "That code does not match. Check that the app shows this site's entry, and type the 6 digits it shows "

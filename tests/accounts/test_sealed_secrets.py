@@ -12,6 +12,7 @@ from kaptrain.accounts import sealing, twofactor
 from kaptrain.db import make_engine
 from kaptrain.migrate import downgrade, upgrade
 from tests.accounts.test_two_factor import enrol, next_step_code, password_step
+from tests.conftest import PASSWORD
 from tests.factories import make_user
 
 
@@ -96,7 +97,12 @@ def test_enrolment_replaces_a_pending_secret_no_key_opens(client, db, lee, rotat
     db.expire_all()
     fresh = db.get(type(lee), lee.id).totp_secret
     assert not sealing.is_sealed(fresh) and pyotp.TOTP(fresh).now().isdigit()
-    assert client.post("/account/two-factor", data={"code": pyotp.TOTP(fresh).now()}).status_code == 200
+    assert (
+        client.post(
+            "/account/two-factor", data={"current_password": PASSWORD, "code": pyotp.TOTP(fresh).now()}
+        ).status_code
+        == 200
+    )
 
 
 def test_sealing_keeps_any_secret_and_refuses_one_too_long_for_the_column():

@@ -31,7 +31,7 @@ def enrol(client, db, user) -> tuple[str, list[str]]:  # type: ignore[no-untyped
     assert page.status_code == 200
     db.refresh(user)
     secret = user.totp_secret
-    shown = client.post("/account/two-factor", data={"code": pyotp.TOTP(secret).now()})
+    shown = client.post("/account/two-factor", data={"current_password": PASSWORD, "code": pyotp.TOTP(secret).now()})
     assert shown.status_code == 200, shown.data
     return secret, _CODE.findall(shown.get_data(as_text=True))
 
@@ -71,12 +71,12 @@ def test_enrolment_shows_a_qr_code_and_the_secret_then_ten_recovery_codes(client
     assert lee.totp_secret == secret
 
     wrong_code = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
-    wrong = client.post("/account/two-factor", data={"code": wrong_code})
+    wrong = client.post("/account/two-factor", data={"current_password": PASSWORD, "code": wrong_code})
     assert wrong.status_code == 422 and b"That code does not match." in wrong.data
     db.refresh(lee)
     assert not lee.has_two_factor
 
-    shown = client.post("/account/two-factor", data={"code": pyotp.TOTP(secret).now()})
+    shown = client.post("/account/two-factor", data={"current_password": PASSWORD, "code": pyotp.TOTP(secret).now()})
     codes = _CODE.findall(shown.get_data(as_text=True))
     assert shown.status_code == 200 and len(codes) == 10 and len(set(codes)) == 10
     assert b"this is the only time they are shown" in shown.data
@@ -205,7 +205,9 @@ def test_staff_without_it_are_sent_to_set_it_up_and_can_do_nothing_else(app, db,
     page = browser.get("/account/two-factor")
     assert page.status_code == 200 and b"Instructors and administrators must use it." in page.data
     db.refresh(staff)
-    shown = browser.post("/account/two-factor", data={"code": pyotp.TOTP(staff.totp_secret).now()})
+    shown = browser.post(
+        "/account/two-factor", data={"current_password": PASSWORD, "code": pyotp.TOTP(staff.totp_secret).now()}
+    )
     # Onward to the last page asked for before the set-up (/courses), not to the account page.
     assert shown.status_code == 200 and 'href="/courses">I have saved them: continue</a>' in shown.get_data(
         as_text=True
@@ -330,7 +332,7 @@ def test_an_unproven_address_cannot_turn_it_on(client, db, login):  # type: igno
     login(stranger)
     page = client.get("/account/two-factor").get_data(as_text=True)
     assert "Confirm your email address first" in page and "data:image/svg" not in page
-    refused = client.post("/account/two-factor", data={"code": "123456"})
+    refused = client.post("/account/two-factor", data={"current_password": PASSWORD, "code": "123456"})
     assert refused.status_code in (200, 422)
     db.refresh(stranger)
     assert not stranger.has_two_factor and stranger.totp_secret is None
@@ -345,7 +347,51 @@ def test_the_way_on_after_set_up_is_only_ever_a_path_on_this_site(app, db):
     with browser.session_transaction() as stored:
         stored["after_two_factor"] = "//evil.example/x"  # as if a crafted address had been remembered
     db.refresh(staff)
-    page = browser.post("/account/two-factor", data={"code": pyotp.TOTP(staff.totp_secret).now()}).get_data(
-        as_text=True
-    )
+    page = browser.post(
+        "/account/two-factor", data={"current_password": PASSWORD, "code": pyotp.TOTP(staff.totp_secret).now()}
+    ).get_data(as_text=True)
     assert "evil.example" not in page and 'href="/account">I have saved them: go to my account</a>' in page
+
+
+def test_turning_it_on_asks_for_the_password_so_a_borrowed_browser_cannot_lock_the_owner_out(client, db, lee):
+    client.get("/account/two-factor")
+    db.refresh(lee)
+    code = pyotp.TOTP(lee.totp_secret).now()
+    for password in ("", "not the password at all"):
+        refused = client.post("/account/two-factor", data={"current_password": password, "code": code})
+        assert refused.status_code == 422
+        assert ("Enter your password." if not password else "Your current password is not correct.") in refused.text
+        db.refresh(lee)
+        assert not lee.has_two_factor
+    # The password is checked before the code, so the code the refused form carried was not used up.
+    shown = client.post("/account/two-factor", data={"current_password": PASSWORD, "code": code})
+    assert shown.status_code == 200 and len(_CODE.findall(shown.text)) == 10
+
+
+def test_wrong_current_passwords_on_the_account_pages_count_together_per_account(app, db, extra_app):
+    limited = extra_app(RATELIMIT_ENABLED=True, PASSWORD_CHECK_RATE_LIMIT="5 per hour")
+    limited.extensions["kaptrain.db"].bind = app.extensions["kaptrain.db"].bind  # inside the test's transaction
+    lee, other = make_user(db, email="guessed@example.org"), make_user(db, email="someone-else@example.org")
+    db.commit()
+    client = limited.test_client()
+    sign_in(client, db, lee)
+    new = "tangerine orbit lantern 42"  # a new password the rules accept
+    wrong = [
+        ("/account/password", {"pw-current_password": "guess!", "pw-password": new, "pw-confirm": new}),
+        ("/account/email", {"em-current_password": "guess!", "em-new_email": "new@example.org"}),
+        ("/account/two-factor", {"current_password": "guess!", "code": "123456"}),
+    ]
+    not_counted = [
+        ("/account/two-factor", {"current_password": PASSWORD, "code": ""}),  # refused for its missing code
+        ("/account/two-factor/disable", {"off-current_password": "guess!"}),  # refused: it is not on
+    ]
+    client.get("/account/two-factor")  # the secret a code is checked against
+    tries = [*wrong, *not_counted, *wrong[:2]]
+    assert [client.post(url, data=data).status_code for url, data in tries] == [422] * 7
+    # After the fifth wrong password no password is checked, not even the right one, until the hour is up.
+    blocked = client.post("/account/password", data={"pw-current_password": PASSWORD, "pw-password": new})
+    assert blocked.status_code == 429 and "Too many wrong passwords" in blocked.text
+    assert "Forgot your password?" in blocked.text
+    elsewhere = limited.test_client()  # another account is not held up
+    sign_in(elsewhere, db, other)
+    assert elsewhere.post("/account/password", data={"pw-current_password": "wrong!"}).status_code == 422

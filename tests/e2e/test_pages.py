@@ -22,6 +22,7 @@ from kaptrain.quizzes.models import Quiz
 from kaptrain.quizzes.services import grant_accommodation
 from tests.e2e.conftest import SCREENSHOTS
 from tests.e2e.helpers import (
+    PASSWORD,
     answer_key,
     attest,
     complete_requirements,
@@ -461,6 +462,7 @@ def test_two_factor_enrolment_in_the_browser(browser, base_url, live_app):
     qr = f"QR code that adds {live_app.config['SITE_NAME']} to an authenticator app"
     expect(page.get_by_role("img", name=qr)).to_be_visible()
     page.get_by_label("Code from the app").fill(pyotp.TOTP(totp_secret(live_app, email)).now())
+    page.get_by_label("Your password").fill(PASSWORD)
     page.get_by_role("button", name="Turn on two-factor sign-in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Your recovery codes")
     expect(page.locator(".recovery-codes li")).to_have_count(10)
