@@ -8,7 +8,8 @@ the hash, or with an old one, is cached for five minutes only (and revalidated w
 the bytes, not the modification time, so every server of a site gives a file the same URL.
 
 Compression is Flask-Compress (zstd, Brotli or gzip, as the client accepts): HTML, CSS, JavaScript, JSON, CSV, SVG
-and plain text of 1 KB or more. A streamed response (the CSV exports) is compressed as it streams, chunk by chunk
+and plain text of 1 KB or more; not HTML answering an address with a query string (Compression, below: BREACH).
+A streamed response (the CSV exports) is compressed as it streams, chunk by chunk
 (zstd, Brotli or deflate), never buffered, and loses its Content-Length. Static text files are read whole first.
 """
 
@@ -37,7 +38,24 @@ COMPRESSED_TYPES = [
     "image/svg+xml",
 ]
 
-compress = Compress()
+
+class Compression(Compress):
+    """Flask-Compress, except for a page drawn for an address with a query string.
+
+    A compressed page's size shows how much of it repeats itself. A page that echoes what its address asked for
+    (a search term, a `next=` path) beside a secret that stays the same from one response to the next (the form
+    token) lets someone who can make the victim's browser open many addresses, and can watch the sizes of the
+    encrypted answers, guess the secret a character at a time (the BREACH attack). Every such echo on this site
+    comes from the query string (a cross-site form post arrives without the session cookie, SameSite=Lax), so
+    HTML answering one is sent as it is. Learner pages have no query string and stay compressed."""
+
+    def after_request(self, response: Response | None) -> Response:
+        if response is not None and request.query_string and response.mimetype == "text/html":
+            return response
+        return super().after_request(response)
+
+
+compress = Compression()
 
 
 class StaticHashes:

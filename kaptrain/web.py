@@ -21,6 +21,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user, login_url
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import BadRequest, HTTPException
@@ -258,7 +259,22 @@ def _http_error(exc: HTTPException) -> tuple[str, int] | HTTPException:
     if exc.code is None or exc.code < 400:
         return exc
     detail = exc.description if getattr(exc, "kaptrain_detail", False) else None
+    if isinstance(exc, RateLimitExceeded):
+        detail = exc.description if exc.limit.error_message else f"Please wait {_wait(exc)} before trying again."
     return error_page(exc.code, detail)
+
+
+def _wait(exc: RateLimitExceeded) -> str:
+    """How long a refused client may have to wait, in words: the window of the limit it went over."""
+    seconds = exc.limit.limit.get_expiry()
+    if seconds <= 60:
+        return "a minute"
+    if seconds < 3600:
+        return f"up to {-(-seconds // 60)} minutes"
+    if seconds < 86400:
+        hours = -(-seconds // 3600)
+        return "up to an hour" if hours == 1 else f"up to {hours} hours"
+    return "until tomorrow"
 
 
 # Forms a person who is not signed in sends: a stale one goes back to its page, not to the login.

@@ -178,6 +178,18 @@ def test_pages_are_compressed_for_clients_that_accept_it(client, db):
         assert "Content-Encoding" not in small.headers
 
 
+def test_a_page_echoing_its_query_string_beside_the_form_token_is_not_compressed(app, client, db, login):
+    """BREACH: a compressed page's size would tell, guess by guess, how much of an echoed search term matches the
+    form token beside it."""
+    login(make_user(db, role=Role.ADMIN))
+    searched = client.get("/admin/people?q=ImMARKER", headers={"Accept-Encoding": "gzip"})
+    assert searched.status_code == 200 and "ImMARKER" in searched.text and 'name="csrf_token"' in searched.text
+    assert "Content-Encoding" not in searched.headers
+    assert client.get("/admin/people", headers={"Accept-Encoding": "gzip"}).headers["Content-Encoding"] == "gzip"
+    login_page = app.test_client().get("/login?next=/admin/people", headers={"Accept-Encoding": "gzip"})
+    assert login_page.status_code == 200 and "Content-Encoding" not in login_page.headers
+
+
 @pytest.fixture
 def streaming_app(extra_app: Callable[..., Flask]) -> Iterator[Flask]:
     """An app with a CSV streamed in chunks, as the exports are."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import login_required
+from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
 from kaptrain import pagecache
@@ -24,6 +24,7 @@ from kaptrain.courses import services as courses
 from kaptrain.courses.models import Enrolment
 from kaptrain.db import get_session, utcnow
 from kaptrain.errors import fail
+from kaptrain.extensions import limiter
 from kaptrain.forms import BaseForm
 
 __all__ = ["bp"]
@@ -249,8 +250,14 @@ def transcript(slug: str) -> ResponseReturnValue:
     return render_template("certificates/transcript.html", course=course, transcript=data)
 
 
+def _per_account() -> str:
+    return f"transcript-pdf:{user().id}" if current_user.is_authenticated else f"transcript-pdf:{request.remote_addr}"
+
+
 @bp.route("/courses/<slug>/transcript.pdf")
 @login_required
+# Drawn afresh each time (a fraction of a second of a worker's time): a loop of downloads must not hold the site up.
+@limiter.limit(lambda: str(current_app.config["TRANSCRIPT_PDF_RATE_LIMIT"]), key_func=_per_account)
 def transcript_pdf(slug: str) -> ResponseReturnValue:
     """The transcript as a PDF to keep or send to a licensing board."""
     course = _course_or_404(slug)

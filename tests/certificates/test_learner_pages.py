@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from kaptrain.certificates import services
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
 from kaptrain.content.models import Module
+from tests.conftest import sign_in
 from tests.factories import certified, complete_learning, course, enrolled, make_user
 
 EVALUATION = "/courses/demo-course/evaluation"
@@ -330,3 +331,21 @@ def test_the_dashboard_gives_the_certificates_days_after_the_holder_moves_zone(c
         db.commit()
     page = client.get("/dashboard").get_data(as_text=True)
     assert "26 November 2026 (America/Denver)" in page and "Issued</dt><dd>27 November" not in page
+
+
+def test_the_transcript_pdf_is_drawn_a_limited_number_of_times_per_account(app, db, extra_app):
+    limited = extra_app(RATELIMIT_ENABLED=True, TRANSCRIPT_PDF_RATE_LIMIT="2 per minute")
+    limited.extensions["kaptrain.db"].bind = app.extensions["kaptrain.db"].bind  # inside the test's transaction
+    first, second = make_user(db, email="first@example.org"), make_user(db, email="second@example.org")
+    for person in (first, second):
+        enrolled(db, person)
+    db.commit()
+    browsers = [limited.test_client(), limited.test_client()]
+    for browser, person in zip(browsers, (first, second), strict=True):
+        sign_in(browser, db, person)
+    url = "/courses/demo-course/transcript.pdf"
+    assert [browsers[0].get(url).status_code for _ in range(3)] == [200, 200, 429]
+    refused = browsers[0].get(url).get_data(as_text=True)
+    assert "Please wait a minute before trying again." in refused
+    assert browsers[0].get("/courses/demo-course/transcript").status_code == 200  # the page itself is not limited
+    assert browsers[1].get(url).status_code == 200  # another learner is not held up
