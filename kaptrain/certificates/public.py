@@ -145,7 +145,17 @@ def _showing_the_form() -> bool:
     return request.method != "POST"  # exempt: only each check counts, like a verification
 
 
-NUMBER_PATTERN = re.compile(r"[A-Z]+-\d{4}-\d+", re.IGNORECASE)
+# A certificate number as people copy it: KAP-2026-000123, kap 2026 123, KAP2026000123 (the year is four digits).
+NUMBER_PATTERN = re.compile(r"([A-Z]+)[\s\-\u2010-\u2015_./]*(\d{4})[\s\-\u2010-\u2015_./]*(\d+)", re.IGNORECASE)
+
+
+def number_in(typed: str) -> str | None:
+    """The certificate number in what someone typed, written as certificates print it (PREFIX-YEAR-000123)."""
+    found = NUMBER_PATTERN.fullmatch(typed.strip())
+    if found is None:
+        return None
+    prefix, year, serial = found.groups()
+    return f"{prefix.upper()}-{year}-{int(serial):06d}"
 
 
 def code_in(typed: str) -> str | None:
@@ -155,8 +165,10 @@ def code_in(typed: str) -> str | None:
 
 
 def _number_key() -> str:
-    """Failed lookups of one certificate number count together, from whichever address they come."""
-    return "verify-number:" + (request.args.get("code") or "").strip().upper()
+    """Failed lookups of one certificate number count together, from whichever address they come and however
+    the number is written."""
+    typed = request.args.get("code") or ""
+    return "verify-number:" + (number_in(typed) or typed.strip().upper())
 
 
 @bp.route("/verify/find")
@@ -178,7 +190,8 @@ def find() -> ResponseReturnValue:
         code = code_in(typed)
         if code is not None:
             return redirect(url_for("certificates.verify", code=code))
-        if not NUMBER_PATTERN.fullmatch(typed):
+        number = number_in(typed)
+        if number is None:
             form.code.errors = ["That is not a verification address or code from one of this site's certificates."]
         elif not (form.surname.data or "").strip():
             form.surname.errors = [
@@ -186,7 +199,7 @@ def find() -> ResponseReturnValue:
                 "since they run in sequence and would let anyone list the certificates."
             ]
         else:
-            found = services.find_by_number_and_surname(get_session(), typed, form.surname.data or "")
+            found = services.find_by_number_and_surname(get_session(), number, form.surname.data or "")
             if found is not None:
                 return redirect(url_for("certificates.verify", code=found.code))
             form.code.errors = [

@@ -446,7 +446,8 @@ def test_a_number_tried_with_wrong_surnames_is_no_longer_looked_up_that_day(limi
         client.environ_base["REMOTE_ADDR"] = f"10.81.{uuid.uuid4().int % 250}.{n + 1}"
         return client.get("/verify/find", query_string={"code": code, "surname": f"Surname{n}"}).status_code
 
-    assert [guess(number, n) for n in range(6)] == [422] * 5 + [429]
+    written = [number, number.lower(), number.replace("-", ""), number.replace("-", " "), f"{number[:8]}-0{number[9:]}"]
+    assert [guess(typed, n) for n, typed in enumerate(written + [number])] == [422] * 5 + [429]  # one number
     assert guess(f"KAP-2026-{uuid.uuid4().int % 900000 + 100000}", 7) == 422
 
 
@@ -474,6 +475,11 @@ def test_the_check_page_finds_a_certificate_by_its_address_or_code_or_number_wit
     for surname in ("Ruiz", "Marisol", "D", "Ortega-Díaz Smith"):
         wrong = client.get("/verify/find", query_string={"code": certificate.number, "surname": surname})
         assert wrong.status_code == 422 and "No certificate of this site has that number" in wrong.text, surname
+    # The number as people copy it: no hyphens, spaces, a dash from a word processor, the zeros left out.
+    prefix, year, serial = certificate.number.split("-")
+    for typed in (f"{prefix}{year}{serial}", f"{prefix.lower()} {year} {serial}", f"{prefix}–{year}–{int(serial)}"):
+        found = client.get("/verify/find", query_string={"code": typed, "surname": "Díaz"})
+        assert found.status_code == 302 and found.location.endswith(f"/verify/{certificate.code}"), typed
     missing = client.get("/verify/find", query_string={"code": "KAP-2026-999999", "surname": "Ortega-Díaz"})
     assert missing.status_code == 422 and "No certificate of this site has that number" in missing.text
 
