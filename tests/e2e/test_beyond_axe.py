@@ -274,3 +274,26 @@ def test_reading_time_counts_a_still_reader_but_not_a_page_left_open(page, live_
     page.keyboard.press("PageDown")  # back at the desk
     page.clock.run_for(31_000)
     assert beats() == away + 1
+
+
+def test_enter_on_an_answer_chooses_it_and_does_not_submit_the_attempt(page, live_app):
+    join(page, "Enter Presser, RN")
+    enrol_and_acknowledge(page)
+    page.goto(QUIZ)
+    page.get_by_role("button", name="Start the quiz").click()
+    attempt_url = page.url
+    first = page.locator('.question input[type="radio"]').first
+    first.focus()
+    page.keyboard.press("Enter")
+    expect(first).to_be_checked()
+    expect(page.locator("#save-status")).to_have_text("Your answers are saved as you choose them.")
+    assert page.url == attempt_url
+    expect(page.get_by_role("button", name="Submit answers")).to_be_visible()  # still answering, not graded
+    box = page.locator('.question input[type="checkbox"]').first
+    if box.count():
+        box.focus()
+        page.keyboard.press("Enter")
+        expect(box).to_be_checked()
+        page.keyboard.press("Enter")
+        expect(box).not_to_be_checked()
+        assert page.url == attempt_url

@@ -149,6 +149,21 @@
   form.addEventListener("change", save);
 })();
 
+/* Enter on an answer chooses it, as Space does, instead of submitting the whole attempt for grading (a browser
+   submits a form when Enter is pressed in one of its fields). Only the buttons submit. */
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-save-url]");
+  if (!form) { return; }
+  form.addEventListener("keydown", function (event) {
+    var input = event.target;
+    if (event.key !== "Enter" || !input || input.tagName !== "INPUT") { return; }
+    if (input.type !== "radio" && input.type !== "checkbox") { return; }
+    event.preventDefault();
+    if (input.type === "checkbox" || !input.checked) { input.click(); }  // click() fires the change that saves
+  });
+})();
+
 /* A page that comes back with an error summary (a refused form) moves focus to it, so it is read first.
    The autofocus attribute does this in most browsers without the script. */
 (function () {
