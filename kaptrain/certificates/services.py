@@ -288,10 +288,6 @@ def new_certificate(
         user_id=user.id,
         course_id=course.id,
         status=CertificateStatus.PENDING,
-        holder_name=user.full_name,
-        holder_credential=user.credential,
-        licence_number=user.licence_number,
-        jurisdiction=user.jurisdiction,
         course_title=course.title,
         hours=hours,
         max_hours=course.ce_hours,
@@ -302,12 +298,22 @@ def new_certificate(
         signatory_name=values.signatory_name,
         signatory_title=values.signatory_title,
         completed_at=completed_at,
-        time_zone=user.time_zone or "UTC",
         issue_reason=reason,
     )
+    copy_holder(certificate, user)
     session.add(certificate)
     session.flush()
     return certificate
+
+
+def copy_holder(certificate: Certificate, user: User) -> None:
+    """The holder's details as the profile has them now: name, credential, licence and its jurisdiction, and the
+    time zone the certificate's days are printed in."""
+    certificate.holder_name = user.full_name
+    certificate.holder_credential = user.credential
+    certificate.licence_number = user.licence_number
+    certificate.jurisdiction = user.jurisdiction
+    certificate.time_zone = user.time_zone or "UTC"
 
 
 def capped_designations(designations: list[dict[str, Any]], hours: Decimal) -> list[dict[str, Any]]:
@@ -494,7 +500,12 @@ def approve(
     reason: str = "",
 ) -> Certificate:
     """Issue a certificate that was waiting for an administrator's approval, for fewer hours than claimed when
-    given (the provider certifies what it can stand behind; why is kept in the audit entry)."""
+    given (the provider certifies what it can stand behind; why is kept in the audit entry). The holder's details
+    are read from the profile again: the account page promises that a change there is printed on certificates
+    issued from then on, and this one is issued now."""
+    holder = session.get(User, certificate.user_id)
+    if holder is not None:
+        copy_holder(certificate, holder)
     if hours is not None and hours != certificate.hours:
         if not Decimal(0) < hours < certificate.hours:
             claimed = format_hours(certificate.hours)

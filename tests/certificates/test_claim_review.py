@@ -167,3 +167,25 @@ def test_the_cli_approves_a_flagged_claim_only_in_the_console(app, db, runner):
     assert "Left out 1 claim(s)" in everything.output
     db.expire_all()
     assert db.get(Certificate, held.id).status == CertificateStatus.PENDING
+
+
+def test_a_profile_changed_while_a_claim_waits_is_printed_on_the_certificate_approved_after(app, db, tmp_path):
+    """The account page promises that a change is printed on certificates issued from then on."""
+    user = finished(app, db, "Nora Nurse", measured_seconds=60)
+    user.credential = "RN"
+    with app.app_context():
+        held = services.attest(db, record(db, user), user, Decimal("3.5"))
+    assert held.status == CertificateStatus.PENDING and held.holder_credential == "RN"
+    user.full_name, user.credential, user.licence_number = "Nora Nurse-Ames", "RN, BSN", "RN-123456"
+    db.flush()
+    with app.app_context():
+        services.approve(db, held, actor_label="test")
+    assert (held.holder_name, held.holder_credential, held.licence_number) == (
+        "Nora Nurse-Ames",
+        "RN, BSN",
+        "RN-123456",
+    )
+    printed = " ".join(pdf_text(services.stored_pdf(db, held) or b"", tmp_path).split())
+    assert "Nora Nurse-Ames, RN, BSN" in printed and "RN-123456" in printed
+    with app.app_context():
+        assert services.public_status(held).as_json()["holder"]["credential"] == "RN, BSN"
