@@ -27,6 +27,7 @@ from kaptrain.content import revisions
 from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.content.render import render_markdown
 from kaptrain.content.revisions import MODULE, QUIZ
+from kaptrain.content.schema import body_problems
 from kaptrain.courses.lesson import scrollable_tables
 from kaptrain.db import as_utc
 from kaptrain.quizzes.models import Quiz
@@ -271,6 +272,7 @@ class Preview:
     sections: list[tuple[str, str]]
     words: int
     too_long: bool
+    problems: list[str]  # what saving would refuse in the text itself (schema.body_problems)
 
 
 def preview(data: dict[str, Any]) -> Preview:
@@ -294,7 +296,17 @@ def preview(data: dict[str, Any]) -> Preview:
         sections=[(m.group(1), re.sub(r"<[^>]+>", "", m.group(2))) for m in _SECTION.finditer(html)],
         words=word_count(text),
         too_long=too_long,
+        problems=[] if too_long else body_problems(text, _cited_by(data.get("references"))),
     )
+
+
+def _cited_by(references: Any) -> list[tuple[str, int]]:
+    """(authors, year) of each reference the editor holds that has a year, saved or not."""
+    out = []
+    for r in references if isinstance(references, list) else []:
+        if isinstance(r, dict) and str(r.get("year") or "").strip().isdigit():
+            out.append((str(r.get("authors") or ""), int(str(r["year"]).strip())))
+    return out
 
 
 def _linkable(reference: dict[str, Any]) -> dict[str, Any]:

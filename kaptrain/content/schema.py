@@ -154,19 +154,54 @@ class ModuleFile(Strict):
         ]
         if missing:
             raise ValueError("reference(s) not cited in the body by first author and year: " + ", ".join(missing))
-        unlisted = [
-            f"{name} ({year})"
-            for name, year in cited_sources(self.body)
-            if not any(
-                r.year == year and name.split()[0].casefold() in r.authors.casefold() for r in self.meta.references
-            )
-        ]
-        if unlisted:
-            raise ValueError(
-                "citation(s) in the body with no reference of that author and year in the front matter: "
-                + ", ".join(dict.fromkeys(unlisted))
-            )
+        problems = body_problems(self.body, [(r.authors, r.year) for r in self.meta.references])
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+
+def body_problems(body: str, references: list[tuple[str, int]]) -> list[str]:
+    """What is wrong with a module's text whatever its other fields say: a code block never closed (everything
+    after it would show as code) and citations with no reference of that author and year. The module editor's
+    preview shows these as the instructor types."""
+    problems = []
+    opened = unclosed_fence(body)
+    if opened is not None:
+        problems.append(
+            f"a code block opened on line {opened} of the text (a line of ``` or ~~~) is never closed, so "
+            "everything after it would show as code: close it with the same marks on a line of their own, or "
+            "remove it"
+        )
+    unlisted = [
+        f"{name} ({year})"
+        for name, year in cited_sources(body)
+        if not any(y == year and name.split()[0].casefold() in authors.casefold() for authors, y in references)
+    ]
+    if unlisted:
+        problems.append(
+            "citation(s) in the text with no reference of that author and year in the list of references: "
+            + ", ".join(dict.fromkeys(unlisted))
+        )
+    return problems
+
+
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
+
+
+def unclosed_fence(body: str) -> int | None:
+    """The line (from 1) of a fenced code block's opening that nothing closes, as CommonMark reads fences."""
+    opened: tuple[int, str] | None = None
+    for number, line in enumerate(body.splitlines(), 1):
+        found = _FENCE.fullmatch(line.rstrip())
+        if found is None:
+            continue
+        marks, rest = found.groups()
+        if opened is None:
+            if not (marks[0] == "`" and "`" in rest):  # an info string may not hold a backtick
+                opened = (number, marks)
+        elif marks[0] == opened[1][0] and len(marks) >= len(opened[1]) and not rest.strip():
+            opened = None
+    return opened[0] if opened else None
 
 
 _MONTHS = frozenset("January February March April May June July August September October November December".split())

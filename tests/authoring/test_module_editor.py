@@ -285,6 +285,15 @@ def test_live_preview_returns_the_sanitised_fragment(author):
     assert "<form" not in html and "<html" not in html
 
 
+def test_the_preview_says_what_saving_would_refuse_in_the_text(author):
+    fields = open_editor(author)
+    assert "Saving would be refused" not in author.post("/author/preview", data=fields).text
+    body = "Intro.\n\n```\n" + fields["body"] + "\n\nA newer trial disagreed (Nobody et al., 2099)."
+    html = author.post("/author/preview", data=with_body(fields, body)).text
+    assert "Saving would be refused" in html
+    assert "A code block opened on line 3 of the text" in html and "Nobody (2099)" in html
+
+
 def test_live_preview_needs_the_csrf_token(author, csrf_on):
     fields = open_editor(author)
     token = fields.pop("csrf_token")
@@ -321,7 +330,12 @@ BAD_INPUT = {
     # The walk-through published a section citing a source the module does not list: refused, naming it.
     "citation without a reference": (
         lambda f: {**f, "body": f["body"] + "\n\nA newer trial disagreed (Nobody et al., 2099)."},
-        "Citation(s) in the body with no reference of that author and year in the front matter: Nobody (2099)",
+        "Citation(s) in the text with no reference of that author and year in the list of references: Nobody (2099)",
+    ),
+    # The walk-through published a module with an unclosed ``` near the top: the rest showed as code.
+    "unclosed code block": (
+        lambda f: {**f, "body": "Intro.\n\n```\n" + f["body"]},
+        "A code block opened on line 3 of the text (a line of ``` or ~~~) is never closed",
     ),
     "empty text": (lambda f: {**f, "body": "\r\n  "}, "Text (Markdown): Cannot be empty"),
     "year not a number": (lambda f: {**f, "references-0-year": "twenty"}, "Reference 1, Year: Enter a whole number"),

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kaptrain.content.files import ContentError, parse_module, parse_quiz, read_content
+from kaptrain.content.schema import unclosed_fence
 from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES
 
 
@@ -143,3 +144,18 @@ No citation here.
 def test_front_matter_is_required():
     module, found = parse_module("m.md", "# Just markdown\n")
     assert module is None and "missing YAML front matter" in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        ("Text.\n\n```\ncode\n```\n\nMore.", None),
+        ("Text.\n\n```\ncode\n\nMore, all code now.", 3),
+        ("~~~~\ncode\n```\n~~~\nstill code", 1),  # closed only by the same marks, at least as many
+        ("````python\ncode\n`````\nText.", None),
+        ("``` not a fence ` here\nText.", None),  # a backtick in the info string: not a fence
+        ("```\na\n```\n\n   ~~~\nb", 5),
+    ],
+)
+def test_an_unclosed_code_block_is_found_by_its_line(body, line):
+    assert unclosed_fence(body) == line
