@@ -192,3 +192,25 @@ def test_an_instructor_publishes_a_question_and_a_learners_next_attempt_shows_it
     expect(page.locator(".error-summary")).to_contain_text("Use lower-case letters")
     _checked(page, "authoring-add-case-refused")
     context.close()
+
+
+def test_adding_a_case_asks_first_when_the_question_has_unsaved_changes(browser, base_url, live_app):
+    """The walk-through lost a reworded stem and a new option by adding a case from the question editor."""
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    email, secret = _instructor(live_app)
+    _sign_in(page, email, secret)
+    page.goto(f"{BANK}/questions/pharm-01")
+    stem = page.locator("#stem")
+    typed = stem.input_value() + " (reworded)"
+    stem.fill(typed)
+    page.locator("#case-key").fill("case-unsaved")
+    page.locator("#case-title").fill("Case: Unsaved")
+    page.locator("#case-text").fill("A case added while the question had changes.")
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.get_by_role("button", name="Add the case").click()
+    assert asked and "not saved" in asked[0]
+    expect(stem).to_have_value(typed)  # still there: nothing was sent
+    assert "/cases" not in page.url
+    context.close()
