@@ -250,7 +250,10 @@ def logout() -> ResponseReturnValue:
         services.end_sessions(session, user())
         cookie_session.clear()  # a new CSRF secret too: tokens from the logged-in pages stop working
         logout_user()  # after clear(): it may mark a remember-me cookie for deletion
-        flash("You have logged out.", "info")
+        flash(
+            "You have logged out, here and on any other device or browser signed in to your account.",
+            "info",
+        )
     return redirect(url_for("courses.home"))
 
 

@@ -45,6 +45,7 @@ def accommodations() -> ResponseReturnValue:
             form.note.data or "", user().id,
         )):  # fmt: skip
             flash(f"Accommodation saved for {learner.full_name} on “{quiz.title}”.", "success")
+            _untimed_warning(quiz, form.extra_minutes.data)
             return redirect(url_for("admin.accommodations"))
     rows = session.execute(
         select(Accommodation, User, Quiz)
@@ -53,6 +54,16 @@ def accommodations() -> ResponseReturnValue:
         .order_by(Accommodation.withdrawn_at.is_not(None), Accommodation.granted_at.desc())
     ).all()
     return render_template("admin/accommodations.html", form=form, rows=rows), 422 if form.errors else 200
+
+
+def _untimed_warning(quiz: Quiz, extra_minutes: int | None) -> None:
+    """Extra minutes on a quiz with no time limit change nothing (until it gets one): say so, not just "saved"."""
+    if extra_minutes and quiz.time_limit_minutes is None:
+        flash(
+            f"“{quiz.title}” has no time limit, so the {extra_minutes} extra minutes change nothing for now; they "
+            "apply if the quiz is given a time limit. Extra attempts apply at once.",
+            "info",
+        )
 
 
 def _saved(form: BaseForm, change: Callable[[], object]) -> bool:
@@ -83,6 +94,7 @@ def accommodation(acc_id: int) -> ResponseReturnValue:
         form.note.data or "", user().id,
     )):  # fmt: skip
         flash(f"Accommodation for {learner.full_name} on “{quiz.title}” saved.", "success")
+        _untimed_warning(quiz, form.extra_minutes.data)
         return redirect(url_for("admin.accommodation", acc_id=acc.id))
     return render_template(
         "admin/accommodation.html", acc=acc, learner=learner, quiz=quiz, form=form, withdraw=WithdrawForm(),

@@ -109,7 +109,8 @@ def test_login_then_logout(client, db, login):
     db.commit()
     login(user)
     assert client.get("/dashboard").status_code == 200
-    client.post("/logout")
+    home = client.post("/logout", follow_redirects=True).text
+    assert "logged out, here and on any other device" in home  # it ends every session, and says so
     response = client.get("/dashboard")
     assert response.status_code == 302 and "/login" in response.location
 

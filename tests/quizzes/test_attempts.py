@@ -248,6 +248,8 @@ def test_accommodation_adds_time_and_attempts_shown_to_the_learner(app, client, 
         },
     )
     assert response.status_code == 302
+    # The fixture quiz has no time limit: the admin is told the minutes change nothing for now.
+    assert "has no time limit, so the 15 extra minutes change nothing" in admin_client.get(response.location).text
     page = client.get("/courses/demo-course/quizzes/alpha-quiz").data
     assert b"Attempts: 4 (including 2 extra granted to you)" in page
     rules = services.rules_for(db, learner.id, q)
