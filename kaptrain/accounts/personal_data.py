@@ -92,6 +92,8 @@ def _enrolment(enrolment: Enrolment) -> dict[str, Any]:
         "course": enrolment.course.title,
         "enrolled_at": _time(enrolment.enrolled_at),
         "disclosures_acknowledged_at": _time(enrolment.disclosures_acknowledged_at),
+        "claim_returned_at": _time(enrolment.claim_returned_at),
+        "claim_returned_note": enrolment.claim_returned_note or None,
     }
 
 

@@ -22,6 +22,7 @@ from kaptrain.admin.console_forms import (
     CertificateSearchForm,
     IssueForm,
     ReissueForm,
+    ReturnClaimForm,
     RevokeForm,
 )
 from kaptrain.admin.views import bp
@@ -212,6 +213,7 @@ def _detail(
     status: int = 200,
     reissue: ReissueForm | None = None,
     approve: ApproveOneForm | None = None,
+    return_form: ReturnClaimForm | None = None,
 ) -> ResponseReturnValue:
     # The learner's claim beside the time the site measured when it was made, as a CE auditor compares them.
     attestation = services.attestations_for(get_session(), [c]).get(c.id)
@@ -223,6 +225,7 @@ def _detail(
         attestation=attestation,
         review=attestation is not None and services.over_claimed(attestation),
         approve_form=approve,
+        return_form=return_form or ReturnClaimForm(formdata=None),
         verdict=services.public_status(c).verdict,
         replacement=services.replacement_of(get_session(), c),
         revoke_form=revoke or RevokeForm(formdata=None),
@@ -275,6 +278,33 @@ def approve_certificate(certificate_id: int) -> ResponseReturnValue:
         return _detail(c, approve=form, status=422)
     flash(f"Certificate {c.number} issued to {c.holder_name} for {format_hours(c.hours)} hours.", "success")
     return redirect(url_for("admin.certificate", certificate_id=c.id))
+
+
+@bp.route("/certificates/<int:certificate_id>/return", methods=["POST"])
+@role_required(Role.ADMIN)
+def return_claim(certificate_id: int) -> ResponseReturnValue:
+    """Return a pending claim to the learner with a note, instead of approving it."""
+    c = _certificate_or_404(certificate_id)
+    form = ReturnClaimForm()
+    valid = form.validate_on_submit()
+    if "csrf_token" in form.errors:
+        fail(400, EXPIRED)
+    if c.status != CertificateStatus.PENDING:  # approved or returned meanwhile
+        revoke = RevokeForm(formdata=None)
+        revoke.form_errors.append(f"This certificate is {c.status.value}, not waiting for approval.")
+        return _detail(c, revoke, 409)
+    if not valid:
+        return _detail(c, return_form=form, status=422)
+    holder, course = c.holder_name, c.course_title
+    try:
+        services.return_claim(get_session(), c, form.note.data or "", actor_id=user().id)
+    except services.CertificateError as exc:
+        form.form_errors.append(str(exc))
+        return _detail(c, return_form=form, status=exc.status)
+    flash(
+        f"The claim of {holder} for “{course}” was returned to them with your note; they can attest again.", "success"
+    )
+    return redirect(url_for("admin.certificates"))
 
 
 @bp.route("/certificates/<int:certificate_id>/revoke", methods=["POST"])

@@ -50,6 +50,18 @@ class ApproveOneForm(BaseForm):
     submit = SubmitField("Approve and issue")
 
 
+class ReturnClaimForm(BaseForm):
+    """Send a learner's claim back instead of approving it, with a note the learner reads."""
+
+    note = TextAreaField(
+        "Note to the learner",
+        validators=[DataRequired(message="Tell the learner why their claim is returned."), Length(max=2000)],
+        description="Why, and what to do: for example, how they studied away from the site, or to claim the hours "
+        "they can account for. The learner is emailed this note and sees it when they attest again.",
+    )
+    submit = SubmitField("Return the claim to the learner")
+
+
 class IssueForm(BaseForm):
     """Issue a certificate for a completion recorded elsewhere."""
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from wtforms import SelectChoice
 
@@ -14,6 +14,7 @@ from kaptrain.accounts.models import Role, User
 from kaptrain.accounts.services import find_user_by_email
 from kaptrain.admin.forms import AccommodationEditForm, AccommodationForm, WithdrawForm
 from kaptrain.auth import role_required, user
+from kaptrain.certificates.models import Certificate, CertificateStatus
 from kaptrain.db import get_session
 from kaptrain.errors import fail
 from kaptrain.forms import BaseForm
@@ -22,6 +23,18 @@ from kaptrain.quizzes.accommodations import AccommodationError
 from kaptrain.quizzes.models import Accommodation, Quiz
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def waiting_certificates() -> int:
+    """How many certificates wait for an administrator: the admin menu on every admin page says so."""
+    pending = select(func.count()).select_from(Certificate).where(Certificate.status == CertificateStatus.PENDING)
+    return get_session().scalar(pending) or 0
+
+
+@bp.context_processor
+def _admin_menu() -> dict[str, Callable[[], int]]:
+    # A function, called only where the menu is drawn (an email rendered after the commit draws none).
+    return {"waiting_certificates": waiting_certificates}
 
 
 @bp.route("/accommodations", methods=["GET", "POST"])

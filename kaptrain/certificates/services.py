@@ -38,6 +38,7 @@ from kaptrain.certificates.models import (
 from kaptrain.certificates.pdf import CertificateView, CreditDesignation, certificate_pdf, format_date, format_hours
 from kaptrain.content.models import Course
 from kaptrain.courses.completion import POST_COURSE_STEPS, CourseRecord, Step, StepKind
+from kaptrain.courses.models import Enrolment
 from kaptrain.db import after_commit, utcnow, zone_or_utc
 
 QUARTER_HOUR = Decimal("0.25")
@@ -219,6 +220,7 @@ def attest(
             session.add(attestation)
     except IntegrityError:
         raise CertificateError("You have already made your attestation for this course.") from None
+    record.enrolment.claim_returned_at, record.enrolment.claim_returned_note = None, ""  # answered by this claim
     completed_at = max((s.done_at for s in record.steps if s.done_at), default=now)
     certificate = new_certificate(session, user, course, hours, max(completed_at, now))
     review = claim_needs_review(hours, record.active_seconds)
@@ -526,6 +528,50 @@ def approve(
         certificate.hours = hours
         certificate.designations = capped_designations(certificate.designations, hours)
     return issue(session, certificate, actor_id=actor_id, actor_label=actor_label, action="certificate.approve")
+
+
+def return_claim(session: Session, certificate: Certificate, note: str, actor_id: int | None = None) -> Enrolment:
+    """Send a learner's claim back instead of approving it (the hours cannot be stood behind as claimed, say): the
+    pending certificate and the attestation go, so the learner can attest again, and the note is kept on the
+    enrolment for the learner to read (and emailed). The audit entry keeps what was claimed and why it came back."""
+    if certificate.status != CertificateStatus.PENDING:
+        raise CertificateError(f"This certificate is {certificate.status.value}, not waiting for approval.", 409)
+    note = note.strip()
+    if not note:
+        raise CertificateError("Tell the learner why their claim is returned and what to do.", 400, "note")
+    attestation = get_attestation(session, certificate.user_id, certificate.course_id)
+    enrolment = session.scalar(
+        select(Enrolment).where(Enrolment.user_id == certificate.user_id, Enrolment.course_id == certificate.course_id)
+    )
+    if attestation is None or enrolment is None:
+        raise CertificateError(
+            "Only a learner's own claim, made on the site after the course, can be returned; this certificate was "
+            "requested otherwise.",
+            409,
+        )
+    audit.record(
+        session,
+        "certificate.claim_returned",
+        "certificate",
+        certificate.id,
+        actor_id=actor_id,
+        user_id=certificate.user_id,
+        course=certificate.course_title,
+        claimed=f"{attestation.hours_claimed:f}",
+        active_minutes=attestation.active_seconds // 60,
+        attested_at=attestation.attested_at.isoformat(),
+        note=note,
+    )
+    session.delete(certificate)
+    session.delete(attestation)
+    enrolment.claim_returned_at, enrolment.claim_returned_note = utcnow(), note
+    session.flush()
+    # Function-local imports, as in _email_after_commit.
+    from kaptrain import jobs  # noqa: PLC0415
+    from kaptrain.certificates import tasks  # noqa: PLC0415
+
+    after_commit(functools.partial(jobs.enqueue, tasks.send_claim_returned_email, enrolment.id), session)
+    return enrolment
 
 
 def pending_certificates(session: Session) -> list[Certificate]:

@@ -12,6 +12,7 @@ from kaptrain.accounts.models import User
 from kaptrain.accounts.services import is_closed, the_sites_team
 from kaptrain.certificates import services
 from kaptrain.certificates.models import Certificate, CertificateStatus
+from kaptrain.courses.models import Enrolment
 from kaptrain.db import get_session, utcnow
 
 
@@ -58,6 +59,24 @@ def send_revoked_email(certificate_id: int) -> None:
         holder.email,
         f"{_site()}: your certificate {certificate.number} was revoked",
         render_template("certificates/email/revoked.txt", **context),
+    )
+
+
+def send_claim_returned_email(enrolment_id: int) -> None:
+    """Tell the learner their hours claim came back, with the administrator's note and the way to claim again."""
+    session = get_session()
+    enrolment = session.get(Enrolment, enrolment_id)
+    if enrolment is None or not enrolment.claim_returned_note:
+        return  # claimed again before the mail went out
+    learner = session.get(User, enrolment.user_id)
+    assert learner is not None
+    if is_closed(learner):
+        return
+    context = {"learner": learner, "enrolment": enrolment, "course": enrolment.course, "team": the_sites_team()}
+    mail.send(
+        learner.email,
+        f"{_site()}: your hours claim for {enrolment.course.title} was returned",
+        render_template("certificates/email/claim_returned.txt", **context),
     )
 
 

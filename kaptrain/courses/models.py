@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, ForeignKey, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kaptrain.content.models import Course, Module
@@ -25,6 +25,10 @@ class Enrolment(Base):
     enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # The learner read and acknowledged the course disclosures before module 1 (a CE requirement).
     disclosures_acknowledged_at: Mapped[dt.datetime | None]
+    # An administrator returned the learner's hours claim instead of approving it (certificates.services.
+    # return_claim): when, and the note the learner is shown until they attest again.
+    claim_returned_at: Mapped[dt.datetime | None]
+    claim_returned_note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     course: Mapped[Course] = relationship(lazy="joined")
 

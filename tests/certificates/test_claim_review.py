@@ -189,3 +189,80 @@ def test_a_profile_changed_while_a_claim_waits_is_printed_on_the_certificate_app
     assert "Nora Nurse-Ames, RN, BSN" in printed and "RN-123456" in printed
     with app.app_context():
         assert services.public_status(held).as_json()["holder"]["credential"] == "RN, BSN"
+
+
+@pytest.fixture
+def inbox(app, smtp_server):  # type: ignore[no-untyped-def]
+    """The session app sends its mail to a real SMTP server on loopback for this test."""
+    received, port = smtp_server
+    saved = {k: app.config[k] for k in ("SMTP_HOST", "SMTP_PORT", "SMTP_SECURITY")}
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
+    yield received
+    app.config.update(saved)
+
+
+def test_an_administrator_may_return_a_claim_and_the_learner_attests_again(app, client, db, login, inbox):
+    user = finished(app, db, "Quick Reader", measured_seconds=600)
+    with app.app_context():
+        held = services.attest(db, record(db, user), user, Decimal("3.5"))
+    held_id, course_id = held.id, held.course_id
+    admin = make_user(db, role=Role.ADMIN)
+    login(admin)
+    db.commit()
+    url = f"/admin/certificates/{held_id}/return"
+    assert "Return the claim to the learner" in client.get(f"/admin/certificates/{held_id}").text
+    refused = client.post(url, data={"note": "  "})
+    assert refused.status_code == 422 and "Tell the learner why their claim is returned." in refused.text
+    assert db.get(Certificate, held_id) is not None and inbox.messages == []
+
+    note = "We measured 10 minutes on the site. Tell us how you studied the rest, or claim the hours you can show."
+    returned = client.post(url, data={"note": note})
+    assert returned.status_code == 302 and returned.location.endswith("/admin/certificates")
+    db.expire_all()
+    assert db.get(Certificate, held_id) is None and services.get_attestation(db, user.id, course_id) is None
+    entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "certificate.claim_returned"))
+    assert entry.actor_id == admin.id and entry.details["claimed"] == "3.50" and entry.details["note"] == note
+    [(_from, to, message)] = inbox.messages
+    assert to == [user.email] and "was returned" in message["Subject"]
+    assert note in " ".join(message.get_content().split())
+    again = client.post(url, data={"note": note})  # a double submit: the claim is gone
+    assert again.status_code == 404
+
+    learner = app.test_client()
+    sign_in(learner, db, user)
+    page = learner.get(ATTESTATION).text
+    assert "Your earlier claim was returned" in page and "We measured 10 minutes on the site." in page
+    claimed = learner.post(ATTESTATION, data={"hours": "0.25", "confirm": "y"})  # within 2x the 10 minutes
+    assert claimed.status_code == 302
+    db.expire_all()
+    issued = db.scalar(select(Certificate).where(Certificate.user_id == user.id))
+    assert issued.status == CertificateStatus.ACTIVE and issued.hours == Decimal("0.25")
+    assert "Your earlier claim was returned" not in learner.get(ATTESTATION).text
+
+
+def test_only_a_learners_own_waiting_claim_can_be_returned(app, client, db, login):
+    user = make_user(db)
+    enrolled(db, user)
+    db.flush()
+    with app.app_context():
+        by_hand = services.issue_without_course(db, user, course(db), "Record from the old system", "test")
+        db.commit()
+    login(make_user(db, role=Role.ADMIN))
+    refused = client.post(f"/admin/certificates/{by_hand.id}/return", data={"note": "No."})
+    assert refused.status_code == 409 and "not waiting for approval" in refused.text
+    db.expire_all()
+    assert db.get(Certificate, by_hand.id).status == CertificateStatus.ACTIVE
+
+
+def test_the_admin_menu_counts_the_waiting_claims_and_bulk_buttons_hide_when_none_can_be_bulk_approved(
+    app, client, db, login
+):
+    user = finished(app, db, "Quick Reader", measured_seconds=60)
+    with app.app_context():
+        services.attest(db, record(db, user), user, Decimal("3.5"))
+    login(make_user(db, role=Role.ADMIN))
+    db.commit()
+    people = client.get("/admin/people").text
+    assert '<span class="badge badge-warning">1 waiting</span>' in people
+    listing = client.get("/admin/certificates").text
+    assert "Review<span" in listing and "Approve all" not in listing and "Approve selected" not in listing

@@ -214,6 +214,7 @@ POST_ONLY = {
     "admin.revoke_certificate",
     "admin.reissue_certificate",
     "admin.approve_certificate",
+    "admin.return_claim",
     "authoring.add_module",
     "authoring.module_move",
     "authoring.module_restore",
