@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import ForeignKey, Select, String, event, func, or_, select
+from sqlalchemy import ForeignKey, Index, Select, String, event, func, or_, select
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, UOWTransaction, mapped_column
 
 from kaptrain import csvout
@@ -24,6 +24,8 @@ class AuditEntry(Base):
     """One administrative action on a record."""
 
     __tablename__ = "audit_log"
+    # A record's history (a person's page, the CE report's who-issued column) is looked up by its subject.
+    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased, lazyload
 
 from kaptrain.accounts.models import User
+from kaptrain.audit import AuditEntry
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
 from kaptrain.content.models import Course
 from kaptrain.db import as_utc
+from kaptrain.quizzes.models import Attempt, Quiz, QuizKind
 
 COLUMNS = (
     "number",
@@ -22,6 +25,7 @@ COLUMNS = (
     "completed_on",
     "holder_name",
     "holder_credential",
+    "profession",  # from the holder's profile now (certificates do not print it)
     "licence_number",
     "jurisdiction",
     "email",
@@ -29,13 +33,19 @@ COLUMNS = (
     "course_title",
     "hours_certified",
     "hours_claimed",  # as attested; empty for a certificate issued by hand
+    "hours_reduced_because",  # why an administrator certified fewer hours than claimed
+    "issued_by",  # "automatic" (the learner's own claim, issued at once), the approving administrator, or the CLI
+    "issue_reason",  # why a certificate was issued by hand (a completion recorded elsewhere)
     "course_max_hours",
     "credit_types",
     "provider",
     "revoked_on",
     "revocation_reason",
+    "revocation_note",  # the administrator's own words (the public page gives only the reason's category)
     "superseded_by",
     "supersedes",
+    "final_assessment_score",  # percent, the best passing attempt's
+    "final_assessment_passed_on",
     "evaluation_submitted_on",
     "attested_on",
     "active_minutes",
@@ -47,6 +57,37 @@ COLUMNS = (
 def _day(certificate: Certificate, moment: dt.datetime | None) -> str:
     """A day of the certificate's record as the certificate states its days: in the holder's zone at issue."""
     return certificate.local_day(moment).isoformat() if moment is not None else ""
+
+
+ISSUING_ACTIONS = ("certificate.issue", "certificate.issue_manual", "certificate.approve", "certificate.reissue")
+
+
+def _issue_records(session: Session, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """For each certificate id: who issued it, in words, and why fewer hours were certified than claimed (if so),
+    from the audit log (one query a batch)."""
+    if not ids:
+        return {}
+    actor = aliased(User)
+    entries = session.execute(
+        select(AuditEntry.subject_id, AuditEntry.action, AuditEntry.actor_label, AuditEntry.details, actor.full_name)
+        .outerjoin(actor, actor.id == AuditEntry.actor_id)
+        .where(
+            AuditEntry.subject_type == "certificate",
+            AuditEntry.subject_id.in_(ids),
+            AuditEntry.action.in_((*ISSUING_ACTIONS, "certificate.hours_changed")),
+        )
+        .order_by(AuditEntry.id)
+    )
+    issued_by: dict[int, str] = {}
+    reduced: dict[int, str] = {}
+    for subject_id, action, label, details, name in entries:
+        if action == "certificate.hours_changed":
+            reduced[subject_id] = str((details or {}).get("reason") or "")
+        elif action == "certificate.issue":
+            issued_by[subject_id] = "automatic"
+        else:
+            issued_by[subject_id] = name or label
+    return {i: (issued_by.get(i, ""), reduced.get(i, "")) for i in ids}
 
 
 def ce_report(
@@ -66,10 +107,26 @@ def ce_report(
         window.append(Certificate.issued_at >= dt.datetime.combine(since, dt.time(), dt.UTC))
     if until is not None:
         window.append(Certificate.issued_at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC))
+    # The final assessment: the best score among the learner's passing attempts, and the day first passed.
+    final = (
+        select(
+            Attempt.user_id,
+            Quiz.course_id,
+            func.max(Attempt.score).label("score"),
+            func.min(Attempt.submitted_at).label("passed_at"),
+        )
+        .join(Quiz, Quiz.id == Attempt.quiz_id)
+        .where(Quiz.kind == QuizKind.FINAL, Attempt.passed.is_(True))
+        .group_by(Attempt.user_id, Quiz.course_id)
+        .subquery()
+    )
     rows = session.execute(
         select(
             Certificate,
             User.email,
+            User.profession,
+            final.c.score,
+            final.c.passed_at,
             Course.slug,
             newer.number,
             older.number,
@@ -84,39 +141,57 @@ def ce_report(
         .outerjoin(older, older.id == Certificate.supersedes_id)
         .outerjoin(Evaluation, same_learning[Evaluation])
         .outerjoin(Attestation, same_learning[Attestation])
+        .outerjoin(final, and_(final.c.user_id == Certificate.user_id, final.c.course_id == Certificate.course_id))
         .where(*window)
         .order_by(Certificate.issued_at, Certificate.id)
         .options(lazyload("*"))  # everything needed is in the row
         .execution_options(yield_per=batch)
     )
-    for c, email, slug, superseded_by, supersedes, evaluated_at, attested_at, active_seconds, claimed in rows:
-        # Credit designations are printed on a certificate only with an accreditation statement.
-        credits = [str(d["credit_type"]) for d in c.designations] if c.accreditation_statement else []
-        yield [
-            c.number or "",
-            c.status.value,
-            _day(c, c.issued_at),
-            c.completion_day.isoformat(),
-            c.holder_name,
-            c.holder_credential,
-            c.licence_number,
-            c.jurisdiction,
-            email,
-            slug,
-            c.course_title,
-            f"{c.hours:f}",
-            "" if claimed is None else f"{claimed:f}",
-            f"{c.max_hours:f}",
-            "; ".join(credits),
-            c.provider,
-            _day(c, c.revoked_at),
-            c.revocation_reason.label if c.revocation_reason else "",
-            superseded_by or "",
-            supersedes or "",
-            _day(c, evaluated_at),
-            _day(c, attested_at),
-            "" if active_seconds is None else str(active_seconds // 60),
-            c.time_zone or "UTC",
-            as_utc(c.issued_at).isoformat(timespec="seconds") if c.issued_at else "",
-        ]
-        session.expunge(c)  # keep the identity map from growing with the export
+    for batch_rows in rows.partitions():
+        records = _issue_records(session, [row[0].id for row in batch_rows])
+        for row in batch_rows:
+            yield _row(row, records[row[0].id])
+            session.expunge(row[0])  # keep the identity map from growing with the export
+
+
+def _row(row: Any, record: tuple[str, str]) -> list[str]:
+    """One certificate's line of the report."""
+    c, email, profession, final_score, final_passed_at, slug = row[:6]
+    superseded_by, supersedes, evaluated_at, attested_at, active_seconds, claimed = row[6:]
+    issued_by, reduced_because = record
+    # Credit designations are printed on a certificate only with an accreditation statement.
+    credits = [str(d["credit_type"]) for d in c.designations] if c.accreditation_statement else []
+    return [
+        c.number or "",
+        c.status.value,
+        _day(c, c.issued_at),
+        c.completion_day.isoformat(),
+        c.holder_name,
+        c.holder_credential,
+        profession or "",
+        c.licence_number,
+        c.jurisdiction,
+        email,
+        slug,
+        c.course_title,
+        f"{c.hours:f}",
+        "" if claimed is None else f"{claimed:f}",
+        reduced_because,
+        issued_by,
+        c.issue_reason or "",
+        f"{c.max_hours:f}",
+        "; ".join(credits),
+        c.provider,
+        _day(c, c.revoked_at),
+        c.revocation_reason.label if c.revocation_reason else "",
+        c.revocation_note or "",
+        superseded_by or "",
+        supersedes or "",
+        "" if final_score is None else f"{final_score:g}",
+        _day(c, final_passed_at),
+        _day(c, evaluated_at),
+        _day(c, attested_at),
+        "" if active_seconds is None else str(active_seconds // 60),
+        c.time_zone or "UTC",
+        as_utc(c.issued_at).isoformat(timespec="seconds") if c.issued_at else "",
+    ]

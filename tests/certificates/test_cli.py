@@ -36,6 +36,7 @@ from kaptrain.certificates.report import COLUMNS
 from kaptrain.content.files import read_content
 from kaptrain.content.loader import import_content
 from kaptrain.db import get_session, utcnow
+from kaptrain.quizzes.models import Attempt, Quiz, QuizKind
 from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES, make_test_app
 from tests.factories import certified, course, enrolled, make_user
 from tests.redis_support import REDIS_URL, run_flask, worker_env
@@ -355,6 +356,11 @@ def test_export_writes_one_row_per_issued_certificate_with_the_ce_record(app, db
         newer = services.reissue(db, kept, actor_label="test")
         services.revoke(db, newer, RevocationReason.ISSUED_IN_ERROR, "x", actor_label="test")
     pending = issue("Waiting", manual=True)
+    reviewed = issue("Reviewed Claim", manual=True)
+    with acting(app, db):
+        services.approve(
+            db, reviewed, actor_label="cli:reviewer", hours=Decimal("2"), reason="Read offline; 2 h shown."
+        )
     old = issue("Old Timer")
     old.issued_at = dt.datetime(2020, 3, 1, 12, tzinfo=dt.UTC)
     db.flush()
@@ -368,7 +374,18 @@ def test_export_writes_one_row_per_issued_certificate_with_the_ce_record(app, db
     assert first["status"] == "superseded" and first["superseded_by"] == newer.number and first["supersedes"] == ""
     assert second["status"] == "revoked" and second["supersedes"] == kept.number
     assert second["revoked_on"] == newer.revoked_at.date().isoformat()
-    assert second["revocation_reason"] == "issued in error"
+    assert second["revocation_reason"] == "issued in error" and second["revocation_note"] == "x"
+    # Who issued each, and why fewer hours than claimed: from the audit log.
+    assert (first["issued_by"], second["issued_by"]) == ("automatic", "test")
+    assert rows[reviewed.number]["issued_by"] == "cli:reviewer"
+    assert rows[reviewed.number]["hours_reduced_because"] == "Read offline; 2 h shown."
+    assert rows[reviewed.number]["hours_certified"] == "2.00" and rows[reviewed.number]["hours_claimed"] == "3.50"
+    assert first["hours_reduced_because"] == "" and first["issue_reason"] == ""
+    final = db.scalar(
+        select(Attempt).join(Quiz).where(Attempt.user_id == kept.user_id, Quiz.kind == QuizKind.FINAL, Attempt.passed)
+    )
+    assert first["final_assessment_score"] == f"{final.score:g}"
+    assert first["final_assessment_passed_on"] == final.submitted_at.date().isoformat()
     attestation = services.get_attestation(db, kept.user_id, kept.course_id)
     evaluation = services.get_evaluation(db, kept.user_id, kept.course_id)
     assert first == first | {
@@ -376,6 +393,7 @@ def test_export_writes_one_row_per_issued_certificate_with_the_ce_record(app, db
         "completed_on": kept.completed_at.date().isoformat(),
         "holder_name": "Ana Ruiz",
         "holder_credential": "LCSW",
+        "profession": db.get(User, kept.user_id).profession,
         "licence_number": "LIC-1",
         "jurisdiction": "Oregon",
         "email": db.get(User, kept.user_id).email,
