@@ -86,6 +86,8 @@ TABLE: dict[tuple[str, str], Row] = {
     ("accounts.change_email", "POST"): signed_in(422),
     ("accounts.resend_confirmation", "POST"): signed_in(Redirect("/account")),
     ("accounts.download_data", "POST"): signed_in(200),  # each person's own data, and only theirs
+    ("accounts.close_account", "GET"): signed_in(200),
+    ("accounts.close_account", "POST"): signed_in(422),  # no password, no tick: nothing closed
     ("accounts.two_factor", "GET"): signed_in(200),
     # Learners have not set it up, so the empty code is refused; staff have it on, so the page is shown.
     ("accounts.two_factor", "POST"): each(LOGIN, 422, 422, 200, 200),

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from wtforms import (
+    BooleanField,
     EmailField,
     Field,
     HiddenField,
@@ -278,6 +279,19 @@ class DataExportForm(BaseForm):
     """Download everything the site keeps about you (a POST: the download is audited)."""
 
     submit = SubmitField("Download my data (JSON)")
+
+
+class CloseAccountForm(BaseForm):
+    """Close your own account: the password again, and a tick, since it cannot be undone."""
+
+    current_password = PasswordField(
+        "Your password", validators=[DataRequired(message="Enter your password to close your account.")]
+    )
+    confirm = BooleanField(
+        "Yes, close my account: I understand that it cannot be reopened",
+        validators=[DataRequired(message="Tick the box to confirm: a closed account cannot be reopened.")],
+    )
+    submit = SubmitField("Close my account")
 
 
 class ResendConfirmationForm(BaseForm):

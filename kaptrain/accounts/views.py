@@ -14,6 +14,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 from kaptrain import audit
 from kaptrain.accounts import devices, mailer, ownership, services, twofactor
 from kaptrain.accounts.forms import (
+    CloseAccountForm,
     DataExportForm,
     EmailChangeForm,
     LoginCodeForm,
@@ -335,6 +336,35 @@ def download_data() -> ResponseReturnValue:
         mimetype="application/json",
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
+
+
+@bp.route("/account/close", methods=["GET", "POST"])
+@password_checks
+@login_required
+def close_account() -> ResponseReturnValue:
+    """Close your own account (what an administrator does at a person's request): after the password and a tick,
+    the account is deactivated and pseudonymised, its CE records kept, and this browser logged out."""
+    me = user()
+    form = CloseAccountForm()
+    refused = False
+    if form.validate_on_submit():
+        try:
+            services.check_current_password(me, form.current_password.data or "")
+            services.close_account(get_session(), me, me)
+        except services.AccountError as exc:
+            field_error(form, exc)  # the last administrator's refusal has no field: it is shown at the top
+            refused = True
+        else:
+            cookie_session.clear()
+            logout_user()
+            flash(
+                "Your account is closed and you are logged out. Your continuing-education record is kept as the "
+                "law requires, and your certificates can still be verified. We emailed your former address.",
+                "info",
+            )
+            return redirect(url_for("courses.home"))
+    page = render_template("accounts/close.html", form=form)
+    return page, 422 if form.errors or refused else 200
 
 
 def _account_mail_key() -> str:

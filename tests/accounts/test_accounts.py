@@ -267,3 +267,47 @@ def test_passwords_built_from_the_persons_own_words_are_refused(client, db, pass
     before = count_users(db)
     response = client.post("/register", data={**GOOD, "password": password, "confirm": password})
     assert response.status_code == 422 and words in response.data and count_users(db) == before
+
+
+def test_a_learner_closes_their_own_account_and_the_records_stay(app, client, db, login):
+    from kaptrain.certificates.models import Certificate  # noqa: PLC0415
+    from tests.factories import certified, enrolled  # noqa: PLC0415
+
+    user = make_user(db, email="leaving@example.org", full_name="Lee Leaving, LPC")
+    enrolled(db, user)
+    with app.app_context():
+        certificate = certified(db, user)
+        db.commit()
+    login(user)
+    page = client.get("/account/close")
+    assert page.status_code == 200 and "cannot be undone" in page.text and "What is kept" in page.text
+    assert 'href="/account/close"' in client.get("/account").text
+    for data, words in (
+        ({"current_password": PASSWORD}, "Tick the box to confirm"),
+        ({"current_password": "not my password", "confirm": "y"}, "Your current password is not correct."),
+        ({"confirm": "y"}, "Enter your password to close your account."),
+    ):
+        refused = client.post("/account/close", data=data)
+        assert refused.status_code == 422 and words in refused.text, data
+        db.refresh(user)
+        assert user.is_active and user.email == "leaving@example.org"
+    closed = client.post("/account/close", data={"current_password": PASSWORD, "confirm": "y"}, follow_redirects=True)
+    assert "Your account is closed and you are logged out." in closed.text
+    db.expire_all()
+    user = db.get(User, user.id)
+    assert not user.is_active and user.email != "leaving@example.org" and user.full_name.startswith("Closed account")
+    assert db.get(Certificate, certificate.id).holder_name == "Lee Leaving, LPC"  # the record keeps its name
+    assert client.get("/dashboard").status_code == 302  # logged out
+    assert client.post("/login", data={"email": "leaving@example.org", "password": PASSWORD}).status_code == 422
+    entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "user.close"))
+    assert entry.actor_id == user.id
+
+
+def test_the_only_administrator_cannot_close_their_own_account(client, db, login):
+    admin = make_user(db, role=Role.ADMIN, email="only-admin@example.org")
+    db.commit()
+    login(admin)
+    refused = client.post("/account/close", data={"current_password": PASSWORD, "confirm": "y"})
+    assert refused.status_code == 422 and "only active administrator" in refused.text
+    db.refresh(admin)
+    assert admin.is_active and admin.email == "only-admin@example.org"

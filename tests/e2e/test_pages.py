@@ -184,6 +184,7 @@ CASES = [
     PageCase("confirm-email", "accounts.confirm_email", "learner"),
     PageCase("login-code", "accounts.login_code", "password-only", "/login/code"),
     PageCase("two-factor-setup", "accounts.two_factor", "learner", "/account/two-factor"),
+    PageCase("close-account", "accounts.close_account", "learner", "/account/close"),
     PageCase("two-factor-on", "accounts.two_factor", "admin", "/account/two-factor"),
 ]
 # Endpoints reached only by POST (or as a redirect) get no page of their own.
