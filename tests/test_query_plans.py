@@ -188,6 +188,7 @@ def test_staff_pages_read_no_big_table_whole(app, client, db, login, check, popu
         "/instructor/courses/demo-course/quizzes/demo-final/analysis",
         "/instructor/courses/demo-course/learners",
         "/instructor/courses/demo-course/learners?stuck=1",
+        "/instructor/courses/demo-course/learners?name=sam&stuck=1",
         "/instructor/courses/demo-course/learners?step=module-1&page=2",
         "/instructor/courses/demo-course/evaluations",
         "/instructor/courses/demo-course/evaluations.csv",

@@ -86,8 +86,10 @@ def overview(
     page: int = 1,
     per_page: int = 50,
     now: dt.datetime | None = None,
+    name: str = "",
 ) -> Overview:
-    """A page of the course's learners by name (filtered by step and stuck), and the counts for all of them.
+    """A page of the course's learners by name (filtered by step, stuck and a part of the name), and the counts for
+    all of them.
 
     An unknown step filters nothing; a page past the end shows the last one."""
     now = now or utcnow()
@@ -98,11 +100,16 @@ def overview(
     ).all()
     by_step = {s: (int(n), int(k or 0)) for s, n, k in summary}
     step = step if step in by_step else ""
-    matching = sum(k if stuck_only else n for s, (n, k) in by_step.items() if not step or s == step)
-    pages = max(1, math.ceil(matching / per_page))
-    page = min(max(1, page), pages)
     filters: list[ColumnElement[bool]] = [standing.c.stuck] if stuck_only else []
     filters += [standing.c.step == step] if step else []
+    name = " ".join(name.split())
+    if name:  # one more count, only when searching
+        filters.append(func.lower(standing.c.full_name).contains(name.lower(), autoescape=True))
+        matching = session.scalar(select(func.count()).select_from(standing).where(*filters)) or 0
+    else:
+        matching = sum(k if stuck_only else n for s, (n, k) in by_step.items() if not step or s == step)
+    pages = max(1, math.ceil(matching / per_page))
+    page = min(max(1, page), pages)
     shown = (
         select(standing)
         .where(*filters)

@@ -40,7 +40,8 @@ def learners(slug: str) -> ResponseReturnValue:
     stuck_only = request.args.get("stuck") == "1"
     step = request.args.get("step", "")
     page = request.args.get("page", 1, type=int) or 1
-    found = oversight.overview(get_session(), course, stuck_only, step, page, PER_PAGE)
+    name = " ".join(request.args.get("name", "").split())[:200]
+    found = oversight.overview(get_session(), course, stuck_only, step, page, PER_PAGE, name=name)
     return render_template(
         "instructor/learners.html",
         course=course,
@@ -51,6 +52,7 @@ def learners(slug: str) -> ResponseReturnValue:
         steps=found.steps,
         stuck_only=stuck_only,
         step=step,
+        name=name,
         page=found.page,
         pages=found.pages,
         args={k: v for k, v in request.args.items() if k != "page" and v},

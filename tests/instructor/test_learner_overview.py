@@ -348,3 +348,22 @@ def test_the_page_shows_one_page_and_the_counts_for_all(client, db, login):
     stuck = sum(r.stuck for r in expected)
     only = client.get("/instructor/courses/demo-course/learners?stuck=1").get_data(as_text=True)
     assert f"<h2>{stuck} learner{'s' if stuck != 1 else ''}</h2>" in only
+
+
+def test_the_list_finds_learners_by_a_part_of_their_name(client, db, login):
+    population = Population(db, 6)
+    for _ in range(12):
+        population.learner()
+    login(make_user(db, role=Role.INSTRUCTOR))
+    db.commit()
+    expected = in_memory(db, course(db), NOW)
+    names = {u.id: u.full_name.lower() for u in db.scalars(select(User))}
+    url = "/instructor/courses/demo-course/learners"
+    anas = sum(1 for r in expected if "ana" in names[r.user_id])
+    found = client.get(url, query_string={"name": "  aNa  "}).text
+    assert anas and f"<h2>{anas} learner{'s' if anas != 1 else ''}</h2>" in found
+    assert "Ben Cole" not in found.split("<h2>")[1] and 'value="aNa"' in found
+    assert "<h2>0 learners</h2>" in client.get(url, query_string={"name": "%"}).text  # a wildcard is a character
+    stuck_anas = sum(1 for r in expected if "ana" in names[r.user_id] and r.stuck)
+    both = client.get(url, query_string={"name": "ana", "stuck": "1"}).text
+    assert f"<h2>{stuck_anas} learner{'s' if stuck_anas != 1 else ''}</h2>" in both
