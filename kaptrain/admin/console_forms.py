@@ -115,6 +115,10 @@ class ReissueForm(BaseForm):
     )
     # Text, not a number field: kaptrain.certificates.services.parse_hours says what is wrong in words.
     hours = StringField("Hours to certify (optional)", validators=[Length(max=20)])
+    confirm_reissue = BooleanField(
+        "Yes, issue the new certificate: the holder is emailed it, and a version still in force stops being valid",
+        validators=[DataRequired(message="Tick the box to confirm the new certificate.")],
+    )
     submit = SubmitField("Re-issue certificate")
 
 

@@ -126,7 +126,9 @@ def test_revoke_is_audited_then_one_linked_replacement_can_be_issued(app, client
     assert "Issue a replacement" in page and "Revoke</h2>" not in page
     assert client.post(f"/admin/certificates/{c.id}/revoke", data=data).status_code == 422  # revoked once only
 
-    response = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Revoked in error"})
+    response = client.post(
+        f"/admin/certificates/{c.id}/reissue", data={"confirm_reissue": "y", "reason": "Revoked in error"}
+    )
     assert response.status_code == 302
     db.expire_all()
     new = db.scalar(select(Certificate).where(Certificate.supersedes_id == c.id))
@@ -139,7 +141,7 @@ def test_revoke_is_audited_then_one_linked_replacement_can_be_issued(app, client
     old_page = client.get(f"/admin/certificates/{c.id}").get_data(as_text=True)
     assert "Replaced by" in old_page and new.number in old_page and "Issue a replacement" not in old_page
     assert "Replaces (revoked)" in client.get(f"/admin/certificates/{new.id}").get_data(as_text=True)
-    again = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Twice"})
+    again = client.post(f"/admin/certificates/{c.id}/reissue", data={"confirm_reissue": "y", "reason": "Twice"})
     assert again.status_code == 409 and f"already replaced by {new.number}" in again.get_data(as_text=True)
     assert db.scalar(select(func.count()).select_from(Certificate).where(Certificate.user_id == c.user_id)) == 2
 
@@ -171,7 +173,9 @@ def test_a_revoked_certificate_is_not_replaced_while_its_holder_holds_another(ap
     issue = {"email": learner.email, "course": str(course(db).id), "hours": "2", "reason": "Fixed by hand"}
     issue["completed_on"] = "2026-01-05"
     assert client.post("/admin/certificates/issue", data=issue).status_code == 302
-    refused = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Revoked in error"})
+    refused = client.post(
+        f"/admin/certificates/{c.id}/reissue", data={"confirm_reissue": "y", "reason": "Revoked in error"}
+    )
     assert refused.status_code == 409 and "already has certificate" in refused.get_data(as_text=True)
     assert not entries(db, "certificate.reissue")
 
@@ -179,11 +183,16 @@ def test_a_revoked_certificate_is_not_replaced_while_its_holder_holds_another(ap
 def test_reissue_asks_why_then_supersedes_and_records_the_reason(app, client, db, admin):
     c = holder(app, db, "Reissue Me")
     db.commit()
-    unsaid = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "  "})
+    unsaid = client.post(f"/admin/certificates/{c.id}/reissue", data={"confirm_reissue": "y", "reason": "  "})
     assert unsaid.status_code == 422 and "Say why it is re-issued" in unsaid.get_data(as_text=True)
     db.refresh(c)
     assert c.status == CertificateStatus.ACTIVE  # nothing happened
-    response = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Name corrected on request"})
+    unticked = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Name corrected on request"})
+    assert unticked.status_code == 422 and "Tick the box to confirm the new certificate." in unticked.text
+    db.refresh(c)
+    assert c.status == CertificateStatus.ACTIVE
+    data = {"confirm_reissue": "y", "reason": "Name corrected on request"}
+    response = client.post(f"/admin/certificates/{c.id}/reissue", data=data)
     assert response.status_code == 302
     db.refresh(c)
     assert c.status == CertificateStatus.SUPERSEDED
@@ -309,10 +318,11 @@ def test_a_replacement_may_correct_the_hours_within_the_claim(app, client, db, a
     page = client.get(f"/admin/certificates/{c.id}").get_data(as_text=True)
     assert "Hours to certify (optional)" in page
     for hours, words in (("99", "at most"), ("0", "more than 0"), ("2.1", "quarter-hour steps")):
-        refused = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Hours agreed", "hours": hours})
+        data = {"confirm_reissue": "y", "reason": "Hours agreed", "hours": hours}
+        refused = client.post(f"/admin/certificates/{c.id}/reissue", data=data)
         assert refused.status_code == 422 and words in refused.get_data(as_text=True), hours
     assert db.scalar(select(func.count()).select_from(Certificate).where(Certificate.supersedes_id == c.id)) == 0
-    data = {"reason": "Hours agreed with the learner", "hours": "1.5"}
+    data = {"reason": "Hours agreed with the learner", "hours": "1.5", "confirm_reissue": "y"}
     assert client.post(f"/admin/certificates/{c.id}/reissue", data=data).status_code == 302
     db.expire_all()
     new = db.scalar(select(Certificate).where(Certificate.supersedes_id == c.id))
