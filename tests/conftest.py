@@ -232,6 +232,16 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
+def inbox(app: Flask, smtp_server: tuple[Inbox, int]) -> Iterator[Inbox]:
+    """The session app sends its mail to a real SMTP server on loopback for this test; what it received."""
+    received, port = smtp_server
+    saved = {k: app.config[k] for k in ("SMTP_HOST", "SMTP_PORT", "SMTP_SECURITY")}
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
+    yield received
+    app.config.update(saved)
+
+
+@pytest.fixture
 def redis_db() -> Iterator[Redis]:
     """The test Redis database (tests/redis_support.py), flushed before and after; skipped when Redis is down."""
     yield from redis_database()

@@ -34,7 +34,7 @@ from kaptrain.certificates.views import download
 from kaptrain.content.models import Course
 from kaptrain.db import get_session
 from kaptrain.errors import fail
-from kaptrain.forms import whole_number
+from kaptrain.forms import BaseForm, whole_number
 
 PER_PAGE = 25
 SEARCHED = (Certificate.number, Certificate.code, Certificate.holder_name, Certificate.course_title)
@@ -251,6 +251,18 @@ def certificate_pdf(certificate_id: int) -> ResponseReturnValue:
     return download(pdf, "application/pdf", f"{c.number}.pdf")
 
 
+def _no_longer_pending(c: Certificate, form: BaseForm) -> ResponseReturnValue | None:
+    """An expired form is refused (400); a certificate approved meanwhile (a double submit, a bulk approval) shows
+    its page with a 409; else None, and the approval or return goes on."""
+    if "csrf_token" in form.errors:
+        fail(400, EXPIRED)
+    if c.status == CertificateStatus.PENDING:
+        return None
+    revoke = RevokeForm(formdata=None)  # its error summary is the one this certificate's page shows
+    revoke.form_errors.append(f"This certificate is {c.status.value}, not waiting for approval.")
+    return _detail(c, revoke, 409)
+
+
 @bp.route("/certificates/<int:certificate_id>/approve", methods=["POST"])
 @role_required(Role.ADMIN)
 def approve_certificate(certificate_id: int) -> ResponseReturnValue:
@@ -258,12 +270,8 @@ def approve_certificate(certificate_id: int) -> ResponseReturnValue:
     c = _certificate_or_404(certificate_id)
     form = ApproveOneForm()
     valid = form.validate_on_submit()
-    if "csrf_token" in form.errors:
-        fail(400, EXPIRED)
-    if c.status != CertificateStatus.PENDING:  # approved meanwhile (a double submit, a bulk approval)
-        revoke = RevokeForm(formdata=None)  # its error summary is the one this certificate's page shows
-        revoke.form_errors.append(f"This certificate is {c.status.value}, not waiting for approval.")
-        return _detail(c, revoke, 409)
+    if (refused := _no_longer_pending(c, form)) is not None:
+        return refused
     if not valid:
         return _detail(c, approve=form, status=422)
     try:
@@ -287,12 +295,8 @@ def return_claim(certificate_id: int) -> ResponseReturnValue:
     c = _certificate_or_404(certificate_id)
     form = ReturnClaimForm()
     valid = form.validate_on_submit()
-    if "csrf_token" in form.errors:
-        fail(400, EXPIRED)
-    if c.status != CertificateStatus.PENDING:  # approved or returned meanwhile
-        revoke = RevokeForm(formdata=None)
-        revoke.form_errors.append(f"This certificate is {c.status.value}, not waiting for approval.")
-        return _detail(c, revoke, 409)
+    if (refused := _no_longer_pending(c, form)) is not None:
+        return refused
     if not valid:
         return _detail(c, return_form=form, status=422)
     holder, course = c.holder_name, c.course_title

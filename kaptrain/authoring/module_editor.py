@@ -304,8 +304,9 @@ def _cited_by(references: Any) -> list[tuple[str, int]]:
     """(authors, year) of each reference the editor holds that has a year, saved or not."""
     out = []
     for r in references if isinstance(references, list) else []:
-        if isinstance(r, dict) and str(r.get("year") or "").strip().isdigit():
-            out.append((str(r.get("authors") or ""), int(str(r["year"]).strip())))
+        year = str(r.get("year") or "").strip() if isinstance(r, dict) else ""
+        if isinstance(r, dict) and re.fullmatch(r"[0-9]{1,4}", year):  # a year as the schema takes it, no more
+            out.append((str(r.get("authors") or ""), int(year)))
     return out
 
 

@@ -146,7 +146,9 @@ def _showing_the_form() -> bool:
 
 
 # A certificate number as people copy it: KAP-2026-000123, kap 2026 123, KAP2026000123 (the year is four digits).
-NUMBER_PATTERN = re.compile(r"([A-Z]+)[\s\-\u2010-\u2015_./]*(\d{4})[\s\-\u2010-\u2015_./]*(\d+)", re.IGNORECASE)
+NUMBER_PATTERN = re.compile(
+    r"([A-Z]{1,20})[\s\-\u2010-\u2015_./]*([0-9]{4})[\s\-\u2010-\u2015_./]*([0-9]{1,12})", re.IGNORECASE
+)
 
 
 def number_in(typed: str) -> str | None:

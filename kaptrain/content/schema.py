@@ -216,12 +216,19 @@ _NARRATIVE = re.compile(
 )
 
 
+_CITATION_CHARS = 200
+
+
 def cited_sources(body: str) -> list[tuple[str, int]]:
     """The (author, year) of each citation in a module's text, in the forms the course writes them."""
     found = [(m.group(1), int(m.group(2))) for m in _NARRATIVE.finditer(body)]
-    for group in re.finditer(r"\(([^()]*?\b(?:19|20)\d{2}[a-z]?)\)", body):
+    for group in re.finditer(r"\(([^()]*?\b(?:19|20)\d{2}[a-z]?\b[^()]*)\)", body):
         for part in group.group(1).split(";"):
-            match = _PARENTHETICAL.search(part.strip())
+            # A citation is a few words: _PARENTHETICAL's time grows with the square of what it searches, so a
+            # long part is searched at its two ends only (its start, or the words before its year).
+            part = part.strip()
+            ends = [part] if len(part) <= _CITATION_CHARS else [part[:_CITATION_CHARS], part[-_CITATION_CHARS:]]
+            match = next((m for m in map(_PARENTHETICAL.search, ends) if m), None)
             if match:
                 found.append((match.group(1), int(match.group(2))))
     return [(name, year) for name, year in found if name not in _MONTHS]

@@ -329,17 +329,6 @@ def test_cli_set_role_uses_the_service_and_keeps_the_last_admin(runner, db):
     ]
 
 
-@pytest.fixture
-def inbox(app, smtp_server):  # type: ignore[no-untyped-def]
-    """The app's mail goes to a real SMTP server on loopback for this test."""
-    received, port = smtp_server
-    keys = ("SMTP_HOST", "SMTP_PORT", "SMTP_SECURITY")
-    saved = {k: app.config[k] for k in keys}
-    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
-    yield received
-    app.config.update(saved)
-
-
 def test_an_administrator_sends_links_without_seeing_them(client, db, admin, inbox):
     """The help desk: a new confirmation link for an address never confirmed, a reset link for a locked-out person."""
     unconfirmed = make_user(db, email="waiting@example.org", confirmed=False)

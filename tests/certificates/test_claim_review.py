@@ -191,16 +191,6 @@ def test_a_profile_changed_while_a_claim_waits_is_printed_on_the_certificate_app
         assert services.public_status(held).as_json()["holder"]["credential"] == "RN, BSN"
 
 
-@pytest.fixture
-def inbox(app, smtp_server):  # type: ignore[no-untyped-def]
-    """The session app sends its mail to a real SMTP server on loopback for this test."""
-    received, port = smtp_server
-    saved = {k: app.config[k] for k in ("SMTP_HOST", "SMTP_PORT", "SMTP_SECURITY")}
-    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
-    yield received
-    app.config.update(saved)
-
-
 def test_an_administrator_may_return_a_claim_and_the_learner_attests_again(app, client, db, login, inbox):
     user = finished(app, db, "Quick Reader", measured_seconds=600)
     with app.app_context():

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
-
 from kaptrain.certificates import services
 from kaptrain.certificates.models import RevocationReason
 from kaptrain.certificates.pdf import format_hours
 from tests.factories import certified, complete_learning, enrolled, evaluation_answers, make_user, record
-
-
-@pytest.fixture
-def inbox(app, smtp_server):  # type: ignore[no-untyped-def]
-    """The session app sends its mail to a real SMTP server on loopback for this test."""
-    received, port = smtp_server
-    saved = {k: app.config[k] for k in ("SMTP_HOST", "SMTP_PORT", "SMTP_SECURITY")}
-    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none")
-    yield received
-    app.config.update(saved)
 
 
 def test_issuing_a_certificate_emails_the_learner(app, db, inbox):

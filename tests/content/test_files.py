@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kaptrain.content.files import ContentError, parse_module, parse_quiz, read_content
-from kaptrain.content.schema import unclosed_fence
+from kaptrain.content.schema import cited_sources, unclosed_fence
 from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES
 
 
@@ -159,3 +159,19 @@ def test_front_matter_is_required():
 )
 def test_an_unclosed_code_block_is_found_by_its_line(body, line):
     assert unclosed_fence(body) == line
+
+
+def test_citations_are_found_in_the_forms_the_course_writes_them():
+    body = (
+        "Shown in a trial (Jelovac et al., 2025; Module 1), by a society (American Society of Anesthesiologists, "
+        "2025) and by Kew et al. (2023); not a month (March 2019) nor a dose (10 mg in 2019)."
+    )
+    assert sorted(cited_sources(body)) == [("Anesthesiologists", 2025), ("Jelovac", 2025), ("Kew", 2023)]
+
+
+def test_a_long_parenthesis_is_searched_at_its_ends():
+    """A 60,000-word parenthesis took minutes when every position was tried against every other (about 0.03 s now:
+    a return of that would show as this test hanging); a citation at either end of a long part is still found."""
+    assert cited_sources("(" + "Aa " * 60_000 + "x; 2020)") == []
+    assert cited_sources("(" + "word " * 100 + "as Smith et al., 2021 argued)") == [("Smith", 2021)]
+    assert cited_sources("(Smith et al., 2021, " + "and more words " * 40 + ")") == [("Smith", 2021)]
