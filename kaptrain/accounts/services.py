@@ -14,7 +14,8 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app, has_app_context
+from flask import current_app, has_app_context, has_request_context
+from limits import parse_many
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from kaptrain import audit
 from kaptrain.accounts.models import Role, User
 from kaptrain.db import after_commit, utcnow
+from kaptrain.extensions import limiter
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 256
@@ -263,18 +265,30 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
-class WrongPassword(AccountError):
-    """The current password asked for again on an account page was not the account's: the account pages count
-    these per account (accounts/views.py, password_checks)."""
-
-    def __init__(self) -> None:
-        super().__init__("Your current password is not correct.", "current_password")
+CHECKS_USED_UP = (
+    "Your password has been asked for on your account pages too many times in the last hour, so it is not checked "
+    "now. Wait an hour and try again, or log out and use “Forgot your password?” on the login page."
+)
 
 
 def check_current_password(user: User, password: str) -> None:
-    """Raise WrongPassword (on the current_password field) unless password is the user's password."""
+    """Raise AccountError (on the current_password field) unless password is the user's password.
+
+    Each check counts against KAPTRAIN_PASSWORD_CHECK_RATE_LIMIT for the account, whichever page asks (change the
+    password or the address, recovery codes, two-factor sign-in on or off, closing the account), so a browser
+    left signed in cannot be used to guess the password. The check is counted before the password is compared,
+    in one step that tests and adds (the limiter's hit), so requests sent at once cannot all slip under it."""
+    if not _may_check_password(user):
+        raise AccountError(CHECKS_USED_UP, "current_password")
     if not _verify(user.password_hash, password):
-        raise WrongPassword()
+        raise AccountError("Your current password is not correct.", "current_password")
+
+
+def _may_check_password(user: User) -> bool:
+    if not has_request_context() or not limiter.enabled:
+        return True
+    limits = parse_many(str(current_app.config["PASSWORD_CHECK_RATE_LIMIT"]))
+    return all(limiter.limiter.hit(item, "current-password", str(user.id)) for item in limits)
 
 
 def _verify(password_hash: str, password: str) -> bool:

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required, login_user
 
 from kaptrain.accounts import devices, services, twofactor
 from kaptrain.accounts.forms import CurrentPasswordForm, EnableTwoFactorForm
-from kaptrain.accounts.views import bp, field_error, password_checks
+from kaptrain.accounts.views import bp, field_error
 from kaptrain.auth import safe_next, user
 from kaptrain.db import get_session, may_write, utcnow
 
@@ -63,7 +63,6 @@ def _page(
 
 
 @bp.route("/account/two-factor", methods=["GET", "POST"])
-@password_checks
 @login_required
 @may_write  # the first visit makes the secret the QR code shows
 def two_factor() -> ResponseReturnValue:
@@ -84,7 +83,6 @@ def two_factor() -> ResponseReturnValue:
 
 
 @bp.route("/account/two-factor/recovery-codes", methods=["POST"])
-@password_checks
 @login_required
 def recovery_codes() -> ResponseReturnValue:
     """Make new recovery codes (the old ones stop working), after the password."""
@@ -103,7 +101,6 @@ def recovery_codes() -> ResponseReturnValue:
 
 
 @bp.route("/account/two-factor/disable", methods=["POST"])
-@password_checks
 @login_required
 def disable_two_factor() -> ResponseReturnValue:
     """Turn two-factor sign-in off (learners only; instructors and administrators must keep it)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask import session as cookie_session
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user, logout_user
@@ -58,35 +58,12 @@ def _start_session(account: User) -> None:
 
 
 def field_error(form: BaseForm, exc: services.AccountError) -> None:
-    """Show a service's refusal on the field it names, or as a message at the top of the page (a wrong current
-    password is also counted: password_checks)."""
-    if isinstance(exc, services.WrongPassword):
-        g.wrong_password = True
+    """Show a service's refusal on the field it names, or as a message at the top of the page."""
     field = getattr(form, exc.field or "", None)
     if field is not None:
         field.errors = [*field.errors, str(exc)]
     else:
         flash(str(exc), "error")
-
-
-def _password_check_key() -> str:
-    return f"password-check:{user().id}" if current_user.is_authenticated else f"password-check:{request.remote_addr}"
-
-
-# The pages that ask for the current password again (change the password or the address, new recovery codes,
-# two-factor sign-in on or off) count wrong ones together, per account: a browser left signed in, or a stolen
-# session, cannot be used to guess the password (KAPTRAIN_PASSWORD_CHECK_RATE_LIMIT).
-password_checks = limiter.shared_limit(
-    lambda: str(current_app.config["PASSWORD_CHECK_RATE_LIMIT"]),
-    scope="current-password",
-    key_func=_password_check_key,
-    methods=["POST"],
-    deduct_when=lambda _response: bool(g.get("wrong_password")),
-    error_message=(
-        "Too many wrong passwords were typed on your account pages. Wait an hour and try again, or log out and use "
-        "“Forgot your password?” on the login page."
-    ),
-)
 
 
 def mail_limit() -> str:
@@ -297,7 +274,6 @@ def profile() -> ResponseReturnValue:
 
 
 @bp.route("/account/password", methods=["POST"])
-@password_checks
 @login_required
 def change_password() -> ResponseReturnValue:
     """Change your password; other sessions are logged out and you are told by email."""
@@ -339,7 +315,6 @@ def download_data() -> ResponseReturnValue:
 
 
 @bp.route("/account/close", methods=["GET", "POST"])
-@password_checks
 @login_required
 def close_account() -> ResponseReturnValue:
     """Close your own account (what an administrator does at a person's request): after the password and a tick,
@@ -373,7 +348,6 @@ def _account_mail_key() -> str:
 
 @bp.route("/account/email", methods=["POST"])
 @limiter.limit(mail_limit, methods=["POST"], key_func=_account_mail_key, deduct_when=was_accepted)
-@password_checks
 @login_required
 def change_email() -> ResponseReturnValue:
     """Ask to change your address: a link goes to the new one, a notice to the current one."""

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from wtforms import SelectChoice
 
 from kaptrain import audit, jobs
-from kaptrain.accounts.models import Role
+from kaptrain.accounts.models import Role, User
 from kaptrain.accounts.services import find_user_by_email
 from kaptrain.admin.console_forms import (
     ApproveForm,
@@ -83,8 +83,11 @@ def batch_progress(db: Session, ids: list[int]) -> tuple[int, int]:
     return len(ids), len(ids) - int(waiting or 0)
 
 
-def _certificate_or_404(certificate_id: int) -> Certificate:
-    found = get_session().get(Certificate, certificate_id)
+def _certificate_or_404(certificate_id: int, lock: bool = False) -> Certificate:
+    """The certificate, or the 404 page; `lock` holds its row until the request ends (PostgreSQL: FOR UPDATE), so
+    an approval and a return of the same claim sent at once are made one after the other, the second finding the
+    first's result."""
+    found = get_session().get(Certificate, certificate_id, with_for_update={"of": Certificate} if lock else None)
     if found is None:
         fail(404, "There is no certificate at this address.")
     return found
@@ -217,14 +220,18 @@ def _detail(
 ) -> ResponseReturnValue:
     # The learner's claim beside the time the site measured when it was made, as a CE auditor compares them.
     attestation = services.attestations_for(get_session(), [c]).get(c.id)
+    # A pending certificate prints the holder's profile as it is at approval (services.approve): show that.
+    profile = get_session().get(User, c.user_id) if c.status == CertificateStatus.PENDING else None
     if approve is None:
-        approve = ApproveOneForm(formdata=None, hours=format_hours(c.hours))
+        digest = services.holder_digest(profile) if profile is not None else ""
+        approve = ApproveOneForm(formdata=None, hours=format_hours(c.hours), holder=digest)
     return render_template(
         "admin/certificate.html",
         c=c,
         attestation=attestation,
         review=attestation is not None and services.over_claimed(attestation),
         approve_form=approve,
+        profile=profile,
         return_form=return_form or ReturnClaimForm(formdata=None),
         verdict=services.public_status(c).verdict,
         replacement=services.replacement_of(get_session(), c),
@@ -267,13 +274,21 @@ def _no_longer_pending(c: Certificate, form: BaseForm) -> ResponseReturnValue | 
 @role_required(Role.ADMIN)
 def approve_certificate(certificate_id: int) -> ResponseReturnValue:
     """Approve one pending certificate now, for the hours claimed or fewer (with the reason)."""
-    c = _certificate_or_404(certificate_id)
+    c = _certificate_or_404(certificate_id, lock=True)
     form = ApproveOneForm()
     valid = form.validate_on_submit()
     if (refused := _no_longer_pending(c, form)) is not None:
         return refused
     if not valid:
         return _detail(c, approve=form, status=422)
+    holder = get_session().get(User, c.user_id)
+    if holder is not None and form.holder.data != services.holder_digest(holder):
+        form.holder.data = services.holder_digest(holder)  # approving again approves what the page now shows
+        form.form_errors.append(
+            "The holder changed their profile after this page was shown. Check the details the certificate will "
+            "print, above, then approve again."
+        )
+        return _detail(c, approve=form, status=409)
     try:
         hours = services.parse_hours(form.hours.data or "", c.max_hours)
         services.approve(get_session(), c, actor_id=user().id, hours=hours, reason=form.reason.data or "")
@@ -292,7 +307,7 @@ def approve_certificate(certificate_id: int) -> ResponseReturnValue:
 @role_required(Role.ADMIN)
 def return_claim(certificate_id: int) -> ResponseReturnValue:
     """Return a pending claim to the learner with a note, instead of approving it."""
-    c = _certificate_or_404(certificate_id)
+    c = _certificate_or_404(certificate_id, lock=True)
     form = ReturnClaimForm()
     valid = form.validate_on_submit()
     if (refused := _no_longer_pending(c, form)) is not None:

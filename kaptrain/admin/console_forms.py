@@ -7,6 +7,7 @@ import datetime as dt
 from wtforms import (
     BooleanField,
     DateField,
+    HiddenField,
     IntegerField,
     SelectChoice,
     SelectField,
@@ -47,6 +48,8 @@ class ApproveOneForm(BaseForm):
 
     hours = StringField("CE hours to certify", validators=[DataRequired(message="Enter the hours to certify.")])
     reason = TextAreaField("Why fewer hours than claimed (kept on record)", validators=[Length(max=1000)])
+    # The holder's details as the page showed them (services.holder_digest): changed since, the approval waits.
+    holder = HiddenField()
     submit = SubmitField("Approve and issue")
 
 

@@ -186,7 +186,8 @@ class FindCodeForm(BaseForm):
     code = StringField(
         "Verification address, code or certificate number",
         validators=[
-            DataRequired(message="Enter the address printed on the certificate, the code at its end, or its number.")
+            DataRequired(message="Enter the address printed on the certificate, the code at its end, or its number."),
+            Length(max=500, message="That is longer than any verification address of this site."),
         ],
     )
     surname = StringField("Holder's surname (with a certificate number)", validators=[Length(max=200)])

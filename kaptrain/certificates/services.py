@@ -308,6 +308,13 @@ def new_certificate(
     return certificate
 
 
+def holder_digest(user: User) -> str:
+    """A short fingerprint of what copy_holder would print for the user now: the approval page carries it, so an
+    approval waits when the profile changed after the administrator looked (they approve what they saw)."""
+    printed = (user.full_name, user.credential, user.licence_number, user.jurisdiction, user.time_zone or "UTC")
+    return hashlib.sha256("\x1f".join(printed).encode()).hexdigest()[:16]
+
+
 def copy_holder(certificate: Certificate, user: User) -> None:
     """The holder's details as the profile has them now: name, credential, licence and its jurisdiction, and the
     time zone the certificate's days are printed in."""

@@ -3,6 +3,7 @@ accreditor's credit never exceeds the hours certified."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -39,6 +40,13 @@ def finished(app, db, name: str, measured_seconds: int):  # type: ignore[no-unty
     progress[0].seat_seconds = measured_seconds
     db.flush()
     return user
+
+
+def shown_holder(page: str) -> str:
+    """The fingerprint of the holder's details that the approval form carries (what the administrator saw)."""
+    found = re.search(r'name="holder" type="hidden" value="([0-9a-f]*)"', page)
+    assert found, "no holder field on the approval form"
+    return found.group(1)
 
 
 def actions(db, certificate_id: int) -> list[str]:  # type: ignore[no-untyped-def]
@@ -85,6 +93,7 @@ def test_an_administrator_sees_the_flag_and_may_certify_fewer_hours_saying_why(a
     assert "Claim over 2× the measured time" in page and "Approve and issue" in page
 
     url = f"/admin/certificates/{held.id}/approve"
+    seen = {"holder": shown_holder(page)}
     for data, words in (
         ({"hours": "1.5", "reason": ""}, "Say why fewer hours are certified"),
         ({"hours": "1.3", "reason": "x"}, "quarter-hour steps"),
@@ -92,12 +101,12 @@ def test_an_administrator_sees_the_flag_and_may_certify_fewer_hours_saying_why(a
         ({"hours": "3", "reason": ""}, "Say why fewer hours"),
         ({"hours": "0", "reason": "x"}, "more than 0"),
     ):
-        refused = client.post(url, data=data)
+        refused = client.post(url, data={**data, **seen})
         assert refused.status_code == 422 and words in refused.get_data(as_text=True), data
     db.refresh(held)
     assert held.status == CertificateStatus.PENDING and held.hours == Decimal("3.5")
 
-    done = client.post(url, data={"hours": "1.5", "reason": "Read the modules in one sitting; 1.5 h agreed."})
+    done = client.post(url, data={"hours": "1.5", "reason": "Read the modules in one sitting; 1.5 h agreed.", **seen})
     assert done.status_code == 302
     db.refresh(held)
     assert held.status == CertificateStatus.ACTIVE and held.hours == Decimal("1.5")
@@ -256,3 +265,27 @@ def test_the_admin_menu_counts_the_waiting_claims_and_bulk_buttons_hide_when_non
     assert '<span class="badge badge-warning">1 waiting</span>' in people
     listing = client.get("/admin/certificates").text
     assert "Review<span" in listing and "Approve all" not in listing and "Approve selected" not in listing
+
+
+def test_an_approval_waits_when_the_holder_changed_their_profile_after_the_page_was_shown(app, client, db, login):
+    """The attack: the administrator reviewed one name; the learner changed it before the approval was sent."""
+    user = finished(app, db, "Samir Garcia", measured_seconds=60)
+    user.credential = "LMHC"
+    with app.app_context():
+        held = services.attest(db, record(db, user), user, Decimal("3.5"))
+    login(make_user(db, role=Role.ADMIN))
+    db.commit()
+    page = client.get(f"/admin/certificates/{held.id}").text
+    assert "Samir Garcia</a>, LMHC" in page and "the certificate prints it as it is when approved" in page
+    user.full_name, user.credential = "Totally Different Person", "MD"
+    db.commit()
+    url = f"/admin/certificates/{held.id}/approve"
+    stale = client.post(url, data={"hours": "3.5", "holder": shown_holder(page)})
+    assert stale.status_code == 409 and "The holder changed their profile after this page was shown" in stale.text
+    assert "Totally Different Person</a>, MD" in stale.text
+    db.refresh(held)
+    assert held.status == CertificateStatus.PENDING
+    fresh = client.post(url, data={"hours": "3.5", "holder": shown_holder(stale.text)})
+    assert fresh.status_code == 302
+    db.refresh(held)
+    assert held.status == CertificateStatus.ACTIVE and held.holder_name == "Totally Different Person"
