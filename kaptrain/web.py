@@ -118,6 +118,7 @@ def init_web(app: Flask) -> None:
     app.session_interface = RememberingSessionInterface()
     app.before_request(_refuse_control_characters)
     app.before_request(_refuse_unreadable_json)
+    app.before_request(_refuse_unnamed_fields)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
@@ -196,6 +197,19 @@ def _refuse_unreadable_json() -> tuple[str, int] | None:
     if isinstance(body, dict) and all(_is_text(v) for v in body.values()):
         return None
     return error_page(400, UNREADABLE_BODY)
+
+
+def _refuse_unnamed_fields() -> tuple[str, int] | None:
+    # A multipart part whose name Werkzeug cannot read (a bare carriage return, say) arrives under the key None,
+    # on which every form with a list of fields fails with a 500: no page of this site sends one.
+    if request.method in SAFE_METHODS or request.mimetype not in ("multipart/form-data", FORM_MIMETYPE):
+        return None
+    if None in request.form or None in request.files:
+        return error_page(400, UNREADABLE_BODY)
+    return None
+
+
+FORM_MIMETYPE = "application/x-www-form-urlencoded"
 
 
 SECURITY_HEADERS = (

@@ -10,7 +10,7 @@ from flask import Flask, session
 from sqlalchemy import func, select, text
 
 from kaptrain.accounts import sealing
-from kaptrain.accounts.models import User
+from kaptrain.accounts.models import Role, User
 from kaptrain.config import LEGACY_DEV_SECRET, ConfigError, load_config
 from kaptrain.courses.models import Enrolment
 from kaptrain.db import get_session
@@ -223,3 +223,14 @@ def test_a_key_directory_others_can_read_stops_the_app_at_start(tmp_path, databa
         make_test_app(database_url, CREDENTIAL_KEY_DIR=str(keys))
     (keys / "keyring.json").chmod(0o600)
     make_test_app(database_url, CREDENTIAL_KEY_DIR=str(keys)).extensions["kaptrain.db"].engine.dispose()
+
+
+def test_a_form_part_whose_name_cannot_be_read_is_refused_in_words(client, db, login):
+    """The fuzz tests sent a multipart part named by a bare carriage return: Werkzeug files it under None, and the
+    module editor's list of references failed with a 500."""
+    login(make_user(db, role=Role.INSTRUCTOR))
+    body = b'--B\r\nContent-Disposition: form-data; name="\r"; filename="image.png"\r\n\r\n\r\n--B--\r\n'
+    answer = client.post(
+        "/author/courses/demo-course/modules/alpha", data=body, content_type="multipart/form-data; boundary=B"
+    )
+    assert answer.status_code == 400 and "could not be read as the form" in answer.text
