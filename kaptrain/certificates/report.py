@@ -82,7 +82,10 @@ def _issue_records(session: Session, ids: list[int]) -> dict[int, tuple[str, str
     reduced: dict[int, str] = {}
     for subject_id, action, label, details, name in entries:
         if action == "certificate.hours_changed":
-            reduced[subject_id] = str((details or {}).get("reason") or "")
+            # At approval the entry is the certificate's own ("claimed", "certified"); a re-issue's correction is
+            # entered on the version it replaced ("before", "after"), whose own hours did not change.
+            if "certified" in (details or {}):
+                reduced[subject_id] = str(details.get("reason") or "")
         elif action == "certificate.issue":
             issued_by[subject_id] = "automatic"
         else:

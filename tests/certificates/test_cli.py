@@ -680,3 +680,12 @@ def test_a_real_worker_issues_approvals_the_cli_queued(redis_db, tmp_path):
     assert pdf_bytes[:5] == b"%PDF-" and actor == CLI
     assert "your certificate for" in output  # the "issued" email: a second job, queued after the approval's commit
     assert Queue(jobs.QUEUE, connection=redis_db).failed_job_registry.count == 0
+
+
+def test_the_export_names_the_reason_for_fewer_hours_only_on_the_certificate_approved_with_them(app, db, runner, issue):
+    kept = issue("Corrected Later")
+    with acting(app, db):
+        newer = services.reissue(db, kept, actor_label="test", reason="Hours agreed", hours=Decimal("2"))
+    rows = {r["number"]: r for r in read_csv(certificates_cli(runner, "export", "--since", "2000-01-01").stdout)}
+    assert rows[kept.number]["hours_reduced_because"] == ""  # its own hours never changed
+    assert rows[newer.number]["hours_certified"] == "2.00" and rows[newer.number]["issued_by"] == "test"
