@@ -75,7 +75,9 @@ class OptionRow(Form):
     correct. A row left empty is not an option."""
 
     option_id = HiddenField(validators=[Optional(), Regexp(r"^[a-z0-9-]{1,20}$")])
-    text = StringField("Option text", validators=[refuse_control_characters, Length(max=1000)])
+    # A box of two lines that grows, so a long option is read whole while it is written; its line breaks are
+    # spaces to learners, and are saved as spaces (question_data).
+    text = TextAreaField("Option text", validators=[refuse_control_characters, Length(max=1000)])
     correct = BooleanField("Correct")
 
 
@@ -172,7 +174,7 @@ def question_data(form: QuestionForm, module_id: int | None) -> dict[str, Any]:
     Empty rows are dropped (clearing a row's text removes the option); each kept row keeps its option id."""
     options, seen = [], set()
     for row in form.options:
-        text = (row.form.text.data or "").strip()
+        text = " ".join((row.form.text.data or "").split())
         if not text:
             continue
         oid = (row.form.option_id.data or "").strip()

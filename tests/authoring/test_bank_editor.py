@@ -70,6 +70,8 @@ class _Form(HTMLParser):
 
     def handle_data(self, data):  # type: ignore[no-untyped-def]
         if self.textarea:
+            # As a browser reads it: CR LF is one line break, and a line break just after <textarea> is dropped.
+            data = data.replace("\r\n", "\n")
             self.values[self.textarea] += data.removeprefix("\n") if not self.values[self.textarea] else data
 
 
@@ -765,3 +767,15 @@ def test_the_preview_of_an_unfinished_draft_says_a_learner_could_not_answer_it(c
     url = _new_question(client)  # its first draft is blank
     page = client.get(f"{url}/preview").text
     assert page.count('name="answer"') == 0 and "A learner could not answer this yet" in page
+
+
+def test_an_option_is_written_in_a_box_that_shows_it_whole_and_its_line_breaks_are_saved_as_spaces(
+    client, db, instructor
+):
+    url = f"{BANK}/questions/alpha-q1"
+    page = client.get(url).text
+    assert '<textarea class="input bank-option-text" id="options-0-text"' in page
+    values = form_of(client, url)
+    rows = [("a", "Right 1,\r\nwritten over\n two lines", True), ("b", "Wrong A 1", False), ("c", "Wrong B 1", False)]
+    assert client.post(url, data={**with_options(values, rows), "action": "save"}).status_code == 302
+    assert draft_of(db, "alpha-q1").data["options"][0]["text"] == "Right 1, written over two lines"
