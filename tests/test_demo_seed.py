@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 
 from kaptrain import demo_seed
 from kaptrain.accounts.models import User
-from kaptrain.certificates.models import Certificate, CertificateFile, CertificateStatus
+from kaptrain.certificates import services, signing
+from kaptrain.certificates.models import Certificate, CertificateFile, CertificateStatus, RevocationReason, StatusList
 from kaptrain.courses import completion
 from kaptrain.courses import services as courses
 from kaptrain.courses.models import Enrolment, ModuleProgress
+from kaptrain.credentials import status_list
 from kaptrain.db import utcnow
 from kaptrain.quizzes.grading import grade
 from kaptrain.quizzes.models import Attempt, AttemptStatus, Question, QuestionType
@@ -176,3 +178,21 @@ def test_hours_claimed_are_quarter_hours_within_the_course() -> None:
     assert demo_seed.hours_claimed(0, Decimal("8")) == Decimal("0.25")
     assert demo_seed.hours_claimed(3 * 3600 + 1000, Decimal("8")) == Decimal("3.25")
     assert demo_seed.hours_claimed(20 * 3600, Decimal("8")) == Decimal("8.00")
+
+
+def test_a_seeded_certificate_can_be_revoked_and_reissued_like_any_other(
+    app: Flask, db: Session, seeded: demo_seed.SeedReport
+) -> None:
+    """The walk-through: revoking or re-issuing a certificate made in bulk (never signed, so with no place in the
+    status lists yet) failed with a 500."""
+    bulk = [c for c in db.scalars(select(Certificate)) if c.credential is None]
+    assert len(bulk) >= 2 and all(c.status_slot is None for c in bulk)
+    with app.app_context():
+        services.revoke(db, bulk[0], RevocationReason.ISSUED_IN_ERROR, "Seeded in error", actor_label="test")
+        newer = services.reissue(db, bulk[1], actor_label="test", reason="Name corrected")
+        for old in bulk[:2]:
+            number, index = signing.status_position(old)
+            listed = db.get(StatusList, number)
+            assert listed is not None and status_list.is_set(listed.encoded, index), old.number
+    assert bulk[0].status == CertificateStatus.REVOKED and bulk[1].status == CertificateStatus.SUPERSEDED
+    assert newer.status == CertificateStatus.ACTIVE and newer.credential is not None

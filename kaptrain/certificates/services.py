@@ -608,7 +608,7 @@ def revoke(
     session.flush()
     # Its bit, in the same transaction, and those of the versions it replaced (set since they were superseded; the
     # lists of versions superseded before superseding set bits are brought up to date here).
-    for number in sorted({signing.status_position(c)[0] for c in _versions(certificate)}):
+    for number in _status_lists(session, _versions(certificate)):
         signing.refresh_status_list(session, number)
     audit.record(
         session,
@@ -652,7 +652,8 @@ def reissue(
         certificate.superseded_at = utcnow()
         session.flush()
         # Its bit is set in the same transaction: the old file stops checking as in force with any verifier.
-        signing.refresh_status_list(session, signing.status_position(certificate)[0])
+        for number in _status_lists(session, [certificate]):
+            signing.refresh_status_list(session, number)
     new = new_certificate(
         session, holder, certificate.course, certificate.hours, certificate.completed_at, certificate.issue_reason
     )
@@ -738,6 +739,15 @@ def in_force(session: Session, user_id: int, course_id: int) -> Certificate | No
 def replacement_of(session: Session, certificate: Certificate) -> Certificate | None:
     """The certificate issued to replace this one (a re-issue of it), if any."""
     return session.scalar(select(Certificate).where(Certificate.supersedes_id == certificate.id))
+
+
+def _status_lists(session: Session, certificates: list[Certificate]) -> list[int]:
+    """The status lists that hold these certificates' bits. A certificate never signed (one made in bulk by the
+    demo seed, with a placeholder PDF) has no place yet: it is given one, so revoking or superseding it is
+    recorded like any other's."""
+    for certificate in certificates:
+        signing.assign_status_slot(session, certificate)
+    return sorted({signing.status_position(c)[0] for c in certificates})
 
 
 def _versions(certificate: Certificate) -> list[Certificate]:
