@@ -266,7 +266,8 @@ def question_preview(course_slug: str, quiz_slug: str, key: str) -> ResponseRetu
     q = _found(banks.find_question, quiz, key)
     version = "published" if request.args.get("version") == "published" else "draft"
     shown = _found(previews.preview, quiz, q, version, request.args.getlist("answer"))
-    return render_template("authoring/question_preview.html", quiz=quiz, question=q, preview=shown)
+    checked = request.args.get("check") == "1"
+    return render_template("authoring/question_preview.html", quiz=quiz, question=q, preview=shown, checked=checked)
 
 
 @bp.route(f"{BANK}/cases", methods=["POST"])

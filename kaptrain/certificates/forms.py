@@ -132,6 +132,12 @@ class AttestationForm(BaseForm):
 
     # Text, not a number field: kaptrain.certificates.services.parse_hours says what is wrong in words.
     hours = StringField("Hours you claim", validators=[DataRequired(message="Enter the hours you claim, e.g. 7.5.")])
+    note = TextAreaField(
+        "How you studied (optional)",
+        validators=[Optional(), Length(max=2000, message="Keep this under 2000 characters.")],
+        description="For the provider reviewing your claim: for example, time spent reading the references or "
+        "taking notes away from the site, which is not measured here. Kept with your claim.",
+    )
     confirm = BooleanField(
         ATTESTATION_STATEMENT,
         validators=[DataRequired(message="Tick the box to make the attestation; no certificate is issued without it.")],

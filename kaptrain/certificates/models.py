@@ -83,6 +83,8 @@ class Attestation(Base):
     statement: Mapped[str] = mapped_column(Text)  # the exact words attested
     hours_claimed: Mapped[Decimal] = mapped_column(Numeric(5, 2))
     active_seconds: Mapped[int]  # the active time the site had measured when the claim was made
+    # What the learner said of how they studied (optional; for a provider reviewing a claim above that time).
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
     attested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -189,7 +189,12 @@ def parse_hours(raw: str, maximum: Decimal) -> Decimal:
 
 
 def attest(
-    session: Session, record: CourseRecord, user: User, hours: Decimal, now: dt.datetime | None = None
+    session: Session,
+    record: CourseRecord,
+    user: User,
+    hours: Decimal,
+    now: dt.datetime | None = None,
+    note: str = "",
 ) -> Certificate:
     """Record the attestation and hours claimed, and request the certificate (issued now or on approval)."""
     now = now or utcnow()
@@ -214,6 +219,7 @@ def attest(
         hours_claimed=hours,
         active_seconds=record.active_seconds,
         attested_at=now,
+        note=note.strip(),
     )
     try:
         with session.begin_nested():
@@ -788,6 +794,9 @@ def find_by_number_and_surname(session: Session, number: str, surname: str) -> C
         words.pop()
     name = " ".join(words)
     matches = wanted in (full, name) or name.endswith(" " + wanted) or wanted in words[-1].split("-")
+    # "Fastreader Lee" for "Fastreader-Lee": a hyphen typed as a space, or the other way round.
+    spaced, wanted_spaced = name.replace("-", " "), " ".join(wanted.replace("-", " ").split())
+    matches = matches or spaced == wanted_spaced or spaced.endswith(" " + wanted_spaced)
     return certificate if matches else None
 
 

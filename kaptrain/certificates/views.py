@@ -136,7 +136,7 @@ def attestation(slug: str) -> ResponseReturnValue:
     if done is None and form.validate_on_submit():
         try:
             hours = services.parse_hours(form.hours.data or "", course.ce_hours)
-            certificate = services.attest(session, record, user(), hours)
+            certificate = services.attest(session, record, user(), hours, note=form.note.data or "")
         except services.CertificateError as exc:
             if (response := _refused(form, exc, url_for("courses.dashboard"))) is not None:
                 return response

@@ -156,7 +156,7 @@ class ModuleFile(Strict):
             raise ValueError("reference(s) not cited in the body by first author and year: " + ", ".join(missing))
         problems = body_problems(self.body, [(r.authors, r.year) for r in self.meta.references])
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError(". ".join(p[0].upper() + p[1:] for p in problems))
         return self
 
 

@@ -34,6 +34,17 @@ STEP_LABELS = {
 }
 
 
+_AFTER_MODULES = tuple(STEP_LABELS)[1:]  # in the course's order, as STEP_LABELS lists them
+
+
+def step_order(step: str) -> tuple[int, int]:
+    """Where a step comes in the course: disclosures, the modules in order, then the final and what follows."""
+    if step.startswith("module-"):
+        number = step.removeprefix("module-")
+        return 1, int(number) if number.isdigit() else 0
+    return (0, 0) if step == "disclosures" else (2, _AFTER_MODULES.index(step) if step in _AFTER_MODULES else 99)
+
+
 def step_label(step: str) -> str:
     """The words for a step key ("module-3" is "Module 3")."""
     return f"Module {step.removeprefix('module-')}" if step.startswith("module-") else STEP_LABELS[step]
@@ -123,7 +134,7 @@ def overview(
         total=sum(n for n, _k in by_step.values()),
         stuck_total=sum(k for _n, k in by_step.values()),
         matching=matching,
-        steps=sorted((s, step_label(s)) for s in by_step),
+        steps=[(s, step_label(s)) for s in sorted(by_step, key=step_order)],
         page=page,
         pages=pages,
     )

@@ -742,6 +742,9 @@ def test_the_preview_of_a_select_all_question_shows_its_case_and_follows_the_par
     url = f"{BANK}/questions/alpha-q5/preview"
     page = client.get(url).text
     assert "Case: A" in page and "A shared case." in page and page.count('type="checkbox" name="answer"') == 4
+    assert "This bank gives no partial credit" in page
+    nothing = client.get(url, query_string={"check": "1"}).text
+    assert "Choose an answer, then check it." in nothing and not _review(nothing)
     half = _review(client.get(url, query_string=[("answer", "a")]).text)
     assert "incorrect" in half  # this bank gives no partial credit
     both = _review(client.get(url, query_string=[("answer", "a"), ("answer", "b")]).text)

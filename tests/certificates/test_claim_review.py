@@ -231,11 +231,15 @@ def test_an_administrator_may_return_a_claim_and_the_learner_attests_again(app, 
     sign_in(learner, db, user)
     page = learner.get(ATTESTATION).text
     assert "Your earlier claim was returned" in page and "We measured 10 minutes on the site." in page
-    claimed = learner.post(ATTESTATION, data={"hours": "0.25", "confirm": "y"})  # within 2x the 10 minutes
+    assert "How you studied (optional)" in page  # the learner can answer with their claim
+    answer = "I read the references on paper over two evenings."
+    claimed = learner.post(ATTESTATION, data={"hours": "3.5", "note": answer, "confirm": "y"})
     assert claimed.status_code == 302
     db.expire_all()
-    issued = db.scalar(select(Certificate).where(Certificate.user_id == user.id))
-    assert issued.status == CertificateStatus.ACTIVE and issued.hours == Decimal("0.25")
+    again_held = db.scalar(select(Certificate).where(Certificate.user_id == user.id))
+    assert again_held.status == CertificateStatus.PENDING  # still over twice the time: reviewed again
+    assert services.get_attestation(db, user.id, course_id).note == answer
+    assert answer in client.get(f"/admin/certificates/{again_held.id}").text  # the reviewer reads it
     assert "Your earlier claim was returned" not in learner.get(ATTESTATION).text
 
 

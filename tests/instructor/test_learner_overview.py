@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -247,7 +248,7 @@ class Population:
 def compare_everything(db: Session, c: Course, per_page: int = 7) -> None:
     """Every filter, every page: the SQL overview equals the in-memory rule."""
     expected = in_memory(db, c, NOW)
-    steps = sorted({(r.step, r.label) for r in expected})
+    steps = sorted({(r.step, r.label) for r in expected}, key=lambda s: oversight.step_order(s[0]))
     for stuck_only in (False, True):
         for step in ["", "no-such-step", *(s for s, _l in steps)]:
             known = step in dict(steps)
@@ -364,6 +365,8 @@ def test_the_list_finds_learners_by_a_part_of_their_name(client, db, login):
     assert anas and f"<h2>{anas} learner{'s' if anas != 1 else ''}</h2>" in found
     assert "Ben Cole" not in found.split("<h2>")[1] and 'value="aNa"' in found
     assert "<h2>0 learners</h2>" in client.get(url, query_string={"name": "%"}).text  # a wildcard is a character
+    offered = re.findall(r'<option value="([a-z0-9-]+)"', found.split('id="step"')[1].split("</select>")[0])
+    assert len(offered) > 2 and offered == sorted(offered, key=oversight.step_order)  # in the course's order
     stuck_anas = sum(1 for r in expected if "ana" in names[r.user_id] and r.stuck)
     both = client.get(url, query_string={"name": "ana", "stuck": "1"}).text
     assert f"<h2>{stuck_anas} learner{'s' if stuck_anas != 1 else ''}</h2>" in both

@@ -2,8 +2,8 @@
    1. A final-assessment question: choosing its module lists that module's headings in the section list at once
       (without JavaScript, the "Show this module's sections" button reloads the form with them).
    2. "Discard draft" asks before throwing a draft away.
-   3. A form that leaves the question editor (adding a case reloads the page) asks first when the question has
-      changes not yet saved, which the reload would lose. */
+   3. A form or link that leaves the question editor (adding a case reloads the page; the preview shows what is
+      saved) asks first when the question has changes not yet saved, which leaving would lose. */
 (function () {
   "use strict";
   var moduleSelect = document.querySelector("select[data-sections]");
@@ -31,11 +31,15 @@
   var editor = document.querySelector("form.bank-editor-form");
   if (editor && window.FormData && window.URLSearchParams) {
     var asLoaded = new URLSearchParams(new FormData(editor)).toString();
+    var leaving = function (event) {
+      var changed = new URLSearchParams(new FormData(editor)).toString() !== asLoaded;
+      if (changed && !window.confirm(event.currentTarget.getAttribute("data-leaves-editor"))) { event.preventDefault(); }
+    };
     document.querySelectorAll("form[data-leaves-editor]").forEach(function (form) {
-      form.addEventListener("submit", function (event) {
-        var changed = new URLSearchParams(new FormData(editor)).toString() !== asLoaded;
-        if (changed && !window.confirm(form.getAttribute("data-leaves-editor"))) { event.preventDefault(); }
-      });
+      form.addEventListener("submit", leaving);
+    });
+    document.querySelectorAll("a[data-leaves-editor]").forEach(function (link) {
+      link.addEventListener("click", leaving);
     });
   }
 })();
