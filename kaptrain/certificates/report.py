@@ -35,7 +35,7 @@ COLUMNS = (
     "hours_claimed",  # as attested; empty for a certificate issued by hand
     "hours_reduced_because",  # why an administrator certified fewer hours than claimed
     "issued_by",  # "automatic" (the learner's own claim, issued at once), the approving administrator, or the CLI
-    "issue_reason",  # why a certificate was issued by hand (a completion recorded elsewhere)
+    "issue_reason",  # why it was issued by hand (a completion recorded elsewhere) or re-issued (what changed)
     "course_max_hours",
     "credit_types",
     "provider",
@@ -44,7 +44,7 @@ COLUMNS = (
     "revocation_note",  # the administrator's own words (the public page gives only the reason's category)
     "superseded_by",
     "supersedes",
-    "final_assessment_score",  # percent, the best passing attempt's
+    "final_assessment_percent",  # the best passing attempt's score
     "final_assessment_passed_on",
     "evaluation_submitted_on",
     "attested_on",
@@ -62,9 +62,9 @@ def _day(certificate: Certificate, moment: dt.datetime | None) -> str:
 ISSUING_ACTIONS = ("certificate.issue", "certificate.issue_manual", "certificate.approve", "certificate.reissue")
 
 
-def _issue_records(session: Session, ids: list[int]) -> dict[int, tuple[str, str]]:
-    """For each certificate id: who issued it, in words, and why fewer hours were certified than claimed (if so),
-    from the audit log (one query a batch)."""
+def _issue_records(session: Session, ids: list[int]) -> dict[int, tuple[str, str, str]]:
+    """For each certificate id: who issued it, in words, why fewer hours were certified than claimed (if so), and
+    a re-issue's reason (what changed), from the audit log (one query a batch)."""
     if not ids:
         return {}
     actor = aliased(User)
@@ -80,6 +80,7 @@ def _issue_records(session: Session, ids: list[int]) -> dict[int, tuple[str, str
     )
     issued_by: dict[int, str] = {}
     reduced: dict[int, str] = {}
+    reissued_because: dict[int, str] = {}
     for subject_id, action, label, details, name in entries:
         if action == "certificate.hours_changed":
             # At approval the entry is the certificate's own ("claimed", "certified"); a re-issue's correction is
@@ -90,7 +91,9 @@ def _issue_records(session: Session, ids: list[int]) -> dict[int, tuple[str, str
             issued_by[subject_id] = "automatic"
         else:
             issued_by[subject_id] = name or label
-    return {i: (issued_by.get(i, ""), reduced.get(i, "")) for i in ids}
+            if action == "certificate.reissue":
+                reissued_because[subject_id] = str((details or {}).get("reason") or "")
+    return {i: (issued_by.get(i, ""), reduced.get(i, ""), reissued_because.get(i, "")) for i in ids}
 
 
 def ce_report(
@@ -157,11 +160,11 @@ def ce_report(
             session.expunge(row[0])  # keep the identity map from growing with the export
 
 
-def _row(row: Any, record: tuple[str, str]) -> list[str]:
+def _row(row: Any, record: tuple[str, str, str]) -> list[str]:
     """One certificate's line of the report."""
     c, email, profession, final_score, final_passed_at, slug = row[:6]
     superseded_by, supersedes, evaluated_at, attested_at, active_seconds, claimed = row[6:]
-    issued_by, reduced_because = record
+    issued_by, reduced_because, reissued_because = record
     # Credit designations are printed on a certificate only with an accreditation statement.
     credits = [str(d["credit_type"]) for d in c.designations] if c.accreditation_statement else []
     return [
@@ -181,7 +184,7 @@ def _row(row: Any, record: tuple[str, str]) -> list[str]:
         "" if claimed is None else f"{claimed:f}",
         reduced_because,
         issued_by,
-        c.issue_reason or "",
+        reissued_because or c.issue_reason or "",
         f"{c.max_hours:f}",
         "; ".join(credits),
         c.provider,

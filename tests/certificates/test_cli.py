@@ -384,7 +384,7 @@ def test_export_writes_one_row_per_issued_certificate_with_the_ce_record(app, db
     final = db.scalar(
         select(Attempt).join(Quiz).where(Attempt.user_id == kept.user_id, Quiz.kind == QuizKind.FINAL, Attempt.passed)
     )
-    assert first["final_assessment_score"] == f"{final.score:g}"
+    assert first["final_assessment_percent"] == f"{final.score:g}"
     assert first["final_assessment_passed_on"] == final.submitted_at.date().isoformat()
     attestation = services.get_attestation(db, kept.user_id, kept.course_id)
     evaluation = services.get_evaluation(db, kept.user_id, kept.course_id)
@@ -688,4 +688,5 @@ def test_the_export_names_the_reason_for_fewer_hours_only_on_the_certificate_app
         newer = services.reissue(db, kept, actor_label="test", reason="Hours agreed", hours=Decimal("2"))
     rows = {r["number"]: r for r in read_csv(certificates_cli(runner, "export", "--since", "2000-01-01").stdout)}
     assert rows[kept.number]["hours_reduced_because"] == ""  # its own hours never changed
+    assert rows[newer.number]["issue_reason"] == "Hours agreed"  # what changed, as the re-issue was told
     assert rows[newer.number]["hours_certified"] == "2.00" and rows[newer.number]["issued_by"] == "test"
