@@ -229,6 +229,7 @@ def test_an_administrator_may_return_a_claim_and_the_learner_attests_again(app, 
 
     learner = app.test_client()
     sign_in(learner, db, user)
+    assert "Your claim of hours was returned by the course provider" in learner.get("/dashboard").text
     page = learner.get(ATTESTATION).text
     assert "Your earlier claim was returned" in page and "We measured 10 minutes on the site." in page
     assert "How you studied (optional)" in page  # the learner can answer with their claim
@@ -241,6 +242,7 @@ def test_an_administrator_may_return_a_claim_and_the_learner_attests_again(app, 
     assert services.get_attestation(db, user.id, course_id).note == answer
     assert answer in client.get(f"/admin/certificates/{again_held.id}").text  # the reviewer reads it
     assert "Your earlier claim was returned" not in learner.get(ATTESTATION).text
+    assert "Your claim of hours was returned" not in learner.get("/dashboard").text
 
 
 def test_only_a_learners_own_waiting_claim_can_be_returned(app, client, db, login):
