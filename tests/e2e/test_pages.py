@@ -63,6 +63,8 @@ NOT_PAGES = {
     "quizzes.instructor_home",  # a redirect to the instructor's quiz list, which has its case
     "admin.home",  # a redirect to the people list, which has its case
     "admin.certificate_pdf",  # a PDF download
+    "authoring.module_file",  # a module's file download (its upload answers with the editor, which has its case)
+    "authoring.bank_file",  # a bank's file download
 }
 
 
@@ -384,6 +386,8 @@ def url_for_case(case: PageCase, learner_state: dict) -> str:
 def test_page_has_no_axe_violations(browser, base_url, learner_state, case):
     context, page = open_as(browser, base_url, case.who, learner_state, {"width": 1280, "height": 900})
     page.goto(url_for_case(case, learner_state))
+    title = page.title()  # what the tab and a screen reader announce first: words, never markup
+    assert title.strip() and "<" not in title, title
     results = Axe().run(page, options=AXE_OPTIONS)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{case.name}-desktop.png"))
