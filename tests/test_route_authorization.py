@@ -162,6 +162,9 @@ TABLE: dict[tuple[str, str], Row] = {
     ("authoring.module_retire", "GET"): staff(200),
     ("authoring.module_retire", "POST"): staff(400),
     ("authoring.module_history", "GET"): staff(200),
+    ("authoring.module_file", "GET"): staff(200),
+    ("authoring.module_file", "POST"): staff(400),  # no file chosen
+    ("authoring.bank_file", "GET"): staff(200),
     # The module has a draft this form did not load: restoring over it is refused.
     ("authoring.module_restore", "POST"): staff(409),
     ("authoring.preview", "POST"): staff(200),

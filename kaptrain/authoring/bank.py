@@ -16,10 +16,11 @@ from kaptrain.accounts.models import User
 from kaptrain.authoring import checks, services
 from kaptrain.authoring.checks import BankFigures, Finding
 from kaptrain.authoring.models import Draft
-from kaptrain.content import revisions
+from kaptrain.content import files, revisions
 from kaptrain.content.files import module_sections
 from kaptrain.content.models import Course, Module
 from kaptrain.content.schema import ModuleFile, Option, QuestionFile, QuizFile, QuizSettings
+from kaptrain.quizzes import bank as quiz_files
 from kaptrain.quizzes.models import Question, QuestionRevision, Quiz, QuizKind
 from kaptrain.quizzes.models import Vignette as VignetteRow
 
@@ -274,6 +275,14 @@ def case_users(session: Session, quiz: Quiz, case: VignetteRow) -> list[Question
     questions = services.questions_of(session, quiz)
     data = current_question_data(session, questions)
     return [q for q in questions if q.id in data and data[q.id][0].get("vignette_id") == case.id]
+
+
+def bank_file(session: Session, quiz: Quiz) -> tuple[str, str]:
+    """The published bank as its content file: the text and the file's name in the content folders' layout.
+
+    Raises ValidationError when what is published would not read back as a bank (fewer questions than drawn)."""
+    exported = quiz_files.export_quiz(session, quiz)
+    return files.quiz_text(exported), files.quiz_file_name(exported.quiz, quiz.module.position if quiz.module else 0)
 
 
 def published_count(session: Session, quiz: Quiz) -> int:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import Response, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from pydantic import ValidationError
 
 from kaptrain.accounts.models import Role
 from kaptrain.auth import role_required, user
@@ -95,6 +96,23 @@ def _bank_page(quiz: Quiz, add_form: AddQuestionForm, status: int = 200) -> Resp
         type_labels=type_names(),
         problems=summary(add_form, []),
     ), status
+
+
+@bp.route(f"{BANK}/file")
+@role_required(Role.INSTRUCTOR)
+def bank_file(course_slug: str, quiz_slug: str) -> ResponseReturnValue:
+    """The published bank (rules, cases, questions in use) as its content file; drafts are not in it."""
+    _course, quiz = _bank(course_slug, quiz_slug)
+    try:
+        text, name = banks.bank_file(get_session(), quiz)
+    except ValidationError as exc:
+        fail(
+            409,
+            "The published bank cannot be written as a file: " + exc.errors()[0]["msg"].removeprefix("Value error, "),
+        )
+    response = Response(text, mimetype="application/yaml")
+    response.headers.set("Content-Disposition", "attachment", filename=name)
+    return response
 
 
 @bp.route(f"{BANK}/questions", methods=["POST"])

@@ -9,6 +9,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     DateField,
     Field,
@@ -64,6 +65,25 @@ def plain_message(field: str, message: str) -> str:
 def _text(value: Any) -> str:
     """Form text as stored: trimmed, with the browser's CRLF line ends made LF (as the content files have)."""
     return str(value or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+class ModuleFileForm(BaseForm):
+    """Load a module file into the editor; carries the versions the editor page was opened at, so that saving
+    what was loaded is checked against newer drafts and revisions as a save of typed text is."""
+
+    loaded_version = HiddenField(id="mf-loaded-version")
+    loaded_revision = HiddenField(id="mf-loaded-revision")
+    file = FileField(
+        "Module file (.md)",
+        id="mf-file",
+        description="The module's Markdown file with its front matter, as Download gives it or the content folders "
+        "hold it.",
+        validators=[FileRequired(message="Choose the module's .md file to load.")],
+    )
+
+    def loaded(self) -> tuple[int | None, int | None]:
+        """The draft version and published revision number the editor page was opened with."""
+        return whole_number(self.loaded_version.data), whole_number(self.loaded_revision.data)
 
 
 class ReferenceForm(Form):

@@ -6,14 +6,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import Response, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from kaptrain.accounts.models import Role
 from kaptrain.auth import role_required, user
-from kaptrain.authoring import module_editor, services
+from kaptrain.authoring import module_editor, module_files, services
 from kaptrain.authoring.blueprint import bp
-from kaptrain.authoring.forms import AddModuleForm, CompareForm, ModuleForm, MoveForm, RestoreForm, RetireForm
+from kaptrain.authoring.forms import (
+    AddModuleForm,
+    CompareForm,
+    ModuleFileForm,
+    ModuleForm,
+    MoveForm,
+    RestoreForm,
+    RetireForm,
+)
 from kaptrain.authoring.services import AuthoringError, InvalidDraft, PublishConflict, StaleDraft
 from kaptrain.content import revisions
 from kaptrain.content.models import Course, Module, ModuleRevision
@@ -197,15 +205,60 @@ def _discard(course: Course, module: Module, form: ModuleForm) -> ResponseReturn
     return redirect(_editor_url(module, course))
 
 
+@bp.route("/courses/<course_slug>/modules/<module_slug>/file", methods=["GET", "POST"])
+@role_required(Role.INSTRUCTOR)
+def module_file(course_slug: str, module_slug: str) -> ResponseReturnValue:
+    """GET: the module as the editor opens it (its draft, else the published text) as its content file.
+    POST: load such a file into the editor form, beside what it replaces; nothing is saved."""
+    course, module = _module(course_slug, module_slug)
+    with _refusals():
+        state = module_editor.editor_state(get_session(), module)
+    if request.method == "GET":
+        response = Response(module_files.file_text(module, state.data), mimetype="text/markdown")
+        response.headers.set("Content-Disposition", "attachment", filename=module_files.file_name(module))
+        return response
+    upload = ModuleFileForm()
+    shown = ModuleForm.from_data(state.data, *state.loaded)
+    if not upload.validate_on_submit():
+        return _editor_page(course, module, shown, state.data, file_form=upload, status=400)
+    chosen = upload.file.data
+    try:
+        data = module_files.load(get_session(), module, chosen.filename, chosen.read())
+    except module_files.FileRefused as exc:
+        upload.file.errors = list(exc.problems)
+        return _editor_page(course, module, shown, state.data, file_form=upload, status=400)
+    name = module_files.shown_name(chosen.filename)
+    held = f"Revision {state.published.number} (published)" if state.published else "The module"
+    if state.draft:
+        held = f"The draft saved by {state.draft_by}"
+    comparison = (held, f"{name} (loaded, not saved)", module_editor.against(state.data, data))
+    form = ModuleForm.from_data(data, *upload.loaded())
+    return _editor_page(course, module, form, data, loaded_file=name, comparison=comparison)
+
+
 def _editor_page(
-    course: Course, module: Module, form: ModuleForm, data: dict[str, Any], status: int = 200, **extra: Any
+    course: Course,
+    module: Module,
+    form: ModuleForm,
+    data: dict[str, Any],
+    status: int = 200,
+    file_form: ModuleFileForm | None = None,
+    **extra: Any,
 ) -> ResponseReturnValue:
     form.ensure_blank_rows()
     with _refusals():
         state = module_editor.editor_state(get_session(), module)
     preview = module_editor.preview(data)
     page = render_template(
-        "authoring/module_edit.html", course=course, module=module, form=form, state=state, preview=preview, **extra
+        "authoring/module_edit.html",
+        course=course,
+        module=module,
+        form=form,
+        state=state,
+        preview=preview,
+        file_form=file_form or ModuleFileForm(formdata=None),
+        file_name=module_files.file_name(module),
+        **extra,
     )
     return page, status
 

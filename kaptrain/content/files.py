@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta, QuestionFile, QuizFile
+from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta, QuestionFile, QuizFile, QuizSettings
 
 # libyaml's C loader when present (much faster); both are safe loaders that build no Python objects.
 SafeLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
@@ -427,6 +427,16 @@ def _question_dict(q: QuestionFile) -> dict[str, Any]:
     return d
 
 
+def module_file_name(slug: str, order: int) -> str:
+    """A module file's name in the documented layout."""
+    return f"{order:02d}-{slug}.md"
+
+
+def quiz_file_name(settings: QuizSettings, module_order: int) -> str:
+    """A question bank's name in the documented layout: its module's, or final.yaml."""
+    return "final.yaml" if settings.kind == "final" else f"{module_order:02d}-{settings.module}.yaml"
+
+
 def write_content(courses: list[CourseContent], modules_dir: Path, quizzes_dir: Path) -> list[Path]:
     """Write courses back to files in the documented layout; returns the paths written."""
     written: list[Path] = []
@@ -442,12 +452,11 @@ def write_content(courses: list[CourseContent], modules_dir: Path, quizzes_dir: 
         orders = {}
         for m in content.modules:
             orders[m.meta.slug] = m.meta.order
-            path = cdir / f"{m.meta.order:02d}-{m.meta.slug}.md"
+            path = cdir / module_file_name(m.meta.slug, m.meta.order)
             path.write_text(module_text(m), "utf-8")
             written.append(path)
         for q in content.quizzes:
-            name = "final" if q.quiz.kind == "final" else f"{orders.get(q.quiz.module or '', 0):02d}-{q.quiz.module}"
-            path = qdir / f"{name}.yaml"
+            path = qdir / quiz_file_name(q.quiz, orders.get(q.quiz.module or "", 0))
             path.write_text(quiz_text(q), "utf-8")
             written.append(path)
     return written

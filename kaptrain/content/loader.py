@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -14,7 +15,7 @@ from kaptrain.content.files import CourseContent
 from kaptrain.content.identity import find_by_slug
 from kaptrain.content.models import Course, Module
 from kaptrain.content.revisions import ImportReport
-from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta
+from kaptrain.content.schema import CourseFile, ModuleFile, ModuleMeta, Reference
 from kaptrain.quizzes import bank
 
 COURSE_FIELDS = (
@@ -56,6 +57,24 @@ def module_data(m: ModuleFile) -> dict[str, Any]:
         "references": [r.model_dump(mode="json", exclude_none=True) for r in m.meta.references],
         "body": m.body,
     }
+
+
+def module_file(module: Module, data: dict[str, Any]) -> ModuleFile:
+    """A module revision's or draft's plain data as its module file (the inverse of module_data), not checked
+    again: what was published was checked then, and a new module's first draft, still incomplete, must still
+    download."""
+    meta = {k: v for k, v in data.items() if k != "body"}
+    meta["references"] = [Reference.model_construct(**r) for r in meta["references"]]
+    try:
+        meta["last_reviewed"] = dt.date.fromisoformat(meta["last_reviewed"])
+    except (TypeError, ValueError):
+        pass  # written as it is, and refused with its line when the file is read back
+    return ModuleFile.model_construct(
+        meta=ModuleMeta.model_construct(
+            slug=module.slug, previous_slugs=list(module.previous_slugs), order=module.position, **meta
+        ),
+        body=data["body"],
+    )
 
 
 class ImportConflict(Exception):
@@ -166,13 +185,7 @@ def export_content(session: Session, mark_exported: bool = False) -> list[Course
     for course in session.scalars(select(Course).order_by(Course.slug)):
         content = CourseContent(course_file(course))
         for module, rev in revisions.published_modules(session, course.id):
-            meta = ModuleMeta(
-                slug=module.slug,
-                previous_slugs=module.previous_slugs,
-                order=module.position,
-                **{k: v for k, v in revisions.revision_data(revisions.MODULE, rev).items() if k != "body"},
-            )
-            content.modules.append(ModuleFile(meta=meta, body=rev.body))
+            content.modules.append(module_file(module, revisions.revision_data(revisions.MODULE, rev)))
         content.quizzes = bank.export_quizzes(session, course)
         if mark_exported:
             revisions.mark_files_current(session, course.id)

@@ -213,6 +213,38 @@ def test_markdown_payloads_stay_inert_in_the_live_preview(instructor_page):  # t
     assert dialogs == []
 
 
+def test_a_module_downloaded_edited_offline_and_loaded_back(instructor_page, tmp_path):  # type: ignore[no-untyped-def]
+    page = instructor_page
+    page.goto(EDITOR)
+    page.get_by_text("Work on this module as a file").click()
+    with page.expect_download() as download:
+        page.get_by_role("link", name=re.compile("Download revision \\d+ as 02-dissociation.md")).click()
+    assert download.value.suggested_filename == "02-dissociation.md"
+    text = download.value.path().read_text("utf-8")
+    edited = tmp_path / "02-dissociation.md"
+    edited.write_text(text.rstrip("\n") + "\n\n" + ADDED + "\n", "utf-8")
+
+    # Changes typed in the form and not saved: loading a file asks first, and "Cancel" keeps them.
+    body = page.get_by_label("Text (Markdown)")
+    body.fill(body.input_value() + "\n\nTyped, not saved.")
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.get_by_label("Module file (.md)").set_input_files(str(edited))
+    page.get_by_role("button", name="Load the file into the editor").click()
+    assert asked and "not saved" in asked[0]
+    expect(body).to_have_value(re.compile("Typed, not saved."))
+
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Load the file into the editor").click()
+    expect(
+        page.get_by_role("heading", name="02-dissociation.md is in the form below: nothing is saved yet")
+    ).to_be_visible()
+    expect(page.locator(".loaded-file .diff")).to_contain_text(ADDED)
+    expect(page.get_by_label("Text (Markdown)")).to_have_value(re.compile(re.escape(ADDED)))
+    expect(page.get_by_label("Text (Markdown)")).not_to_have_value(re.compile("Typed, not saved."))
+    check_accessible(page, "module-editor-file-loaded")
+
+
 PAGES = {
     "authoring-workspace-instructor": "/author/",
     "module-editor-instructor": f"/author/courses/{COURSE}/modules/pharmacology",

@@ -59,4 +59,15 @@
   }
   form.addEventListener("input", changed);
   updateCount();
+
+  // Loading a file replaces the form: ask first when it holds changes not yet saved.
+  if (window.URLSearchParams) {
+    var asLoaded = new URLSearchParams(new FormData(form)).toString();
+    document.querySelectorAll("form[data-leaves-editor]").forEach(function (other) {
+      other.addEventListener("submit", function (event) {
+        var edited = new URLSearchParams(new FormData(form)).toString() !== asLoaded;
+        if (edited && !window.confirm(other.getAttribute("data-leaves-editor"))) { event.preventDefault(); }
+      });
+    });
+  }
 })();
