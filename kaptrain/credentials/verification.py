@@ -108,6 +108,37 @@ def _check_bounds(document: Any) -> None:
             stack.append((child, depth + 1))
 
 
+def _check_terms(document: dict[str, Any]) -> None:
+    """Refuse a document that says its statements in other words than this issuer's: a key that is a JSON-LD
+    keyword (other than the top-level @context), a key holding a colon (an IRI or compact IRI), or a context
+    given inline.
+
+    The proof covers the document's graph, not its words, and the checks after it read the credential by its
+    terms (id, credentialStatus, statusPurpose, validUntil, the subject's name). Renamed to "@id" or to the full
+    IRI a term stands for, the graph and so the signature stay the same while those reads find nothing: a revoked
+    credential would pass the revocation check. Every credential and status list this issuer signs uses the
+    shipped contexts' terms alone."""
+    stack: list[tuple[Any, bool]] = [(document, True)]
+    while stack:
+        value, top = stack.pop()
+        if isinstance(value, list):
+            stack.extend((item, False) for item in value)
+            continue
+        if not isinstance(value, dict):
+            continue
+        for key, child in value.items():
+            if key == "@context" and top:
+                continue
+            if key == "@context" and isinstance(child, str) and child not in SHIPPED_CONTEXTS:
+                raise _Refused(Reason.UNKNOWN_CONTEXT, str(ContextNotShipped(child)))
+            if key.startswith("@") or ":" in key:
+                raise _Refused(
+                    Reason.MALFORMED,
+                    f"it is not in the form this issuer signs: the key {key[:80]!r} renames one of its terms",
+                )
+            stack.append((child, False))
+
+
 def _check_shape(credential: Any) -> dict[str, Any]:
     """The proof, once the document looks like a credential in our suite; refuses otherwise."""
     if not isinstance(credential, dict):
@@ -117,8 +148,11 @@ def _check_shape(credential: Any) -> dict[str, Any]:
     if not isinstance(contexts, list) or not contexts or contexts[0] != VC_V2_CONTEXT:
         raise _Refused(Reason.MALFORMED, f"@context must be a list starting with {VC_V2_CONTEXT}")
     for url in contexts:
-        if isinstance(url, str) and url not in SHIPPED_CONTEXTS:
+        if not isinstance(url, str):
+            raise _Refused(Reason.MALFORMED, "it defines terms of its own in @context, which this issuer never does")
+        if url not in SHIPPED_CONTEXTS:
             raise _Refused(Reason.UNKNOWN_CONTEXT, str(ContextNotShipped(url)))
+    _check_terms(credential)
     types = credential.get("type")
     if not isinstance(types, list) or "VerifiableCredential" not in types:
         raise _Refused(Reason.MALFORMED, "type must list VerifiableCredential")

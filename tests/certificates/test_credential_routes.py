@@ -514,3 +514,15 @@ def test_surnames_are_matched_as_a_board_types_them(client, issue, holder, found
 )
 def test_a_checked_files_hours_read_as_the_certificate_prints_them(value, words):
     assert checking._hours(value) == words  # noqa: SLF001
+
+
+def test_a_revoked_credential_with_its_status_renamed_is_not_shown_valid(app, client, db, issue):
+    certificate = issue()
+    with acting(app, db):
+        services.revoke(db, certificate, RevocationReason.ACADEMIC_MISCONDUCT, "copied", actor_label="test")
+    credential = dict(certificate.credential)
+    credential["https://www.w3.org/2018/credentials#credentialStatus"] = credential.pop("credentialStatus")
+    credential["@id"] = credential.pop("id")
+    status, page = upload(client, json.dumps(credential).encode(), name="credential.json")
+    assert status == 422 and "Valid credential" not in page
+    assert "not in the form this issuer signs" in page.replace("&#39;", "'")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 from typing import Any
 
 import pytest
 
-from kaptrain.credentials import Keyring, Reason, sign, verify
+from kaptrain.credentials import Keyring, Reason, sign, verification, verify
 from kaptrain.credentials import status_list as sl
 from kaptrain.credentials.multibase import decode_base64url, encode_base64url
 from tests.credentials.conftest import ISSUED_AT, STATUS_LIST_URL
@@ -100,3 +101,47 @@ def test_status_list_signed_before_a_rotation_still_serves(keyring: Keyring, sig
     old_list = _list(keyring, set())
     keyring.rotate(now=ISSUED_AT + dt.timedelta(days=1))
     assert verify(signed, keyring, status_lookup=sl.make_lookup({STATUS_LIST_URL: old_list}, keyring)).ok
+
+
+VC = "https://www.w3.org/2018/credentials#"
+STATUS = "https://www.w3.org/ns/credentials/status#"
+
+
+def _renamed(credential: dict[str, Any], how: str) -> dict[str, Any]:
+    """The credential with one term said in other words that keep its graph (and so its signature)."""
+    doc = json.loads(json.dumps(credential))
+    if how == "credentialStatus as its IRI":
+        doc[VC + "credentialStatus"] = doc.pop("credentialStatus")
+    elif how == "statusPurpose as its IRI":
+        doc["credentialStatus"][STATUS + "statusPurpose"] = doc["credentialStatus"].pop("statusPurpose")
+    elif how == "id as @id":
+        doc["@id"] = doc.pop("id")
+    elif how == "credentialStatus as a compact IRI":
+        doc["cred:credentialStatus"] = doc.pop("credentialStatus")
+        doc["@context"] = [*doc["@context"], {"cred": VC}]
+    return doc
+
+
+RENAMINGS = [
+    "credentialStatus as its IRI",
+    "statusPurpose as its IRI",
+    "id as @id",
+    "credentialStatus as a compact IRI",
+]
+
+
+@pytest.mark.parametrize("how", RENAMINGS)
+def test_a_revoked_credential_with_a_term_renamed_is_refused_not_valid(
+    keyring: Keyring, signed: dict[str, Any], how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    revoked = sl.make_lookup({STATUS_LIST_URL: _list(keyring, {42})}, keyring)
+    renamed = _renamed(signed, how)
+    verdict = verify(renamed, keyring, status_lookup=revoked)
+    assert not verdict.ok and verdict.reason == Reason.MALFORMED, verdict
+    assert "this issuer" in verdict.detail
+
+    # The premise: the renamed document keeps the signed graph, so only the check of its terms stops it (the
+    # compact IRI needs its inline context, which is refused on its own).
+    if how != "credentialStatus as a compact IRI":
+        monkeypatch.setattr(verification, "_check_terms", lambda document: None)
+        assert verify(renamed, keyring).ok
