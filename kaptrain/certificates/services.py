@@ -596,6 +596,12 @@ def pending_certificates(session: Session) -> list[Certificate]:
     )
 
 
+def _lock(session: Session, certificate: Certificate) -> None:
+    """Hold the certificate's row until the transaction ends and read it again (PostgreSQL: FOR UPDATE), so that two
+    administrators revoking or re-issuing it at once act one after the other, the second on the first's result."""
+    session.refresh(certificate, with_for_update={"of": Certificate})
+
+
 def revoke(
     session: Session,
     certificate: Certificate,
@@ -605,6 +611,7 @@ def revoke(
     actor_label: str | None = None,
 ) -> None:
     """Revoke an active certificate; the public verification page says so from now on."""
+    _lock(session, certificate)
     if certificate.status != CertificateStatus.ACTIVE:
         raise CertificateError(f"Only an active certificate can be revoked; this one is {certificate.status.value}.")
     certificate.status = CertificateStatus.REVOKED
@@ -643,6 +650,7 @@ def reissue(
     say), linked to it so that its verification page can say that a replacement exists. The reason, when given, is
     kept in the audit entry. `hours`, when given, corrects the hours certified (a revocation over disputed hours,
     say): at most the hours the learner claimed, or the course's maximum for a certificate issued by hand."""
+    _lock(session, certificate)
     if hours is not None and hours != certificate.hours:
         _check_corrected_hours(session, certificate, hours, reason)
     if certificate.status not in (CertificateStatus.ACTIVE, CertificateStatus.REVOKED):
