@@ -99,8 +99,8 @@ def overview(
     now: dt.datetime | None = None,
     name: str = "",
 ) -> Overview:
-    """A page of the course's learners by name (filtered by step, stuck and a part of the name), and the counts for
-    all of them.
+    """A page of the course's learners by name (filtered by step, stuck and a part of the name or email address),
+    and the counts for all of them.
 
     An unknown step filters nothing; a page past the end shows the last one."""
     now = now or utcnow()
@@ -115,7 +115,13 @@ def overview(
     filters += [standing.c.step == step] if step else []
     name = " ".join(name.split())
     if name:  # one more count, only when searching
-        filters.append(func.lower(standing.c.full_name).contains(name.lower(), autoescape=True))
+        part = name.lower()
+        filters.append(
+            or_(
+                func.lower(standing.c.full_name).contains(part, autoescape=True),
+                func.lower(standing.c.email).contains(part, autoescape=True),
+            )
+        )
         matching = session.scalar(select(func.count()).select_from(standing).where(*filters)) or 0
     else:
         matching = sum(k if stuck_only else n for s, (n, k) in by_step.items() if not step or s == step)
@@ -169,6 +175,7 @@ def _standing(session: Session, course: Course, shape: _Shape) -> Subquery:
         select(
             steps.c.user_id,
             steps.c.full_name,
+            steps.c.email,
             steps.c.step,
             steps.c.quiz_id,
             used.label("used"),
@@ -265,6 +272,7 @@ def _steps(course: Course, shape: _Shape) -> CTE:
         select(
             learner.label("user_id"),
             User.full_name,
+            User.email,
             case(*((undone, step) for undone, step, _q in steps), else_="done").label("step"),
             case(*((undone, quiz_id) for undone, _s, quiz_id in steps), else_=None).label("quiz_id"),
         )

@@ -370,3 +370,18 @@ def test_the_list_finds_learners_by_a_part_of_their_name(client, db, login):
     stuck_anas = sum(1 for r in expected if "ana" in names[r.user_id] and r.stuck)
     both = client.get(url, query_string={"name": "ana", "stuck": "1"}).text
     assert f"<h2>{stuck_anas} learner{'s' if stuck_anas != 1 else ''}</h2>" in both
+
+
+def test_the_list_finds_a_learner_by_a_part_of_their_email_address(client, db, login):
+    population = Population(db, 7)
+    for _ in range(6):
+        population.learner()
+    login(make_user(db, role=Role.INSTRUCTOR))
+    db.commit()
+    one = db.scalars(select(User).where(User.email.like("overview%"))).first()
+    assert one is not None
+    url = "/instructor/courses/demo-course/learners"
+    found = client.get(url, query_string={"name": one.email.upper()}).text
+    assert "<h2>1 learner</h2>" in found and one.email in found
+    many = client.get(url, query_string={"name": "@example.org"}).text
+    assert "<h2>6 learners</h2>" in many and "Name or email" in many
