@@ -229,6 +229,7 @@ def _detail(
         "admin/certificate.html",
         c=c,
         attestation=attestation,
+        fewer_because=services.hours_reasons(get_session(), [c.id]).get(c.id),
         review=attestation is not None and services.over_claimed(attestation),
         approve_form=approve,
         profile=profile,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, aliased, lazyload
 
 from kaptrain.accounts.models import User
 from kaptrain.audit import AuditEntry
+from kaptrain.certificates import services
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
 from kaptrain.content.models import Course
 from kaptrain.db import as_utc
@@ -63,8 +64,9 @@ ISSUING_ACTIONS = ("certificate.issue", "certificate.issue_manual", "certificate
 
 
 def _issue_records(session: Session, ids: list[int]) -> dict[int, tuple[str, str, str]]:
-    """For each certificate id: who issued it, in words, why fewer hours were certified than claimed (if so), and
-    a re-issue's reason (what changed), from the audit log (one query a batch)."""
+    """For each certificate id: who issued it, in words, why fewer hours were certified than claimed (if so, carried
+    through re-issues: services.hours_reasons), and a re-issue's reason (what changed), from the audit log (a few
+    queries a batch)."""
     if not ids:
         return {}
     actor = aliased(User)
@@ -74,25 +76,20 @@ def _issue_records(session: Session, ids: list[int]) -> dict[int, tuple[str, str
         .where(
             AuditEntry.subject_type == "certificate",
             AuditEntry.subject_id.in_(ids),
-            AuditEntry.action.in_((*ISSUING_ACTIONS, "certificate.hours_changed")),
+            AuditEntry.action.in_(ISSUING_ACTIONS),
         )
         .order_by(AuditEntry.id)
     )
     issued_by: dict[int, str] = {}
-    reduced: dict[int, str] = {}
     reissued_because: dict[int, str] = {}
     for subject_id, action, label, details, name in entries:
-        if action == "certificate.hours_changed":
-            # At approval the entry is the certificate's own ("claimed", "certified"); a re-issue's correction is
-            # entered on the version it replaced ("before", "after"), whose own hours did not change.
-            if "certified" in (details or {}):
-                reduced[subject_id] = str(details.get("reason") or "")
-        elif action == "certificate.issue":
+        if action == "certificate.issue":
             issued_by[subject_id] = "automatic"
         else:
             issued_by[subject_id] = name or label
             if action == "certificate.reissue":
                 reissued_because[subject_id] = str((details or {}).get("reason") or "")
+    reduced = services.hours_reasons(session, ids)
     return {i: (issued_by.get(i, ""), reduced.get(i, ""), reissued_because.get(i, "")) for i in ids}
 
 
@@ -182,7 +179,7 @@ def _row(row: Any, record: tuple[str, str, str]) -> list[str]:
         c.course_title,
         f"{c.hours:f}",
         "" if claimed is None else f"{claimed:f}",
-        reduced_because,
+        reduced_because if claimed is None or c.hours < claimed else "",
         issued_by,
         reissued_because or c.issue_reason or "",
         f"{c.max_hours:f}",

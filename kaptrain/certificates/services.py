@@ -266,6 +266,48 @@ def attestations_for(session: Session, certificates: list[Certificate]) -> dict[
     return {pairs[key]: a for a in found if (key := (a.user_id, a.course_id)) in pairs}
 
 
+def hours_reasons(session: Session, ids: list[int]) -> dict[int, str]:
+    """Why fewer hours were certified than claimed, by certificate id, for those of these certificates whose hours
+    an administrator reduced: at approval (the entry on the certificate itself), at the re-issue that made it (the
+    entry on the version it replaced), or on an earlier version whose hours it carries over. A few statements, one
+    per generation of re-issues."""
+    supersedes: dict[int, int | None] = {}
+    hours: dict[int, Decimal] = {}
+    wanted = set(ids)
+    while wanted:
+        rows = session.execute(
+            select(Certificate.id, Certificate.supersedes_id, Certificate.hours).where(Certificate.id.in_(wanted))
+        ).all()
+        for cid, older, certified in rows:
+            supersedes[cid], hours[cid] = older, certified
+        wanted = {older for _cid, older, _h in rows if older is not None and older not in supersedes}
+    approved: dict[int, str] = {}  # certificate id -> reason, for a reduction at its approval
+    corrected: dict[int, str] = {}  # replaced version's id -> reason, for a correction at the re-issue
+    entries = session.execute(
+        select(audit.AuditEntry.subject_id, audit.AuditEntry.details).where(
+            audit.AuditEntry.subject_type == "certificate",
+            audit.AuditEntry.subject_id.in_(list(supersedes)),
+            audit.AuditEntry.action == "certificate.hours_changed",
+        )
+    )
+    for subject_id, details in entries:
+        reason = str((details or {}).get("reason") or "")
+        (approved if "certified" in (details or {}) else corrected)[subject_id] = reason
+
+    def reason_for(cid: int) -> str | None:
+        if cid in approved:
+            return approved[cid]
+        older = supersedes.get(cid)
+        if older is None:
+            return None
+        if older in corrected:
+            return corrected[older]
+        return reason_for(older) if hours.get(older) == hours[cid] else None
+
+    found = {cid: reason_for(cid) for cid in ids}
+    return {cid: reason for cid, reason in found.items() if reason is not None}
+
+
 def held_for_review(session: Session, certificates: list[Certificate]) -> set[int]:
     """The ids of the pending certificates among these whose claim waits for review: approved one at a time, from
     the certificate's page, never in bulk."""

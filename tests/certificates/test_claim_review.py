@@ -122,6 +122,15 @@ def test_an_administrator_sees_the_flag_and_may_certify_fewer_hours_saying_why(a
     sign_in(learner, db, user)
     transcript = learner.get("/courses/demo-course/transcript").get_data(as_text=True)
     assert "Hours certified</dt><dd>1.5 (the provider" in transcript and "3.5 of 3.5" in transcript
+    dashboard = learner.get("/dashboard").get_data(as_text=True)
+    assert '<dd>1.5 <span class="muted">certified, of 3.5 claimed' in dashboard
+    shown = client.get(f"/admin/certificates/{held.id}").get_data(as_text=True)
+    assert "fewer than claimed because: “Read the modules in one sitting; 1.5 h agreed.”" in shown
+    with app.app_context():
+        renamed = services.reissue(db, held, actor_label="test", reason="name corrected")
+        db.commit()
+    again_shown = client.get(f"/admin/certificates/{renamed.id}").get_data(as_text=True)
+    assert "fewer than claimed because: “Read the modules in one sitting; 1.5 h agreed.”" in again_shown
     again = client.post(url, data={"hours": "1.5", "reason": ""})
     assert again.status_code == 409 and "not waiting for approval" in again.get_data(as_text=True)
 

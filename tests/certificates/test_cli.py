@@ -682,11 +682,20 @@ def test_a_real_worker_issues_approvals_the_cli_queued(redis_db, tmp_path):
     assert Queue(jobs.QUEUE, connection=redis_db).failed_job_registry.count == 0
 
 
-def test_the_export_names_the_reason_for_fewer_hours_only_on_the_certificate_approved_with_them(app, db, runner, issue):
+def test_the_export_names_the_reason_for_fewer_hours_on_every_version_that_certifies_them(app, db, runner, issue):
     kept = issue("Corrected Later")
     with acting(app, db):
         newer = services.reissue(db, kept, actor_label="test", reason="Hours agreed", hours=Decimal("2"))
+        renamed = services.reissue(db, newer, actor_label="test", reason="name corrected")
+        restored = services.reissue(
+            db, renamed, actor_label="test", reason="Offline reading shown", hours=Decimal("3.5")
+        )
     rows = {r["number"]: r for r in read_csv(certificates_cli(runner, "export", "--since", "2000-01-01").stdout)}
     assert rows[kept.number]["hours_reduced_because"] == ""  # its own hours never changed
     assert rows[newer.number]["issue_reason"] == "Hours agreed"  # what changed, as the re-issue was told
+    assert rows[newer.number]["hours_reduced_because"] == "Hours agreed"
     assert rows[newer.number]["hours_certified"] == "2.00" and rows[newer.number]["issued_by"] == "test"
+    # A later version that carries the reduced hours carries its reason; one back at the hours claimed has none.
+    assert rows[renamed.number]["hours_reduced_because"] == "Hours agreed"
+    assert rows[renamed.number]["issue_reason"] == "name corrected"
+    assert rows[restored.number]["hours_certified"] == "3.50" and rows[restored.number]["hours_reduced_because"] == ""
