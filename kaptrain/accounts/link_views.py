@@ -40,6 +40,9 @@ def _link_problem(exc: services.AccountError, kind: str) -> ResponseReturnValue:
     404 for a link that never existed, 410 for one that did and no longer works; nothing was changed."""
     unknown = isinstance(exc, TokenError) and exc.problem == Problem.UNKNOWN
     status = 404 if unknown else 410
+    if isinstance(exc, TokenError) and exc.problem == Problem.USED and exc.purpose == TokenPurpose.CONFIRM_EMAIL:
+        # Opened again (from the email, or the browser's history): what it asked for is done, which is no problem.
+        return render_template("accounts/link_problem.html", message=str(exc), kind=kind, done=True)
     return render_template("accounts/link_problem.html", message=str(exc), kind=kind), status
 
 

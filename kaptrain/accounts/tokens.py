@@ -81,7 +81,7 @@ def _message(problem: Problem, purpose: TokenPurpose | None) -> str:
         if purpose == TokenPurpose.CONFIRM_EMAIL:  # used: the address it was sent to was confirmed then
             return (
                 f"This {what} has already been used, so the address it was sent to is confirmed: there is nothing "
-                "more to do. Log in to carry on. Each link works only once."
+                "more to do. Each link works only once."
             )
         return f"This {what} has already been used, and each link works only once. {again}"
     if problem == Problem.REPLACED:

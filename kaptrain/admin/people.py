@@ -228,7 +228,9 @@ def person_role(user_id: int) -> ResponseReturnValue:
     except accounts.AccountError as exc:
         form.role.errors = [str(exc)]
         return _record_page(person, 422, form)
-    flash(f"{person.full_name} is now {person.role.value}." if changed else "The role was not changed.", "success")
+    article = "an" if person.role.value[0] in "aeiou" else "a"
+    now = f"{person.full_name} is now {article} {person.role.value.title()}."
+    flash(now if changed else "The role was not changed.", "success")
     return redirect(url_for("admin.person", user_id=person.id))
 
 

@@ -205,6 +205,8 @@ def test_staff_without_it_are_sent_to_set_it_up_and_can_do_nothing_else(app, db,
     assert staff.full_name != "Changed"
     page = browser.get("/account/two-factor")
     assert page.status_code == 200 and b"Instructors and administrators must use it." in page.data
+    nav = page.get_data(as_text=True).split('aria-label="Main"')[1].split("</nav>")[0]
+    assert "Log out" in nav and "/dashboard" not in nav and "/author/" not in nav  # no page it would bounce from
     db.refresh(staff)
     shown = browser.post(
         "/account/two-factor", data={"current_password": PASSWORD, "code": pyotp.TOTP(staff.totp_secret).now()}
@@ -213,7 +215,8 @@ def test_staff_without_it_are_sent_to_set_it_up_and_can_do_nothing_else(app, db,
     assert shown.status_code == 200 and 'href="/courses">I have saved them: continue</a>' in shown.get_data(
         as_text=True
     )
-    assert browser.get("/dashboard").status_code == 200
+    after = browser.get("/dashboard")
+    assert after.status_code == 200 and 'href="/author/"' in after.get_data(as_text=True)  # the menu is back
     off = browser.post("/account/two-factor/disable", data={"off-current_password": PASSWORD})
     assert off.status_code == 422 and b"must sign in with two factors" in off.data
     assert browser.post("/logout").status_code == 302

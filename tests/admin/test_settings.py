@@ -134,3 +134,12 @@ def test_the_settings_page_warns_when_learners_have_no_address_to_write_to(app, 
     assert "No support address is set" in page and "KAPTRAIN_SUPPORT_EMAIL" in page
     monkeypatch.setitem(app.config, "SUPPORT_EMAIL", "help@provider.example")
     assert "No support address is set" not in client.get("/admin/settings").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/admin/settings", "/admin/certificates"])
+def test_admins_are_warned_while_the_public_address_is_this_computers_own(app, client, db, admin, monkeypatch, path):
+    monkeypatch.setitem(app.config, "BASE_URL", "http://127.0.0.1:5000")
+    page = client.get(path).get_data(as_text=True)
+    assert "only this computer can reach" in page and "KAPTRAIN_BASE_URL" in page
+    monkeypatch.setitem(app.config, "BASE_URL", "https://ce.provider.example")
+    assert "only this computer can reach" not in client.get(path).get_data(as_text=True)
