@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, request, session
 from flask_login import current_user, login_required
 
+from kaptrain.accounts import browser_sessions
 from kaptrain.accounts.models import Role, User
 from kaptrain.accounts.services import load_session_user
 from kaptrain.db import get_session
@@ -35,7 +36,7 @@ def init_auth(app: Flask) -> None:
     def _load(token: str) -> User | None:
         if not login_is_current(session.get("login_at"), app.config["SESSION_HOURS"]):
             return None  # older than SESSION_HOURS: log in again (an absolute limit, ASVS V3.3.2)
-        return load_session_user(get_session(), token)
+        return load_session_user(get_session(), token, browser_sessions.sid_of(session))
 
 
 def client_identifier(environ: Mapping[str, Any]) -> str:

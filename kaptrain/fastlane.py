@@ -184,7 +184,7 @@ class FastLane:
             return None
         if data.get("_id") != client_identifier(environ):
             return None
-        return pagecache.session_learner(data.get("_user_id"))
+        return pagecache.session_learner(data.get("_user_id"), data.get("sid"))
 
     def _csrf_ok(self, environ: WSGIEnvironment, data: Mapping[str, Any], form: MultiDict[str, str]) -> bool:
         from kaptrain.extensions import csrf  # noqa: PLC0415 - extensions is imported after the app's modules

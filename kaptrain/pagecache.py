@@ -99,6 +99,7 @@ UNSHOWN_TABLES = {
     "cache_epochs": "the versions themselves",
     "certificate_files": "the stored PDF, downloaded, never shown on a page (the certificate row is watched)",
     "drafts": "unpublished authoring work; learners see only published revisions",
+    "ended_sessions": "logged-out logins: every session check (STAMP_SQL, SESSION_SQL) refuses them itself",
     "recovery_codes": "account pages only",
     "status_lists": "the public revocation list of credentials",
     "uploads": "files served at their own addresses; pages show them through module revisions",
@@ -232,20 +233,26 @@ def _session_user() -> Learner | None:
         return None
     if login_manager.session_protection and session.get("_id") != login_manager._session_identifier_generator():  # noqa: SLF001
         return None
-    return session_learner(session.get("_user_id"))
+    return session_learner(session.get("_user_id"), session.get("sid"))
 
 
-def session_learner(token: object) -> Learner | None:
-    """The learner a Flask-Login session id ("id:version") names, not yet checked against the database."""
+def session_learner(token: object, sid: object = "") -> Learner | None:
+    """The learner a Flask-Login session id ("id:version") and the cookie's login id (kaptrain.accounts.
+    browser_sessions) name, not yet checked against the database."""
     from kaptrain.accounts.services import parse_session_token  # noqa: PLC0415 - accounts imports this module's peers
 
     found = parse_session_token(token) if isinstance(token, str) else None
-    return Learner(*found) if found else None
+    login = sid if isinstance(sid, str) and len(sid) <= 64 else ""
+    return Learner(*found, login) if found else None
 
+
+# True while the cookie's login has not been logged out (kaptrain.accounts.browser_sessions); `:sid` is "" for a
+# cookie from before logins had ids, which nothing ends but a move of the session version.
+NOT_ENDED_SQL = "NOT EXISTS (SELECT 1 FROM ended_sessions x WHERE x.sid = :sid)"
 
 STAMP_SQL = (
-    "SELECT u.session_version, u.is_active, u.role, u.pages_version, e.version "
-    "FROM users u, cache_epochs e WHERE u.id = :user AND e.name = 'pages'"
+    "SELECT u.session_version, u.is_active, u.role, u.pages_version, e.version "  # noqa: S608 - constants
+    f"FROM users u, cache_epochs e WHERE u.id = :user AND e.name = 'pages' AND {NOT_ENDED_SQL}"
 )
 
 
@@ -416,19 +423,24 @@ def read_datetime(value: Any) -> dt.datetime | None:
 
 
 class Learner(NamedTuple):
-    """Who a fast path serves: the session's user id and session version, not yet checked against the database."""
+    """Who a fast path serves: the session's user id, session version and login id, not yet checked against the
+    database."""
 
     user_id: int
     session_version: int
+    sid: str = ""
 
     def params(self) -> dict[str, Any]:
         """The parameters of SESSION_SQL."""
-        return {"user": self.user_id, "session": self.session_version, "yes": True}
+        return {"user": self.user_id, "session": self.session_version, "yes": True, "sid": self.sid}
 
 
 # A fast path's first statement joins users as u on this, so the one statement that finds what it needs also checks
-# what STAMP_SQL checks for a cached page (same session version, active, a learner): a round trip fewer.
-SESSION_SQL = "u.id = :user AND u.session_version = :session AND u.is_active = :yes AND u.role = 'learner'"
+# what STAMP_SQL checks for a cached page (same session version, not logged out, active, a learner): a round trip
+# fewer.
+SESSION_SQL = (
+    f"u.id = :user AND u.session_version = :session AND u.is_active = :yes AND u.role = 'learner' AND {NOT_ENDED_SQL}"
+)
 
 NO_FORM: ImmutableMultiDict[str, str] = ImmutableMultiDict()  # what a GET's fast path is given: nothing to parse
 # Set in the WSGI environ by kaptrain.fastlane when a fast path it ran answered None (the normal way must answer).
@@ -508,7 +520,7 @@ def _serve(pages: PageStore, fast: FastPath | None, who: Learner) -> BaseRespons
 def page_key(who: Learner, path: str) -> tuple[Any, ...] | None:
     """The key the learner's page at `path` is stored under now, after one statement that checks the session
     against the database and reads the two versions (None: the session is not a good learner's)."""
-    stamp = run_sql(STAMP_SQL, {"user": who.user_id})
+    stamp = run_sql(STAMP_SQL, {"user": who.user_id, "sid": who.sid})
     if stamp is None:
         return None
     version, active, role, learner_version, epoch = stamp

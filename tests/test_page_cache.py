@@ -274,6 +274,29 @@ def test_logging_out_everywhere_ends_the_cached_pages_of_every_session(
     assert _sent_to_log_in(client.get("/dashboard"))
 
 
+def test_a_cookie_copied_before_its_browser_logged_out_gets_no_cached_page_beat_or_pdf(
+    app: Flask, client: FlaskClient, learner: User, db: Session
+) -> None:
+    _, pdf = holders_pdf(app, db, learner)
+    served(app, client, "/dashboard")
+    assert served(app, client, "/dashboard")[1]
+    client.get(MODULE)
+    assert client.post(f"{MODULE}/heartbeat").status_code == 200
+    copied = client.get_cookie("session")
+    assert copied is not None
+    other = app.test_client()  # the same learner on another device
+    sign_in(other, db, learner)
+    assert other.get("/dashboard").status_code == 200
+    assert client.post("/logout").status_code == 302
+    replay = app.test_client()
+    replay.set_cookie("session", copied.value)
+    assert _sent_to_log_in(replay.get("/dashboard"))
+    assert _sent_to_log_in(replay.post(f"{MODULE}/heartbeat"))
+    assert _sent_to_log_in(replay.get(pdf))
+    # Only that browser logged out: the other device is still signed in, its pages and download served.
+    assert other.get("/dashboard").status_code == 200 and other.get(pdf).status_code == 200
+
+
 def _end_sessions(db: Session, learner: User) -> None:
     db.execute(update(User).where(User.id == learner.id).values(session_version=User.session_version + 1))
     db.commit()

@@ -80,6 +80,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("accounts.login_code", "GET"): guests(LOGIN),
     ("accounts.login_code", "POST"): guests(LOGIN),
     ("accounts.logout", "POST"): signed_in(Redirect("/")),
+    ("accounts.logout_everywhere", "POST"): signed_in(Redirect("/")),
     ("accounts.profile", "GET"): signed_in(200),
     ("accounts.profile", "POST"): signed_in(Redirect("/account")),  # an empty form keeps the profile as it is
     ("accounts.change_password", "POST"): signed_in(422),
@@ -307,6 +308,7 @@ def test_each_route_answers_the_actor_as_the_table_says(app, db, world, actor): 
 CSRF_SAMPLE = [
     (Actor.ANONYMOUS, "accounts.confirm_email"),
     (Actor.LEARNER, "accounts.logout"),
+    (Actor.LEARNER, "accounts.logout_everywhere"),
     (Actor.LEARNER, "quizzes.save"),
     (Actor.OTHER_LEARNER, "courses.enrol"),
     (Actor.INSTRUCTOR, "authoring.restore_rules"),

@@ -154,3 +154,16 @@ class RecoveryCode(Base):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the normalised code, hex
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     used_at: Mapped[dt.datetime | None]
+
+
+class EndedSession(Base):
+    """A browser's session that logged out: its cookie, replayed, no longer signs anyone in.
+
+    Each login gives the browser's cookie a random session id (kaptrain.accounts.browser_sessions); logging out
+    records it here, so one browser logs out without ending the account's others. Rows are kept only while such
+    a cookie could still be current (SESSION_HOURS after its login), and name no one."""
+
+    __tablename__ = "ended_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ended_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

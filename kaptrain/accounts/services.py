@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kaptrain import audit
+from kaptrain.accounts import browser_sessions
 from kaptrain.accounts.models import Role, User
 from kaptrain.db import after_commit, utcnow
 from kaptrain.extensions import limiter
@@ -364,14 +365,18 @@ def parse_session_token(token: str) -> tuple[int, int] | None:
     return user_id, version
 
 
-def load_session_user(session: Session, token: str) -> User | None:
-    """The user for a Flask-Login session id "id:version", if still valid."""
+def load_session_user(session: Session, token: str, sid: str = "") -> User | None:
+    """The user for a Flask-Login session id "id:version", if still valid, and the cookie's login (its id `sid`,
+    kaptrain.accounts.browser_sessions) not logged out; one statement."""
     parsed = parse_session_token(token)
     if parsed is None:
         return None
     user_id, version = parsed
-    user = session.get(User, user_id)
-    if user is None or not user.is_active or user.session_version != version:
+    found = session.execute(select(User, browser_sessions.ended(sid)).where(User.id == user_id)).first()
+    if found is None:
+        return None
+    user, logged_out = found
+    if logged_out or not user.is_active or user.session_version != version:
         return None
     return user
 

@@ -12,7 +12,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.datastructures import ImmutableMultiDict
 
 from kaptrain import audit
-from kaptrain.accounts import devices, mailer, ownership, services, twofactor
+from kaptrain.accounts import browser_sessions, devices, mailer, ownership, services, twofactor
 from kaptrain.accounts.forms import (
     CloseAccountForm,
     DataExportForm,
@@ -30,6 +30,7 @@ from kaptrain.accounts.models import User
 from kaptrain.accounts.personal_data import personal_data
 from kaptrain.auth import safe_next, user
 from kaptrain.db import get_session, utcnow
+from kaptrain.errors import fail
 from kaptrain.extensions import limiter
 from kaptrain.forms import BaseForm
 
@@ -48,6 +49,7 @@ def _start_session(account: User) -> None:
     # session whose address or browser changes (for permanent sessions it only marks them non-fresh).
     cookie_session["login_at"] = int(time.time())
     login_user(account)
+    browser_sessions.start(cookie_session)  # this login's own id: logging out ends it alone
     devices.remember(account)
     if not account.is_email_confirmed:
         flash(
@@ -222,17 +224,35 @@ def _recovery_code_used(left: int) -> str:
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout() -> ResponseReturnValue:
-    """Log out and invalidate every copy of the session cookie."""
+    """Log this browser out: every copy of its session cookie stops working; the account's other sessions stay."""
     if LogoutForm().validate_on_submit():
-        session = get_session()
-        services.end_sessions(session, user())
-        cookie_session.clear()  # a new CSRF secret too: tokens from the logged-in pages stop working
-        logout_user()  # after clear(): it may mark a remember-me cookie for deletion
-        flash(
-            "You have logged out, here and on any other device or browser signed in to your account.",
-            "info",
-        )
+        sid = browser_sessions.sid_of(cookie_session)
+        if sid:
+            browser_sessions.end(get_session(), sid, current_app.config["SESSION_HOURS"])
+            said = "You have logged out of this browser. Other devices signed in to your account stay signed in."
+        else:  # a cookie from before logins had ids: only moving the session version ends it
+            services.end_sessions(get_session(), user())
+            said = "You have logged out, here and on any other device or browser signed in to your account."
+        _forget_this_browser()
+        flash(said, "info")
     return redirect(url_for("courses.home"))
+
+
+@bp.route("/account/logout-everywhere", methods=["POST"])
+@login_required
+def logout_everywhere() -> ResponseReturnValue:
+    """End every session of the account, this browser's and any other device's (a lost phone, a shared computer)."""
+    if not LogoutForm().validate_on_submit():
+        fail(400, "The form expired. Reload the Account page and press the button again.")
+    services.end_sessions(get_session(), user())
+    _forget_this_browser()
+    flash("You have logged out here and on every other device or browser signed in to your account.", "info")
+    return redirect(url_for("courses.home"))
+
+
+def _forget_this_browser() -> None:
+    cookie_session.clear()  # a new CSRF secret too: tokens from the logged-in pages stop working
+    logout_user()  # after clear(): it may mark a remember-me cookie for deletion
 
 
 def account_page(

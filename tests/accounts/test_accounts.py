@@ -104,15 +104,45 @@ def test_login_wrong_password_and_unknown_email_get_the_same_message(client, db)
         assert b"That email and password do not match an account." in response.data
 
 
-def test_login_then_logout(client, db, login):
+def test_logging_out_ends_this_browsers_session_only(app, client, db, login):
     user = make_user(db)
     db.commit()
     login(user)
-    assert client.get("/dashboard").status_code == 200
+    phone = app.test_client()
+    phone.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert client.get("/dashboard").status_code == 200 and phone.get("/dashboard").status_code == 200
     home = client.post("/logout", follow_redirects=True).text
-    assert "logged out, here and on any other device" in home  # it ends every session, and says so
+    assert "You have logged out of this browser. Other devices signed in to your account stay signed in." in home
     response = client.get("/dashboard")
     assert response.status_code == 302 and "/login" in response.location
+    assert phone.get("/dashboard").status_code == 200  # a timed quiz on the phone carries on
+
+
+def test_logging_out_everywhere_ends_every_session(app, client, db, login):
+    user = make_user(db)
+    db.commit()
+    login(user)
+    phone = app.test_client()
+    phone.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert "Log out everywhere" in client.get("/account").text
+    home = client.post("/account/logout-everywhere", follow_redirects=True).text
+    assert "logged out here and on every other device" in home
+    for browser in (client, phone):
+        response = browser.get("/dashboard")
+        assert response.status_code == 302 and "/login" in response.location
+
+
+def test_a_cookie_from_before_logins_had_ids_still_logs_out_everywhere(app, client, db, login):
+    user = make_user(db)
+    db.commit()
+    login(user)
+    with client.session_transaction() as cookie:
+        del cookie["sid"]  # as a browser signed in before this release carries it
+    assert client.get("/dashboard").status_code == 200
+    home = client.post("/logout", follow_redirects=True).text
+    assert "logged out, here and on any other device" in home
+    db.refresh(user)
+    assert user.session_version == 2
 
 
 def test_logout_invalidates_a_copied_session_cookie(app, client, db, login):

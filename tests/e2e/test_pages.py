@@ -192,6 +192,7 @@ CASES = [
 # Endpoints reached only by POST (or as a redirect) get no page of their own.
 POST_ONLY = {
     "accounts.logout",
+    "accounts.logout_everywhere",
     "accounts.download_data",
     "accounts.change_password",
     "accounts.change_email",
