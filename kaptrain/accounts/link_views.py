@@ -55,6 +55,8 @@ def reset_password(token: str) -> ResponseReturnValue:
     except services.AccountError as exc:
         return _link_problem(exc, "reset")
     form = ResetPasswordForm()
+    # An account an administrator made, never used yet: the link is its invitation, and this its first password.
+    first = account.last_login_at is None and not account.is_email_confirmed
     if form.validate_on_submit():
         try:
             ownership.reset_password(session, token, form.password.data or "")
@@ -63,9 +65,15 @@ def reset_password(token: str) -> ResponseReturnValue:
         except services.AccountError as exc:
             field_error(form, exc)
         else:
-            flash("Your password was changed and every session of your account ended. Log in with it now.", "success")
+            if first:
+                flash("Your password is set and your account is ready: log in with it now.", "success")
+            else:
+                flash(
+                    "Your password was changed and every session of your account ended. Log in with it now.", "success"
+                )
             return redirect(url_for("accounts.login"))
-    return render_template("accounts/reset.html", form=form, account=account), 422 if form.errors else 200
+    page = render_template("accounts/reset.html", form=form, account=account, first=first)
+    return page, 422 if form.errors else 200
 
 
 @bp.route("/confirm/<token>", methods=["GET", "POST"])

@@ -30,7 +30,14 @@ def test_an_added_person_chooses_a_password_by_the_emailed_link(app, client, db,
     assert "Ada Admin, an administrator of kaptrain, made you an account as an instructor" in body(message)
     assert "within 7 days" in body(message) and "two-factor sign-in" in body(message)
     path = link_in(message)
-    assert set_password_through(app.test_client(), path).location == "/login"
+    invited = app.test_client()
+    page = invited.get(path).get_data(as_text=True)
+    assert "Set up your account" in page and "Welcome, Ines Invited" in page and "two-factor sign-in" in page
+    assert "every device logged in to this account is logged out" not in page  # it has none
+    done = set_password_through(invited, path)
+    assert done.location == "/login"
+    told = invited.get("/login").get_data(as_text=True)
+    assert "Your password is set and your account is ready" in told and "every session" not in told
     db.expire_all()
     assert db.get(User, made.id).email_confirmed_at is not None  # the link proved the address
     assert can_log_in(app, "ines@example.org", "a brand new passphrase 2026")
