@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 
 from kaptrain import pagecache
+from kaptrain.accounts.models import Role
 from kaptrain.admin.settings import accreditation_statement, certificate_settings
 from kaptrain.auth import user
 from kaptrain.certificates import services as certificates
@@ -199,4 +200,11 @@ def dashboard() -> ResponseReturnValue:
     # Certificates of courses the learner is not enrolled in (issued by hand for study recorded elsewhere).
     enrolled = {e.course_id for e in enrolments}
     elsewhere = [(found[0].course, found) for i, found in by_course.items() if i not in enrolled]
-    return render_template("courses/dashboard.html", records=records, certificates=by_course, elsewhere=elsewhere)
+    waiting = None
+    if user().has_role(Role.ADMIN):  # staff land here after logging in too: say what waits for them
+        from kaptrain.admin.views import waiting_certificates  # noqa: PLC0415 - admin imports the courses' peers
+
+        waiting = waiting_certificates()
+    return render_template(
+        "courses/dashboard.html", records=records, certificates=by_course, elsewhere=elsewhere, waiting=waiting
+    )

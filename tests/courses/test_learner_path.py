@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import func, select
 
+from kaptrain.accounts.models import Role
 from kaptrain.courses import services as courses
 from kaptrain.courses.completion import State, StepKind
 from kaptrain.courses.models import Enrolment, ModuleProgress
@@ -170,3 +172,12 @@ def test_dashboard_shows_progress_and_next_step(client, db, login):
 def test_pages_that_need_login_redirect_to_login_with_next(client):
     response = client.get("/dashboard")
     assert response.status_code == 302 and response.location.startswith("/login?next=")
+
+
+@pytest.mark.parametrize("role", [Role.LEARNER, Role.INSTRUCTOR, Role.ADMIN])
+def test_staff_land_on_a_dashboard_that_leads_to_their_work(client, db, login, role):
+    login(make_user(db, role=role))
+    db.commit()
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert ("Your staff pages" in page) == (role != Role.LEARNER)
+    assert ('href="/admin/certificates">Certificates</a>: none waiting' in page) == (role == Role.ADMIN)
