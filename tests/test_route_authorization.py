@@ -148,6 +148,7 @@ TABLE: dict[tuple[str, str], Row] = {
     # ---------------------------------------------------------------- instructors
     ("instructor.learners", "GET"): staff(200),
     ("instructor.learner", "GET"): staff(200),
+    ("instructor.learners_csv", "GET"): staff(200),
     ("instructor.course_evaluations", "GET"): staff(200),
     ("instructor.course_evaluations_csv", "GET"): staff(409),  # one evaluation: fewer than the group of 3
     ("quizzes.instructor_quizzes", "GET"): staff(200),

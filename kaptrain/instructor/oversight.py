@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -388,3 +389,54 @@ def _quiz_figures(
         until = last_failure + dt.timedelta(hours=quiz.cooldown_hours)
         if row.stuck and now < until:
             row.cooldown_until = until
+
+
+def attempt_history(session: Session, course: Course, user_id: int) -> list[Attempt]:
+    """Every attempt the learner started at the course's quizzes, oldest first (with its quiz): what an instructor
+    reads to see how someone came to be stuck, or passed at the last try."""
+    found = session.scalars(
+        select(Attempt)
+        .join(Quiz, Quiz.id == Attempt.quiz_id)
+        .where(Attempt.user_id == user_id, Quiz.course_id == course.id)
+        .order_by(Attempt.started_at, Attempt.id)
+        .options(lazyload(Attempt.items), lazyload(Attempt.settings))
+    )
+    return list(found)
+
+
+CSV_HEADER = (
+    "name",
+    "email",
+    "current_step",
+    "current_quiz",
+    "attempts_used",
+    "attempts_allowed",
+    "stuck",
+    "can_try_again_after_utc",
+    "last_activity_utc",
+)
+
+
+def csv_rows(
+    session: Session, course: Course, stuck_only: bool = False, step: str = "", name: str = "", batch: int = 500
+) -> Iterator[list[object]]:
+    """The learners the list's filters leave, every page of them, as CSV rows (CSV_HEADER), a page of `batch` at a
+    time: memory stays the same whatever the number of learners."""
+    now = utcnow()
+    page, pages = 1, 1
+    while page <= pages:
+        found = overview(session, course, stuck_only, step, page, batch, now=now, name=name)
+        for r in found.rows:
+            yield [
+                r.user.full_name,
+                r.user.email,
+                r.step_label,
+                r.quiz.title if r.quiz else "",
+                r.attempts_used if r.quiz else "",
+                r.attempts_allowed if r.quiz else "",
+                "yes" if r.stuck else "no",
+                r.cooldown_until.isoformat(timespec="seconds") if r.cooldown_until else "",
+                r.last_activity.isoformat(timespec="seconds"),
+            ]
+            session.expunge(r.user)  # keep the identity map from growing with the export
+        page, pages = page + 1, found.pages

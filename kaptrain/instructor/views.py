@@ -60,6 +60,28 @@ def learners(slug: str) -> ResponseReturnValue:
     )
 
 
+@bp.route("/courses/<slug>/learners.csv")
+@role_required(Role.INSTRUCTOR)
+def learners_csv(slug: str) -> ResponseReturnValue:
+    """The learner list as CSV, with the same filters as the page (name or email, step, stuck only), streamed."""
+    course = _course_or_404(slug)
+    stuck_only = request.args.get("stuck") == "1"
+    step = request.args.get("step", "")
+    name = " ".join(request.args.get("name", "").split())[:200]
+    course_id = course.id
+
+    def lines() -> Iterator[str]:
+        session = current_app.extensions["kaptrain.db"].new_session(writer=False)
+        try:
+            found = session.get(Course, course_id)
+            assert found is not None
+            yield from csvout.lines(oversight.CSV_HEADER, oversight.csv_rows(session, found, stuck_only, step, name))
+        finally:
+            session.close()
+
+    return csvout.download(lines(), f"{course.slug}-learners.csv")
+
+
 @bp.route("/courses/<slug>/learners/<int:user_id>")
 @role_required(Role.INSTRUCTOR)
 def learner(slug: str, user_id: int) -> ResponseReturnValue:
@@ -71,7 +93,10 @@ def learner(slug: str, user_id: int) -> ResponseReturnValue:
     if enrolment is None or person is None:
         fail(404, "This person is not enrolled in this course.")
     record = build_transcript(session, person, enrolment)
-    return render_template("instructor/learner.html", course=course, person=person, transcript=record)
+    attempts = oversight.attempt_history(session, course, user_id)
+    return render_template(
+        "instructor/learner.html", course=course, person=person, transcript=record, attempts=attempts
+    )
 
 
 @bp.route("/courses/<slug>/evaluations")

@@ -166,6 +166,10 @@ def test_an_instructor_opens_a_learners_record_in_the_course(client, db, instruc
     """The walk-through found the learners table a dead end: each name now opens that learner's record."""
     learner = make_user(db, full_name="Rae Record")
     enrolled(db, learner)
+    alpha = quiz(db, "alpha-quiz")
+    courses.open_module(db, learner.id, alpha.module)
+    failed = start(db, learner, alpha)
+    quizzes.submit_attempt(db, failed, correct_answers(failed, right=False))
     pass_quiz(db, learner, "alpha-quiz")
     stranger = make_user(db, full_name="Not Enrolled")
     evaluated = make_user(db, full_name="Eva Luated")
@@ -180,6 +184,10 @@ def test_an_instructor_opens_a_learners_record_in_the_course(client, db, instruc
     assert f'href="{record_url}">Rae Record</a>' in table
     page = client.get(record_url).get_data(as_text=True)
     assert "Rae Record" in page and "1. Module Alpha" in page and "100%" in page
+    # Every attempt, the failed one too, oldest first: how the learner came to pass.
+    history = page.split('id="attempts-h"')[1]
+    assert history.index("Not passed (pass mark") < history.index("Passed</td>")
+    assert history.count("<tr>") == 3  # the header and two attempts
     # Whether they evaluated, never when: a day (or a month) could tie them to one evaluation (the second attack).
     learner_record = client.get(f"/instructor/courses/demo-course/learners/{evaluated.id}").get_data(as_text=True)
     assert "Evaluation submitted</dt><dd>Yes</dd>" in learner_record

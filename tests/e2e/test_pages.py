@@ -49,6 +49,7 @@ NOT_PAGES = {
     "quizzes.item_analysis_csv",
     "admin.completions_csv",
     "instructor.course_evaluations_csv",
+    "instructor.learners_csv",
     "admin.audit_csv",
     "certificates.certificate_pdf",
     "certificates.certificate_json",

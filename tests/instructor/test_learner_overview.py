@@ -6,7 +6,9 @@ cooldown for every learner, and the same counts, under every filter and on every
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import random
 import re
 from collections import defaultdict
@@ -385,3 +387,22 @@ def test_the_list_finds_a_learner_by_a_part_of_their_email_address(client, db, l
     assert "<h2>1 learner</h2>" in found and one.email in found
     many = client.get(url, query_string={"name": "@example.org"}).text
     assert "<h2>6 learners</h2>" in many and "Name or email" in many
+
+
+def test_the_list_downloads_as_csv_with_its_filters_every_page(client, db, login):
+    population = Population(db, 8)
+    for _ in range(7):
+        population.learner()
+    login(make_user(db, role=Role.INSTRUCTOR))
+    db.commit()
+    expected = in_memory(db, course(db), NOW)
+    url = "/instructor/courses/demo-course/learners"
+    assert f'href="{url}.csv"' in client.get(url).text
+    response = client.get(f"{url}.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"))))
+    assert len(rows) == len(expected) and {r["email"] for r in rows} >= {"overview1@example.org"}
+    assert sum(r["stuck"] == "yes" for r in rows) == sum(r.stuck for r in expected)
+    stuck = list(csv.DictReader(io.StringIO(client.get(f"{url}.csv?stuck=1").data.decode("utf-8-sig"))))
+    assert stuck and all(r["stuck"] == "yes" for r in stuck)
+    assert f'href="{url}.csv?stuck=1"' in client.get(f"{url}?stuck=1").text
