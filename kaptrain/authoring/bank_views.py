@@ -238,6 +238,8 @@ def question(course_slug: str, quiz_slug: str, key: str) -> ResponseReturnValue:
     if request.form.get("action") == "refresh":  # the module changed without JavaScript: list its sections
         return _question_page(quiz, q, form)
     module_id = form.module_id.data if quiz.kind == QuizKind.FINAL else _found(services.current_data, q)[0]["module_id"]
+    if request.form.get("action") == "preview":  # the form as a learner would get it; nothing saved
+        return _preview_typed(quiz, q, form, module_id)
     return _edit(
         q,
         form,
@@ -247,8 +249,25 @@ def question(course_slug: str, quiz_slug: str, key: str) -> ResponseReturnValue:
     )
 
 
+def _preview_typed(quiz: Quiz, q: Question, form: QuestionForm, module_id: Any) -> ResponseReturnValue:
+    """The editor with what its form says laid out as a learner would get it, or its problems; nothing saved."""
+    refused = "Nothing to preview yet, and nothing was saved: correct what is marked below."
+    if not form.validate_on_submit():
+        return _question_page(quiz, q, form, Outcome(refused, 400))
+    try:
+        typed = banks.with_option_ids(get_session(), q, question_data(form, module_id))
+    except services.InvalidDraft as exc:
+        return _question_page(quiz, q, form, Outcome(refused, 400, errors=exc.errors))
+    return _question_page(quiz, q, form, unsaved=previews.unsaved(get_session(), quiz, q, typed))
+
+
 def _question_page(
-    quiz: Quiz, q: Question, form: QuestionForm, outcome: Outcome | None = None, mine: dict[str, Any] | None = None
+    quiz: Quiz,
+    q: Question,
+    form: QuestionForm,
+    outcome: Outcome | None = None,
+    mine: dict[str, Any] | None = None,
+    unsaved: previews.QuestionPreview | None = None,
 ) -> ResponseReturnValue:
     session = get_session()
     group: list[str] = []
@@ -272,6 +291,7 @@ def _question_page(
         findings=report.findings if report else [],
         module=chosen,
         case_form=AddCaseForm(prefix="case", question=q.key),
+        unsaved=unsaved,
         **_editor_context(q, outcome, mine),
     ), outcome.status if outcome else 200
 

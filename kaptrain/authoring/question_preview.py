@@ -29,7 +29,7 @@ class PreviewOption:
 class QuestionPreview:
     """One version of a question laid out as the quiz page lays it out."""
 
-    version: str  # "draft" or "published"
+    version: str  # "draft", "published" or "unsaved" (the editor's form)
     has_draft: bool
     has_published: bool
     kind: QuestionKind
@@ -67,6 +67,27 @@ def preview(session: Session, quiz: Quiz, question: Question, version: str, answ
         data, shown = revisions.revision_data(revisions.QUESTION, published), "published"
     else:
         data, shown = dict(draft.data), "draft"
+    return laid_out(session, quiz, data, shown, draft is not None, published is not None, answer)
+
+
+def unsaved(session: Session, quiz: Quiz, question: Question, data: dict[str, Any]) -> QuestionPreview:
+    """What the editor's form says, laid out as a learner would get it: nothing saved, no answer tried."""
+    draft = revisions.draft_for(session, question)
+    published = revisions.published(session, question)
+    return laid_out(session, quiz, data, "unsaved", draft is not None, published is not None, [])
+
+
+def laid_out(
+    session: Session,
+    quiz: Quiz,
+    data: dict[str, Any],
+    shown: str,
+    has_draft: bool,
+    has_published: bool,
+    answer: list[str],
+) -> QuestionPreview:
+    """A question's plain data (a draft's, a revision's or the form's) as the quiz page lays it out, with `answer`
+    (option ids) tried against it."""
     try:
         qtype = QuestionType(data.get("type") or QuestionType.SINGLE)
     except ValueError:
@@ -87,8 +108,8 @@ def preview(session: Session, quiz: Quiz, question: Question, version: str, answ
         credit = grading.grade(qtype, graded, frozenset(picked), quiz.partial_credit)
     return QuestionPreview(
         version=shown,
-        has_draft=draft is not None,
-        has_published=published is not None,
+        has_draft=has_draft,
+        has_published=has_published,
         kind=kind,
         stem=str(data.get("stem") or ""),
         options=options,

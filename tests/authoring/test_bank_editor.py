@@ -766,6 +766,25 @@ def test_the_preview_shows_the_saved_draft_with_a_way_to_the_published_revision(
     assert "Preview this question as a learner sees it" in client.get(url).text
 
 
+def test_the_preview_button_shows_the_form_unsaved_and_saves_nothing(client, db, instructor):
+    url = f"{BANK}/questions/alpha-q1"
+    values = form_of(client, url)
+    rows = [("a", "A typed right option", True), ("b", "A typed wrong option", False)]
+    typed = {**with_options(values, rows), "stem": "A typed, unsaved stem?", "action": "preview"}
+    response = client.post(url, data=typed)
+    page = response.text
+    assert response.status_code == 200 and "Preview of the form: not saved" in page
+    shown = page.split('id="unsaved-h"')[1].split("</section>")[0]
+    assert "A typed, unsaved stem?" in shown and "A typed right option <strong>(correct answer)</strong>" in shown
+    assert "A typed wrong option</span>" in shown
+    assert 'value="A typed, unsaved stem?"' in page or "A typed, unsaved stem?</textarea>" in page  # still in the form
+    assert draft_of(db, "alpha-q1") is None  # nothing saved
+    refused = client.post(url, data={**typed, "options-0-correct": ""})
+    assert refused.status_code == 400 and "Nothing was saved: please correct the following" in refused.text
+    assert "Preview of the form" not in refused.text
+    assert "tick “Correct” beside the right option" in refused.text and draft_of(db, "alpha-q1") is None
+
+
 def test_the_preview_of_an_unfinished_draft_says_a_learner_could_not_answer_it(client, db, instructor):
     url = _new_question(client)  # its first draft is blank
     page = client.get(f"{url}/preview").text

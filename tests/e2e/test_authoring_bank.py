@@ -214,3 +214,22 @@ def test_adding_a_case_asks_first_when_the_question_has_unsaved_changes(browser,
     expect(stem).to_have_value(typed)  # still there: nothing was sent
     assert "/cases" not in page.url
     context.close()
+
+
+def test_the_question_editor_previews_the_form_unsaved(browser, base_url, live_app):
+    """The walk-through had to save a draft to see a rewording as learners would."""
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    email, secret = _instructor(live_app)
+    _sign_in(page, email, secret)
+    page.goto(f"{BANK}/questions/pharm-02")
+    stem = page.locator("#stem")
+    typed = stem.input_value() + " (tried in the preview)"
+    stem.fill(typed)
+    page.get_by_role("button", name="Preview", exact=True).click()
+    preview = page.locator(".question-unsaved")
+    expect(preview).to_contain_text("(tried in the preview)")
+    expect(preview).to_contain_text("(correct answer)")
+    expect(page.locator("#stem")).to_have_value(typed)  # still in the form, to save or change
+    _checked(page, "question-editor-unsaved-preview")
+    context.close()
