@@ -203,10 +203,26 @@ def _did_doc(key: PublicKey) -> dict[str, Any]:
 
 
 def _check_status(credential: Mapping[str, Any], status_lookup: StatusLookup, key_id: str) -> None:
+    """Look the credential's revocation entry up. Every credential this issuer signs carries one, written as an
+    object whose statusPurpose is the string "revocation"; anything else said in other shapes (a list for the
+    purpose, say, which means the same to the signature) is refused, and a credential with no revocation entry is
+    not passed as valid: the check must never be skipped for want of finding what to check."""
     entries = credential.get("credentialStatus")
-    for entry in entries if isinstance(entries, list) else [entries] if entries is not None else []:
-        if not isinstance(entry, Mapping) or entry.get("statusPurpose") != "revocation":
-            continue
+    listed = entries if isinstance(entries, list) else [entries] if entries is not None else []
+    revocation = []
+    for entry in listed:
+        purpose = entry.get("statusPurpose") if isinstance(entry, Mapping) else None
+        if not isinstance(purpose, str):
+            raise _Refused(
+                Reason.MALFORMED, "it is not in the form this issuer signs: a status entry is not an object "
+                "with its purpose as text", key_id,
+            )  # fmt: skip
+        if purpose == "revocation":
+            revocation.append(entry)
+    if not revocation:
+        raise _Refused(Reason.MALFORMED, "it names no revocation status, which every credential of this issuer does",
+                       key_id)  # fmt: skip
+    for entry in revocation:
         try:
             revoked = status_lookup(entry)
         except StatusUnavailable as exc:

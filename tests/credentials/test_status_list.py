@@ -122,6 +122,23 @@ def _renamed(credential: dict[str, Any], how: str) -> dict[str, Any]:
     return doc
 
 
+def test_a_revoked_credential_with_its_status_in_another_shape_is_refused_not_valid(
+    keyring: Keyring, signed: dict[str, Any]
+) -> None:
+    revoked = sl.make_lookup({STATUS_LIST_URL: _list(keyring, {42})}, keyring)
+    listed = json.loads(json.dumps(signed))
+    listed["credentialStatus"]["statusPurpose"] = ["revocation"]  # the same graph: the signature still holds
+    assert verify(listed, keyring).ok
+    verdict = verify(listed, keyring, status_lookup=revoked)
+    assert not verdict.ok and verdict.reason == Reason.MALFORMED and "this issuer" in verdict.detail
+    # Signed with no revocation entry at all: never passed as valid where revocation is checked.
+    unsigned = {k: v for k, v in signed.items() if k not in ("credentialStatus", "proof")}
+    bare = sign(unsigned, keyring.current(), created=ISSUED_AT)
+    assert verify(bare, keyring).ok
+    verdict = verify(bare, keyring, status_lookup=revoked)
+    assert verdict.reason == Reason.MALFORMED and "names no revocation status" in verdict.detail
+
+
 RENAMINGS = [
     "credentialStatus as its IRI",
     "statusPurpose as its IRI",
