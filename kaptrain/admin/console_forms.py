@@ -122,6 +122,9 @@ class ReissueForm(BaseForm):
         "Yes, issue the new certificate: the holder is emailed it, and a version still in force stops being valid",
         validators=[DataRequired(message="Tick the box to confirm the new certificate.")],
     )
+    # The status the page showed: a certificate revoked or re-issued by someone else meanwhile is not re-issued
+    # unseen (a replacement for a revocation made a moment ago is a decision of its own).
+    seen_status = HiddenField()
     submit = SubmitField("Re-issue certificate")
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from kaptrain.accounts.models import Role, User
 from kaptrain.audit import AuditEntry
 from kaptrain.certificates import services
-from kaptrain.certificates.models import Certificate, CertificateStatus
+from kaptrain.certificates.models import Certificate, CertificateStatus, RevocationReason
 from tests.conftest import sign_in
 from tests.factories import certified, course, enrolled, make_user
 
@@ -200,6 +200,23 @@ def test_reissue_asks_why_then_supersedes_and_records_the_reason(app, client, db
     assert new is not None and new.status == CertificateStatus.ACTIVE
     (entry,) = entries(db, "certificate.reissue")
     assert entry.details["reason"] == "Name corrected on request" and entry.actor_id == admin.id
+
+
+def test_a_reissue_from_a_page_shown_before_a_colleague_revoked_it_issues_nothing(app, client, db, admin):
+    c = holder(app, db, "Revoked Meanwhile")
+    db.commit()
+    page = client.get(f"/admin/certificates/{c.id}").text
+    assert 'name="seen_status" value="active"' in page
+    with app.app_context():
+        services.revoke(db, c, RevocationReason.ISSUED_IN_ERROR, "a colleague's revocation", actor_label="test")
+        db.commit()
+    data = {"confirm_reissue": "y", "reason": "Name corrected on request", "seen_status": "active"}
+    refused = client.post(f"/admin/certificates/{c.id}/reissue", data=data)
+    assert refused.status_code == 409 and "was revoked by someone else after this page was shown" in refused.text
+    assert db.scalar(select(Certificate).where(Certificate.supersedes_id == c.id)) is None
+    # Seen revoked now: a replacement is a decision of its own, and goes through.
+    again = client.post(f"/admin/certificates/{c.id}/reissue", data={**data, "seen_status": "revoked"})
+    assert again.status_code == 302
 
 
 def test_manual_issue_needs_a_reason_and_a_known_account(app, client, db, admin):
