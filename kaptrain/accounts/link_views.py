@@ -43,7 +43,8 @@ def _link_problem(exc: services.AccountError, kind: str) -> ResponseReturnValue:
     if isinstance(exc, TokenError) and exc.problem == Problem.USED and exc.purpose == TokenPurpose.CONFIRM_EMAIL:
         # Opened again (from the email, or the browser's history): what it asked for is done, which is no problem.
         return render_template("accounts/link_problem.html", message=str(exc), kind=kind, done=True)
-    return render_template("accounts/link_problem.html", message=str(exc), kind=kind), status
+    used = isinstance(exc, TokenError) and exc.problem == Problem.USED
+    return render_template("accounts/link_problem.html", message=str(exc), kind=kind, used=used), status
 
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])

@@ -45,7 +45,7 @@ class Problem(enum.StrEnum):
 
 
 _WHAT = {
-    TokenPurpose.RESET_PASSWORD: "password-reset link",
+    TokenPurpose.RESET_PASSWORD: "password link",  # a reset's, or an invitation's (a first password)
     TokenPurpose.CONFIRM_EMAIL: "confirmation link",
     TokenPurpose.CHANGE_EMAIL: "confirmation link",
 }
@@ -82,6 +82,12 @@ def _message(problem: Problem, purpose: TokenPurpose | None) -> str:
             return (
                 f"This {what} has already been used, so the address it was sent to is confirmed: there is nothing "
                 "more to do. Each link works only once."
+            )
+        if purpose == TokenPurpose.RESET_PASSWORD:  # used: the password it chose is the one to log in with
+            return (
+                f"This {what} has already been used, so the password chosen with it is the one to log in with. "
+                f"Each link works only once; if you have forgotten that password, ask for a new link on the "
+                "“Forgot your password?” page."
             )
         return f"This {what} has already been used, and each link works only once. {again}"
     if problem == Problem.REPLACED:

@@ -229,7 +229,13 @@ def person_role(user_id: int) -> ResponseReturnValue:
         form.role.errors = [str(exc)]
         return _record_page(person, 422, form)
     article = "an" if person.role.value[0] in "aeiou" else "a"
-    now = f"{person.full_name} is now {article} {person.role.value.title()}."
+    now = (
+        f"{person.full_name} is now {article} {person.role.value.title()}: their sessions ended, and the new role "
+        "applies at their next login"
+    )
+    if person.must_use_two_factor and not person.has_two_factor:
+        now += ", where they first set up two-factor sign-in"
+    now += "."
     flash(now if changed else "The role was not changed.", "success")
     return redirect(url_for("admin.person", user_id=person.id))
 

@@ -256,6 +256,7 @@ def _preview_typed(quiz: Quiz, q: Question, form: QuestionForm, module_id: Any) 
         return _question_page(quiz, q, form, Outcome(refused, 400))
     try:
         typed = banks.with_option_ids(get_session(), q, question_data(form, module_id))
+        services.check(get_session(), q, typed)  # what saving would refuse, previewing refuses too
     except services.InvalidDraft as exc:
         return _question_page(quiz, q, form, Outcome(refused, 400, errors=exc.errors))
     return _question_page(quiz, q, form, unsaved=previews.unsaved(get_session(), quiz, q, typed))

@@ -61,9 +61,23 @@ def _lines(value: Any) -> list[str]:
         return [("✓ " if v.get("correct") else "• ") + str(v["text"]) for v in value]  # options, the key marked
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return [f"• {v}" for v in value]
+    if isinstance(value, list) and all(isinstance(v, dict) and "authors" in v for v in value):
+        return [_reference(v) for v in value]  # a module's references, as a reference list reads
     if isinstance(value, list):
         return [json.dumps(v, ensure_ascii=False, sort_keys=True) for v in value]
     return [str(value)]
+
+
+def _reference(r: dict[str, Any]) -> str:
+    """One reference on one line, as a reference list prints it, its key first (what the text's citations use)."""
+    line = f"[{r.get('key', '')}] {r.get('authors', '')} ({r.get('year', '')}). {r.get('title', '')}."
+    if r.get("source"):
+        line += f" {r['source']}."
+    if r.get("doi"):
+        line += f" doi:{r['doi']}"
+    if r.get("url"):
+        line += f" {r['url']}"
+    return line
 
 
 def _rows(a: list[str], b: list[str]) -> list[Row]:

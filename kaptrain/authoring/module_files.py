@@ -6,15 +6,26 @@ publishes it with the editor's own buttons, under the editor's own checks (draft
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from kaptrain.authoring import services
+from kaptrain.authoring.forms import plain_message
 from kaptrain.authoring.services import MAX_BODY_CHARS, AuthoringError
 from kaptrain.content import files, loader
 from kaptrain.content.models import Module
+
+# What a file's reader (YAML, pydantic) says, as the instructor would say it.
+_DATE = "must be a date written YYYY-MM-DD, for example 2026-11-27"
+_PLAINER = (
+    (re.compile(r"^Input should be a valid date.*"), _DATE),
+    (re.compile(r"^the value '([^']*)' cannot be read: (month must be in|day is out of range).*"), r"“\1” " + _DATE),
+)
+# Zipped documents (Word .docx, OpenDocument .odt): a frequent "module file" that is not plain text.
+_ZIPPED = b"PK\x03\x04"
 
 # The longest body the editor accepts, with room for its front matter, in the widest UTF-8.
 MAX_FILE_BYTES = 4 * MAX_BODY_CHARS + 64 * 1024
@@ -53,6 +64,14 @@ def load(session: Session, module: Module, filename: str | None, raw: bytes) -> 
         raise FileRefused([f"{name} is empty: choose the module's .md file"])
     if len(raw) > MAX_FILE_BYTES:
         raise FileRefused([f"{name} is {len(raw):,} bytes; a module file may be at most {MAX_FILE_BYTES:,}"])
+    if raw.startswith(_ZIPPED):
+        raise FileRefused(
+            [
+                f"{name} is a word-processor document (such as Word's .docx), not a plain-text Markdown file: in a "
+                "text editor, or with your word processor's Save As, save the module as plain text (UTF-8) with the "
+                ".md extension, then load that"
+            ]
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -61,7 +80,7 @@ def load(session: Session, module: Module, filename: str | None, raw: bytes) -> 
         ) from None
     parsed, problems = files.parse_module(name, text)
     if parsed is None:
-        raise FileRefused([str(p) for p in problems])
+        raise FileRefused([_said_plainly(p, text) for p in problems])
     if parsed.meta.slug != module.slug:
         raise FileRefused(
             [
@@ -73,3 +92,19 @@ def load(session: Session, module: Module, filename: str | None, raw: bytes) -> 
         return services.check(session, module, loader.module_data(parsed))
     except services.InvalidDraft as exc:
         raise FileRefused([f"{name}: {field}: {message}" for field, message in exc.errors.items()]) from None
+
+
+def _said_plainly(problem: files.Problem, text: str) -> str:
+    """A file problem in the editor's words, at the line of the first citation it names when it names some (the
+    reader can only place a text problem at the start of the text)."""
+    message = problem.message
+    for pattern, plain in _PLAINER:
+        message = pattern.sub(plain, message)
+    message = plain_message(problem.field, message)
+    line = problem.line
+    cited = re.search(r"citation\(s\) in the text .*?: (.+?) \((\d{4})\)", message, re.IGNORECASE)
+    if cited:
+        name, year = cited.group(1).split()[0], cited.group(2)
+        found = next((n for n, row in enumerate(text.splitlines(), 1) if name in row and year in row), None)
+        line = found or line
+    return str(files.Problem(problem.path, problem.field, message, line))

@@ -21,7 +21,7 @@ from kaptrain.accounts.models import User
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
 from kaptrain.content.models import Course, Module
 from kaptrain.courses.models import Enrolment, ModuleProgress
-from kaptrain.db import utcnow
+from kaptrain.db import as_utc, utcnow
 from kaptrain.quizzes.models import Accommodation, Attempt, AttemptStatus, Quiz, QuizKind
 
 STEP_LABELS = {
@@ -404,17 +404,19 @@ def attempt_history(session: Session, course: Course, user_id: int) -> list[Atte
     return list(found)
 
 
+# Headers in words and times a spreadsheet reads as times (UTC): the file is for people, not for another program.
 CSV_HEADER = (
-    "name",
-    "email",
-    "current_step",
-    "current_quiz",
-    "attempts_used",
-    "attempts_allowed",
-    "stuck",
-    "can_try_again_after_utc",
-    "last_activity_utc",
+    "Name",
+    "Email",
+    "Current step",
+    "Current quiz",
+    "Attempts used",
+    "Attempts allowed",
+    "Stuck",
+    "Can try again after (UTC)",
+    "Last activity (UTC)",
 )
+_SHEET_TIME = "%Y-%m-%d %H:%M"
 
 
 def csv_rows(
@@ -435,8 +437,8 @@ def csv_rows(
                 r.attempts_used if r.quiz else "",
                 r.attempts_allowed if r.quiz else "",
                 "yes" if r.stuck else "no",
-                r.cooldown_until.isoformat(timespec="seconds") if r.cooldown_until else "",
-                r.last_activity.isoformat(timespec="seconds"),
+                as_utc(r.cooldown_until).strftime(_SHEET_TIME) if r.cooldown_until else "",
+                as_utc(r.last_activity).strftime(_SHEET_TIME),
             ]
             session.expunge(r.user)  # keep the identity map from growing with the export
         page, pages = page + 1, found.pages

@@ -235,7 +235,7 @@ def test_changing_the_address_confirms_the_new_one_and_tells_the_old_one(app, cl
         assert app.test_client().post("/login", data={"email": email, "password": PASSWORD}).status_code == status
     # A reset link sent to the old address no longer works.
     stale = old_reset.get(reset_path)
-    assert stale.status_code == 410 and b"changed after this password-reset link was sent" in stale.data
+    assert stale.status_code == 410 and b"changed after this password link was sent" in stale.data
     (entry,) = db.scalars(select(AuditEntry).where(AuditEntry.action == "user.email_change")).all()
     assert entry.details == {"before": {"email": "ana@example.org"}, "after": {"email": "ana.new@example.org"}}
     used = client.post(path)

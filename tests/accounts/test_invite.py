@@ -33,6 +33,8 @@ def test_an_added_person_chooses_a_password_by_the_emailed_link(app, client, db,
     invited = app.test_client()
     page = invited.get(path).get_data(as_text=True)
     assert "Set up your account" in page and "Welcome, Ines Invited" in page and "two-factor sign-in" in page
+    assert 'value="Set my password"' in page
+    assert body(message).startswith("Hello Ines Invited,")  # the administrator typed the name: not a stranger's
     assert "every device logged in to this account is logged out" not in page  # it has none
     done = set_password_through(invited, path)
     assert done.location == "/login"

@@ -163,7 +163,8 @@ def test_role_change_is_audited_and_ends_sessions(client, db, admin):
     (entry,) = entries(db, "user.role", ivy.id)
     assert entry.actor_id == admin.id
     assert entry.details == {"before": {"role": "learner"}, "after": {"role": "instructor"}}
-    assert "is now an Instructor." in client.get(response.location).get_data(as_text=True)
+    told = client.get(response.location).get_data(as_text=True)
+    assert "is now an Instructor: their sessions ended" in told and "first set up two-factor sign-in." in told
 
 
 @pytest.mark.parametrize("role", ["superuser", "", "ADMIN; DROP TABLE users"])

@@ -769,7 +769,7 @@ def test_the_preview_shows_the_saved_draft_with_a_way_to_the_published_revision(
 def test_the_preview_button_shows_the_form_unsaved_and_saves_nothing(client, db, instructor):
     url = f"{BANK}/questions/alpha-q1"
     values = form_of(client, url)
-    rows = [("a", "A typed right option", True), ("b", "A typed wrong option", False)]
+    rows = [("a", "A typed right option", True), ("b", "A typed wrong option", False), ("c", "Another wrong", False)]
     typed = {**with_options(values, rows), "stem": "A typed, unsaved stem?", "action": "preview"}
     response = client.post(url, data=typed)
     page = response.text
@@ -782,6 +782,11 @@ def test_the_preview_button_shows_the_form_unsaved_and_saves_nothing(client, db,
     refused = client.post(url, data={**typed, "options-0-correct": ""})
     assert refused.status_code == 400 and "Nothing was saved: please correct the following" in refused.text
     assert "Preview of the form" not in refused.text
+    # What saving would refuse, the preview refuses too, saying why: here two correct options of a single answer.
+    two_right = client.post(url, data={**typed, "options-1-correct": "y"})
+    assert two_right.status_code == 400 and "Preview of the form" not in two_right.text
+    saved = client.post(url, data={**typed, "options-1-correct": "y", "action": "save"})
+    assert saved.status_code == 400 and draft_of(db, "alpha-q1") is None
     assert "tick “Correct” beside the right option" in refused.text and draft_of(db, "alpha-q1") is None
 
 

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from sqlalchemy import select
 
 from kaptrain.accounts.models import Role
 from kaptrain.authoring.bank import published_count
+from kaptrain.authoring.diff import diff
 from kaptrain.content import files, loader, revisions
 from kaptrain.quizzes.models import Quiz
 from tests.authoring.test_module_editor import (
@@ -123,6 +125,11 @@ BAD_FILES = {
     "bad field": (lambda t: _wrong_minutes(t).encode(), "estimated_minutes"),
     "another module": (lambda t: _other_slug(t).encode(), "the file is for the module “beta”, and this is “alpha”"),
     "uncited citation": (lambda t: _uncited(t).encode(), "Nobody (1999)"),
+    "a word-processor document": (lambda t: b"PK\x03\x04" + t.encode(), "is a word-processor document"),
+    "a date not written as the files write it": (
+        lambda t: re.sub(r"last_reviewed: .*", "last_reviewed: 27/11/2026", t).encode(),
+        "last_reviewed: must be a date written YYYY-MM-DD",
+    ),
 }
 
 
@@ -140,9 +147,15 @@ def test_a_bad_file_is_refused_naming_file_and_field_and_nothing_changes(author,
     assert drafts(db) == [] and published_body(db) == before
 
 
-def test_a_field_error_names_its_line(author):
-    page = upload(author, _wrong_minutes(download(author)).encode()).get_data(as_text=True)
-    assert "01-alpha.md:" in page and "estimated_minutes" in page
+def test_a_field_error_names_its_line_in_plain_words(author):
+    text = download(author)
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if row.startswith("estimated_minutes:"))
+    page = upload(author, _wrong_minutes(text).encode()).get_data(as_text=True)
+    assert f"01-alpha.md:{line}: estimated_minutes: must be at least 1" in page
+    uncited = _uncited(text)
+    cited_on = len(uncited.rstrip("\n").splitlines())
+    page = upload(author, uncited.encode()).get_data(as_text=True)
+    assert f"01-alpha.md:{cited_on}: body:" in page  # the line of the citation, not of the text's start
 
 
 def test_posting_without_a_file_asks_for_one(author, db):
@@ -197,3 +210,12 @@ def test_the_published_bank_downloads_as_its_file(author, db):
 
 def test_learners_cannot_download_a_bank(client, learner):
     assert client.get(BANK_FILE).status_code == 403
+
+
+def test_a_reference_change_reads_as_a_reference_list_line_not_as_data():
+    old = {"references": [{"key": "smith2020", "authors": "Smith J", "year": 2020, "title": "A", "source": "J"}]}
+    new = {"references": [*old["references"], {"key": "lee2024", "authors": "Lee K", "year": 2024, "title": "B",
+                                                "source": "Lancet 1:2", "doi": "10.1/x"}]}  # fmt: skip
+    [references] = diff(old, new, ("references",))
+    added = [row.right for row in references.rows if row.change == "added"]
+    assert added == ["[lee2024] Lee K (2024). B. Lancet 1:2. doi:10.1/x"]

@@ -401,8 +401,9 @@ def test_the_list_downloads_as_csv_with_its_filters_every_page(client, db, login
     response = client.get(f"{url}.csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"))))
-    assert len(rows) == len(expected) and {r["email"] for r in rows} >= {"overview1@example.org"}
-    assert sum(r["stuck"] == "yes" for r in rows) == sum(r.stuck for r in expected)
+    assert len(rows) == len(expected) and {r["Email"] for r in rows} >= {"overview1@example.org"}
+    assert sum(r["Stuck"] == "yes" for r in rows) == sum(r.stuck for r in expected)
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", r["Last activity (UTC)"]) for r in rows)
     stuck = list(csv.DictReader(io.StringIO(client.get(f"{url}.csv?stuck=1").data.decode("utf-8-sig"))))
-    assert stuck and all(r["stuck"] == "yes" for r in stuck)
+    assert stuck and all(r["Stuck"] == "yes" for r in stuck)
     assert f'href="{url}.csv?stuck=1"' in client.get(f"{url}?stuck=1").text
