@@ -32,15 +32,19 @@ def _course_or_404(slug: str) -> Course:
     return course
 
 
+def _list_filters() -> tuple[bool, str, str]:
+    """The learner list's filters from the query string: stuck only, step, and a part of a name or email."""
+    name = " ".join(request.args.get("name", "").split())[:200]
+    return request.args.get("stuck") == "1", request.args.get("step", ""), name
+
+
 @bp.route("/courses/<slug>/learners")
 @role_required(Role.INSTRUCTOR)
 def learners(slug: str) -> ResponseReturnValue:
     """Where each learner stands: step, last activity, attempts on the current quiz, stuck or not."""
     course = _course_or_404(slug)
-    stuck_only = request.args.get("stuck") == "1"
-    step = request.args.get("step", "")
+    stuck_only, step, name = _list_filters()
     page = request.args.get("page", 1, type=int) or 1
-    name = " ".join(request.args.get("name", "").split())[:200]
     found = oversight.overview(get_session(), course, stuck_only, step, page, PER_PAGE, name=name)
     return render_template(
         "instructor/learners.html",
@@ -65,9 +69,7 @@ def learners(slug: str) -> ResponseReturnValue:
 def learners_csv(slug: str) -> ResponseReturnValue:
     """The learner list as CSV, with the same filters as the page (name or email, step, stuck only), streamed."""
     course = _course_or_404(slug)
-    stuck_only = request.args.get("stuck") == "1"
-    step = request.args.get("step", "")
-    name = " ".join(request.args.get("name", "").split())[:200]
+    stuck_only, step, name = _list_filters()
     course_id = course.id
 
     def lines() -> Iterator[str]:

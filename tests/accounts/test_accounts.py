@@ -104,12 +104,18 @@ def test_login_wrong_password_and_unknown_email_get_the_same_message(client, db)
         assert b"That email and password do not match an account." in response.data
 
 
-def test_logging_out_ends_this_browsers_session_only(app, client, db, login):
+def _and_a_phone(app, db, login):  # type: ignore[no-untyped-def]
+    """A learner signed in with the test client and, separately, on a phone (a second browser)."""
     user = make_user(db)
     db.commit()
     login(user)
     phone = app.test_client()
     phone.post("/login", data={"email": user.email, "password": PASSWORD})
+    return phone
+
+
+def test_logging_out_ends_this_browsers_session_only(app, client, db, login):
+    phone = _and_a_phone(app, db, login)
     assert client.get("/dashboard").status_code == 200 and phone.get("/dashboard").status_code == 200
     home = client.post("/logout", follow_redirects=True).text
     assert "You have logged out of this browser. Other devices signed in to your account stay signed in." in home
@@ -119,11 +125,7 @@ def test_logging_out_ends_this_browsers_session_only(app, client, db, login):
 
 
 def test_logging_out_everywhere_ends_every_session(app, client, db, login):
-    user = make_user(db)
-    db.commit()
-    login(user)
-    phone = app.test_client()
-    phone.post("/login", data={"email": user.email, "password": PASSWORD})
+    phone = _and_a_phone(app, db, login)
     assert "Log out everywhere" in client.get("/account").text
     home = client.post("/account/logout-everywhere", follow_redirects=True).text
     assert "logged out here and on every other device" in home

@@ -70,6 +70,14 @@ def _sign_in(page, email: str, secret: str) -> None:  # type: ignore[no-untyped-
     expect(page).not_to_have_url(r".*/login.*")
 
 
+def _new_instructor_page(browser, base_url, app):  # type: ignore[no-untyped-def]
+    """A new instructor, signed in, in a browser context of their own: (context, page)."""
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    _sign_in(page, *_instructor(app))
+    return context, page
+
+
 def _first_asked(app: Flask, email: str) -> tuple[str, str]:
     """The key and wording of the first question of the learner's open attempt."""
     session = app.extensions["kaptrain.db"].new_session()
@@ -196,10 +204,7 @@ def test_an_instructor_publishes_a_question_and_a_learners_next_attempt_shows_it
 
 def test_adding_a_case_asks_first_when_the_question_has_unsaved_changes(browser, base_url, live_app):
     """The walk-through lost a reworded stem and a new option by adding a case from the question editor."""
-    context = browser.new_context(base_url=base_url)
-    page = context.new_page()
-    email, secret = _instructor(live_app)
-    _sign_in(page, email, secret)
+    context, page = _new_instructor_page(browser, base_url, live_app)
     page.goto(f"{BANK}/questions/pharm-01")
     stem = page.locator("#stem")
     typed = stem.input_value() + " (reworded)"
@@ -218,10 +223,7 @@ def test_adding_a_case_asks_first_when_the_question_has_unsaved_changes(browser,
 
 def test_the_question_editor_previews_the_form_unsaved(browser, base_url, live_app):
     """The walk-through had to save a draft to see a rewording as learners would."""
-    context = browser.new_context(base_url=base_url)
-    page = context.new_page()
-    email, secret = _instructor(live_app)
-    _sign_in(page, email, secret)
+    context, page = _new_instructor_page(browser, base_url, live_app)
     page.goto(f"{BANK}/questions/pharm-02")
     stem = page.locator("#stem")
     typed = stem.input_value() + " (tried in the preview)"

@@ -283,6 +283,16 @@ def test_the_sql_overview_equals_the_in_memory_rule(db, seed):
     compare_everything(db, population.course)
 
 
+def _listed(db, login, seed: int, learners: int):  # type: ignore[no-untyped-def]
+    """`learners` seeded learners, an instructor signed in, and the standings the list must show."""
+    population = Population(db, seed)
+    for _ in range(learners):
+        population.learner()
+    login(make_user(db, role=Role.INSTRUCTOR))
+    db.commit()
+    return in_memory(db, course(db), NOW)
+
+
 def test_a_retired_module_drops_out_of_the_steps(db):
     population = Population(db, 3)
     for _ in range(30):
@@ -337,12 +347,7 @@ def test_the_page_costs_the_same_statements_for_any_number_of_learners(db, app):
 
 
 def test_the_page_shows_one_page_and_the_counts_for_all(client, db, login):
-    population = Population(db, 6)
-    for _ in range(60):
-        population.learner()
-    login(make_user(db, role=Role.INSTRUCTOR))
-    db.commit()
-    expected = in_memory(db, course(db), NOW)
+    expected = _listed(db, login, 6, 60)
     page = client.get("/instructor/courses/demo-course/learners?page=2").get_data(as_text=True)
     assert f"<dt>Enrolled</dt><dd>{len(expected)}</dd>" in page
     assert "Page 2 of 2" in page and 'rel="prev"' in page and 'rel="next"' not in page
@@ -354,12 +359,7 @@ def test_the_page_shows_one_page_and_the_counts_for_all(client, db, login):
 
 
 def test_the_list_finds_learners_by_a_part_of_their_name(client, db, login):
-    population = Population(db, 6)
-    for _ in range(12):
-        population.learner()
-    login(make_user(db, role=Role.INSTRUCTOR))
-    db.commit()
-    expected = in_memory(db, course(db), NOW)
+    expected = _listed(db, login, 6, 12)
     names = {u.id: u.full_name.lower() for u in db.scalars(select(User))}
     url = "/instructor/courses/demo-course/learners"
     anas = sum(1 for r in expected if "ana" in names[r.user_id])
@@ -375,11 +375,7 @@ def test_the_list_finds_learners_by_a_part_of_their_name(client, db, login):
 
 
 def test_the_list_finds_a_learner_by_a_part_of_their_email_address(client, db, login):
-    population = Population(db, 7)
-    for _ in range(6):
-        population.learner()
-    login(make_user(db, role=Role.INSTRUCTOR))
-    db.commit()
+    _listed(db, login, 7, 6)
     one = db.scalars(select(User).where(User.email.like("overview%"))).first()
     assert one is not None
     url = "/instructor/courses/demo-course/learners"
@@ -390,12 +386,7 @@ def test_the_list_finds_a_learner_by_a_part_of_their_email_address(client, db, l
 
 
 def test_the_list_downloads_as_csv_with_its_filters_every_page(client, db, login):
-    population = Population(db, 8)
-    for _ in range(7):
-        population.learner()
-    login(make_user(db, role=Role.INSTRUCTOR))
-    db.commit()
-    expected = in_memory(db, course(db), NOW)
+    expected = _listed(db, login, 8, 7)
     url = "/instructor/courses/demo-course/learners"
     assert f'href="{url}.csv"' in client.get(url).text
     response = client.get(f"{url}.csv")
