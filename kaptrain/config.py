@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "ACCREDITATION_STATEMENT": "",
     # The site's public address, used in certificate verification links and QR codes, and in emails.
     "BASE_URL": "http://127.0.0.1:5000",
+    # Addresses the site had before (comma-separated in KAPTRAIN_PREVIOUS_BASE_URLS): certificates issued under one
+    # name it in their credential's id and status list, and the verify page still finds their record and status.
+    "PREVIOUS_BASE_URLS": [],
     "CERTIFICATE_PAGE_SIZE": "A4",  # or "Letter"
     "CERTIFICATE_NUMBER_PREFIX": "KAP",
     # Override the signatory named in course.yaml (e.g. per deployment).
@@ -100,7 +103,7 @@ _INT_KEYS = {
     "EVALUATION_MIN_GROUP",
 }
 _BOOL_KEYS = {"RATELIMIT_ENABLED"}
-_LIST_KEYS = {"SECRET_KEY_FALLBACKS"}
+_LIST_KEYS = {"SECRET_KEY_FALLBACKS", "PREVIOUS_BASE_URLS"}
 
 # The constant development key of earlier versions. It signs nothing now; it only still opens two-factor secrets
 # sealed under it on an existing development database, which are sealed again under the new key at their next code.

@@ -75,8 +75,10 @@ def test_settings_come_from_kaptrain_environment_variables():
             "KAPTRAIN_TRUSTED_PROXIES": "1",
             "KAPTRAIN_RATELIMIT_ENABLED": "false",
             "KAPTRAIN_SECRET_KEY_FALLBACKS": "o" * 40 + " , " + "p" * 40 + ",",
+            "KAPTRAIN_PREVIOUS_BASE_URLS": "https://old.example.org, http://older.example.org/",
         }
     )
+    assert cfg["PREVIOUS_BASE_URLS"] == ["https://old.example.org", "http://older.example.org/"]
     assert cfg["DATABASE_URL"] == "postgresql+psycopg://db/kaptrain"
     assert cfg["SECRET_KEY_FALLBACKS"] == ["o" * 40, "p" * 40] and load_config(environ={})["SECRET_KEY_FALLBACKS"] == []
     assert cfg["TRUSTED_PROXIES"] == 1 and cfg["RATELIMIT_ENABLED"] is False

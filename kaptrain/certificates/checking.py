@@ -153,11 +153,14 @@ def check_file(session: Session, data: bytes) -> FileCheck:
 def site_record(session: Session, credential: Mapping[str, Any]) -> services.PublicStatus | None:
     """The site's certificate whose verification address is the credential's id, with its public verdict."""
     credential_id = credential.get("id")
-    prefix = services.verification_url("")
-    if not isinstance(credential_id, str) or not credential_id.startswith(prefix):
+    if not isinstance(credential_id, str):
         return None
-    certificate = services.find_by_code(session, credential_id.removeprefix(prefix))
-    return services.public_status(certificate) if certificate is not None else None
+    for base in signing.site_bases():  # issued under the site's address now, or one it had before
+        prefix = f"{base}/verify/"
+        if credential_id.startswith(prefix):
+            certificate = services.find_by_code(session, credential_id.removeprefix(prefix))
+            return services.public_status(certificate) if certificate is not None else None
+    return None
 
 
 def _text(value: Any) -> str:

@@ -42,6 +42,13 @@ def _base() -> str:
     return str(current_app.config["BASE_URL"]).rstrip("/")
 
 
+def site_bases() -> list[str]:
+    """The site's public address and those it had before (KAPTRAIN_PREVIOUS_BASE_URLS), without a final slash:
+    a credential issued under an earlier one names it in its id and its status list."""
+    earlier = [str(b).rstrip("/") for b in current_app.config.get("PREVIOUS_BASE_URLS") or [] if str(b).strip()]
+    return list(dict.fromkeys([_base(), *earlier]))
+
+
 def status_position(certificate: Certificate) -> tuple[int, int]:
     """Which status list (1, 2, ...) holds the certificate's bit, and where: its slot, never reused."""
     if certificate.status_slot is None:
@@ -148,11 +155,16 @@ def signed_status_list(session: Session, number: int) -> dict[str, Any] | None:
 
 
 def local_status_lookup(session: Session) -> StatusLookup:
-    """A status lookup that reads this site's own lists from the database (no network)."""
+    """A status lookup that reads this site's own lists from the database (no network), each found under the
+    site's address and any it had before: the list a credential names is the same list whichever address it was
+    issued under, and the list itself was signed under the address of its last change."""
     lists: dict[str, Mapping[str, Any]] = {}
+    same: dict[str, frozenset[str]] = {}
     for row in session.scalars(select(StatusList)):
-        lists[status_list_url(row.number)] = row.credential
-    return bitstring.make_lookup(lists, keyring().public_history())
+        names = frozenset(f"{base}/credentials/status/{row.number}" for base in site_bases())
+        for url in names:
+            lists[url], same[url] = row.credential, names
+    return bitstring.make_lookup(lists, keyring().public_history(), same_list=same)
 
 
 def extract_credential(data: bytes) -> dict[str, Any]:

@@ -105,10 +105,13 @@ def make_lookup(
     list_credentials: Mapping[str, Mapping[str, Any]],
     keys: Keyring | KeyHistory,
     now: dt.datetime | None = None,
+    same_list: Mapping[str, frozenset[str]] | None = None,
 ) -> StatusLookup:
     """A status lookup for verify() over signed status list credentials already at hand (by URL).
 
-    Each list must itself verify against the same issuer's keys; otherwise the lookup raises StatusUnavailable."""
+    Each list must itself verify against the same issuer's keys, and be the list at the URL asked for: its id is
+    that URL, or one of `same_list[url]` (the same list under the issuer's other addresses); otherwise the lookup
+    raises StatusUnavailable."""
     decoded: dict[str, bytes] = {}
 
     def list_bits(url: str, purpose: str) -> bytes:
@@ -121,8 +124,9 @@ def make_lookup(
         if not verdict.ok:
             raise StatusUnavailable(f"status list {url} is not valid: {verdict.reason} ({verdict.detail})")
         subject = credential.get("credentialSubject")
+        names = (same_list or {}).get(url, frozenset()) | {url}
         if (
-            credential.get("id") != url
+            credential.get("id") not in names
             or "BitstringStatusListCredential" not in credential.get("type", [])
             or not isinstance(subject, Mapping)
             or subject.get("statusPurpose") != purpose

@@ -526,3 +526,27 @@ def test_a_revoked_credential_with_its_status_renamed_is_not_shown_valid(app, cl
     status, page = upload(client, json.dumps(credential).encode(), name="credential.json")
     assert status == 422 and "Valid credential" not in page
     assert "not in the form this issuer signs" in page.replace("&#39;", "'")
+
+
+def test_after_a_move_to_a_new_address_the_earlier_addresses_credentials_still_check(
+    app, client, db, issue, monkeypatch
+):
+    old_base = app.config["BASE_URL"]
+    kept, revoked = issue("Kept Holder"), issue("Revoked Holder")
+    with acting(app, db):
+        services.revoke(db, revoked, RevocationReason.ACADEMIC_MISCONDUCT, "copied", actor_label="test")
+    kept_pdf, revoked_pdf = stored_pdf(app, db, kept), stored_pdf(app, db, revoked)
+    monkeypatch.setitem(app.config, "BASE_URL", "https://ce.provider.example")
+    # Moved without saying where from: the old files name lists and records the site no longer recognises.
+    status, page = upload(client, kept_pdf)
+    assert status == 422 and "Valid credential" not in page
+    monkeypatch.setitem(app.config, "PREVIOUS_BASE_URLS", [old_base + "/"])
+    status, page = upload(client, kept_pdf)
+    assert status == 200 and "Valid credential" in page and "Kept Holder" in page
+    status, page = upload(client, revoked_pdf)
+    assert status == 422 and "Revoked" in page and "Valid credential" not in page
+    # A revocation made after the move signs the list under the new address; old files still check against it.
+    with acting(app, db):
+        services.revoke(db, kept, RevocationReason.ISSUED_IN_ERROR, "moved", actor_label="test")
+    status, page = upload(client, kept_pdf)
+    assert status == 422 and "Revoked" in page
