@@ -231,6 +231,10 @@ def question(course_slug: str, quiz_slug: str, key: str) -> ResponseReturnValue:
     q = _found(banks.find_question, quiz, key)
     if request.method == "GET":
         data, loaded = _opened(q)
+        # ?case=<id>: a case just added from this editor is chosen in the form, unsaved, ready to save.
+        added = _found(banks.find_case, quiz, request.args["case"]) if request.args.get("case") else None
+        if added is not None:
+            data = {**data, "vignette_id": added.id}
         form = QuestionForm(data=question_form_data(data))
         form.load(loaded)
         return _question_page(quiz, q, form)
@@ -321,9 +325,15 @@ def add_case(course_slug: str, quiz_slug: str) -> ResponseReturnValue:
         except services.InvalidDraft as exc:
             attach_errors(form, exc.errors, [])
         else:
-            flash(f"Case {case.key} added. Choose it in a question's “Case” list to use it.", "success")
             back = banks.question_by_key(get_session(), quiz, form.question.data or "")
-            return redirect(_at(quiz, "question", key=back.key) if back else _at(quiz, "bank", _anchor="cases"))
+            if back is None:
+                flash(f"Case {case.key} added. Choose it in a question's “Case” list to use it.", "success")
+                return redirect(_at(quiz, "bank", _anchor="cases"))
+            flash(
+                f"Case {case.key} added and chosen in this question's “Case” list below: save the question to use it.",
+                "success",
+            )
+            return redirect(_at(quiz, "question", key=back.key, case=case.key))
     return render_template("authoring/vignette_edit.html", quiz=quiz, case=None, add_form=form,
                            problems=summary(form, [])), 400  # fmt: skip
 

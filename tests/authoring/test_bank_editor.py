@@ -570,8 +570,13 @@ def test_adding_a_case_from_the_question_editor(client, db, instructor):
     assert response.status_code == 400 and "Use lower-case letters" in response.text
     data = {**add, "case-key": "case-b", "case-title": "Case: B", "case-text": "A second case."}
     response = client.post(f"{BANK}/cases", data=data)
-    assert response.status_code == 302 and response.location.endswith(url)
-    assert "case-b: Case: B" in client.get(url).text  # now in the question's case list
+    assert response.status_code == 302 and response.location.endswith(f"{url}?case=case-b")
+    page = client.get(response.location).text
+    assert "case-b: Case: B" in page  # now in the question's case list
+    assert "chosen in this question" in page and re.search(r'<option selected value="\d+">case-b: Case: B', page)
+    assert draft_of(db, "alpha-q1") is None  # chosen in the form only: saving makes it the question's case
+    assert re.search(r"<option selected value=\"\d+\">case-b", client.get(url).text) is None
+    assert client.get(f"{url}?case=no-such-case").status_code == 404
 
 
 # ---------------------------------------------------------------- rules
