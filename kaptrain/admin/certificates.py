@@ -349,22 +349,22 @@ def revoke_certificate(certificate_id: int) -> ResponseReturnValue:
 @role_required(Role.ADMIN)
 def reissue_certificate(certificate_id: int) -> ResponseReturnValue:
     """Re-issue from the holder's current profile: an active certificate is superseded, a revoked one replaced."""
-    c = _certificate_or_404(certificate_id, lock=True)
+    c = _certificate_or_404(certificate_id)
     form = ReissueForm()
     if not form.validate_on_submit():
         if "csrf_token" in form.errors:
             fail(400, EXPIRED)
         return _detail(c, reissue=form, status=422)
-    if form.seen_status.data and form.seen_status.data != c.status.value:
-        form.form_errors.append(
-            f"This certificate was {c.status.value} by someone else after this page was shown, so nothing was "
-            "issued. Check its record above, then re-issue again if it is still needed."
-        )
-        return _detail(c, reissue=form, status=409)
     try:
         hours = services.parse_hours(form.hours.data, c.max_hours) if (form.hours.data or "").strip() else None
-        new = services.reissue(get_session(), c, actor_id=user().id, reason=form.reason.data or "", hours=hours)
+        new = services.reissue(
+            get_session(), c, actor_id=user().id, reason=form.reason.data or "", hours=hours,
+            seen_status=form.seen_status.data or None,
+        )  # fmt: skip
     except services.CertificateError as exc:
+        if exc.field == "seen_status":
+            form.form_errors.append(str(exc))
+            return _detail(c, reissue=form, status=exc.status)
         if exc.field == "hours":
             form.hours.errors = [str(exc)]
             return _detail(c, reissue=form, status=422)

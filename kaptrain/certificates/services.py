@@ -686,6 +686,7 @@ def reissue(
     actor_label: str | None = None,
     reason: str = "",
     hours: Decimal | None = None,
+    seen_status: str | None = None,
 ) -> Certificate:
     """Issue a new version from the holder's current profile (a corrected name, say). An active certificate is
     superseded by it; a revoked one stays revoked, and the new one is its replacement (a revocation made in error,
@@ -693,6 +694,13 @@ def reissue(
     kept in the audit entry. `hours`, when given, corrects the hours certified (a revocation over disputed hours,
     say): at most the hours the learner claimed, or the course's maximum for a certificate issued by hand."""
     _lock(session, certificate)
+    if seen_status and seen_status != certificate.status.value:  # the status the administrator's page showed
+        raise CertificateError(
+            f"This certificate was {certificate.status.value} by someone else after this page was shown, so nothing "
+            "was issued. Check its record above, then re-issue again if it is still needed.",
+            409,
+            "seen_status",
+        )
     if hours is not None and hours != certificate.hours:
         _check_corrected_hours(session, certificate, hours, reason)
     if certificate.status not in (CertificateStatus.ACTIVE, CertificateStatus.REVOKED):
