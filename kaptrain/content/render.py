@@ -10,6 +10,7 @@ what is typed, every time."""
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 import nh3
@@ -18,6 +19,7 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.anchors import anchors_plugin
+from mdit_py_plugins.anchors.index import slugify
 from mdit_py_plugins.container import container_plugin
 
 CALLOUTS = ("vignette", "caution", "key-points", "note")
@@ -85,12 +87,28 @@ def _image(self: RendererHTML, tokens: list[Token], idx: int, options: OptionsDi
     return self.renderInline(token.children or [], options, env)
 
 
+_rendering = threading.local()
+
+
+def _numbered_slug(title: str) -> str:
+    """The heading's slug, numbered from its second use within this render ("a", "a-1", "a-2", as the plugin would).
+
+    The anchors plugin numbers a repeated slug by trying "a-1", "a-2", ... until one is free, so N identical headings
+    cost N squared: minutes for a long module. Counting here hands it a free slug at once."""
+    seen: dict[str, int] = getattr(_rendering, "slugs", None) or {}
+    _rendering.slugs = seen
+    slug = slugify(title)
+    uses = seen.get(slug, 0)
+    seen[slug] = uses + 1
+    return f"{slug}-{uses}" if uses else slug
+
+
 def _make_parser() -> MarkdownIt:
     md = MarkdownIt("js-default").enable("table")
     for name in CALLOUTS:
         md.use(container_plugin, name)
     # Section anchors let the page list a module's sections and quiz reviews link to them.
-    md.use(anchors_plugin, min_level=2, max_level=3, permalink=False)
+    md.use(anchors_plugin, min_level=2, max_level=3, permalink=False, slug_func=_numbered_slug)
     md.add_render_rule("image", _image)
     return md
 
@@ -100,6 +118,7 @@ _md = _make_parser()
 
 def render_markdown(text: str) -> str:
     """Render trusted-format, untrusted-content Markdown into sanitized HTML."""
+    _rendering.slugs = {}
     html = _md.render(text)
     # The body's "#" title is the page's h1; demote any stray h1 to h2.
     html = html.replace("<h1", "<h2").replace("</h1>", "</h2>")

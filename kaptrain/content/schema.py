@@ -211,18 +211,26 @@ _PARENTHETICAL = re.compile(
     r"([A-Z][\w'’.-]+(?:\s+[A-Z][\w'’-]+)*)(?:\s+et al\.?|\s+(?:and|&)\s+[A-Z][\w-]+(?:\s+[A-Z][\w-]+)*)?,?\s+" + _YEAR
 )
 # "Williams and colleagues (2018)", "Kew et al. (2023)", "Short (2018)"
+# Its words are bounded (no surname is longer): an unbounded word made a long run like "A-A-A-..." quadratic.
 _NARRATIVE = re.compile(
-    r"\b([A-Z][\w'’-]+)(?:\s+et al\.?|\s+and colleagues|\s+(?:and|&)\s+[A-Z][\w-]+)?\s+\(" + _YEAR + r"[,)]"
+    r"\b([A-Z][\w'’-]{0,60})(?:\s+et al\.?|\s+and colleagues|\s+(?:and|&)\s+[A-Z][\w-]{0,60})?\s+\(" + _YEAR + r"[,)]"
 )
 
 
 _CITATION_CHARS = 200
+_BRACKETED = re.compile(r"\(([^()]*)\)")
+_HAS_YEAR = re.compile(r"\b(?:19|20)\d{2}[a-z]?\b")
 
 
 def cited_sources(body: str) -> list[tuple[str, int]]:
     """The (author, year) of each citation in a module's text, in the forms the course writes them."""
     found = [(m.group(1), int(m.group(2))) for m in _NARRATIVE.finditer(body)]
-    for group in re.finditer(r"\(([^()]*?\b(?:19|20)\d{2}[a-z]?\b[^()]*)\)", body):
+    # Each bracketed run is found in one linear pass (a bracket's run stops at the next bracket); only then is it
+    # searched for a year. A single pattern that looked for the year while finding the brackets backtracked over
+    # the rest of the text from every year after an unclosed bracket: minutes for a long module.
+    for group in _BRACKETED.finditer(body):
+        if not _HAS_YEAR.search(group.group(1)):
+            continue
         for part in group.group(1).split(";"):
             # A citation is a few words: _PARENTHETICAL's time grows with the square of what it searches, so a
             # long part is searched at its two ends only (its start, or the words before its year).

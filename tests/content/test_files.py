@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,19 @@ def test_a_long_parenthesis_is_searched_at_its_ends():
     assert cited_sources("(" + "Aa " * 60_000 + "x; 2020)") == []
     assert cited_sources("(" + "word " * 100 + "as Smith et al., 2021 argued)") == [("Smith", 2021)]
     assert cited_sources("(Smith et al., 2021, " + "and more words " * 40 + ")") == [("Smith", 2021)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "(" + "2000 " * 40_000,  # an unclosed bracket before many years: 65 s, every thread of the process held
+        "A-" * 100_000,  # one long run of capitalised word parts: minutes
+    ],
+    ids=["unclosed-bracket-with-years", "hyphenated-capitals"],
+)
+def test_the_citation_check_stays_linear_on_hostile_text(body):
+    """The check runs on every live preview: text the editor accepts (200,000 characters) once held the whole
+    process for over a minute. Each case takes well under a second now; the bound only catches that return."""
+    started = time.perf_counter()
+    assert cited_sources(body) == []
+    assert time.perf_counter() - started < 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -59,3 +60,13 @@ def test_callouts_headings_and_links():
 def test_unknown_callout_class_is_dropped():
     html = render_markdown("::: evil\nx\n:::\n")
     assert 'class="evil"' not in html
+
+
+def test_repeated_headings_are_numbered_in_linear_time():
+    """The anchors plugin numbered the 40,000th "## a" by trying "a-1" to "a-39999": minutes for one module page."""
+    html = render_markdown("## A\n\n## A\n\n## A\n")
+    assert [f'id="{slug}"' in html for slug in ("a", "a-1", "a-2")] == [True] * 3
+    started = time.perf_counter()
+    html = render_markdown("## a\n" * 40_000)
+    assert time.perf_counter() - started < 20  # about 2 s now; the bound only catches the quadratic return
+    assert 'id="a-39999"' in html
