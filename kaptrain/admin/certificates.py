@@ -266,9 +266,16 @@ def _no_longer_pending(c: Certificate, form: BaseForm) -> ResponseReturnValue | 
         fail(400, EXPIRED)
     if c.status == CertificateStatus.PENDING:
         return None
-    revoke = RevokeForm(formdata=None)  # its error summary is the one this certificate's page shows
-    revoke.form_errors.append(f"This certificate is {c.status.value}, not waiting for approval.")
-    return _detail(c, revoke, 409)
+    # Said at the top of the page, not as an error of a form on it: nothing was refused that the admin still wants.
+    if c.status == CertificateStatus.ACTIVE:
+        flash(
+            "This certificate is active, not waiting for approval: it was approved already (by a second click, or "
+            "by a colleague), and nothing more was done.",
+            "info",
+        )
+    else:
+        flash(f"This certificate is {c.status.value}, not waiting for approval: nothing was changed.", "error")
+    return _detail(c, status=409)
 
 
 @bp.route("/certificates/<int:certificate_id>/approve", methods=["POST"])

@@ -112,6 +112,10 @@ def test_an_administrator_sees_the_flag_and_may_certify_fewer_hours_saying_why(a
     assert held.status == CertificateStatus.ACTIVE and held.hours == Decimal("1.5")
     assert {d["credit_type"]: d["hours"] for d in held.designations} == {"APA": "1.50", "NBCC": "1.50"}
     assert actions(db, held.id)[-2:] == ["certificate.hours_changed", "certificate.approve"]
+    twice = client.post(url, data={"hours": "1.5", "reason": "Read the modules in one sitting; 1.5 h agreed.", **seen})
+    page = twice.get_data(as_text=True)  # a second click: told so at the top of the page, nothing done again
+    assert twice.status_code == 409 and 'class="flash flash-info"' in page and "it was approved already" in page
+    assert "Please correct" not in page and actions(db, held.id)[-1] == "certificate.approve"
     changed = db.scalar(select(AuditEntry).where(AuditEntry.action == "certificate.hours_changed"))
     assert changed.details == {
         "claimed": "3.50",
@@ -132,7 +136,10 @@ def test_an_administrator_sees_the_flag_and_may_certify_fewer_hours_saying_why(a
     again_shown = client.get(f"/admin/certificates/{renamed.id}").get_data(as_text=True)
     assert "fewer than claimed because: “Read the modules in one sitting; 1.5 h agreed.”" in again_shown
     again = client.post(url, data={"hours": "1.5", "reason": ""})
-    assert again.status_code == 409 and "not waiting for approval" in again.get_data(as_text=True)
+    assert (
+        again.status_code == 409
+        and "is superseded, not waiting for approval: nothing was changed" in again.get_data(as_text=True)
+    )
 
 
 def test_each_accreditors_credit_is_at_most_the_hours_certified(app, db, monkeypatch, tmp_path):

@@ -123,6 +123,28 @@ def test_the_way_to_the_end_is_visible_and_the_last_module_leads_to_the_final(pa
     expect(page.get_by_role("button", name="Start the quiz")).to_be_visible()
 
 
+def test_a_second_submit_of_a_form_is_ignored_while_the_first_is_answered(page, live_app):
+    """A walk-through double-clicked "Approve and issue": two requests, and the second's refusal shown as if the
+    approval had failed. The page's script now lets a form go once, then ignores it for a few seconds (a form that
+    stays on the page, a download, takes clicks again after that)."""
+    join(page, "Double Clicker, PsyD")
+    enrol_and_acknowledge(page)
+    page.goto(QUIZ)
+    form = page.get_by_role("button", name="Start the quiz").evaluate_handle("button => button.form")
+    # Submit events as a click fires them, without the navigation (a script's event submits nothing itself).
+    prevented = form.evaluate(
+        """form => [1, 2].map(() => {
+            const event = new Event("submit", {bubbles: true, cancelable: true});
+            form.dispatchEvent(event);
+            return event.defaultPrevented;
+        })"""
+    )
+    assert prevented == [False, True]
+    form.evaluate("form => form.removeAttribute('data-sent-at')")  # as a page brought back by Back does
+    page.get_by_role("button", name="Start the quiz").click()  # and a first click goes through
+    expect(page.get_by_role("button", name="Submit answers")).to_be_visible()
+
+
 def test_answers_are_saved_as_the_learner_goes_and_come_back(page, live_app):
     email = join(page, "Saving Clinician, RN")
     enrol_and_acknowledge(page)

@@ -171,3 +171,23 @@
   var summary = document.querySelector(".error-summary[tabindex]");
   if (summary && document.activeElement !== summary) { summary.focus(); }
 })();
+
+/* A second click on a form's button while the first is still being answered is ignored, so a double click
+   approves, revokes or submits once (the server refuses a repeat anyway, and says so). The buttons are not
+   disabled: their name and value must still be sent. A form that stays on the page (a download) takes clicks
+   again after a few seconds, and a page brought back by the Back button takes them at once. */
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form || (form.method || "").toLowerCase() !== "post" || event.defaultPrevented) { return; }
+    var last = parseInt(form.getAttribute("data-sent-at") || "0", 10);
+    if (Date.now() - last < 4000) { event.preventDefault(); return; }
+    form.setAttribute("data-sent-at", String(Date.now()));
+  });
+  window.addEventListener("pageshow", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-sent-at]"), function (form) {
+      form.removeAttribute("data-sent-at");
+    });
+  });
+})();
