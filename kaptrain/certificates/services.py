@@ -837,25 +837,34 @@ def latest_version(session: Session, certificate: Certificate) -> Certificate:
 
 
 def find_by_number_and_surname(session: Session, number: str, surname: str) -> Certificate | None:
-    """The certificate with this number, when its holder's name ends with this surname (accents and case aside;
-    one part of a hyphenated surname will do). A number alone finds nothing: numbers run in sequence and must not
-    let anyone list the certificates."""
-    wanted = _plain(surname)
-    if len(wanted) < 2 or wanted in _NAME_SUFFIXES:
+    """The certificate with this number, when its holder's printed name holds this family name (accents, case and
+    hyphens aside). Any whole name in it will do, not only the last: family names come first in many countries,
+    and a board may type one part of a compound name. A number alone finds nothing: numbers run in sequence and
+    must not let anyone list the certificates."""
+    wanted = _without_suffixes(_plain(surname).replace("-", " ").split())
+    if not wanted or wanted[-1] in _NAME_SUFFIXES or (len("".join(wanted)) < 2 and not _family_first(wanted[0])):
         return None
     certificate = session.scalar(select(Certificate).where(Certificate.number == number.strip().upper()))
     if certificate is None:
         return None
-    full = _plain(certificate.holder_name)
-    words = full.split()
-    while len(words) > 1 and words[-1] in _NAME_SUFFIXES:  # "Jane Doe Jr." is found by "Doe"
-        words.pop()
-    name = " ".join(words)
-    matches = wanted in (full, name) or name.endswith(" " + wanted) or wanted in words[-1].split("-")
-    # "Fastreader Lee" for "Fastreader-Lee": a hyphen typed as a space, or the other way round.
-    spaced, wanted_spaced = name.replace("-", " "), " ".join(wanted.replace("-", " ").split())
-    matches = matches or spaced == wanted_spaced or spaced.endswith(" " + wanted_spaced)
+    words = _without_suffixes(_plain(certificate.holder_name).replace("-", " ").split())
+    n = len(wanted)
+    matches = any(words[i : i + n] == wanted for i in range(len(words) - n + 1))
+    # Chinese, Japanese and Korean names are often written without a space, the family name first: "王" finds "王芳".
+    matches = matches or (n == 1 and any(_family_first(w) and w.startswith(wanted[0]) for w in words))
     return certificate if matches else None
+
+
+def _without_suffixes(words: list[str]) -> list[str]:
+    """A name's words without the generational suffixes at its end: "Jane Doe Jr." is found by "Doe"."""
+    while len(words) > 1 and words[-1] in _NAME_SUFFIXES:
+        words = words[:-1]
+    return words
+
+
+def _family_first(word: str) -> bool:
+    """Whether a name is written in a script whose names put the family name first, with no space after it."""
+    return bool(word) and unicodedata.name(word[0], "").startswith(("CJK UNIFIED", "HANGUL", "HIRAGANA", "KATAKANA"))
 
 
 # Generational suffixes, which are nobody's surname.

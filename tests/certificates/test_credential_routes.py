@@ -472,7 +472,7 @@ def test_the_check_page_finds_a_certificate_by_its_address_or_code_or_number_wit
         query = {"code": certificate.number.lower(), "surname": f" {surname} "}
         found = client.get("/verify/find", query_string=query)
         assert found.status_code == 302 and found.location.endswith(f"/verify/{certificate.code}"), surname
-    for surname in ("Ruiz", "Marisol", "D", "Ortega-Díaz Smith"):
+    for surname in ("Ruiz", "Mari", "D", "Ortega-Díaz Smith"):
         wrong = client.get("/verify/find", query_string={"code": certificate.number, "surname": surname})
         assert wrong.status_code == 422 and "No certificate of this site has that number" in wrong.text, surname
     # The number as people copy it: no hyphens, spaces, a dash from a word processor, the zeros left out.
@@ -494,9 +494,16 @@ def test_the_check_page_finds_a_certificate_by_its_address_or_code_or_number_wit
 @pytest.mark.parametrize(
     ("holder", "found_by", "not_by"),
     [
-        ("Jane Doe Jr.", ["Doe", "Jane Doe Jr."], ["Jr.", "jr", "Jane"]),  # a suffix is nobody's surname
-        ("Elif Yılmaz", ["Yilmaz", "YILMAZ", "Yılmaz"], ["Elif"]),  # as typed on an English keyboard
-        ("Ana María de la Cruz", ["de la Cruz", "Cruz"], ["Ana", "María"]),
+        ("Jane Doe Jr.", ["Doe", "Jane Doe Jr."], ["Jr.", "jr", "J", "Doe Jane"]),  # a suffix is nobody's surname
+        ("Elif Yılmaz", ["Yilmaz", "YILMAZ", "Yılmaz"], ["Elif Yilmazer", "Yil"]),  # as typed on an English keyboard
+        ("Ana María de la Cruz", ["de la Cruz", "Cruz", "Maria"], ["de Cruz", "la Cruz Ana"]),
+        # Family names first, as in many countries; a compound one in its parts; CJK written without a space.
+        (
+            "Zoë Ñandú-Łukasz 王芳",
+            ["Ñandú-Łukasz", "Nandu-Lukasz", "nandu lukasz", "Lukasz", "王", "王芳"],
+            ["芳", "Nan"],
+        ),
+        ("Nguyen Van An", ["Nguyen", "nguyễn"], ["Ngu", "An Nguyen"]),
     ],
 )
 def test_surnames_are_matched_as_a_board_types_them(client, issue, holder, found_by, not_by):
