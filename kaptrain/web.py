@@ -120,7 +120,7 @@ def init_web(app: Flask) -> None:
     app.before_request(_refuse_unreadable_json)
     app.before_request(_refuse_unnamed_fields)
     app.after_request(_security_headers)
-    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(CSRFError, _csrf_error)
     login_manager.unauthorized_handler(_to_login)
     app.register_error_handler(Exception, _unexpected_error)
@@ -268,17 +268,18 @@ def error_page(code: int, detail: str | None = None) -> tuple[str, int]:
     return render_template("errors/error.html", code=code, title=title, text=detail or text), code
 
 
-def _http_error(exc: HTTPException) -> tuple[str, int] | HTTPException:
+def http_error(exc: HTTPException) -> tuple[str, int] | HTTPException:
+    """The error page for an HTTP error (a blueprint's own handler falls back to it)."""
     finish_request(commit=False)
     if exc.code is None or exc.code < 400:
         return exc
     detail = exc.description if getattr(exc, "kaptrain_detail", False) else None
     if isinstance(exc, RateLimitExceeded):
-        detail = exc.description if exc.limit.error_message else f"Please wait {_wait(exc)} before trying again."
+        detail = exc.description if exc.limit.error_message else f"Please wait {wait_words(exc)} before trying again."
     return error_page(exc.code, detail)
 
 
-def _wait(exc: RateLimitExceeded) -> str:
+def wait_words(exc: RateLimitExceeded) -> str:
     """How long a refused client may have to wait, in words: the window of the limit it went over."""
     seconds = exc.limit.limit.get_expiry()
     if seconds <= 60:

@@ -8,6 +8,7 @@ import time
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask import session as cookie_session
 from flask.typing import ResponseReturnValue
+from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.datastructures import ImmutableMultiDict
 
@@ -29,15 +30,19 @@ from kaptrain.accounts.forms import (
 from kaptrain.accounts.models import User
 from kaptrain.accounts.personal_data import personal_data
 from kaptrain.auth import safe_next, user
-from kaptrain.db import get_session, utcnow
+from kaptrain.db import finish_request, get_session, utcnow
 from kaptrain.errors import fail
 from kaptrain.extensions import limiter
 from kaptrain.forms import BaseForm
+from kaptrain.web import http_error, wait_words
 
 bp = Blueprint("accounts", __name__)
 
 # Between the password and the code: who is logging in, their session version, and since when (epoch seconds).
 PENDING_KEY = "two_factor_pending"
+# The address a registration or reset form was sent for, named once on the page that follows (the cookie is the
+# browser's own: it says nothing about whether the address has an account).
+SENT_TO_KEY = "sent_to"
 PENDING_SECONDS = 300
 
 
@@ -97,6 +102,9 @@ def register() -> ResponseReturnValue:
         except services.AccountError as exc:
             field_error(form, exc)  # the error response rolls back anything the service flushed
         else:
+            cookie_session[SENT_TO_KEY] = (
+                form.email.data or ""
+            ).strip()  # named on the next page, so a typo can be seen
             return redirect(url_for("accounts.registered"))
     return render_template("accounts/register.html", form=form), 422 if form.errors else 200
 
@@ -104,7 +112,9 @@ def register() -> ResponseReturnValue:
 @bp.route("/register/check-your-email")
 def registered() -> ResponseReturnValue:
     """What a registration answers, for a new address and a known one alike."""
-    return render_template("accounts/check_email.html", purpose="register")
+    return render_template(
+        "accounts/check_email.html", purpose="register", address=cookie_session.pop(SENT_TO_KEY, None)
+    )
 
 
 def _login_limit() -> str:
@@ -157,6 +167,21 @@ def login() -> ResponseReturnValue:
                 _start_session(found)
                 return redirect(safe_next(request.args.get("next"), url_for("courses.dashboard")))
     return render_template("accounts/login.html", form=form), 422 if form.errors else 200
+
+
+@bp.errorhandler(RateLimitExceeded)
+def rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
+    """Too many logins: the login form again, saying how long to wait and where to reset the password, instead of
+    a page with no way on; every other form of this blueprint gets the site's error page."""
+    if request.endpoint != "accounts.login":
+        return http_error(exc)
+    finish_request(commit=False)
+    form = LoginForm(formdata=None, email=request.form.get("email", "")[:254])
+    form.form_errors.append(
+        f"Too many attempts to log in. Please wait {wait_words(exc)}, then try again. If you have forgotten your "
+        "password, reset it with the link below the form."
+    )
+    return render_template("accounts/login.html", form=form), 429
 
 
 def _pending_login() -> User | None:

@@ -48,7 +48,8 @@ def test_a_reset_request_mails_the_owner_why_no_link_comes(client: FlaskClient, 
     answer = client.post("/password/forgot", data={"email": "shut@example.org"}, follow_redirects=True)
     unknown = client.post("/password/forgot", data={"email": "nobody@example.org"}, follow_redirects=True)
     assert answer.status_code == unknown.status_code == 200
-    assert answer.get_data(as_text=True) == unknown.get_data(as_text=True)  # the form answers the same
+    # The form answers the same, naming the address typed in each case.
+    assert answer.text.replace("shut@example.org", "@") == unknown.text.replace("nobody@example.org", "@")
     message = mailbox.last("shut@example.org")
     assert message["Subject"] == "kaptrain: your account is deactivated"
     assert SUPPORT in body(message) and "/password/reset/" not in body(message)

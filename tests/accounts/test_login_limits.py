@@ -110,3 +110,17 @@ def test_login_limits_count_in_redis(app, extra_app, redis_storage):
     codes = [post_login(limited, address, data=body) for _ in range(2)]
     assert codes == [422, 429]
     assert redis.Redis.from_url(redis_storage).keys(f"*{address}*"), "the count should be kept in Redis"
+
+
+def test_a_refused_login_shows_the_form_with_the_wait_and_the_reset_link(app, extra_app):
+    """A walk-through hit the limit and got a bare error page with no form and no way to reset the password."""
+    limited = extra_app(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute")
+    client = limited.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.0.3.1"
+    for _ in range(2):
+        client.post("/login", data={"email": "e@example.org", "password": WRONG})
+    refused = client.post("/login", data={"email": "e@example.org", "password": WRONG})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 429 and "Too many attempts to log in. Please wait a minute" in page
+    assert 'value="e@example.org"' in page and 'href="/password/forgot"' in page and WRONG not in page
+    assert 'name="password"' in page  # the form itself, to try again once the wait is over
