@@ -12,8 +12,6 @@ the file in the machine's legacy code page and shows "Díaz" as "DÃ­az". Pytho
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,15 +31,21 @@ def cell(value: object) -> str:
     return text
 
 
+# Quoted as RFC 4180 asks (a comma, a quote, a line break), and also a semicolon: Excel in the many locales whose
+# list separator is ";" (German, French, Dutch ...) splits an unquoted cell there, and "Ruiz;=cmd|..." would then
+# start a cell with a formula. A quoted cell is never split.
+_NEEDS_QUOTES = re.compile(r'[,";\r\n]')
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if _NEEDS_QUOTES.search(text) else text
+
+
 def lines(header: Sequence[str], rows: Iterable[Iterable[object]]) -> Iterator[str]:
-    """The header and then each row as one line of CSV text, every cell through `cell`."""
-    out = io.StringIO()
-    writer = csv.writer(out)
+    """The header and then each row as one line of CSV text (as Python's csv module writes it, with a semicolon
+    quoted too), every cell through `cell`."""
     for row in itertools.chain([header], rows):
-        out.seek(0)
-        out.truncate()
-        writer.writerow([cell(value) for value in row])
-        yield out.getvalue()
+        yield ",".join(_quoted(cell(value)) for value in row) + "\r\n"
 
 
 def write(stream: TextIO, header: Sequence[str], rows: Iterable[Iterable[object]]) -> None:

@@ -43,6 +43,16 @@ def test_lines_are_the_header_then_each_row_as_csv() -> None:
     assert first == [["n"], ["'=1+1"]]
 
 
+def test_a_cell_with_a_semicolon_is_quoted_so_no_locale_splits_it_into_a_formula() -> None:
+    """The attack: a learner named "Dana Ruiz;=cmd|' /C calc'!A0;" was written unquoted, and Excel in a locale
+    whose list separator is ";" splits there, making the second part a formula cell."""
+    name = "Dana Ruiz;=cmd|' /C calc'!A0;"
+    line = list(csvout.lines(["name", "licence"], [[name, "LIC;=2+3"], ["Plain Name", "LIC-1"]]))
+    assert line[1] == '"Dana Ruiz;=cmd|\' /C calc\'!A0;","LIC;=2+3"\r\n'
+    assert line[2] == "Plain Name,LIC-1\r\n"  # nothing to quote, nothing quoted
+    assert list(csv.reader(io.StringIO("".join(line))))[1] == [name, "LIC;=2+3"]
+
+
 def test_the_item_analysis_csv_neutralises_a_stem_and_keeps_numbers() -> None:
     item = ItemStats("q1", "=IMPORTXML(CONCAT(...))", 1, drawn=4, facility=0.5, discrimination=-0.25)
     rows = list(csv.DictReader(io.StringIO(stats_csv(QuizStats(4, 2, [], [item])))))
