@@ -106,17 +106,19 @@ def request_email_change(session: Session, user: User, current_password: str, ne
     """Ask to move the account to another address: a link goes to it, a notice to the current one.
 
     Nothing changes until the link is followed. When another account already uses the new address, the
-    answer is the same and the new address is told instead (it proves nothing to whoever asked)."""
+    answer is the same and the new address is told instead (it proves nothing to whoever asked). The account page
+    shows the change as waiting either way: a link is made in both cases, and only sent when the address is free
+    (one never sent cannot be followed, and following one is refused if the address is taken by then)."""
     check_current_password(user, current_password)
     new_email = normalise_email(new_email)
     if new_email == user.email:
         raise AccountError("That is already your email address. Enter the new address you want to use.", "new_email")
+    lifetime = confirm_lifetime()
+    secret = tokens.issue(session, user, TokenPurpose.CHANGE_EMAIL, new_email, lifetime)
     if find_user_by_email(session, new_email) is not None:
         mailer.new_address_taken(user, new_email)
         audit.record(session, "user.email_change_request", "user", user.id, actor_id=user.id, taken=True)
     else:
-        lifetime = confirm_lifetime()
-        secret = tokens.issue(session, user, TokenPurpose.CHANGE_EMAIL, new_email, lifetime)
         mailer.confirm_new_address(user, new_email, secret, _hours(lifetime))
         audit.record(session, "user.email_change_request", "user", user.id, actor_id=user.id, taken=False)
     mailer.address_change_notice(user, new_email)

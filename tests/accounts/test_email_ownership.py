@@ -4,6 +4,7 @@ address reveals nothing, and changing the address confirms the new one and tells
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -284,12 +285,24 @@ def test_a_refused_change_says_why_and_changes_and_sends_nothing(
     assert mailbox.count() == 0 and not db.scalar(select(func.count()).select_from(AccountToken))
 
 
+def waiting_change(page: str) -> str:
+    """The account page's note of a change waiting for its link, with the address and times left out."""
+    found = re.search(r'<p class="callout">A link to move.*?</p>', page)
+    assert found, "no waiting change shown"
+    return re.sub(r"(free|taken)@example\.org|\d+", "#", found.group(0))
+
+
 def test_a_change_to_an_address_another_account_uses_answers_the_same(client, db, mailbox, ana):
     make_user(db, email="taken@example.org")
     db.commit()
     free = ask_to_change(client, "free@example.org")
+    free_page = client.get("/account").text
     taken = ask_to_change(client, "taken@example.org")
     assert (free.status_code, free.location) == (taken.status_code, taken.location)
+    # The account page too: it showed the waiting change only for a free address (attack), so it told them apart.
+    taken_page = client.get("/account").text
+    assert "A link to move your account to <strong>taken@example.org</strong> was sent" in taken_page
+    assert waiting_change(free_page) == waiting_change(taken_page)
     assert mailbox.last("taken@example.org")["Subject"] == "kaptrain: an email change was not made"
     assert "/confirm/" not in body(mailbox.last("taken@example.org"))
     assert len(mailbox.to("ana@example.org")) == 2  # a notice for each request
