@@ -143,6 +143,12 @@ def attestation(slug: str) -> ResponseReturnValue:
         else:
             flash(_requested(certificate, record.active_seconds), "info" if certificate.number is None else "success")
             return redirect(url_for("courses.dashboard"))
+    elif done is None and form.is_submitted() and form.hours.data and not form.hours.errors:
+        # The box not ticked: say what is wrong with the hours now too, not on the next try.
+        try:
+            services.parse_hours(form.hours.data, course.ce_hours)
+        except services.CertificateError as exc:
+            form.hours.errors = [*form.hours.errors, str(exc)]
     suggested = min(quarter_hours(record.active_seconds), course.ce_hours)
     review = current_app.config["CLAIM_REVIEW_FACTOR"]
     context = {"course": course, "record": record, "form": form, "done": done, "suggested": suggested, "review": review}

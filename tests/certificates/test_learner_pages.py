@@ -140,6 +140,9 @@ def test_attestation_page_shows_the_measured_time_and_the_statement(client, eval
         ({"hours": "", "confirm": "y"}, "Enter the hours you claim"),
         ({"hours": "-1", "confirm": "y"}, "more than 0"),
         ({"hours": "3"}, "Tick the box"),
+        # Both at once: the hours' problem is said with the missing tick, not on the next try (walk-through).
+        ({"hours": "9"}, "Tick the box"),
+        ({"hours": "9"}, "at most 3.5 hours"),
     ],
 )
 def test_attestation_errors_are_shown_on_the_form_and_nothing_is_saved(client, db, evaluated, data, message):
