@@ -16,6 +16,7 @@ from wtforms import SelectChoice
 from kaptrain import audit, jobs
 from kaptrain.accounts.models import Role, User
 from kaptrain.accounts.services import find_user_by_email
+from kaptrain.admin import settings
 from kaptrain.admin.console_forms import (
     ApproveForm,
     ApproveOneForm,
@@ -116,6 +117,7 @@ def _console(issue_form: IssueForm | None = None, status: int = 200) -> Response
     attestations = services.attestations_for(db, pending)
     return render_template(
         "admin/certificates.html",
+        unsigned_courses=settings.unsigned_courses(get_session()),
         search=search,
         result=result,
         args=args,
@@ -227,6 +229,9 @@ def _detail(
         approve = ApproveOneForm(formdata=None, hours=format_hours(c.hours), holder=digest)
     return render_template(
         "admin/certificate.html",
+        unsigned_courses=[course for course in settings.unsigned_courses(get_session()) if course.id == c.course_id]
+        if c.status == CertificateStatus.PENDING
+        else [],
         c=c,
         attestation=attestation,
         fewer_because=services.hours_reasons(get_session(), [c.id]).get(c.id),

@@ -160,6 +160,14 @@ def certificate_settings(session: Session, course: Course) -> CertificateSetting
     )
 
 
+def unsigned_courses(session: Session) -> list[Course]:
+    """The courses whose certificates print only the signatory named in their course file, because no name is set
+    in the console or the environment: often a role ("Education Director") over an empty signature line."""
+    if get_setting(session, "signatory_name") or environment_default("signatory_name"):
+        return []
+    return list(session.scalars(select(Course).order_by(Course.title)))
+
+
 def shadowed_by_console(session: Session, file_approvals: Iterable[tuple[str, str]]) -> list[str]:
     """Notes for `content import`: course files whose approval mode a console setting overrides."""
     notes = []

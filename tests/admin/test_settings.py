@@ -143,3 +143,22 @@ def test_admins_are_warned_while_the_public_address_is_this_computers_own(app, c
     assert "only this computer can reach" in page and "KAPTRAIN_BASE_URL" in page
     monkeypatch.setitem(app.config, "BASE_URL", "https://ce.provider.example")
     assert "only this computer can reach" not in client.get(path).get_data(as_text=True)
+
+
+def test_admins_approving_certificates_are_warned_while_no_person_signs_them(app, client, db, admin, monkeypatch):
+    """A walk-through: the default certificate showed a role over an empty signature line, and only the Settings
+    page said so, not the pages where certificates are approved."""
+    monkeypatch.setitem(app.config, "CERTIFICATE_SIGNATORY_NAME", None)
+    learner = make_user(db)
+    enrolled(db, learner)
+    db.flush()
+    with app.app_context():
+        waiting = certificates.issue_without_course(db, learner, course(db), "Record from the old system", "test")
+        waiting.status = CertificateStatus.PENDING
+        db.commit()
+    for path in ("/admin/certificates", f"/admin/certificates/{waiting.id}"):
+        page = client.get(path).text
+        assert "enter the name of the person who signs" in page and "empty signature line" in page, path
+    client.post("/admin/settings", data={**FORM, "signatory_name": "Dr Jo Park"})
+    for path in ("/admin/certificates", f"/admin/certificates/{waiting.id}"):
+        assert "empty signature line" not in client.get(path).text, path
