@@ -134,6 +134,7 @@ def init_web(app: Flask) -> None:
     # JSON as a person reads it, in page text (autoescaped there): "Zoë O'Brien", not tojson's \u escapes for scripts.
     app.jinja_env.filters["as_text"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     app.jinja_env.globals["certificate_day"] = certificate_day
+    app.jinja_env.globals["learner_day"] = learner_day
 
 
 def localtime(value: dt.datetime | None, style: str = "datetime") -> str:
@@ -157,10 +158,16 @@ def certificate_day(certificate: Any, moment: dt.datetime | None) -> str:
     """A day of a certificate's record as the certificate states it, in the holder's zone when it was made
     ("26 November 2026"), that zone named when it is not the viewer's: the PDF, the verification page and every
     page of the site then give the same day."""
+    return learner_day(moment, certificate.time_zone or "UTC")
+
+
+def learner_day(moment: dt.datetime | None, zone: str) -> str:
+    """A day of a learner's record in the learner's own time zone (as their certificate will state it), the zone
+    named when it is not the viewer's: staff see the completion day the learner and the certificate see."""
     if moment is None:
         return ""
-    text = format_date(certificate.local_day(moment))
-    zone = certificate.time_zone or "UTC"
+    zone = zone or "UTC"
+    text = format_date(as_utc(moment).astimezone(zone_or_utc(zone)).date())
     if zone != getattr(_viewer_zone(), "key", "UTC"):
         text += f" ({zone.replace('_', ' ')})"
     return text

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from kaptrain.accounts import services as accounts
 from kaptrain.accounts.models import Role, User
 from kaptrain.audit import AuditEntry
+from kaptrain.certificates.pdf import format_date
 from kaptrain.quizzes.models import Attempt
 from tests.conftest import PASSWORD
 from tests.factories import certified, enrolled, make_user, pass_quiz, quiz, start
@@ -120,6 +121,19 @@ def test_record_shows_courses_attempts_certificates_and_links_reviews(app, clien
     assert result.status_code == 200
     assert "Dana Record's result" in result.get_data(as_text=True)
     assert "Try again" not in result.get_data(as_text=True)
+
+
+def test_staff_see_a_completion_on_the_day_the_learner_and_the_certificate_see(app, client, db, admin):
+    """A walk-through: a learner in Denver finished on the 27th and their certificate says so; the People list
+    said the 28th, the day in the administrator's time zone."""
+    kiri = make_user(db, full_name="Kiri Faraway")
+    kiri.time_zone = "Pacific/Kiritimati"
+    enrolled(db, kiri)
+    certificate = issued(app, db, kiri)
+    day = f"{format_date(certificate.completion_day)} (Pacific/Kiritimati)"
+    people = client.get("/admin/people", query_string={"q": "Kiri"}).text
+    record = client.get(f"/admin/people/{kiri.id}").text
+    assert f"completed {day}" in people and f"completed {day}" in record
 
 
 def test_admin_cannot_submit_or_open_a_learners_attempt_and_learners_get_404_for_others(app, client, db, admin):
