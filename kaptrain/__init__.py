@@ -19,6 +19,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(load_config(config))
     _check_signing_keys(app)
+    _warn_about_mail_in_requests(app)
     _register_database(app)
     _register_extensions(app)
     _register_blueprints(app)
@@ -39,6 +40,17 @@ def _check_signing_keys(app: Flask) -> None:
     except (KeyStoreError, OSError) as exc:  # OSError: a directory this process may not even read
         message = f"KAPTRAIN_CREDENTIAL_KEY_DIR: {exc}; certificates cannot be signed until it is fixed"
         raise ConfigError(message) from None
+
+
+def _warn_about_mail_in_requests(app: Flask) -> None:
+    # Without a queue each email is sent inside the request that caused it: the answer waits for the mail server,
+    # and a password reset's answer time then tells whether the address has an account.
+    if app.config["ENV"] == "production" and app.config["SMTP_HOST"] and not app.config["REDIS_URL"]:
+        app.logger.warning(
+            "KAPTRAIN_SMTP_HOST is set without KAPTRAIN_REDIS_URL: each email is sent within the request that "
+            "causes it, which slows those answers and lets a password reset's answer time tell whether the "
+            "address has an account. Set KAPTRAIN_REDIS_URL and run `flask --app kaptrain worker`."
+        )
 
 
 def _register_database(app: Flask) -> None:
