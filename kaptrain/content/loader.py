@@ -30,6 +30,8 @@ COURSE_FIELDS = (
     "disclaimer",
     "min_reading_percent",
     "delivery_format",
+    "released_on",
+    "review_by",
 )
 # The certificate: block of course.yaml, stored as columns of the course.
 CERTIFICATE_FIELDS = {
@@ -124,6 +126,7 @@ def course_values(data: CourseFile) -> dict[str, Any]:
     values = {k: getattr(data, k) for k in COURSE_FIELDS}
     values["objectives"] = [o.model_dump() for o in data.objectives]
     values["credit_designations"] = [d.model_dump(mode="json") for d in data.credit_designations]
+    values["team"] = [t.model_dump() for t in data.team]
     values.update({column: getattr(data.certificate, key) for key, column in CERTIFICATE_FIELDS.items()})
     return values
 
@@ -135,6 +138,7 @@ def course_file(course: Course) -> CourseFile:
             "slug": course.slug,
             "objectives": course.objectives,
             "credit_designations": course.credit_designations,
+            "team": course.team,
             "certificate": {key: getattr(course, column) for key, column in CERTIFICATE_FIELDS.items()},
             **{k: getattr(course, k) for k in COURSE_FIELDS},
         }

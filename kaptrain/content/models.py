@@ -48,6 +48,9 @@ class Course(Base):
     certificate_validity_months: Mapped[int | None]
     signatory_name: Mapped[str] = mapped_column(String(200), default="")
     signatory_title: Mapped[str] = mapped_column(String(200), default="")
+    released_on: Mapped[dt.date | None]  # enduring material: when it was released ...
+    review_by: Mapped[dt.date | None]  # ... and when its content is due for review
+    team: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")  # [{"name", "credentials", "role"}]
     is_published: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -7,7 +7,15 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=100)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -68,6 +76,14 @@ class CertificateSettings(Strict):
     signatory_title: Name
 
 
+class TeamMember(Strict):
+    """Someone who planned, wrote or reviewed the course, named on its page as CE standards ask."""
+
+    name: Name
+    credentials: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+    role: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
 class CourseFile(Strict):
     """modules/<course>/course.yaml"""
 
@@ -87,12 +103,25 @@ class CourseFile(Strict):
     delivery_format: Title = "Enduring online material"
     credit_designations: list[CreditDesignation] = []
     certificate: CertificateSettings
+    # Enduring material states when it was released and when its content is due for review (its planned end of
+    # credit); both are shown on the course page before enrolment.
+    released_on: dt.date | None = None
+    review_by: dt.date | None = None
+    team: list[TeamMember] = []
 
     @field_validator("objectives")
     @classmethod
     def _unique_objective_ids(cls, objectives: list[CourseObjective]) -> list[CourseObjective]:
         _refuse_duplicates("objective id", [o.id for o in objectives])
         return objectives
+
+    @field_validator("review_by")
+    @classmethod
+    def _review_after_release(cls, review_by: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        released_on = info.data.get("released_on")
+        if review_by and released_on and review_by <= released_on:
+            raise ValueError(f"must be a later date than released_on ({released_on})")
+        return review_by
 
     @model_validator(mode="after")
     def _designations_within_hours(self) -> CourseFile:

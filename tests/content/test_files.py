@@ -57,6 +57,23 @@ def test_unknown_field_is_an_error(tree):
     assert problems(tree) == ["modules/demo-course/course.yaml:6: ce_hourz: unknown field (check its spelling)"]
 
 
+def test_release_and_review_dates_and_the_team_are_read_and_checked(tree):
+    course = tree / "modules/demo-course/course.yaml"
+    edit(
+        course,
+        "ce_hours: 3.5",
+        "ce_hours: 3.5\nreleased_on: 2026-11-28\nreview_by: 2027-11-30\nteam:\n"
+        "  - {name: Jo Park, credentials: PsyD, role: Planner}",
+    )
+    (read,) = read_content(tree / "modules", tree / "quizzes")
+    assert (str(read.course.released_on), str(read.course.review_by)) == ("2026-11-28", "2027-11-30")
+    assert [(t.name, t.credentials, t.role) for t in read.course.team] == [("Jo Park", "PsyD", "Planner")]
+    edit(course, "review_by: 2027-11-30", "review_by: 2025-01-01")
+    assert problems(tree) == [
+        "modules/demo-course/course.yaml:7: review_by: must be a later date than released_on (2026-11-28)"
+    ]
+
+
 def test_duplicate_module_slug_and_order(tree):
     edit(tree / "modules/demo-course/02-beta.md", "slug: beta", "slug: alpha")
     edit(tree / "modules/demo-course/02-beta.md", "order: 2", "order: 1")

@@ -58,6 +58,25 @@ def test_module_one_opens_only_after_disclosures_are_acknowledged(client, db, lo
     assert enrolment.disclosures_acknowledged_at is not None
 
 
+def test_the_course_page_and_disclosures_name_the_release_the_review_date_and_the_team(
+    app, client, db, login, monkeypatch
+):
+    """A walk-through: no release or review date for this enduring material, no named planners, no contact."""
+    demo = course(db)
+    demo.released_on, demo.review_by = dt.date(2026, 11, 28), dt.date(2027, 11, 30)
+    demo.team = [{"name": "Jo Park", "credentials": "PsyD", "role": "Planner and reviewer"}]
+    db.commit()
+    monkeypatch.setitem(app.config, "SUPPORT_EMAIL", "ce@provider.example")
+    page = client.get("/courses/demo-course").text
+    login(make_user(db))
+    client.post("/courses/demo-course/enrol")
+    disclosures = client.get("/courses/demo-course/disclosures").text
+    for shown in (page, disclosures):
+        assert "Released 28 November 2026; its content is due for review by 30 November 2027." in shown
+        assert "Jo Park, PsyD (Planner and reviewer)." in shown
+    assert 'href="mailto:ce@provider.example"' in page
+
+
 def test_disclosures_need_enrolment(client, db, login):
     login(make_user(db))
     response = client.get("/courses/demo-course/disclosures")
