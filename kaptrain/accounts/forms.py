@@ -311,7 +311,7 @@ class EmailChangeForm(BaseForm):
     submit = SubmitField("Send a confirmation link to the new address")
 
 
-def _code_field(label: str, description: str) -> StringField:
+def _code_field(label: str, description: str, digits_only: bool = False) -> StringField:
     return StringField(
         label,
         validators=[
@@ -319,6 +319,8 @@ def _code_field(label: str, description: str) -> StringField:
             Length(max=40, message="A code is 6 digits, or a recovery code of 16 letters and digits."),
         ],
         description=description,
+        # A phone's number pad where only the app's digits are asked for (a recovery code has letters too).
+        render_kw={"inputmode": "numeric"} if digits_only else None,
     )
 
 
@@ -335,7 +337,7 @@ class LoginCodeForm(BaseForm):
 class EnableTwoFactorForm(BaseForm):
     """Finish enrolment by typing the code the app shows."""
 
-    code = _code_field("Code from the app", "The 6 digits the app shows for this site now.")
+    code = _code_field("Code from the app", "The 6 digits the app shows for this site now.", digits_only=True)
     current_password = PasswordField(
         "Your password",
         validators=[DataRequired(message="Enter your password.")],
