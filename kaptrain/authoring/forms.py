@@ -137,6 +137,15 @@ class ModuleForm(BaseForm):
         description="Cite each reference in the text by first author and year, e.g. “Smith (2020)”.",
         render_kw={"rows": 24, "spellcheck": "true"},
     )
+    # Kept with the revision when the form is published, for the revision history (not part of the module).
+    change_note = TextAreaField(
+        "What changed (optional, when publishing)",
+        id="m-change-note",
+        description="A line for the revision history, e.g. “Blood-pressure threshold left to the prescriber's "
+        "protocol, after clinical review”. Saved with the revision when you publish; a draft does not keep it.",
+        validators=[refuse_control_characters, Length(max=500, message="Keep the note under 500 characters.")],
+        render_kw={"rows": 2},
+    )
     # Sent by the "Publish anyway, replacing revision N" button only.
     replace_revision = IntegerField(validators=[Optional()])
 

@@ -172,8 +172,10 @@ def publish(
     user: User,
     loaded: tuple[int | None, int | None],
     replace: int | None,
+    note: str = "",
 ) -> str:
-    """Save the editor's text as the draft, then publish it; returns what to tell the instructor.
+    """Save the editor's text as the draft, then publish it with the instructor's note of what changed; returns
+    what to tell the instructor.
 
     replace is the revision number the instructor chose to replace after a PublishConflict."""
     checked = services.check(session, module, data)
@@ -184,7 +186,7 @@ def publish(
     if draft is None or draft.data != checked:
         _refuse_older_page(draft, current, loaded, publishing=True, replace=replace)
         draft = services.save_draft(session, module, checked, user, loaded[0])
-    revision = services.publish_draft(session, module, user, draft.version, replace_revision=replace)
+    revision = services.publish_draft(session, module, user, draft.version, replace_revision=replace, note=note)
     return f"Published as revision {revision.number}: learners see it from their next page."
 
 
@@ -337,12 +339,14 @@ class RevisionRow:
     created_at: dt.datetime
     is_published: bool
     matches_files: bool
+    note: str = ""  # what changed, as the instructor who published it said
 
 
 def history(session: Session, module: Module) -> list[RevisionRow]:
     """Every revision of the module, newest first, with its author and whether learners or the files have it."""
     revs = [r for r in revisions.history(session, module) if isinstance(r, ModuleRevision)]
     who = names(session, [r.created_by_id for r in revs])
+    notes = services.publish_notes(session, module)
     return [
         RevisionRow(
             r.number,
@@ -350,6 +354,7 @@ def history(session: Session, module: Module) -> list[RevisionRow]:
             r.created_at,
             r.id == module.published_revision_id,
             r.id == module.file_revision_id,
+            notes.get(r.number, ""),
         )
         for r in revs
     ]

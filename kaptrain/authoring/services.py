@@ -296,10 +296,16 @@ def _draft_at(session: Session, item: Item, user: User, loaded_version: int | No
 
 
 def publish_draft(
-    session: Session, item: Item, user: User, loaded_version: int | None, replace_revision: int | None = None
+    session: Session,
+    item: Item,
+    user: User,
+    loaded_version: int | None,
+    replace_revision: int | None = None,
+    note: str = "",
 ) -> Revision:
     """Make the draft the item's new published revision. A revision published since the draft began is only
-    replaced when replace_revision gives its number (the instructor saw it and chose to)."""
+    replaced when replace_revision gives its number (the instructor saw it and chose to). The note of what changed
+    is kept in the publish's audit entry, which the revision history reads (publish_notes)."""
     draft = _draft_at(session, item, user, loaded_version)
     current = revisions.published(session, item)
     if current is not None and draft.base_revision_id != current.id and replace_revision != current.number:
@@ -309,9 +315,25 @@ def publish_draft(
     revision = revisions.add_revision(session, item, revisions.revision_values(kind, data), user.id)
     revisions.publish(item, revision)
     session.delete(draft)
-    audit.record(session, f"{kind.name}.publish", kind.name, item.id, actor_id=user.id, revision=revision.number)
+    said = {"note": note} if note else {}
+    audit.record(
+        session, f"{kind.name}.publish", kind.name, item.id, actor_id=user.id, revision=revision.number, **said
+    )
     session.flush()
     return revision
+
+
+def publish_notes(session: Session, item: Item) -> dict[int, str]:
+    """What changed in each revision of the item published with a note: revision number -> note."""
+    kind = revisions.kind_of(item)
+    entries = session.scalars(
+        select(audit.AuditEntry.details).where(
+            audit.AuditEntry.subject_type == kind.name,
+            audit.AuditEntry.subject_id == item.id,
+            audit.AuditEntry.action == f"{kind.name}.publish",
+        )
+    )
+    return {d["revision"]: str(d["note"]) for d in entries if d.get("note") and isinstance(d.get("revision"), int)}
 
 
 def discard_draft(session: Session, item: Item, user: User, loaded_version: int | None) -> None:

@@ -156,7 +156,10 @@ def _editor_post(course: Course, module: Module, form: ModuleForm) -> ResponseRe
         return _editor_page(course, module, form, data, previewing=valid, status=200 if valid else 400)
     try:
         if action == "publish":
-            message = module_editor.publish(session, module, data, user(), form.loaded(), form.replace_revision.data)
+            note = (form.change_note.data or "").strip()
+            message = module_editor.publish(
+                session, module, data, user(), form.loaded(), form.replace_revision.data, note=note
+            )
         else:
             message = module_editor.save(session, module, data, user(), form.loaded())
     except InvalidDraft as exc:

@@ -523,6 +523,21 @@ def test_history_lists_revisions_and_compares_previous_with_published_by_default
     assert 'class="diff-changed"' in page and "Module Alpha, revised" in page
 
 
+def test_a_publish_keeps_its_note_of_what_changed_in_the_history(author, db):
+    """A walk-through: publishing recorded who and when, never why, as a CE provider's content review asks."""
+    fields = open_editor(author)
+    note = "Blood-pressure threshold left to the prescriber's protocol, after clinical review"
+    published = {**with_body(fields, fields["body"] + "\n\n" + NEW_LINE, "publish"), "change_note": note}
+    assert author.post(EDITOR, data=published).status_code == 302
+    rows = re.findall(r"<tr[^>]*>.*?</tr>", author.get(HISTORY).text, re.S)[1:]
+    assert "Revision 2" in rows[0] and note.replace("'", "&#39;") in rows[0]
+    assert "from the content files" in rows[1] and "Restore as draft" in rows[1]
+    assert "Restore as draft" not in rows[0] and "what learners see" in rows[0]  # restoring it would change nothing
+    refused = {**published, "change_note": "x" * 501}
+    assert author.post(EDITOR, data=refused).status_code == 400  # too long a note: nothing published
+    assert len(revisions.history(db, alpha(db))) == 2
+
+
 def test_history_compares_the_two_revisions_asked_for(author, db):
     _publish_change(author)
     _publish_change(author, "A third version of the line.", old=NEW_LINE)
