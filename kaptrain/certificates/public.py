@@ -15,6 +15,7 @@ from decimal import Decimal
 from flask import Response, current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_limiter.errors import RateLimitExceeded
+from flask_limiter.util import get_remote_address
 
 from kaptrain.certificates import checking, services
 from kaptrain.certificates.blueprint import bp
@@ -173,14 +174,31 @@ def _number_key() -> str:
     return "verify-number:" + (number_in(typed) or typed.strip().upper())
 
 
+def _number_and_address_key() -> str:
+    """Failed lookups of one certificate number from one client address."""
+    return f"{_number_key()}:{get_remote_address()}"
+
+
+def _surname_given() -> bool:
+    return bool((request.args.get("surname") or "").strip())
+
+
 @bp.route("/verify/find")
 @limiter.shared_limit(_verify_limit, scope="certificate-verification", exempt_when=lambda: not request.args)
-# A number with the wrong surname, tried again and again (common surnames, from many addresses): after a few misses
-# a day the number is looked up no more, and the verification address on the certificate is the way in.
+# A number with the wrong surname, tried again and again (common surnames): after five misses a day from one
+# address, that address looks the number up no more; after twenty from any addresses, no one does (the verification
+# address on the certificate is still the way in). Numbers run in sequence, so one address alone cannot shut the
+# lookup of every certificate for everyone, as a single limit per number let it.
 @limiter.limit(
     "5 per day",
+    key_func=_number_and_address_key,
+    exempt_when=lambda: not _surname_given(),
+    deduct_when=lambda response: response.status_code == 422,
+)
+@limiter.limit(
+    "20 per day",
     key_func=_number_key,
-    exempt_when=lambda: not (request.args.get("surname") or "").strip(),
+    exempt_when=lambda: not _surname_given(),
     deduct_when=lambda response: response.status_code == 422,
 )
 def find() -> ResponseReturnValue:

@@ -436,19 +436,25 @@ def test_checking_files_is_rate_limited_with_the_verification_page(limited):
     assert client.get(f"/verify/{UNKNOWN}").status_code == 429  # one limit for the page and the check
 
 
-def test_a_number_tried_with_wrong_surnames_is_no_longer_looked_up_that_day(limited):
-    """The second attack guessed common surnames for one number from several addresses: after five misses a day,
-    the number is refused, whatever the address; another number is not held up."""
+def test_a_number_tried_with_wrong_surnames_is_no_longer_looked_up_that_day(extra_app):
+    """The second attack guessed common surnames for one number from several addresses; the third shut the lookup
+    of a number for everyone with five misses from one address (numbers run in sequence: every certificate, every
+    day). Now five misses a day shut it for that address, and twenty from any addresses for everyone."""
+    limited = extra_app(RATELIMIT_ENABLED=True, VERIFY_RATE_LIMIT="100 per minute")  # room for one address's tries
     number = f"KAP-2026-{uuid.uuid4().int % 900000 + 100000}"
+    network = uuid.uuid4().int % 250
 
-    def guess(code: str, n: int) -> int:
+    def guess(code: str, n: int, host: int) -> int:
         client = limited.test_client()
-        client.environ_base["REMOTE_ADDR"] = f"10.81.{uuid.uuid4().int % 250}.{n + 1}"
+        client.environ_base["REMOTE_ADDR"] = f"10.81.{network}.{host}"
         return client.get("/verify/find", query_string={"code": code, "surname": f"Surname{n}"}).status_code
 
     written = [number, number.lower(), number.replace("-", ""), number.replace("-", " "), f"{number[:8]}-0{number[9:]}"]
-    assert [guess(typed, n) for n, typed in enumerate(written + [number])] == [422] * 5 + [429]  # one number
-    assert guess(f"KAP-2026-{uuid.uuid4().int % 900000 + 100000}", 7) == 422
+    assert [guess(typed, n, 1) for n, typed in enumerate(written + [number])] == [422] * 5 + [429]  # one address
+    assert guess(number, 6, 2) == 422  # another address is not held up by the first one's misses
+    assert [guess(number, n, 3 + n) for n in range(14)] == [422] * 14  # 20 misses of the number in all
+    assert guess(number, 20, 99) == 429  # the twenty-first, from anywhere
+    assert guess(f"KAP-2026-{uuid.uuid4().int % 900000 + 100000}", 7, 1) == 422  # another number is not held up
 
 
 def test_looking_up_numbers_and_surnames_counts_in_the_same_limit(limited):
