@@ -61,6 +61,7 @@ def run_action(
     user: User,
     loaded: Loaded,
     replace: int | None = None,
+    note: str = "",
 ) -> Outcome:
     """Save the editor's data as the draft ("save"), save and publish it ("publish") or throw the draft away
     ("discard"). A refusal is returned, not raised; the caller answers with its status, which rolls back.
@@ -83,7 +84,7 @@ def run_action(
         if action != "publish":
             return Outcome("Draft saved. Learners see no change until it is published.")
         replace_id = current.id if current is not None and replace == current.number else None
-        revision = services.publish_draft(session, item, user, draft.version, replace_id)
+        revision = services.publish_draft(session, item, user, draft.version, replace_id, note=note)
         return Outcome(f"Published as revision {revision.number}. {_who_gets(kind)}")
     except services.InvalidDraft as exc:
         return Outcome("The draft was not saved: correct what is marked below.", 400, errors=exc.errors)
@@ -181,6 +182,7 @@ class RevisionRow:
     author: str
     created_at: dt.datetime
     is_published: bool
+    note: str = ""  # what changed, as the author who published it said
 
 
 @dataclass
@@ -218,8 +220,15 @@ def history(session: Session, item: Item, a: str | None, b: str | None) -> Histo
     kind = revisions.kind_of(item)
     found = revisions.history(session, item)
     who = people(session, [r.created_by_id for r in found])
+    notes = services.publish_notes(session, item)
     rows = [
-        RevisionRow(r.number, who.get(r.created_by_id or 0, FILES), r.created_at, r.id == item.published_revision_id)
+        RevisionRow(
+            r.number,
+            who.get(r.created_by_id or 0, FILES),
+            r.created_at,
+            r.id == item.published_revision_id,
+            notes.get(r.number, ""),
+        )
         for r in found
     ]
     draft = revisions.draft_for(session, item)

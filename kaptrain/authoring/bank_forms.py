@@ -88,6 +88,14 @@ class EditorForm(BaseForm):
     loaded_version = HiddenField()
     loaded_revision = HiddenField()
     replace_revision = HiddenField()
+    # Kept with the revision when the form is published, for the revision history (not part of the item).
+    change_note = TextAreaField(
+        "What changed (optional, when publishing)",
+        description="A line for the revision history, e.g. “Distractor C reworded: it was arguably correct”. Saved "
+        "with the revision when you publish; a draft does not keep it.",
+        validators=[refuse_control_characters, Length(max=500, message="Keep the note under 500 characters.")],
+        render_kw={"rows": 2},
+    )
 
     def loaded(self) -> tuple[int | None, int | None]:
         """The draft version and published revision number the editor was opened at."""
@@ -101,6 +109,10 @@ class EditorForm(BaseForm):
     def replacing(self) -> int | None:
         """The revision number a confirmed publish replaces, if any."""
         return _optional_int(self.replace_revision.data)
+
+    def note(self) -> str:
+        """What changed, as the author says, for the revision history."""
+        return (self.change_note.data or "").strip()
 
 
 HIDDEN = ("csrf_token", "loaded_version", "loaded_revision", "replace_revision")

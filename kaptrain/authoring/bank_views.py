@@ -187,7 +187,9 @@ def _edit(
         data = None if action == "discard" else data_of()
     except services.InvalidDraft as exc:
         return page(Outcome("The draft was not saved: correct what is marked below.", 400, errors=exc.errors), None)
-    outcome = editing.run_action(get_session(), item, action, data, user(), form.loaded(), form.replacing())
+    outcome = editing.run_action(
+        get_session(), item, action, data, user(), form.loaded(), form.replacing(), note=form.note()
+    )
     if not outcome.ok:
         return page(outcome, data)
     flash(outcome.message, "success")

@@ -639,10 +639,24 @@ def test_history_compares_two_revisions_and_restores_one_as_the_draft(client, db
     assert client.post(f"{url}/revisions/7/restore", data=restore).status_code == 404
 
 
+def test_a_question_published_with_a_note_shows_it_in_its_history(client, db, instructor):
+    url = f"{BANK}/questions/alpha-q1"
+    note = "Distractor C reworded: it was arguably correct"
+    published = {**form_of(client, url), "stem": "Second wording?", "action": "publish", "change_note": note}
+    assert client.post(url, data=published).status_code == 302
+    rows = re.findall(r"<tr>.*?</tr>", client.get(f"{url}/revisions").text, re.S)[1:]
+    assert "Published" in rows[0] and note in rows[0] and "Restore as draft" not in rows[0]
+    assert "from the content files" in rows[1] and "Restore as draft" in rows[1]
+    again = {**form_of(client, url), "stem": "Third wording?", "action": "publish", "change_note": "\x07"}
+    assert client.post(url, data=again).status_code == 400  # a control character: nothing published
+    assert db.get(QuestionRevision, question_of(db, "alpha-q1").published_revision_id).number == 2
+
+
 @pytest.mark.parametrize("path", ["cases/case-a/revisions", "settings/revisions"])
 def test_case_and_rules_history_pages(client, instructor, path):
     page = client.get(f"{BANK}/{path}")
-    assert page.status_code == 200 and "Restore as draft" in page.text
+    # One revision, the one attempts get, and no draft: nothing to restore it over.
+    assert page.status_code == 200 and "what new attempts get" in page.text and "Restore as draft" not in page.text
 
 
 # ---------------------------------------------------------------- script in the text stays text
