@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -132,9 +132,27 @@ def init_web(app: Flask) -> None:
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["long_date"] = format_date  # a plain day ("5 March 2026"), as everywhere
     # JSON as a person reads it, in page text (autoescaped there): "Zoë O'Brien", not tojson's \u escapes for scripts.
-    app.jinja_env.filters["as_text"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     app.jinja_env.globals["certificate_day"] = certificate_day
     app.jinja_env.globals["learner_day"] = learner_day
+    app.jinja_env.filters["audit_value"] = audit_value
+
+
+_ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?")
+
+
+def audit_value(value: object) -> str:
+    """A value of an audit entry's details in words: a moment in the viewer's time zone, a list or a mapping as
+    "a, b" or "key: value" (not as JSON), other values as they are."""
+    if isinstance(value, str) and _ISO_MOMENT.fullmatch(value):
+        try:
+            return localtime(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return "; ".join(f"{str(k).replace('_', ' ')}: {audit_value(v)}" for k, v in sorted(value.items()))
+    if isinstance(value, list | tuple):
+        return ", ".join(audit_value(v) for v in value)
+    return str(value)
 
 
 def localtime(value: dt.datetime | None, style: str = "datetime") -> str:

@@ -78,9 +78,9 @@ class AuditFilterForm(BaseForm):
             raise ValidationError("The end date is before the start date: swap them or change one.")
 
 
-PAGE_SIZE_CHOICES = [SelectChoice("", "Default from the environment"), SelectChoice("A4"), SelectChoice("Letter")]
+PAGE_SIZE_CHOICES = [SelectChoice("", "The server's default"), SelectChoice("A4"), SelectChoice("Letter")]
 APPROVAL_CHOICES = [
-    SelectChoice("", "From course.yaml"),
+    SelectChoice("", "As the course file says"),
     SelectChoice("automatic", "Automatic"),
     SelectChoice("manual", "Manual (an administrator approves)"),
 ]

@@ -174,3 +174,21 @@ def test_a_person_or_certificate_in_the_log_links_to_its_record(client, db, admi
     assert f'<a href="/admin/people/{admin.id}">user {admin.id}</a>' in page
     assert '<a href="/admin/certificates/7">certificate 7</a>' in page
     assert "course 1" in page and 'href="/admin/courses' not in page  # no page of its own: plain text
+
+
+def test_the_log_shows_details_in_words_not_as_data(client, db, admin):
+    """A walk-through: details read as JSON and ISO timestamps ({"role": "instructor"}, 2026-11-28T01:49:35+00:00)."""
+    details = {
+        "expires_at": "2026-11-28T01:49:35.024152+00:00",
+        "ids": [3, 5],
+        "user_id": 7,
+        "role": {"before": "learner", "after": "instructor"},
+    }
+    db.add(AuditEntry(action="thing.change", subject_type="thing", subject_id=4, actor_label="t", details=details))
+    db.commit()
+    page = client.get("/admin/audit", query_string={"action": "thing.change"}).text
+    details = page[page.index('<dl class="audit-details">') :].split("</dl>")[0]
+    assert "<dt>expires at</dt><dd>28 November 2026, 01:49 UTC</dd>" in details
+    assert "<dt>ids</dt><dd>3, 5</dd>" in details and "<dt>user id</dt><dd>7</dd>" in details
+    assert "<dt>role</dt><dd>after: instructor; before: learner</dd>" in details
+    assert "{" not in details and "T01:49" not in details
