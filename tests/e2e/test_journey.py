@@ -152,6 +152,10 @@ def test_evaluate_attest_and_download_the_certificate(page, live_app):
 
     verification = page.get_by_label("Verification link").input_value()
     assert "/verify/" in verification
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.get_by_role("status").filter(has_text="Copied.")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == verification
     page.get_by_role("link", name="Transcript").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Transcript")
     expect(page.get_by_text(f"{number} · Issued")).to_be_visible()

@@ -191,3 +191,23 @@
     });
   });
 })();
+
+/* "Copy link" beside a read-only address (the certificate's verification link): shown only where the browser can
+   copy, and says so in a status line; without it the address is selected for copying by hand. */
+(function () {
+  "use strict";
+  Array.prototype.forEach.call(document.querySelectorAll("button[data-copy]"), function (button) {
+    var input = document.getElementById(button.getAttribute("data-copy"));
+    var status = document.querySelector("[data-copied-for='" + button.getAttribute("data-copy") + "']");
+    if (!input || !navigator.clipboard) { return; }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(input.value).then(function () {
+        if (status) { status.textContent = "Copied."; }
+      }, function () {
+        input.select();
+        if (status) { status.textContent = "Selected: press Ctrl+C (or Cmd+C) to copy."; }
+      });
+    });
+  });
+})();
