@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import zoneinfo
 from typing import Any
 
 from wtforms import (
@@ -19,7 +21,14 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from kaptrain.accounts.models import PROFESSIONS
-from kaptrain.accounts.services import MAX_PASSWORD, MIN_PASSWORD, Profile, is_time_zone, time_zones
+from kaptrain.accounts.services import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    Profile,
+    is_time_zone,
+    time_zones,
+    zone_countries,
+)
 from kaptrain.forms import BaseForm
 
 
@@ -39,13 +48,21 @@ _password_rules = [DataRequired(message="Enter a password."), _password_length]
 
 
 def _time_zone_choices() -> list[SelectChoice]:
-    """The zones grouped by region, each named as people say it ("Rio Gallegos, Argentina" under America)."""
+    """The zones grouped by region, each named as people say it, with its country and its offset from UTC today
+    ("Denver, United States, UTC-07:00" under America)."""
     choices = [SelectChoice("", "Not chosen (times are shown in UTC)"), SelectChoice("UTC", "UTC")]
+    countries = zone_countries()
+    now = dt.datetime.now(dt.UTC)
     for zone in time_zones():
         if "/" not in zone:
             continue
         region, *place = zone.split("/")
         label = ", ".join(reversed([p.replace("_", " ") for p in place]))
+        country = countries.get(zone, "")
+        if country and country not in label:
+            label += f", {country}"
+        offset = now.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%z")
+        label += f", UTC{offset[:3]}:{offset[3:]}"
         choices.append(SelectChoice(zone, label, optgroup=region.replace("_", " ")))
     return choices
 

@@ -96,15 +96,27 @@ def time_zones() -> tuple[str, ...]:
     return tuple(sorted(places | {"UTC"}))
 
 
-def _zone_tab() -> set[str]:
-    """The zone names listed in zone.tab (the tzdata package's, else the system's), or an empty set."""
+@functools.cache
+def zone_countries() -> dict[str, str]:
+    """Each zone.tab zone's country, by its English name ("America/Denver": "United States"); empty without the
+    tables."""
+    codes = dict(row[:2] for row in _tab_rows("iso3166.tab") if len(row) >= 2)
+    return {row[2]: codes[row[0]] for row in _tab_rows("zone.tab") if len(row) >= 3 and row[0] in codes}
+
+
+def _tab_rows(name: str) -> list[list[str]]:
+    """The rows of one of the tz database's tab-separated tables (the tzdata package's, else the system's)."""
     try:
-        text = importlib.resources.files("tzdata").joinpath("zoneinfo/zone.tab").read_text(encoding="utf-8")
+        text = importlib.resources.files("tzdata").joinpath(f"zoneinfo/{name}").read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError):
-        system = Path("/usr/share/zoneinfo/zone.tab")
+        system = Path("/usr/share/zoneinfo") / name
         text = system.read_text(encoding="utf-8") if system.is_file() else ""
-    rows = (line.split("\t") for line in text.splitlines() if line and not line.startswith("#"))
-    return {row[2] for row in rows if len(row) >= 3}
+    return [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def _zone_tab() -> set[str]:
+    """The zone names listed in zone.tab, or an empty set."""
+    return {row[2] for row in _tab_rows("zone.tab") if len(row) >= 3}
 
 
 def is_time_zone(name: str) -> bool:
