@@ -192,9 +192,9 @@ def test_time_warnings_and_time_up_are_announced(page, live_app, final_attempt):
     expect(live).to_be_empty()
     # The bar with the time left also counts the questions answered, and stays in view while they scroll.
     questions = page.evaluate("new Set([...document.querySelectorAll('input[name^=\"q-\"]')].map(i => i.name)).size")
-    expect(page.locator(".answered-count")).to_have_text(f" 0 of {questions} questions answered.")
+    expect(page.locator(".timer-bar .answered-count")).to_have_text(f" 0 of {questions} questions answered.")
     page.locator('input[name^="q-"]').first.check()
-    expect(page.locator(".answered-count")).to_have_text(f" 1 of {questions} questions answered.")
+    expect(page.locator(".timer-bar .answered-count")).to_have_text(f" 1 of {questions} questions answered.")
     page.mouse.wheel(0, 3000)
     expect(page.locator("#timer")).to_be_in_viewport()
     page.clock.run_for(90_000)

@@ -56,24 +56,31 @@
     if (seconds > 0) { window.setTimeout(tick, Math.min(15000, seconds * 1000)); }
   }
   tick();
-  /* How many questions have an answer chosen, in the same bar, so a long timed quiz shows what is left. */
-  var count = timer.querySelector(".answered-count");
-  var form = document.querySelector("form[data-save-url]") || document;
+})();
+
+/* How many questions have an answer chosen: in a timed quiz's sticky bar, and above the buttons of any quiz, so a
+   long quiz shows what is left before it is submitted. */
+(function () {
+  "use strict";
+  var form = document.querySelector("form[data-save-url]");
+  var counts = document.querySelectorAll(".answered-count");
+  if (!form || !counts.length) { return; }
   var names = [];
   Array.prototype.forEach.call(form.querySelectorAll('input[name^="q-"]'), function (input) {
     if (names.indexOf(input.name) < 0) { names.push(input.name); }
   });
+  if (!names.length) { return; }
   function countAnswered() {
     var answered = names.filter(function (name) {
       return form.querySelector('input[name="' + name + '"]:checked') !== null;
     }).length;
-    count.textContent = " " + answered + " of " + names.length + " questions answered.";
+    Array.prototype.forEach.call(counts, function (count) {
+      count.hidden = false;
+      count.textContent = " " + answered + " of " + names.length + " questions answered.";
+    });
   }
-  if (count && names.length) {
-    count.hidden = false;
-    countAnswered();
-    form.addEventListener("change", countAnswered);
-  }
+  countAnswered();
+  form.addEventListener("change", countAnswered);
 })();
 
 /* Registration: preselect the browser's time zone while the select is still empty. Without this
