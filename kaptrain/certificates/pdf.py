@@ -414,6 +414,11 @@ def format_hours(hours: Decimal) -> str:
     return text + "0" if text.endswith(".") else text
 
 
+def hours_phrase(hours: Decimal) -> str:
+    """Hours with their unit in words: "1.0 hour", "7.5 hours"."""
+    return f"{format_hours(hours)} hour{'' if hours == 1 else 's'}"
+
+
 def format_date(day: date) -> str:
     """A date no reader can misread, in either the US or the European order, as every page, email and certificate
     of the site writes it ("5 March 2026")."""

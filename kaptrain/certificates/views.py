@@ -16,7 +16,7 @@ from kaptrain.auth import require_owner, user
 from kaptrain.certificates import forms, services  # services also registers the evaluation and attestation steps
 from kaptrain.certificates.blueprint import bp
 from kaptrain.certificates.models import Certificate, CertificateStatus
-from kaptrain.certificates.pdf import format_hours, render_pdf
+from kaptrain.certificates.pdf import format_hours, hours_phrase, render_pdf
 from kaptrain.certificates.transcript import build_transcript, format_duration, quarter_hours
 from kaptrain.content.models import Course
 from kaptrain.courses import completion
@@ -33,6 +33,7 @@ TRANSCRIPT_TEMPLATE = "certificates/pdf/transcript.html"
 
 bp.add_app_template_filter(format_duration, "duration")
 bp.add_app_template_filter(format_hours, "format_hours")
+bp.add_app_template_filter(hours_phrase, "hours")
 bp.add_app_template_global(services.verification_url, "verification_url")
 
 
@@ -161,7 +162,7 @@ def _requested(certificate: Certificate, active_seconds: int) -> str:
     held = certificate.status == CertificateStatus.PENDING
     if held and services.claim_needs_review(certificate.hours, active_seconds):
         return (
-            f"You claimed {format_hours(certificate.hours)} hours, more than "
+            f"You claimed {hours_phrase(certificate.hours)}, more than "
             f"{current_app.config['CLAIM_REVIEW_FACTOR']} times the active time measured here "
             f"({format_duration(active_seconds)}), so an administrator reviews the claim before your certificate is "
             "issued. We will email you when it is; if you studied away from the site, be ready to say how."

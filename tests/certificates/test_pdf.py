@@ -35,6 +35,7 @@ from kaptrain.certificates.pdf import (
     certificate_pdf,
     format_date,
     format_hours,
+    hours_phrase,
     qr_code,
     qr_data_uri,
     render_pdf,
@@ -680,3 +681,10 @@ def _inflated(data: bytes) -> bytes:
         with contextlib.suppress(zlib.error):
             found.append(zlib.decompress(stream.group(1)))
     return b"\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("hours", "said"), [("1", "1.0 hour"), ("1.00", "1.0 hour"), ("0.75", "0.75 hours"), ("8", "8.0 hours")]
+)
+def test_hours_are_said_with_their_unit_in_the_singular_for_one(hours: str, said: str) -> None:
+    assert hours_phrase(Decimal(hours)) == said  # "You claimed 1.0 hours", a walk-through noticed
