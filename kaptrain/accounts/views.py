@@ -102,9 +102,8 @@ def register() -> ResponseReturnValue:
         except services.AccountError as exc:
             field_error(form, exc)  # the error response rolls back anything the service flushed
         else:
-            cookie_session[SENT_TO_KEY] = (
-                form.email.data or ""
-            ).strip()  # named on the next page, so a typo can be seen
+            # Named on the next page, so a typo can be seen.
+            cookie_session[SENT_TO_KEY] = (form.email.data or "").strip()
             return redirect(url_for("accounts.registered"))
     return render_template("accounts/register.html", form=form), 422 if form.errors else 200
 
