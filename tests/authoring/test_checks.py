@@ -3,6 +3,7 @@ the cue, and stays silent on a clean one; the bank figures count what they say."
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -278,3 +279,28 @@ def test_a_clean_course_has_no_findings():
         multiple("q4", 3, 5, STEMS[3]),
     )
     assert checks.course_findings([quiz], {"alpha": SECTIONS}) == []
+
+
+@pytest.mark.parametrize(
+    ("stem", "question"),
+    [
+        ("A client asks about dosing. Which reply is NOT within scope?", "Which reply is NOT within scope?"),
+        ("Which reply is within scope?", "Which reply is within scope?"),
+        (
+            "Read the case (e.g. a lozenge).\n\nWhat should the therapist do first?",
+            "What should the therapist do first?",
+        ),
+        ("Complete the sentence: the label says", "Complete the sentence: the label says"),
+        ("Is it (e.g.x) true?", "Is it (e.g.x) true?"),  # no sentence break before the question: the whole stem
+    ],
+)
+def test_the_question_sentence_is_the_stems_last(stem, question):
+    assert checks.question_sentence(stem) == question
+
+
+def test_finding_the_question_sentence_stays_linear_on_hostile_stems():
+    """The attack saved a draft stem of "." and 2,000 spaces and "..": 14 s on every view of the bank page (minutes
+    at the 5,000-character limit). It takes microseconds now; the bound only catches a return of that."""
+    started = time.perf_counter()
+    assert checks.question_sentence("." + " " * 4997 + "..") == "." + " " * 4997 + ".."
+    assert time.perf_counter() - started < 1
