@@ -185,22 +185,13 @@ def _surname_given() -> bool:
 
 @bp.route("/verify/find")
 @limiter.shared_limit(_verify_limit, scope="certificate-verification", exempt_when=lambda: not request.args)
-# A number with the wrong surname, tried again and again (common surnames): after five misses a day from one
-# address, that address looks the number up no more; after twenty from any addresses, no one does (the verification
-# address on the certificate is still the way in). Numbers run in sequence, so one address alone cannot shut the
-# lookup of every certificate for everyone, as a single limit per number let it.
-@limiter.limit(
-    "5 per day",
-    key_func=_number_and_address_key,
-    exempt_when=lambda: not _surname_given(),
-    deduct_when=lambda response: response.status_code == 422,
-)
-@limiter.limit(
-    "20 per day",
-    key_func=_number_key,
-    exempt_when=lambda: not _surname_given(),
-    deduct_when=lambda response: response.status_code == 422,
-)
+# A number with surnames, tried again and again (common surnames): after five tries a day from one address, that
+# address looks the number up no more; after twenty from any addresses, no one does (the verification address on
+# the certificate is still the way in). Numbers run in sequence, so one address alone cannot shut the lookup of
+# every certificate for everyone, as a single limit per number let it. Every try counts, found or not, and is
+# counted before the lookup: counting misses after the answer let a burst of requests sent at once past both.
+@limiter.limit("5 per day", key_func=_number_and_address_key, exempt_when=lambda: not _surname_given())
+@limiter.limit("20 per day", key_func=_number_key, exempt_when=lambda: not _surname_given())
 def find() -> ResponseReturnValue:
     """The verification page for an address or code typed into the check page, or for a certificate number with
     its holder's surname (what a board's CE form often records)."""

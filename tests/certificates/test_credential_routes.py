@@ -10,6 +10,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -452,9 +453,28 @@ def test_a_number_tried_with_wrong_surnames_is_no_longer_looked_up_that_day(extr
     written = [number, number.lower(), number.replace("-", ""), number.replace("-", " "), f"{number[:8]}-0{number[9:]}"]
     assert [guess(typed, n, 1) for n, typed in enumerate(written + [number])] == [422] * 5 + [429]  # one address
     assert guess(number, 6, 2) == 422  # another address is not held up by the first one's misses
-    assert [guess(number, n, 3 + n) for n in range(14)] == [422] * 14  # 20 misses of the number in all
+    # Twenty tries of the number in all (the refused sixth above counts too: every try does).
+    assert [guess(number, n, 3 + n) for n in range(13)] == [422] * 13
     assert guess(number, 20, 99) == 429  # the twenty-first, from anywhere
     assert guess(f"KAP-2026-{uuid.uuid4().int % 900000 + 100000}", 7, 1) == 422  # another number is not held up
+
+
+def test_lookups_sent_at_once_are_each_counted_before_the_answer(app, extra_app, issue):
+    """The second attack sent 55 wrong surnames for one number at once from one address: misses were counted after
+    each answer, so all were looked up, and the number was then shut for everyone. Each try now counts first."""
+    limited = extra_app(RATELIMIT_ENABLED=True, VERIFY_RATE_LIMIT="1000 per minute")
+    certificate = issue("Dana Garcia")
+    address = f"10.82.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250 + 1}"
+
+    def guess(surname: str) -> int:
+        client = limited.test_client()
+        client.environ_base["REMOTE_ADDR"] = address
+        return client.get("/verify/find", query_string={"code": certificate.number, "surname": surname}).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(guess, [f"Wrong{n}" for n in range(24)]))
+    assert answers.count(422) == 5 and answers.count(429) == 19
+    assert guess("Garcia") == 429  # that address is done for the day, right surname or not
 
 
 def test_looking_up_numbers_and_surnames_counts_in_the_same_limit(limited):
