@@ -3,8 +3,9 @@ cell safe to open in a spreadsheet.
 
 A spreadsheet runs a cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return as a formula (OWASP,
 "CSV injection"); names, licence numbers, evaluation comments, question stems and audit details are typed by
-people, so such a cell is written with a leading apostrophe, which spreadsheets show as text. A plain number
-(a negative discrimination index, say) is left as it is.
+people, so such a cell is written with a leading apostrophe, which spreadsheets show as text; so is a formula
+character after a semicolon or a line break inside a cell, where Excel in a semicolon locale starts a new cell. A
+plain number (a negative discrimination index, say) is left as it is.
 
 A download starts with a UTF-8 byte-order mark: Excel, which CE administrators open these in, otherwise reads
 the file in the machine's legacy code page and shows "Díaz" as "DÃ­az". Python's csv module reads it with the
@@ -23,12 +24,20 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
+# Where a spreadsheet may start a new cell inside this one: after a semicolon (Excel in locales whose list
+# separator is ";" splits a line there, and honours quotes only at the start of a cell, so quoting alone protects
+# the first column only) or a line break.
+_INNER_FORMULA = re.compile(r"([;\r\n][ \t]*)([=+\-@])")
+
+
 def cell(value: object) -> str:
-    """A value as a CSV cell that a spreadsheet will not run (None: empty)."""
+    """A value as a CSV cell that a spreadsheet will not run (None: empty): a formula character at its start, or
+    after a semicolon or line break inside it, gets an apostrophe before it."""
     text = "" if value is None else str(value)
-    if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text):
-        return "'" + text
-    return text
+    if _NUMBER.fullmatch(text):
+        return text
+    text = _INNER_FORMULA.sub(r"\1'\2", text)
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 # Quoted as RFC 4180 asks (a comma, a quote, a line break), and also a semicolon: Excel in the many locales whose

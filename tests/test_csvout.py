@@ -47,10 +47,15 @@ def test_a_cell_with_a_semicolon_is_quoted_so_no_locale_splits_it_into_a_formula
     """The attack: a learner named "Dana Ruiz;=cmd|' /C calc'!A0;" was written unquoted, and Excel in a locale
     whose list separator is ";" splits there, making the second part a formula cell."""
     name = "Dana Ruiz;=cmd|' /C calc'!A0;"
-    line = list(csvout.lines(["name", "licence"], [[name, "LIC;=2+3"], ["Plain Name", "LIC-1"]]))
-    assert line[1] == '"Dana Ruiz;=cmd|\' /C calc\'!A0;","LIC;=2+3"\r\n'
+    assert csvout.cell(name) == "Dana Ruiz;'=cmd|' /C calc'!A0;"
+    # The second attack: Excel honours quotes only at the start of a cell, so a later column split at its ";"
+    # anyway. A formula character after a semicolon or a line break inside a cell is neutralised too.
+    assert csvout.cell("LIC-77;=2+5+cmd|' /C calc'!A0;") == "LIC-77;'=2+5+cmd|' /C calc'!A0;"
+    assert csvout.cell("first line\n@SUM(A1) ; -x;+1") == "first line\n'@SUM(A1) ; '-x;'+1"
+    line = list(csvout.lines(["name", "licence"], [["Dana Ruiz;=cmd", "LIC;=2+3"], ["Plain Name", "LIC-1"]]))
+    assert line[1] == '"Dana Ruiz;\'=cmd","LIC;\'=2+3"\r\n'
     assert line[2] == "Plain Name,LIC-1\r\n"  # nothing to quote, nothing quoted
-    assert list(csv.reader(io.StringIO("".join(line))))[1] == [name, "LIC;=2+3"]
+    assert list(csv.reader(io.StringIO("".join(line))))[1] == ["Dana Ruiz;'=cmd", "LIC;'=2+3"]
 
 
 def test_the_item_analysis_csv_neutralises_a_stem_and_keeps_numbers() -> None:
