@@ -11,7 +11,7 @@ from kaptrain.accounts import devices, ownership, services
 from kaptrain.accounts.forms import ConfirmEmailForm, ForgotPasswordForm, ResetPasswordForm
 from kaptrain.accounts.models import TokenPurpose
 from kaptrain.accounts.tokens import Problem, TokenError
-from kaptrain.accounts.views import SENT_TO_KEY, bp, field_error, mail_limit
+from kaptrain.accounts.views import SENT_TO_KEY, bp, field_error, mail_limit, sent_to
 from kaptrain.db import get_session
 from kaptrain.extensions import limiter
 
@@ -25,7 +25,7 @@ def forgot_password() -> ResponseReturnValue:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         ownership.request_password_reset(get_session(), form.email.data or "")
-        cookie_session[SENT_TO_KEY] = (form.email.data or "").strip()  # named on the next page, so a typo can be seen
+        cookie_session[SENT_TO_KEY] = ["reset", (form.email.data or "").strip()]  # named next, so a typo shows
         return redirect(url_for("accounts.reset_sent"))
     return render_template("accounts/forgot.html", form=form), 422 if form.errors else 200
 
@@ -33,7 +33,7 @@ def forgot_password() -> ResponseReturnValue:
 @bp.route("/password/forgot/sent")
 def reset_sent() -> ResponseReturnValue:
     """What a reset request answers, whether or not the address has an account."""
-    return render_template("accounts/check_email.html", purpose="reset", address=cookie_session.pop(SENT_TO_KEY, None))
+    return render_template("accounts/check_email.html", purpose="reset", address=sent_to("reset"))
 
 
 def _link_problem(exc: services.AccountError, kind: str) -> ResponseReturnValue:

@@ -103,7 +103,7 @@ def register() -> ResponseReturnValue:
             field_error(form, exc)  # the error response rolls back anything the service flushed
         else:
             # Named on the next page, so a typo can be seen.
-            cookie_session[SENT_TO_KEY] = (form.email.data or "").strip()
+            cookie_session[SENT_TO_KEY] = ["register", (form.email.data or "").strip()]
             return redirect(url_for("accounts.registered"))
     return render_template("accounts/register.html", form=form), 422 if form.errors else 200
 
@@ -111,9 +111,15 @@ def register() -> ResponseReturnValue:
 @bp.route("/register/check-your-email")
 def registered() -> ResponseReturnValue:
     """What a registration answers, for a new address and a known one alike."""
-    return render_template(
-        "accounts/check_email.html", purpose="register", address=cookie_session.pop(SENT_TO_KEY, None)
-    )
+    return render_template("accounts/check_email.html", purpose="register", address=sent_to("register"))
+
+
+def sent_to(purpose: str) -> str | None:
+    """The address the form for this purpose ("register", "reset") was just sent for, once; None otherwise."""
+    kept = cookie_session.pop(SENT_TO_KEY, None)
+    if isinstance(kept, list) and len(kept) == 2 and kept[0] == purpose and isinstance(kept[1], str):
+        return kept[1]
+    return None
 
 
 def _login_limit() -> str:

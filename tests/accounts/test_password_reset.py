@@ -46,6 +46,8 @@ def test_reset_by_email_end_to_end(app, client, db, mailbox, login):
     sent = client.get(response.location)
     assert b"If an account uses <strong>ANA@example.org</strong>, we have sent it a link" in sent.data
     assert b"If an account uses that address" in client.get(response.location).data  # named once, not on a reload
+    ask_for_reset(client, "ANA@example.org")  # and only on the page of the form that was sent (second attack)
+    assert b"ANA@example.org" not in client.get("/register/check-your-email").data
 
     message = mailbox.last("ana@example.org")
     assert message["Subject"] == "kaptrain: reset your password"
