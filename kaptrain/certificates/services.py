@@ -559,10 +559,18 @@ def approve(
     """Issue a certificate that was waiting for an administrator's approval, for fewer hours than claimed when
     given (the provider certifies what it can stand behind; why is kept in the audit entry). The holder's details
     are read from the profile again: the account page promises that a change there is printed on certificates
-    issued from then on, and this one is issued now."""
+    issued from then on, and this one is issued now. So are the provider's settings (its name, accreditation
+    statement and signatory): a signatory named in Settings while claims waited signs them."""
     holder = session.get(User, certificate.user_id)
     if holder is not None:
         copy_holder(certificate, holder)
+    course = session.get(Course, certificate.course_id)
+    if course is not None:
+        values = certificate_settings(session, course)
+        certificate.provider = values.provider
+        certificate.accreditation_statement = values.accreditation_statement
+        certificate.signatory_name = values.signatory_name
+        certificate.signatory_title = values.signatory_title
     if hours is not None and hours != certificate.hours:
         if not Decimal(0) < hours < certificate.hours:
             claimed = format_hours(certificate.hours)

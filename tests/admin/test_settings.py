@@ -162,3 +162,21 @@ def test_admins_approving_certificates_are_warned_while_no_person_signs_them(app
     client.post("/admin/settings", data={**FORM, "signatory_name": "Dr Jo Park"})
     for path in ("/admin/certificates", f"/admin/certificates/{waiting.id}"):
         assert "empty signature line" not in client.get(path).text, path
+
+
+def test_a_claim_waiting_when_a_signatory_is_named_is_signed_by_them(app, client, db, admin, monkeypatch):
+    """A walk-through named the signatory in Settings, as the warning asked, then approved the waiting claims: they
+    still printed the course file's role, fixed when the learner attested. Approval reads the settings again."""
+    monkeypatch.setitem(app.config, "CERTIFICATE_SIGNATORY_NAME", None)
+    client.post("/admin/settings", data={**FORM, "approval__demo_course": "manual"})
+    with app.app_context():
+        learner = make_user(db)
+        enrolled(db, learner)
+        waiting = certified(db, learner)
+        db.commit()
+    assert waiting.status == CertificateStatus.PENDING and waiting.signatory_name != "Dr Jo Park"
+    client.post("/admin/settings", data={**FORM, "approval__demo_course": "manual", "signatory_name": "Dr Jo Park"})
+    with app.app_context():
+        certificates.approve(db, waiting, actor_label="test")
+        db.commit()
+    assert waiting.status == CertificateStatus.ACTIVE and waiting.signatory_name == "Dr Jo Park"
