@@ -24,7 +24,7 @@ from kaptrain.certificates.models import Certificate, CertificateStatus
 from kaptrain.certificates.pdf import format_date, format_hours
 from kaptrain.db import finish_request, get_session
 from kaptrain.extensions import limiter
-from kaptrain.web import error_page
+from kaptrain.web import error_page, wait_words
 
 API_ENDPOINT = "certificates.api_certificate"
 CREDENTIAL_ENDPOINT = "certificates.verify_credential"
@@ -245,7 +245,19 @@ def rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
     finish_request(commit=False)
     if request.endpoint == API_ENDPOINT:
         return jsonify(status="rate_limited", message="Too many requests: wait a minute and try again."), 429
-    return error_page(429)
+    if request.endpoint == "certificates.find" and exc.limit.limit.get_expiry() >= 86400:
+        # A number looked up as often as a day allows: the page again, with the ways that still work today.
+        form = FindCodeForm(request.args)
+        form.code.errors = [
+            "This certificate number has been looked up as often as a day allows. The verification address printed "
+            "under the certificate's QR code checks it at once, or upload the certificate's PDF below; a lookup by "
+            "number works again tomorrow."
+        ]
+        upload = CheckFileForm(formdata=None)
+        limit_mb = upload_limit() // (1024 * 1024)
+        page = render_template("certificates/check.html", form=upload, find_form=form, result=None, limit_mb=limit_mb)
+        return page, 429
+    return error_page(429, f"Please wait {wait_words(exc)} before trying again.")
 
 
 @bp.after_request

@@ -858,6 +858,12 @@ def find_by_number_and_surname(session: Session, number: str, surname: str) -> C
     words = _without_suffixes(_plain(certificate.holder_name).replace("-", " ").split())
     n = len(wanted)
     matches = any(words[i : i + n] == wanted for i in range(len(words) - n + 1))
+    # Parts typed joined: "Minjun" for "Min-jun", "OBrienSmith" for "O'Brien-Smith" (apostrophes are dropped by
+    # _plain), as a form that takes one word may have them.
+    joined = "".join(wanted)
+    matches = matches or any(
+        "".join(words[i:j]) == joined for i in range(len(words)) for j in range(i + 2, len(words) + 1)
+    )
     # Chinese, Japanese and Korean names are often written without a space, the family name first: "王" finds "王芳".
     matches = matches or (n == 1 and any(_family_first(w) and w.startswith(wanted[0]) for w in words))
     return certificate if matches else None
@@ -882,10 +888,14 @@ _TRANSLITERATE = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ð"
 
 
 def _plain(text: str) -> str:
-    """Text for comparing names: no accents, case folded, single spaces."""
+    """Text for comparing names: no accents, no apostrophes (straight or curly: "O’Brien" is "obrien"), case
+    folded, single spaces."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_TRANSLITERATE)
-    return " ".join(plain.split())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c) and c not in _APOSTROPHES)
+    return " ".join(plain.translate(_TRANSLITERATE).split())
+
+
+_APOSTROPHES = frozenset("'’‘ʼ`´")
 
 
 def find_by_code(session: Session, code: str) -> Certificate | None:
