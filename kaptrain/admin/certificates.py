@@ -90,8 +90,26 @@ def _certificate_or_404(certificate_id: int, lock: bool = False) -> Certificate:
     first's result."""
     found = get_session().get(Certificate, certificate_id, with_for_update={"of": Certificate} if lock else None)
     if found is None:
+        if _was_returned(certificate_id):  # a colleague (or another tab) sent the claim back meanwhile
+            fail(
+                409,
+                "This claim was returned to the learner, so there is nothing to approve or return any more: the "
+                "learner attests again, and a new claim then waits on the Certificates page.",
+            )
         fail(404, "There is no certificate at this address.")
     return found
+
+
+def _was_returned(certificate_id: int) -> bool:
+    """Whether a waiting claim with this id was returned to its learner (its row went; the audit log keeps it)."""
+    entry = get_session().scalar(
+        select(audit.AuditEntry.id).where(
+            audit.AuditEntry.subject_type == "certificate",
+            audit.AuditEntry.subject_id == certificate_id,
+            audit.AuditEntry.action == "certificate.claim_returned",
+        )
+    )
+    return entry is not None
 
 
 def _issue_form() -> IssueForm:

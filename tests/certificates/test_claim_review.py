@@ -240,8 +240,11 @@ def test_an_administrator_may_return_a_claim_and_the_learner_attests_again(app, 
     [(_from, to, message)] = inbox.messages
     assert to == [user.email] and "was returned" in message["Subject"]
     assert note in " ".join(message.get_content().split())
-    again = client.post(url, data={"note": note})  # a double submit: the claim is gone
-    assert again.status_code == 404
+    again = client.post(url, data={"note": note})  # a double submit: the claim is gone, and the page says why
+    assert again.status_code == 409 and "This claim was returned to the learner" in again.text
+    approved = client.post(f"/admin/certificates/{held_id}/approve", data={"hours": "3.5"})  # a colleague's tab
+    assert approved.status_code == 409 and "nothing to approve or return any more" in approved.text
+    assert client.get("/admin/certificates/987654").status_code == 404  # never was: the plain 404
 
     learner = app.test_client()
     sign_in(learner, db, user)
