@@ -92,7 +92,7 @@ class EditorForm(BaseForm):
     change_note = TextAreaField(
         "What changed (optional, when publishing)",
         description="A line for the revision history, e.g. “Distractor C reworded: it was arguably correct”. Saved "
-        "with the revision when you publish; a draft does not keep it.",
+        "with the revision when you publish; a draft does not keep it. Up to 500 characters.",
         validators=[refuse_control_characters, Length(max=500, message="Keep the note under 500 characters.")],
         render_kw={"rows": 2},
     )

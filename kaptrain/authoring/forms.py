@@ -142,7 +142,8 @@ class ModuleForm(BaseForm):
         "What changed (optional, when publishing)",
         id="m-change-note",
         description="A line for the revision history, e.g. “Blood-pressure threshold left to the prescriber's "
-        "protocol, after clinical review”. Saved with the revision when you publish; a draft does not keep it.",
+        "protocol, after clinical review”. Saved with the revision when you publish; a draft does not keep it. "
+        "Up to 500 characters.",
         validators=[refuse_control_characters, Length(max=500, message="Keep the note under 500 characters.")],
         render_kw={"rows": 2},
     )
