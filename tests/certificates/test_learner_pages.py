@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from kaptrain.certificates import services
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
+from kaptrain.certificates.pdf import format_date
 from kaptrain.content.models import Module
 from tests.conftest import sign_in
 from tests.factories import certified, complete_learning, course, enrolled, make_user
@@ -149,6 +150,19 @@ def test_attestation_errors_are_shown_on_the_form_and_nothing_is_saved(client, d
     response = client.post(ATTESTATION, data=data)
     assert response.status_code == 422 and message in response.get_data(as_text=True)
     assert count(db, Attestation) == 0 and count(db, Certificate) == 0
+
+
+def test_the_completion_day_is_the_certificates_after_a_move_to_another_time_zone(client, db, evaluated):
+    """A walk-through moved a learner from Denver to Kiritimati after her certificate: the dashboard then said
+    "completed on 28 November" above "Issued 27 November"."""
+    evaluated.time_zone = "America/Denver"
+    db.commit()
+    client.post(ATTESTATION, data={"hours": "3.25", "confirm": "y"})
+    certificate = db.scalar(select(Certificate))
+    evaluated.time_zone = "Pacific/Kiritimati"
+    db.commit()
+    page = client.get("/dashboard").text
+    assert f"Course completed on {format_date(certificate.completion_day)} (America/Denver)." in page
 
 
 def test_attesting_issues_the_certificate_shown_on_the_dashboard(client, db, evaluated):
