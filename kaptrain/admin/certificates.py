@@ -282,6 +282,13 @@ def certificate_pdf(certificate_id: int) -> ResponseReturnValue:
     return download(pdf, "application/pdf", f"{c.number}.pdf")
 
 
+def _already(c: Certificate, message: str) -> ResponseReturnValue:
+    """The certificate's page after an action its state no longer allows (another tab, a colleague): what happened,
+    at the top of the page, with nothing marked as a mistake in its forms."""
+    flash(f"{message} Nothing was changed.", "info")
+    return _detail(c, status=409)
+
+
 def _no_longer_pending(c: Certificate, form: BaseForm) -> ResponseReturnValue | None:
     """An expired form is refused (400); a certificate approved meanwhile (a double submit, a bulk approval) shows
     its page with a 409; else None, and the approval or return goes on."""
@@ -368,6 +375,8 @@ def revoke_certificate(certificate_id: int) -> ResponseReturnValue:
             reason = RevocationReason(form.reason.data)
             services.revoke(get_session(), c, reason, form.note.data or "", actor_id=user().id)
         except services.CertificateError as exc:
+            if exc.status == 409:  # revoked meanwhile (another tab, a colleague): nothing to correct in the form
+                return _already(c, str(exc))
             form.form_errors.append(str(exc))
         else:
             flash(f"Certificate {c.number} revoked; its verification page says so from now on.", "success")
@@ -392,15 +401,10 @@ def reissue_certificate(certificate_id: int) -> ResponseReturnValue:
             seen_status=form.seen_status.data or None,
         )  # fmt: skip
     except services.CertificateError as exc:
-        if exc.field == "seen_status":
-            form.form_errors.append(str(exc))
-            return _detail(c, reissue=form, status=exc.status)
         if exc.field == "hours":
             form.hours.errors = [str(exc)]
             return _detail(c, reissue=form, status=422)
-        revoke = RevokeForm(formdata=None)
-        revoke.form_errors.append(str(exc))
-        return _detail(c, revoke, 409)
+        return _already(c, str(exc))  # changed meanwhile (replaced, revoked): said at the top, not as a form error
     outcome = "stays revoked" if c.status == CertificateStatus.REVOKED else "is superseded"
     flash(f"Certificate {new.number} issued; {c.number} {outcome}.", "success")
     return redirect(url_for("admin.certificate", certificate_id=new.id))
