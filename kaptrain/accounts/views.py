@@ -186,7 +186,7 @@ def rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
         f"Too many attempts to log in. Please wait {wait_words(exc)}, then try again. If you have forgotten your "
         "password, reset it with the link below the form."
     )
-    return render_template("accounts/login.html", form=form), 429
+    return render_template("accounts/login.html", form=form, limited=True), 429
 
 
 def _pending_login() -> User | None:

@@ -122,5 +122,6 @@ def test_a_refused_login_shows_the_form_with_the_wait_and_the_reset_link(app, ex
     refused = client.post("/login", data={"email": "e@example.org", "password": WRONG})
     page = refused.get_data(as_text=True)
     assert refused.status_code == 429 and "Too many attempts to log in. Please wait a minute" in page
+    assert "Please wait before trying again" in page and "Please correct the following" not in page
     assert 'value="e@example.org"' in page and 'href="/password/forgot"' in page and WRONG not in page
     assert 'name="password"' in page  # the form itself, to try again once the wait is over
