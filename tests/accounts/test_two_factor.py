@@ -63,6 +63,7 @@ def test_enrolment_shows_a_qr_code_and_the_secret_then_ten_recovery_codes(client
     secret = lee.totp_secret
     assert secret and not lee.has_two_factor
     assert re.search(r'<input[^>]*autocomplete="one-time-code"[^>]*inputmode="numeric"', page)  # a number pad
+    assert re.search(r'<a href="otpauth://totp/[^"]+">Add kaptrain to your authenticator app</a>', page)  # a phone
     src = re.search(r'<img src="(data:image/svg\+xml[^"]+)"', page)
     assert src, "the QR code is an inline image made on the server"
     svg = urllib.parse.unquote(src.group(1).replace("&#39;", "'"))
