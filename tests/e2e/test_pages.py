@@ -402,9 +402,17 @@ def test_page_fits_a_phone_without_horizontal_scrolling(browser, base_url, learn
     context, page = open_as(browser, base_url, case.who, learner_state, PHONE)
     page.goto(url_for_case(case, learner_state))
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    # The administration menu scrolls sideways on a phone: its current tab is in view (a walk-through found the
+    # Settings tab off-screen on the Settings page).
+    tab = page.locator(".sub-nav [aria-current]")
+    tab_shown = tab.count() == 0 or tab.first.evaluate(
+        "el => { const r = el.getBoundingClientRect(), l = el.closest('ul').getBoundingClientRect();"
+        " return r.left >= l.left - 1 && r.right <= l.right + 1; }"
+    )
     page.screenshot(path=str(SCREENSHOTS / f"{case.name}-phone.png"))
     context.close()
     assert overflow <= 0, f"{case.name} scrolls sideways by {overflow}px at 375px"
+    assert tab_shown, f"{case.name}: the menu's current tab is off-screen at 375px"
 
 
 @pytest.mark.parametrize("changed", [False, True], ids=["valid", "tampered"])

@@ -218,3 +218,13 @@
     });
   });
 })();
+
+/* A menu that scrolls sideways (the administration menu on a phone) shows the current page's tab, not only the
+   first few. */
+(function () {
+  "use strict";
+  var current = document.querySelector(".sub-nav [aria-current]");
+  var list = current && current.closest("ul");
+  if (!list || list.scrollWidth <= list.clientWidth) { return; }
+  list.scrollLeft = current.offsetLeft - (list.clientWidth - current.offsetWidth) / 2;  // the list is positioned
+})();
