@@ -165,3 +165,10 @@ def certified(session: Session, user: User, hours: str = "3.5") -> Certificate:
     done = complete_learning(session, user)
     certificates.submit_evaluation(session, done, evaluation_answers(done.course))
     return certificates.attest(session, record(session, user), user, Decimal(hours))
+
+
+def forged(token: str) -> str:
+    """A signed token ("payload.timestamp.signature") with its signature's first character changed: always a
+    different signature (changing its last characters may not be, since base64 ignores their last bits)."""
+    body, signature = token.rsplit(".", 1)
+    return f"{body}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"

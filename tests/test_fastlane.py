@@ -22,7 +22,7 @@ from kaptrain.courses import services as courses
 from kaptrain.fastlane import MAX_FORM_BYTES, FastLane, client_identifier
 from kaptrain.quizzes.models import Attempt, AttemptStatus
 from tests.conftest import sign_in
-from tests.factories import correct_answers, enrolled, holders_pdf, make_user, quiz, start
+from tests.factories import correct_answers, enrolled, forged, holders_pdf, make_user, quiz, start
 
 MODULE = "/courses/demo-course/modules/alpha"
 HEARTBEAT = f"{MODULE}/heartbeat"
@@ -206,7 +206,7 @@ def test_what_the_lane_does_not_know_goes_to_flask(
     # first, a field whose name ends with the field's too), the token in a multipart body (the lane reads small
     # URL-encoded forms only), another address.
     assert client.post(HEARTBEAT).status_code == 400
-    assert client.post(HEARTBEAT, headers={"X-CSRFToken": token[:-3] + "abc"}).status_code == 400
+    assert client.post(HEARTBEAT, headers={"X-CSRFToken": forged(token)}).status_code == 400
     for field in ("csrf_token", "answers-csrf_token"):
         assert client.post(HEARTBEAT, data={field: "bad"}, headers={"X-CSRFToken": token}).status_code == 400
     multipart = client.post(HEARTBEAT, data={"csrf_token": token}, content_type="multipart/form-data")
@@ -361,7 +361,7 @@ def test_a_submission_the_lane_cannot_vouch_for_is_answered_by_flask(
     if how == "no token":
         form.pop("csrf_token")
     elif how == "a forged token":
-        form["csrf_token"] = token[:-3] + "abc"
+        form["csrf_token"] = forged(token)
     elif how == "multipart":
         kw = {"content_type": "multipart/form-data"}
     elif how == "a form too large":
