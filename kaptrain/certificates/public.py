@@ -202,7 +202,13 @@ def find() -> ResponseReturnValue:
         if code is not None:
             return redirect(url_for("certificates.verify", code=code))
         number = number_in(typed)
-        if number is None:
+        prefix = current_app.config["CERTIFICATE_NUMBER_PREFIX"]
+        if number is None and number_in(f"{prefix}-{typed}") is not None:  # "2026-000042": the letters left out
+            form.code.errors = [
+                f"Certificate numbers start with their letters: write it as on the certificate, for example "
+                f"{number_in(f'{prefix}-{typed}')}."
+            ]
+        elif number is None:
             form.code.errors = ["That is not a verification address or code from one of this site's certificates."]
         elif not (form.surname.data or "").strip():
             form.surname.errors = [

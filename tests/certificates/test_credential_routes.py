@@ -518,6 +518,8 @@ def test_the_check_page_finds_a_certificate_by_its_address_or_code_or_number_wit
     ):
         refused = client.get("/verify/find", query_string={"code": typed, "surname": "Díaz"})
         assert refused.status_code == 422 and words in refused.text
+    bare = client.get("/verify/find", query_string={"code": f"{year}-{serial}", "surname": "Díaz"})  # no letters
+    assert bare.status_code == 422 and f"for example {certificate.number}." in bare.text
     missing = client.get("/verify/find", query_string={"code": "KAP-2026-999999", "surname": "Ortega-Díaz"})
     assert missing.status_code == 422 and "No certificate of this site has that number" in missing.text
 
