@@ -168,14 +168,14 @@ def code_in(typed: str) -> str | None:
 
 
 def _number_key() -> str:
-    """Failed lookups of one certificate number count together, from whichever address they come and however
-    the number is written."""
+    """Lookups of one certificate number count together, from whichever address they come and however the number
+    is written."""
     typed = request.args.get("code") or ""
     return "verify-number:" + (number_in(typed) or typed.strip().upper())
 
 
 def _number_and_address_key() -> str:
-    """Failed lookups of one certificate number from one client address."""
+    """Lookups of one certificate number from one client address."""
     return f"{_number_key()}:{get_remote_address()}"
 
 
@@ -223,10 +223,14 @@ def find() -> ResponseReturnValue:
                 "No certificate of this site has that number with that surname. Check both against the "
                 "certificate, or use the verification address printed under its QR code."
             ]
+    return _found_nothing(form), 422
+
+
+def _found_nothing(find_form: FindCodeForm) -> str:
+    """The check page again with the lookup form and its errors (the file upload empty)."""
     limit_mb = upload_limit() // (1024 * 1024)
     upload = CheckFileForm(formdata=None)
-    page = render_template("certificates/check.html", form=upload, find_form=form, result=None, limit_mb=limit_mb)
-    return page, 422
+    return render_template("certificates/check.html", form=upload, find_form=find_form, result=None, limit_mb=limit_mb)
 
 
 @bp.route("/verify", methods=["GET", "POST"])
@@ -259,10 +263,7 @@ def rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
             "under the certificate's QR code checks it at once, or upload the certificate's PDF below; a lookup by "
             "number works again tomorrow."
         ]
-        upload = CheckFileForm(formdata=None)
-        limit_mb = upload_limit() // (1024 * 1024)
-        page = render_template("certificates/check.html", form=upload, find_form=form, result=None, limit_mb=limit_mb)
-        return page, 429
+        return _found_nothing(form), 429
     return error_page(429, f"Please wait {wait_words(exc)} before trying again.")
 
 
