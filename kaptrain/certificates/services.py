@@ -593,6 +593,17 @@ def approve(
     return issue(session, certificate, actor_id=actor_id, actor_label=actor_label, action="certificate.approve")
 
 
+def approve_waiting(session: Session, certificate_id: int, actor_label: str) -> Certificate | None:
+    """Bulk approval's step: issue the certificate if it is still waiting, else leave it (approved or returned
+    meanwhile). Its row is held until the transaction ends (PostgreSQL: FOR UPDATE), as the approval page holds it,
+    so an approval or a return sent at the same moment is made before or after this one, never beside it."""
+    # Read again under the lock, even when the session has read it before.
+    certificate = session.get(Certificate, certificate_id, with_for_update={"of": Certificate}, populate_existing=True)
+    if certificate is None or certificate.status != CertificateStatus.PENDING:
+        return None
+    return approve(session, certificate, actor_label=actor_label)
+
+
 def return_claim(session: Session, certificate: Certificate, note: str, actor_id: int | None = None) -> Enrolment:
     """Send a learner's claim back instead of approving it (the hours cannot be stood behind as claimed, say): the
     pending certificate and the attestation go, so the learner can attest again, and the note is kept on the

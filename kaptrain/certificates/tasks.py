@@ -83,10 +83,7 @@ def send_claim_returned_email(enrolment_id: int) -> None:
 def approve_job(certificate_id: int, actor_label: str) -> None:
     """Issue one pending certificate (bulk approval runs one of these per certificate)."""
     session = get_session()
-    certificate = session.get(Certificate, certificate_id)
-    if certificate is None or certificate.status != CertificateStatus.PENDING:
-        return  # approved meanwhile by someone else
-    services.approve(session, certificate, actor_label=actor_label)
+    services.approve_waiting(session, certificate_id, actor_label=actor_label)
     session.commit()
 
 

@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from kaptrain.audit import AuditEntry
 from kaptrain.certificates import services
 from kaptrain.certificates.models import Certificate, CertificateStatus, RevocationReason, StatusList
 from tests.factories import certified, enrolled, make_user, purge_user
@@ -84,3 +85,30 @@ def test_revocations_sent_at_once_revoke_once(app, certificate_id):
     errors = at_once(app, certificate_id, lambda s, c: services.revoke(s, c, reason, "twice", actor_label="test"))
     assert len(errors) == AT_ONCE - 1 and all(isinstance(e, services.CertificateError) for e in errors), errors
     assert versions(app, certificate_id) == [(certificate_id, CertificateStatus.REVOKED)]
+
+
+@pytest.fixture
+def pending_id(app: Flask, certificate_id: int) -> int:
+    """The same learner's certificate made to wait for approval again (as a claim under manual approval does)."""
+    with Session(app.extensions["kaptrain.db"].engine) as s:
+        found = s.get(Certificate, certificate_id)
+        assert found is not None
+        found.status, found.number, found.issued_at = CertificateStatus.PENDING, None, None
+        s.commit()
+    return certificate_id
+
+
+def test_bulk_approval_jobs_sent_at_once_issue_once(app, pending_id, monkeypatch):
+    """Bulk approval's jobs for one claim sent at once (two bulk runs, say): one number, one audit entry, one email;
+    the others find it issued and leave it."""
+    emailed: list[int] = []
+    monkeypatch.setattr(services, "_email_after_commit", lambda _session, found_id, *args: emailed.append(found_id))
+    errors = at_once(app, pending_id, lambda s, _c: services.approve_waiting(s, pending_id, actor_label="test"))
+    assert errors == []
+    assert [status for _id, status in versions(app, pending_id)] == [CertificateStatus.ACTIVE]
+    with Session(app.extensions["kaptrain.db"].engine) as s:
+        approvals = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "certificate.approve", AuditEntry.subject_id == pending_id)
+        )
+        assert len(list(approvals)) == 1
+    assert emailed == [pending_id]
