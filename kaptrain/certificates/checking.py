@@ -46,6 +46,15 @@ RECORD_TEXT: dict[str, tuple[str, str]] = {
         "The file is genuine and unaltered, but this site's record says the certificate has expired.",
     ),
 }
+# A genuine credential inside a PDF that is not, byte for byte, one the site issued for its certificate: someone may
+# have printed other words around a real credential (the credential of any certificate is public at its address).
+ALTERED_PDF = (
+    "Not the PDF this site issued",
+    "The credential inside this PDF is genuine, but the PDF itself is not the file this site issued: it was made or "
+    "changed elsewhere (or saved again by another program), so what it prints may differ from what was certified. "
+    "Rely on the details below, which are the signed credential's, and on this site's record.",
+)
+ISSUED_PDF = "This PDF is the very file this site issued, and the credential inside it carries this site's signature."
 REASON_TEXT: dict[str, tuple[str, str]] = {
     Reason.VALID: (
         "Valid credential",
@@ -95,6 +104,7 @@ class FileCheck:
     credential: dict[str, Any] | None = None
     facts: list[tuple[str, str]] = field(default_factory=list)  # only for a valid credential
     record: services.PublicStatus | None = None  # the site's certificate with the credential's address
+    pdf_issued: bool | None = None  # for a PDF with a record: whether it is a file the site issued for it
 
     @property
     def standing(self) -> str:
@@ -109,13 +119,15 @@ class FileCheck:
             return "refused"
         if self.record is not None and self.record.verdict != "valid":
             return self.record.verdict
-        return "valid"
+        return "altered" if self.pdf_issued is False else "valid"
 
     @property
     def heading(self) -> str:
         """The verdict as a heading."""
         if self.standing in RECORD_TEXT:
             return RECORD_TEXT[self.standing][0]
+        if self.standing == "altered":
+            return ALTERED_PDF[0]
         return REASON_TEXT.get(self.verdict.reason, ("Not valid", ""))[0]
 
     @property
@@ -123,6 +135,10 @@ class FileCheck:
         """What the verdict means, in a sentence."""
         if self.standing in RECORD_TEXT:
             return RECORD_TEXT[self.standing][1]
+        if self.standing == "altered":
+            return ALTERED_PDF[1]
+        if self.pdf_issued:
+            return ISSUED_PDF
         return REASON_TEXT.get(self.verdict.reason, ("", "The credential could not be verified."))[1]
 
 
@@ -147,7 +163,10 @@ def check_file(session: Session, data: bytes) -> FileCheck:
     if not verdict.ok:
         return FileCheck(verdict, credential)
     record = site_record(session, credential)
-    return FileCheck(verdict, credential, credential_facts(credential, verdict, record), record)
+    facts = credential_facts(credential, verdict, record)
+    if record is None or not signing.is_pdf(data):
+        return FileCheck(verdict, credential, facts, record)
+    return FileCheck(verdict, credential, facts, record, services.issued_this_pdf(session, record.certificate, data))
 
 
 def site_record(session: Session, credential: Mapping[str, Any]) -> services.PublicStatus | None:

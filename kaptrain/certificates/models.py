@@ -244,6 +244,9 @@ class CertificateFile(Base):
     certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id", ondelete="RESTRICT"), primary_key=True)
     pdf: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     sha256: Mapped[str] = mapped_column(String(64))
+    # The digests of the renderings this one replaced (a re-render keeps the number, code and credential): a holder
+    # may still show a PDF downloaded before, and the verification page recognises it as a file the site issued.
+    earlier_sha256: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     rendered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -492,11 +492,21 @@ def render_and_store(session: Session, certificate: Certificate, resign: bool = 
     pdf = certificate_pdf(certificate_view(certificate), page_size=page_size(session), attachments=signed_credential)
     stored = session.get(CertificateFile, certificate.id)
     if stored is None:
-        stored = CertificateFile(certificate_id=certificate.id)
+        stored = CertificateFile(certificate_id=certificate.id, earlier_sha256=[])
         session.add(stored)
+    else:
+        stored.earlier_sha256 = [*stored.earlier_sha256, stored.sha256]
     stored.pdf, stored.sha256, stored.rendered_at = pdf, hashlib.sha256(pdf).hexdigest(), utcnow()
     session.flush()
     return stored
+
+
+def issued_this_pdf(session: Session, certificate: Certificate, pdf: bytes) -> bool:
+    """Whether these bytes are a PDF the site issued for the certificate: its stored file, or one a re-render
+    replaced."""
+    stored = session.get(CertificateFile, certificate.id)
+    digest = hashlib.sha256(pdf).hexdigest()
+    return stored is not None and digest in (stored.sha256, *stored.earlier_sha256)
 
 
 def stored_pdf(session: Session, certificate: Certificate) -> bytes | None:

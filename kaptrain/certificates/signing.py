@@ -167,13 +167,18 @@ def local_status_lookup(session: Session) -> StatusLookup:
     return bitstring.make_lookup(lists, keyring().public_history(), same_list=same)
 
 
+def is_pdf(data: bytes) -> bool:
+    """Whether an uploaded file is a PDF (else it is read as the credential's JSON)."""
+    return data.lstrip()[:5] == b"%PDF-"
+
+
 def extract_credential(data: bytes) -> dict[str, Any]:
     """The credential in an uploaded file: a certificate PDF (its attachment) or the JSON itself.
 
     Raises ValueError with a sentence a person understands."""
     if len(data) > MAX_UPLOAD:
         raise ValueError("The file is larger than any certificate (2 MB at most).")
-    if data.lstrip()[:5] == b"%PDF-":
+    if is_pdf(data):
         data = _attachment(data)
     if len(data) > MAX_CREDENTIAL:
         raise ValueError("This credential is far larger than any this site signs (64 KB at most).")

@@ -206,6 +206,36 @@ def test_a_good_pdf_is_valid_with_what_it_states(app, client, db, issue, no_netw
         assert fact in page
     assert certificate.credential["issuer"]["id"] in page  # which key signed it
     assert "record of this certificate agrees" in page and f"/verify/{certificate.code}" in page
+    assert "the very file this site issued" in page
+
+
+def test_a_genuine_credential_in_a_pdf_made_elsewhere_is_not_taken_for_the_issued_pdf(app, client, db, issue):
+    """The attack: any certificate's credential is public at its verification address, so a PDF printing another
+    name and more hours can carry a genuine one. The credential checks out; the PDF is said not to be the site's,
+    and the page shows what the credential (not the PDF) states."""
+    certificate = issue()
+    forged = PdfWriter()
+    forged.add_blank_page(842, 595)  # prints nothing this site wrote
+    forged.add_attachment(signing.ATTACHMENT_NAME, attachment(stored_pdf(app, db, certificate)))
+    out = io.BytesIO()
+    forged.write(out)
+    status, page = upload(client, out.getvalue())
+    assert status == 200 and "Not the PDF this site issued" in page and "Valid credential" not in page
+    assert 'class="verdict verdict-superseded"' in page  # the caution mark, not the green tick
+    assert "Ana Ruiz" in page and "3.25 hours" in page and f"/verify/{certificate.code}" in page
+    assert "the very file this site issued" not in page
+
+
+def test_a_pdf_downloaded_before_a_re_render_is_still_the_issued_pdf(app, client, db, issue, monkeypatch):
+    certificate = issue()
+    before = stored_pdf(app, db, certificate)
+    monkeypatch.setitem(app.config, "CERTIFICATE_PAGE_SIZE", "Letter")  # re-rendered on other paper: a new file
+    with app.app_context():
+        services.render_and_store(db, certificate)
+    assert stored_pdf(app, db, certificate) != before
+    for pdf in (before, stored_pdf(app, db, certificate)):
+        status, page = upload(client, pdf)
+        assert status == 200 and "Valid credential" in page and "the very file this site issued" in page
 
 
 def test_a_good_json_is_valid(client, issue, no_network):
