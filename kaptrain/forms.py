@@ -27,10 +27,20 @@ from wtforms.validators import DataRequired, Email, StopValidation
 # A text area keeps what people type on several lines; every other control character is refused.
 MULTILINE_ALLOWED = frozenset("\t\n\r")
 
+# Invisible format characters (Unicode Cf) that change how the text around them is shown: a name stored as
+# "Dana <right-to-left override>ztiuR" shows as "Dana Ruitz" on the certificate and in every sentence naming it.
+# The direction overrides and isolates are refused everywhere; a single line (a name, a licence) refuses every
+# format character but the two joiners that Persian, Indic scripts and emoji need.
+DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+JOINERS = frozenset("\u200c\u200d")
+
 SINGLE_LINE_MESSAGE = (
-    "Remove control characters (invisible characters such as line breaks, tabs or NUL) from this field."
+    "Remove control characters (invisible characters such as line breaks, tabs, NUL, zero-width spaces or "
+    "text-direction overrides) from this field."
 )
-MULTILINE_MESSAGE = "Remove control characters (invisible characters such as NUL) from this field."
+MULTILINE_MESSAGE = (
+    "Remove control characters (invisible characters such as NUL or text-direction overrides) from this field."
+)
 
 
 def has_control_characters(text: str, allowed: frozenset[str] = frozenset()) -> bool:
@@ -55,12 +65,21 @@ def whole_number(value: object) -> int | None:
     return number if number <= LARGEST_NUMBER else None
 
 
+def has_hidden_characters(text: str, multiline: bool) -> bool:
+    """True when the text holds a control character (a text area keeps its line breaks and tabs) or a format
+    character that may hide or reorder what is shown (see DIRECTION_CONTROLS)."""
+    if has_control_characters(text, MULTILINE_ALLOWED if multiline else frozenset()):
+        return True
+    if multiline:
+        return any(c in DIRECTION_CONTROLS for c in text)
+    return any(unicodedata.category(c) == "Cf" and c not in JOINERS for c in text)
+
+
 def refuse_control_characters(form: Any, field: Field) -> None:
     """Validator: stop with a field error when the field's text (or any of its texts) holds a control character."""
     multiline = isinstance(field, TextAreaField)
     texts = field.data if isinstance(field.data, list) else [field.data]
-    allowed = MULTILINE_ALLOWED if multiline else frozenset()
-    if any(isinstance(text, str) and has_control_characters(text, allowed) for text in texts):
+    if any(isinstance(text, str) and has_hidden_characters(text, multiline) for text in texts):
         raise StopValidation(MULTILINE_MESSAGE if multiline else SINGLE_LINE_MESSAGE)
 
 

@@ -27,6 +27,10 @@ MESSAGE = b"Remove control characters"
         ("credential", "LPC\x00"),
         ("licence_number", "LPC-1\t2345"),
         ("jurisdiction", "Colo\x00rado"),
+        # Format characters that hide or reorder text: "Dana <RLO>ztiuR<PDF> Smith" shows as "Dana Ruitz Smith".
+        ("full_name", "Dana \u202eztiuR\u202c Smith"),
+        ("full_name", "Dana Smith\u200b"),  # zero-width space: a second "Dana Smith" that looks the same
+        ("licence_number", "PSY\u2066-1234\u2069"),
     ],
 )
 def test_register_refuses_control_characters(client, db, field, value):
@@ -35,6 +39,18 @@ def test_register_refuses_control_characters(client, db, field, value):
     assert response.status_code == 422
     assert MESSAGE in response.data and b'aria-invalid="true"' in response.data
     assert count_users(db) == before
+
+
+def test_a_name_written_with_joiners_is_kept(client, db, login):
+    """Persian and Indic names need the zero-width non-joiner and joiner: they are not refused with the rest."""
+    user = make_user(db)
+    db.commit()
+    login(user)
+    name = "Mohammad\u200cReza Tehr\u0101ni"
+    response = client.post("/account", data={"full_name": name, "profession": "Social worker"})
+    assert response.status_code in (200, 302) and MESSAGE not in response.data
+    db.expire_all()
+    assert db.get(User, user.id).full_name == name
 
 
 def test_profile_refuses_control_characters_and_keeps_the_old_name(client, db, login):

@@ -91,6 +91,7 @@ def test_evaluation_form_shows_every_question(client, finished):
         ({"free_of_bias": "no", "bias_comment": "   "}, "Tell us where you saw commercial bias"),
         ({"free_of_bias": "no", "overall": None}, "Tell us where you saw commercial bias"),  # said with the rest
         ({"comments": "bad\x00byte"}, "Remove control characters"),
+        ({"comments": "fine \u202eton\u202c"}, "text-direction overrides"),  # shows as "fine not"
     ],
 )
 def test_evaluation_errors_are_shown_on_the_form_and_nothing_is_saved(client, db, finished, changes, message):
