@@ -262,17 +262,34 @@ class Database:
 
         A reader session on SQLite begins its transactions DEFERRED, so it never takes the write lock."""
         if isinstance(self.bind, Connection):
-            return self._factory(bind=self.bind, join_transaction_mode="create_savepoint")
-        return self._factory(bind=self.bind if writer else self._reader)
+            session = self._factory(bind=self.bind, join_transaction_mode="create_savepoint")
+        else:
+            session = self._factory(bind=self.bind if writer else self._reader)
+        session.info["reader"] = not writer
+        return session
 
 
 def _note_write(session: Session, _flush: UOWTransaction) -> None:
+    _refuse_reader_writes(session)
     session.info["wrote"] = True
 
 
 def _note_bulk_write(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
+        _refuse_reader_writes(state.session)
         state.session.info["wrote"] = True
+
+
+def _refuse_reader_writes(session: Session) -> None:
+    """A GET view that writes must say so (may_write): its session is a reader, whose DEFERRED transaction on SQLite
+    may fail to take the write lock (SQLITE_BUSY_SNAPSHOT: a 500) when another request wrote meanwhile. The tests
+    share one connection, where that cannot happen, so there the write itself fails; elsewhere it is logged."""
+    if not session.info.get("reader") or not has_request_context():
+        return
+    message = f"{request.method} {request.path} wrote in a reader session: mark its view with @may_write"
+    if current_app.testing:
+        raise RuntimeError(message)
+    log.warning(message)
 
 
 def has_writes(session: Session) -> bool:

@@ -272,6 +272,7 @@ def extend(attempt_id: int) -> ResponseReturnValue:
 
 @bp.route("/attempts/<int:attempt_id>/result")
 @login_required
+@may_write  # the learner's standing closes a later attempt found open past its deadline
 def result(attempt_id: int) -> ResponseReturnValue:
     """Score, pass or fail, and the review the quiz's settings allow."""
     a = _own_attempt(attempt_id, admin_may_read=True)

@@ -301,3 +301,27 @@ def test_true_or_false_always_shows_true_first(db):
         a = services.start_attempt(db, user.id, q, None, random.Random(seed))
         orders |= {tuple(i.option_order) for i in a.items if i.question_revision_id == revision.id}
     assert orders == {("t", "f")}
+
+
+def test_an_earlier_result_is_shown_while_a_later_attempt_has_run_out_of_time(client, db, learner):
+    """Viewing attempt 1's result observes attempt 2's deadline and closes it: a GET that writes, so it must begin
+    as a writer (on SQLite a reader's transaction cannot always take the write lock: a 500)."""
+    user = learner
+    pass_quiz(db, user, "alpha-quiz")
+    pass_quiz(db, user, "beta-quiz")
+    gamma = record(db, user).modules[2]
+    gamma.progress = courses.open_module(db, user.id, gamma.module)
+    courses.mark_read(db, gamma)
+    db.commit()
+    first = start(client, "demo-final")
+    db.expire_all()
+    assert client.post(f"/attempts/{first}/submit", data=correct_answers(db.get(Attempt, first), right=False))
+    second = start(client, "demo-final")
+    db.expire_all()
+    late = db.get(Attempt, second)
+    late.deadline_at = late.deadline_at - dt.timedelta(hours=2)
+    db.commit()
+    response = client.get(f"/attempts/{first}/result")
+    assert response.status_code == 200 and b"Not passed" in response.data
+    db.expire_all()
+    assert db.get(Attempt, second).status == AttemptStatus.SUBMITTED  # closed at this first observation
