@@ -33,6 +33,11 @@ class Kind:
     parent: str  # the revision's column naming its item
     fields: tuple[str, ...]  # what a revision says; equal fields mean the same content
 
+    @property
+    def plural(self) -> str:
+        """The kind's name for several (in the import's summary)."""
+        return "quizzes" if self.name == "quiz" else f"{self.name}s"
+
 
 MODULE = Kind(
     "module",
@@ -183,7 +188,7 @@ def sync_from_file(
     current = published(session, item)
     if current is not None and revision_data(kind, current) == data:
         item.file_revision_id = current.id  # the files have caught up with what is published
-        report.stats[f"{kind.name}s unchanged"] += 1
+        report.stats[f"{kind.plural} unchanged"] += 1
         return
     draft = draft_for(session, item)
     if not report.overwrite:

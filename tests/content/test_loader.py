@@ -107,7 +107,7 @@ def test_check_and_import_commands(runner):
     check = runner.invoke(args=["content", "check"])
     assert check.exit_code == 0 and "demo-course: 3 modules, 3 quizzes, 14 questions" in check.output
     result = runner.invoke(args=["content", "import"])
-    assert result.exit_code == 0 and "3 modules unchanged" in result.output
+    assert result.exit_code == 0 and "3 modules unchanged" in result.output and "3 quizzes unchanged" in result.output
 
 
 def test_export_command_writes_files(runner, tmp_path):
