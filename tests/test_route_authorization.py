@@ -132,6 +132,8 @@ TABLE: dict[tuple[str, str], Row] = {
     ("certificates.transcript_pdf", "GET"): enrolled(200, 200),
     ("certificates.certificate_pdf", "GET"): owner_only(200),
     ("certificates.certificate_json", "GET"): owner_only(200),
+    # The owner's profile prints what the certificate does: nothing to correct.
+    ("certificates.request_correction", "POST"): owner_only(409),
     # ---------------------------------------------------------------- public verification and issuer documents
     ("certificates.verify", "GET"): everyone(200),
     ("certificates.verify_credential", "GET"): everyone(200),

@@ -135,6 +135,7 @@ def _console(issue_form: IssueForm | None = None, status: int = 200) -> Response
     attestations = services.attestations_for(db, pending)
     return render_template(
         "admin/certificates.html",
+        corrections=services.correction_requests(db),
         unsigned_courses=settings.unsigned_courses(get_session()),
         search=search,
         result=result,
@@ -242,6 +243,11 @@ def _detail(
     attestation = services.attestations_for(get_session(), [c]).get(c.id)
     # A pending certificate prints the holder's profile as it is at approval (services.approve): show that.
     profile = get_session().get(User, c.user_id) if c.status == CertificateStatus.PENDING else None
+    # The holder asked for a corrected version: what the profile says now, beside what the certificate prints.
+    asked = c.status == CertificateStatus.ACTIVE and c.correction_requested_at is not None
+    holder = get_session().get(User, c.user_id) if asked else None
+    if reissue is None and holder is not None:
+        reissue = ReissueForm(formdata=None, reason="Details corrected at the holder's request")
     if approve is None:
         digest = services.holder_digest(profile) if profile is not None else ""
         approve = ApproveOneForm(formdata=None, hours=format_hours(c.hours), holder=digest)
@@ -261,6 +267,8 @@ def _detail(
         replacement=services.replacement_of(get_session(), c),
         revoke_form=revoke or RevokeForm(formdata=None),
         reissue_form=reissue or ReissueForm(formdata=None),
+        correction_holder=holder,
+        corrections=services.profile_changes(c, holder) if holder is not None else [],
     ), status
 
 

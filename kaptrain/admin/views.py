@@ -26,9 +26,12 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def waiting_certificates() -> int:
-    """How many certificates wait for an administrator: the admin menu on every admin page says so."""
-    pending = select(func.count()).select_from(Certificate).where(Certificate.status == CertificateStatus.PENDING)
-    return get_session().scalar(pending) or 0
+    """How many certificates wait for an administrator, for approval or for a correction their holder asked for:
+    the admin menu on every admin page says so."""
+    waiting = (Certificate.status == CertificateStatus.PENDING) | (
+        (Certificate.status == CertificateStatus.ACTIVE) & Certificate.correction_requested_at.is_not(None)
+    )
+    return get_session().scalar(select(func.count()).select_from(Certificate).where(waiting)) or 0
 
 
 @bp.context_processor

@@ -213,6 +213,9 @@ class Certificate(Base):
     revocation_note: Mapped[str] = mapped_column(Text, default="")
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id", ondelete="RESTRICT"))
     superseded_at: Mapped[dt.datetime | None]
+    # When the holder asked for a corrected version (their profile's name, credential or licence now differs from
+    # what it prints); an administrator's re-issue supersedes it, which ends the request.
+    correction_requested_at: Mapped[dt.datetime | None]
     # The signed Open Badges 3.0 credential (kaptrain.certificates.signing), also embedded in the PDF.
     credential: Mapped[dict[str, Any] | None] = deferred(mapped_column(JSON))
 

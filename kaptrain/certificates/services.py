@@ -658,6 +658,63 @@ def return_claim(session: Session, certificate: Certificate, note: str, actor_id
     return enrolment
 
 
+# What copy_holder prints from the profile, as the holder would name each.
+PRINTED_DETAILS = (
+    ("holder_name", "full_name", "name"),
+    ("holder_credential", "credential", "credential"),
+    ("licence_number", "licence_number", "licence number"),
+    ("jurisdiction", "jurisdiction", "licensing jurisdiction"),
+)
+
+
+def profile_changes(certificate: Certificate, user: User) -> list[str]:
+    """What the certificate prints that the holder's profile now says otherwise ("name", "licence number" ...)."""
+    return [
+        label
+        for printed, profile, label in PRINTED_DETAILS
+        if (getattr(certificate, printed) or "") != (getattr(user, profile) or "")
+    ]
+
+
+def request_correction(session: Session, certificate: Certificate, user: User) -> bool:
+    """The holder asks for a version printing their profile's details now; it waits on the administrators'
+    Certificates page until one re-issues it. False when it was already asked for (a second click, another tab)."""
+    _lock(session, certificate)
+    if certificate.status != CertificateStatus.ACTIVE:
+        raise CertificateError(
+            f"Certificate {certificate.number} is {certificate.status.value}, so there is nothing to correct.", 409
+        )
+    changes = profile_changes(certificate, user)
+    if not changes:
+        raise CertificateError(
+            "Your certificate already prints what your profile says. Correct your name, credential or licence on "
+            "your account page first, then ask for a corrected certificate.",
+            409,
+        )
+    if certificate.correction_requested_at is not None:
+        return False
+    certificate.correction_requested_at = utcnow()
+    audit.record(
+        session,
+        "certificate.correction_requested",
+        "certificate",
+        certificate.id,
+        actor_id=user.id,
+        number=certificate.number,
+        changed=", ".join(changes),
+    )
+    session.flush()
+    return True
+
+
+def correction_requests(session: Session) -> list[tuple[Certificate, User]]:
+    """Certificates in force whose holders asked for a corrected version, with each holder, oldest request first."""
+    asked = Certificate.correction_requested_at.is_not(None)
+    query = select(Certificate, User).join(User, User.id == Certificate.user_id)
+    query = query.where(Certificate.status == CertificateStatus.ACTIVE, asked)
+    return [(c, u) for c, u in session.execute(query.order_by(Certificate.correction_requested_at))]
+
+
 def pending_certificates(session: Session) -> list[Certificate]:
     """Certificates waiting for approval, oldest first."""
     return list(
@@ -813,8 +870,9 @@ def already_held(certificate: Certificate) -> str:
     attest for a second."""
     which = f"certificate {certificate.number}" if certificate.number else "a certificate waiting for approval"
     return (
-        f"You already hold {which} for this course, so no second certificate is issued for it. If something on it "
-        "needs to change, ask an administrator to re-issue it."
+        f"You already hold {which} for this course, so no second certificate is issued for it. If your name, "
+        "credential or licence has changed, correct it on your account page, then ask for a corrected certificate "
+        "here, under the certificate."
     )
 
 

@@ -35,6 +35,7 @@ bp.add_app_template_filter(format_duration, "duration")
 bp.add_app_template_filter(format_hours, "format_hours")
 bp.add_app_template_filter(hours_phrase, "hours")
 bp.add_app_template_global(services.verification_url, "verification_url")
+bp.add_app_template_global(services.profile_changes, "profile_changes")
 
 
 @bp.app_template_global("certificate_verdict")
@@ -189,6 +190,28 @@ def download(body: bytes, mimetype: str, filename: str) -> Response:
     response = Response(body, mimetype=mimetype)
     response.headers.set("Content-Disposition", "attachment", filename=filename)
     return response
+
+
+@bp.route("/certificates/<int:certificate_id>/correction", methods=["POST"])
+@login_required
+def request_correction(certificate_id: int) -> ResponseReturnValue:
+    """The holder asks for a corrected certificate, printing the details their profile has now."""
+    certificate = _own_certificate(certificate_id)
+    if not BaseForm().validate_on_submit():
+        fail(400, "The form expired. Go back to My learning and ask again.")
+    try:
+        asked = services.request_correction(get_session(), certificate, user())
+    except services.CertificateError as exc:
+        fail(exc.status, str(exc))
+    if asked:
+        flash(
+            "Your request was sent. An administrator will re-issue your certificate with the details on your profile; "
+            "we will email you when the corrected certificate is ready, and the verification link will then show it.",
+            "success",
+        )
+    else:
+        flash("You have already asked for a corrected certificate: it is waiting for an administrator.", "info")
+    return redirect(url_for("courses.dashboard"))
 
 
 @bp.route("/certificates/<int:certificate_id>.pdf")

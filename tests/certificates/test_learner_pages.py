@@ -306,7 +306,7 @@ def test_a_learner_given_a_certificate_by_hand_is_told_instead_of_attesting_agai
         assert response.status_code == 302 and response.headers["Location"].endswith("/dashboard")
         page = client.get("/dashboard").get_data(as_text=True)
         assert f"You already hold certificate {by_hand.number} for this course" in page
-        assert "ask an administrator to re-issue it" in page
+        assert "then ask for a corrected certificate here" in page
     assert count(db, Attestation) == 0 and count(db, Certificate) == 1
 
 

@@ -1,0 +1,103 @@
+"""A holder who corrects their name, credential or licence asks for a corrected certificate from the dashboard;
+the request waits on the administrators' Certificates page until one re-issues the certificate."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from kaptrain.accounts.models import Role, User
+from kaptrain.audit import AuditEntry
+from kaptrain.certificates import services
+from kaptrain.certificates.models import Certificate, CertificateStatus, RevocationReason
+from tests.conftest import sign_in
+from tests.factories import certified, enrolled, make_user
+
+
+@pytest.fixture
+def holder(app, db, login):  # type: ignore[no-untyped-def]
+    """A logged-in learner with a certificate, who has since corrected their name on the profile."""
+    learner = make_user(db, full_name="Dana Okafor")
+    enrolled(db, learner)
+    with app.app_context():
+        certificate = certified(db, learner)
+        db.commit()
+    login(learner)
+    learner.full_name = "Dana A. Okafor-Reyes"
+    db.commit()
+    return learner, certificate
+
+
+def correction_entries(db) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+    return list(db.scalars(select(AuditEntry).where(AuditEntry.action == "certificate.correction_requested")))
+
+
+def test_the_dashboard_offers_a_correction_once_the_profile_differs(client, db, holder):
+    learner, certificate = holder
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "This certificate prints the name you had when it was issued (“Dana Okafor”)" in page
+    assert f'action="/certificates/{certificate.id}/correction"' in page
+    learner.full_name = "Dana Okafor"  # back as printed: nothing to correct
+    db.commit()
+    assert "Ask for a corrected certificate" not in client.get("/dashboard").get_data(as_text=True)
+
+
+def test_asking_twice_records_one_request_and_the_dashboard_says_it_waits(client, db, holder):
+    _learner, certificate = holder
+    first = client.post(f"/certificates/{certificate.id}/correction", follow_redirects=True)
+    assert first.status_code == 200 and "Your request was sent" in first.get_data(as_text=True)
+    again = client.post(f"/certificates/{certificate.id}/correction", follow_redirects=True)
+    assert again.status_code == 200 and "You have already asked" in again.get_data(as_text=True)
+    assert [e.details["changed"] for e in correction_entries(db)] == ["name"]
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "for a corrected certificate. It is waiting for an administrator" in page
+    assert "Ask for a corrected certificate" not in page
+
+
+def test_nothing_to_correct_and_a_revoked_certificate_are_refused(app, client, db, holder):
+    learner, certificate = holder
+    learner.full_name = "Dana Okafor"
+    db.commit()
+    same = client.post(f"/certificates/{certificate.id}/correction")
+    assert same.status_code == 409 and "already prints what your profile says" in same.get_data(as_text=True)
+    learner.full_name = "Dana A. Okafor-Reyes"
+    with app.app_context():
+        services.revoke(db, certificate, RevocationReason.ISSUED_IN_ERROR, "test", actor_label="test")
+        db.commit()
+    revoked = client.post(f"/certificates/{certificate.id}/correction")
+    assert revoked.status_code == 409 and "is revoked, so there is nothing to correct" in revoked.get_data(as_text=True)
+    assert correction_entries(db) == []
+
+
+def test_another_learner_cannot_ask_for_someone_elses_correction(app, db, holder):
+    _learner, certificate = holder
+    other = app.test_client()
+    sign_in(other, db, make_user(db, full_name="Someone Else"))
+    assert other.post(f"/certificates/{certificate.id}/correction").status_code == 404
+    assert correction_entries(db) == []
+
+
+def test_the_request_waits_for_an_administrator_until_a_re_issue(app, client, db, holder):
+    learner, certificate = holder
+    assert client.post(f"/certificates/{certificate.id}/correction").status_code == 302
+    admin = app.test_client()
+    sign_in(admin, db, make_user(db, role=Role.ADMIN))
+    console = admin.get("/admin/certificates").get_data(as_text=True)
+    assert "Corrections asked for (1)" in console and "1 waiting" in console
+    assert "Dana Okafor" in console and "Dana A. Okafor-Reyes" in console
+    detail = admin.get(f"/admin/certificates/{certificate.id}").get_data(as_text=True)
+    assert "asked on" in detail and "Their profile's name now differs" in detail
+    assert "Details corrected at the holder&#39;s request" in detail  # the re-issue's reason, filled in
+    done = admin.post(
+        f"/admin/certificates/{certificate.id}/reissue",
+        data={"confirm_reissue": "y", "reason": "Details corrected at the holder's request"},
+    )
+    assert done.status_code == 302
+    assert "Corrections asked for" not in admin.get("/admin/certificates").get_data(as_text=True)
+    db.expire_all()
+    current = db.scalar(
+        select(Certificate).where(Certificate.user_id == learner.id, Certificate.status == CertificateStatus.ACTIVE)
+    )
+    assert current is not None and current.holder_name == "Dana A. Okafor-Reyes"
+    assert db.get(User, learner.id).full_name == current.holder_name
+    assert "Ask for a corrected certificate" not in client.get("/dashboard").get_data(as_text=True)
