@@ -24,8 +24,10 @@ setup: $(BIN)/.installed ## migrate the database, import the course, create demo
 	$(FLASK) content import
 	$(FLASK) demo create
 
+# The demo names a support address (in the footer and wherever learners are told to contact the provider) unless
+# KAPTRAIN_SUPPORT_EMAIL is set; a real site sets its own (see Configuration).
 run: setup ## serve http://$(HOST):$(PORT) (e.g. make run PORT=8000 HOST=0.0.0.0)
-	$(FLASK) run --host $(HOST) --port $(PORT)
+	KAPTRAIN_SUPPORT_EMAIL="$${KAPTRAIN_SUPPORT_EMAIL:-support@example.com}" $(FLASK) run --host $(HOST) --port $(PORT)
 
 test: $(BIN)/.dev-installed ## the whole suite (set TEST_DATABASE_URL to also use PostgreSQL)
 	$(BIN)/pytest

@@ -20,6 +20,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(load_config(config))
     _check_signing_keys(app)
     _warn_about_mail_in_requests(app)
+    _warn_about_no_support_address(app)
     _register_database(app)
     _register_extensions(app)
     _register_blueprints(app)
@@ -50,6 +51,17 @@ def _warn_about_mail_in_requests(app: Flask) -> None:
             "KAPTRAIN_SMTP_HOST is set without KAPTRAIN_REDIS_URL: each email is sent within the request that "
             "causes it, which slows those answers and lets a password reset's answer time tell whether the "
             "address has an account. Set KAPTRAIN_REDIS_URL and run `flask --app kaptrain worker`."
+        )
+
+
+def _warn_about_no_support_address(app: Flask) -> None:
+    # The pages that send people to the provider (a deactivated account, a revoked certificate, a closed account's
+    # questions) can then only say "the site's team", with no way to reach it.
+    if app.config["ENV"] == "production" and not app.config["SUPPORT_EMAIL"]:
+        app.logger.warning(
+            "KAPTRAIN_SUPPORT_EMAIL is not set: learners told to contact the provider (a deactivated account, a "
+            "revoked certificate) are given no address, and the page footer shows none. Set it to an inbox your "
+            "team reads."
         )
 
 

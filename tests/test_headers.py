@@ -130,3 +130,14 @@ def test_production_with_smtp_and_no_queue_is_warned_that_mail_waits_in_the_requ
         extra_app(**PRODUCTION, SMTP_HOST="mail.example.org", REDIS_URL="redis://127.0.0.1:6379/9")
         extra_app(**PRODUCTION)  # logged mail: nothing to wait for
     assert not any("KAPTRAIN_REDIS_URL" in r.getMessage() for r in caplog.records)
+
+
+def test_production_without_a_support_address_is_warned(extra_app, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The walk-through: messages sent learners to "the site's team" with no way to reach it."""
+    with caplog.at_level("WARNING"):
+        extra_app(**PRODUCTION)
+    assert any("KAPTRAIN_SUPPORT_EMAIL is not set" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        extra_app(**PRODUCTION, SUPPORT_EMAIL="help@provider.example")
+    assert not any("KAPTRAIN_SUPPORT_EMAIL" in r.getMessage() for r in caplog.records)
