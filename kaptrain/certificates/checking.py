@@ -33,8 +33,9 @@ MAX_STATUS_LIST = 2 * 1024 * 1024  # bytes read from a status list address at mo
 RECORD_TEXT: dict[str, tuple[str, str]] = {
     "superseded": (
         "Superseded certificate",
-        "The file is genuine and unaltered, but this site's record says a newer version of the certificate replaced "
-        "it: this one is no longer valid.",
+        "The file is genuine and unaltered, but this site's record says the provider re-issued the certificate (to "
+        "correct a detail, say): this version is no longer the one in force, though the completion was not "
+        "withdrawn. Ask the holder for the current certificate.",
     ),
     "revoked": (
         "Revoked certificate",

@@ -304,7 +304,11 @@ def test_a_superseded_certificates_file_is_refused_and_the_record_says_why(app, 
     status, page = upload(client, stored_pdf(app, db, old))
     # The record comes first: a verifier must not read "valid" about a certificate that was replaced.
     assert status == 422 and "Valid credential" not in page and 'class="verdict verdict-superseded"' in page
-    assert "Superseded certificate" in page and "no longer valid" in page and "ask the holder for the current" in page
+    assert (
+        "Superseded certificate" in page
+        and "no longer the one in force" in page
+        and "ask the holder for the current" in page
+    )
     assert "later revoked" not in page  # the version that replaced it was not
 
 
@@ -314,7 +318,7 @@ def test_a_checked_file_says_what_its_page_says_when_revoked_or_replaced_by_a_re
         second = services.reissue(db, first, actor_label="test", reason="name corrected")
         services.revoke(db, second, RevocationReason.ACADEMIC_MISCONDUCT, "copied", actor_label="test")
     status, page = upload(client, stored_pdf(app, db, first))
-    assert status == 422 and "Superseded certificate" in page and "no longer valid" in page
+    assert status == 422 and "Superseded certificate" in page and "no longer the one in force" in page
     assert f"/verify/{first.code}" in page and "Valid credential" not in page
     status, page = upload(client, stored_pdf(app, db, second))
     assert status == 422 and "Revoked" in page and "The issuer has revoked this certificate" in page
@@ -383,7 +387,7 @@ def test_a_replacement_for_a_revoked_certificate_is_valid_and_its_old_page_says_
     status, page = upload(client, stored_pdf(app, db, second))
     assert status == 422 and "The issuer has revoked this certificate" in page
     status, page = upload(client, stored_pdf(app, db, first))
-    assert status == 422 and "Superseded certificate" in page and "no longer valid" in page
+    assert status == 422 and "Superseded certificate" in page and "no longer the one in force" in page
     valid = client.get(f"/api/v1/certificates/{third.code}").get_json()
     assert valid["valid"] and "replaced_on" not in valid
 
