@@ -219,18 +219,24 @@ def find() -> ResponseReturnValue:
             found = services.find_by_number_and_surname(get_session(), number, form.surname.data or "")
             if found is not None:
                 return redirect(url_for("certificates.verify", code=found.code))
-            form.code.errors = [
-                "No certificate of this site has that number with that surname. Check both against the "
-                "certificate, or use the verification address printed under its QR code."
-            ]
+            # Not a mistake in the form but the answer a verifier came for: a verdict, as for a wrong address.
+            return _found_nothing(form, not_found=(number, (form.surname.data or "").strip())), 422
     return _found_nothing(form), 422
 
 
-def _found_nothing(find_form: FindCodeForm) -> str:
-    """The check page again with the lookup form and its errors (the file upload empty)."""
+def _found_nothing(find_form: FindCodeForm, not_found: tuple[str, str] | None = None) -> str:
+    """The check page again with the lookup form and its errors, or the verdict that no certificate has the number
+    and surname looked up (the file upload empty)."""
     limit_mb = upload_limit() // (1024 * 1024)
     upload = CheckFileForm(formdata=None)
-    return render_template("certificates/check.html", form=upload, find_form=find_form, result=None, limit_mb=limit_mb)
+    return render_template(
+        "certificates/check.html",
+        form=upload,
+        find_form=find_form,
+        result=None,
+        limit_mb=limit_mb,
+        not_found=not_found,
+    )
 
 
 @bp.route("/verify", methods=["GET", "POST"])

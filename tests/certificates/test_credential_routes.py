@@ -556,6 +556,9 @@ def test_the_check_page_finds_a_certificate_by_its_address_or_code_or_number_wit
     assert bare.status_code == 422 and f"for example {certificate.number}." in bare.text
     missing = client.get("/verify/find", query_string={"code": "KAP-2026-999999", "surname": "Ortega-Díaz"})
     assert missing.status_code == 422 and "No certificate of this site has that number" in missing.text
+    # A verdict, as for a wrong address, naming what was looked up; not a form to correct.
+    assert '<h1 id="verdict-h">No certificate found</h1>' in missing.text and "error-summary" not in missing.text
+    assert "<strong>KAP-2026-999999</strong>, <strong>Ortega-Díaz</strong>" in missing.text
 
 
 @pytest.mark.parametrize(

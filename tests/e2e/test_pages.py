@@ -103,6 +103,8 @@ CASES = [
     PageCase("check-file", "certificates.check", "anonymous", "/verify"),
     # a certificate number typed into the lookup: the page again, with the field's error
     PageCase("find-by-number", "certificates.find", "anonymous", "/verify/find?code=KAP-2026-000001"),
+    # a number and surname that match no certificate: the verdict
+    PageCase("find-not-found", "certificates.find", "anonymous", "/verify/find?code=KAP-2026-999999&surname=Nobody"),
     PageCase("account", "accounts.profile", "learner", "/account"),
     PageCase("quiz", "quizzes.quiz", "learner", "/courses/kap-foundations/quizzes/pharmacology-quiz"),
     PageCase("attempt", "quizzes.attempt", "learner"),
