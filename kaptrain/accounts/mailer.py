@@ -116,3 +116,16 @@ def profile_changed_by_staff(user: User, fields: list[str]) -> None:
 def two_factor_reset(user: User) -> None:
     """Tell the person an administrator switched off their two-factor sign-in."""
     _send(user.email, "your two-factor sign-in was reset", "two_factor_reset", user=user)
+
+
+def role_changed_by_staff(user: User, before: str) -> None:
+    """Tell the person an administrator changed their role (and, for staff roles, that two factors come next)."""
+    login = absolute_url("accounts.login")
+    _send(user.email, "your role changed", "role_changed", user=user, before=before, login=login, team=the_sites_team())
+
+
+def status_changed_by_staff(user: User) -> None:
+    """Tell the person an administrator deactivated or reactivated their account, and whom to ask."""
+    subject = "your account was reactivated" if user.is_active else "your account was deactivated"
+    login = absolute_url("accounts.login")
+    _send(user.email, subject, "status_changed", user=user, login=login, team=the_sites_team())

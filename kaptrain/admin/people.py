@@ -223,11 +223,14 @@ def person_role(user_id: int) -> ResponseReturnValue:
         if "csrf_token" in form.errors:
             fail(400, EXPIRED)
         return _record_page(person, 422, form)
+    before = person.role.value
     try:
         changed = accounts.set_role(get_session(), person, form.role.data or "", user())
     except accounts.AccountError as exc:
         form.role.errors = [str(exc)]
         return _record_page(person, 422, form)
+    if changed and person.id != user().id and not accounts.is_closed(person):
+        mailer.role_changed_by_staff(person, before)
     article = "an" if person.role.value[0] in "aeiou" else "a"
     now = (
         f"{person.full_name} is now {article} {person.role.value.title()}: their sessions ended, and the new role "
@@ -252,7 +255,9 @@ def _status_change(
     except accounts.AccountError as exc:
         flash(str(exc), "error")
         return _record_page(person, 422)
-    flash(f"{person.full_name}'s account is {done}.", "success")
+    if person.id != user().id:
+        mailer.status_changed_by_staff(person)
+    flash(f"{person.full_name}'s account is {done}; they were emailed.", "success")
     return redirect(url_for("admin.person", user_id=person.id))
 
 

@@ -202,3 +202,32 @@ def test_enrolling_refuses_an_unknown_course_and_an_inactive_account(app, client
     assert refused.status_code == 422 and "reactivate it first" in refused.get_data(as_text=True)
     assert db.scalars(select(AuditEntry).where(AuditEntry.action == "enrolment.create")).all() == []
     assert mailbox.to("off@example.org") == []
+
+
+def test_a_person_is_told_when_an_administrator_changes_their_role_or_deactivates_them(client, db, mailbox, login):  # type: ignore[no-untyped-def]
+    """The walk-through: role changes and deactivations were made without a word to the person."""
+    _admin(db, login)
+    ivy = make_user(db, full_name="Ivy Promoted", email="ivy@example.org")
+    db.commit()
+    assert (
+        client.post(f"/admin/people/{ivy.id}/role", data={"role": "instructor", "confirm_role": "y"}).status_code == 302
+    )
+    message = mailbox.last("ivy@example.org")
+    text = " ".join(body(message).split())
+    assert message["Subject"] == "kaptrain: your role changed"
+    assert "you are now an instructor (before: learner)" in text and "set up two-factor sign-in" in text
+    done = client.post(f"/admin/people/{ivy.id}/deactivate", data={"confirm_deactivate": "y"}, follow_redirects=True)
+    assert "they were emailed" in done.get_data(as_text=True)
+    message = mailbox.last("ivy@example.org")
+    assert message["Subject"] == "kaptrain: your account was deactivated"
+    assert "can no longer log in" in " ".join(body(message).split())
+    assert client.post(f"/admin/people/{ivy.id}/reactivate").status_code == 302
+    message = mailbox.last("ivy@example.org")
+    assert message["Subject"] == "kaptrain: your account was reactivated"
+    assert len(mailbox.to("ivy@example.org")) == 3
+    # Nothing changed (already active, already an instructor): nothing is sent.
+    assert client.post(f"/admin/people/{ivy.id}/reactivate").status_code == 422
+    assert (
+        client.post(f"/admin/people/{ivy.id}/role", data={"role": "instructor", "confirm_role": "y"}).status_code == 302
+    )
+    assert len(mailbox.to("ivy@example.org")) == 3
