@@ -140,6 +140,9 @@ def init_web(app: Flask) -> None:
 _ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?")
 
 
+_CODE_WORD = re.compile(r"[a-z]+(?:_[a-z]+)+")
+
+
 def audit_value(value: object) -> str:
     """A value of an audit entry's details in words: a moment in the viewer's time zone, a list or a mapping as
     "a, b" or "key: value" (not as JSON), other values as they are."""
@@ -152,6 +155,10 @@ def audit_value(value: object) -> str:
         return "; ".join(f"{str(k).replace('_', ' ')}: {audit_value(v)}" for k, v in sorted(value.items()))
     if isinstance(value, list | tuple):
         return ", ".join(audit_value(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) and _CODE_WORD.fullmatch(value):
+        return value.replace("_", " ")  # a recorded code such as "issued_in_error"
     return str(value)
 
 

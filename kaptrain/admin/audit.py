@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from flask import current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from kaptrain import audit, csvout
-from kaptrain.accounts.models import Role
+from kaptrain.accounts.models import Role, User
 from kaptrain.admin.forms import AuditFilterForm
 from kaptrain.admin.views import bp
 from kaptrain.auth import role_required
+from kaptrain.certificates.models import Certificate
 from kaptrain.db import get_session
 from kaptrain.errors import fail
 
@@ -47,7 +49,34 @@ def audit_log() -> ResponseReturnValue:
         fail(404, "There is no such page of the audit log.")
     rows = session.execute(stmt.limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()
     args = {k: v for k, v in request.args.items() if k != "page" and v}
-    return render_template("admin/audit.html", form=form, rows=rows, total=total, page=page, pages=pages, args=args)
+    return render_template(
+        "admin/audit.html",
+        form=form,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        args=args,
+        subjects=_subject_names(session, [entry for entry, *_ in rows]),
+    )
+
+
+def _subject_names(session: Session, entries: list[audit.AuditEntry]) -> dict[tuple[str, int], str]:
+    """What the page's entries are about, in words: a person's name, a certificate's number (two statements at
+    most, for the page's entries only)."""
+    wanted: dict[str, set[int]] = {"user": set(), "certificate": set()}
+    for entry in entries:
+        if entry.subject_type in wanted and entry.subject_id is not None:
+            wanted[entry.subject_type].add(entry.subject_id)
+    names: dict[tuple[str, int], str] = {}
+    if wanted["user"]:
+        for user_id, name in session.execute(select(User.id, User.full_name).where(User.id.in_(wanted["user"]))):
+            names["user", user_id] = name
+    if wanted["certificate"]:
+        numbers = select(Certificate.id, Certificate.number, Certificate.holder_name)
+        for cert_id, number, holder in session.execute(numbers.where(Certificate.id.in_(wanted["certificate"]))):
+            names["certificate", cert_id] = f"{number or 'Claim'} ({holder})"
+    return names
 
 
 def _export(flt: audit.AuditFilter) -> Iterator[str]:

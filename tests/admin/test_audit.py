@@ -171,7 +171,10 @@ def test_a_person_or_certificate_in_the_log_links_to_its_record(client, db, admi
     db.add(AuditEntry(at=at, action="content.import", subject_type="course", subject_id=1, actor_label="t"))
     db.commit()
     page = client.get("/admin/audit").get_data(as_text=True)
-    assert f'<a href="/admin/people/{admin.id}">user {admin.id}</a>' in page
+    # A person by name, with the record's kind and id; a certificate that is not there (any more) by its id.
+    assert (
+        f'<a href="/admin/people/{admin.id}">{admin.full_name}<span class="muted"> · user {admin.id}</span></a>' in page
+    )
     assert '<a href="/admin/certificates/7">certificate 7</a>' in page
     assert "course 1" in page and 'href="/admin/courses' not in page  # no page of its own: plain text
 
@@ -183,6 +186,10 @@ def test_the_log_shows_details_in_words_not_as_data(client, db, admin):
         "ids": [3, 5],
         "user_id": 7,
         "role": {"before": "learner", "after": "instructor"},
+        "is_active": False,
+        "reason": "",
+        "category": "issued_in_error",
+        "email": "first_last@example.org",
     }
     db.add(AuditEntry(action="thing.change", subject_type="thing", subject_id=4, actor_label="t", details=details))
     db.commit()
@@ -192,3 +199,6 @@ def test_the_log_shows_details_in_words_not_as_data(client, db, admin):
     assert "<dt>ids</dt><dd>3, 5</dd>" in details and "<dt>user id</dt><dd>7</dd>" in details
     assert "<dt>role</dt><dd>after: instructor; before: learner</dd>" in details
     assert "{" not in details and "T01:49" not in details
+    assert "<dt>is active</dt><dd>no</dd>" in details and "<dt>category</dt><dd>issued in error</dd>" in details
+    assert "<dt>reason</dt>" not in details  # empty: not shown
+    assert "<dd>first_last@example.org</dd>" in details  # not a code: as it is
