@@ -22,6 +22,7 @@ from kaptrain.quizzes.models import Attempt, AttemptItem, AttemptStatus, Questio
 
 TOO_EASY = 0.90
 TOO_HARD = 0.30
+WEAK_DISCRIMINATION = 0.20  # below it a question barely tells stronger learners from weaker ones
 CSV_COLUMNS = ["question", "revisions", "times_drawn", "facility", "discrimination", "flags", "option_choices", "stem"]
 
 
@@ -221,6 +222,8 @@ def _flags(stats: ItemStats, min_attempts: int) -> list[str]:
         flags.append("too hard")
     if stats.discrimination is not None and stats.discrimination < 0:
         flags.append("negative discrimination")
+    elif stats.discrimination is not None and stats.discrimination < WEAK_DISCRIMINATION:
+        flags.append("weak discrimination")
     return flags
 
 

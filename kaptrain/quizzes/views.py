@@ -334,6 +334,7 @@ def item_analysis(course_slug: str, slug: str) -> ResponseReturnValue:
         peak=peak,
         too_easy=analysis.TOO_EASY,
         too_hard=analysis.TOO_HARD,
+        weak=analysis.WEAK_DISCRIMINATION,
         min_attempts=min_attempts,
     )
 

@@ -63,6 +63,16 @@ def test_flags():
     assert analysis.point_biserial([1, 0, 1, 0], [0.0, 1.0, 0.0, 1.0]) == pytest.approx(-1.0)
 
 
+@pytest.mark.parametrize(
+    ("discrimination", "flags"),
+    [(-0.1, ["negative discrimination"]), (0.0, ["weak discrimination"]), (0.19, ["weak discrimination"]), (0.2, [])],
+)
+def test_a_question_that_barely_tells_learners_apart_is_flagged(discrimination, flags):
+    """The walk-through: items at 0.00-0.06 over 30 answers carried no flag (only below 0 did)."""
+    stats = analysis.ItemStats("q", "Stem", 1, drawn=30, facility=0.6, discrimination=discrimination)
+    assert analysis._flags(stats, min_attempts=20) == flags
+
+
 def test_grading_registry_exact_and_partial():
     opts = [{"id": "a", "correct": True}, {"id": "b", "correct": True}, {"id": "c", "correct": False}]
     assert grade(QuestionType.MULTIPLE, opts, frozenset({"a", "b"}), False) == 1.0
@@ -77,6 +87,8 @@ def test_staff_see_analysis_and_csv(client, db, login, role):
     login(make_user(db, role=role))
     page = client.get("/instructor/courses/demo-course/quizzes/alpha-quiz/analysis")
     assert page.status_code == 200 and b"Item analysis" in page.data
+    # Each question leads to its editor, where a flagged one is fixed.
+    assert b'href="/author/courses/demo-course/quizzes/alpha-quiz/questions/' in page.data
     csv = client.get("/instructor/courses/demo-course/quizzes/alpha-quiz/analysis.csv")
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
     assert csv.data.decode("utf-8-sig").splitlines()[0].startswith("question,revisions,times_drawn,facility")
