@@ -16,6 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from kaptrain import activity
 from kaptrain.content import revisions
+from kaptrain.content.models import Module
 from kaptrain.db import utcnow
 
 # grant_accommodation and withdraw_accommodation are re-exported: callers reach quiz services through here.
@@ -30,6 +31,7 @@ from kaptrain.quizzes.models import (
     QuestionRevision,
     QuestionType,
     Quiz,
+    QuizKind,
     Reveal,
     Vignette,
 )
@@ -547,9 +549,7 @@ def review(attempt: Attempt, reveal: bool | None = None) -> list[ReviewItem]:
 
 
 def all_quizzes(session: Session) -> list[Quiz]:
-    """Every current quiz, by course and module order."""
-    return list(
-        session.scalars(
-            select(Quiz).where(Quiz.is_retired.is_(False)).order_by(Quiz.course_id, Quiz.kind, Quiz.module_id)
-        )
-    )
+    """Every current quiz, by course and module order, each course's final assessment last."""
+    in_order = (Quiz.course_id, Quiz.kind == QuizKind.FINAL, Module.position, Quiz.id)
+    found = select(Quiz).outerjoin(Module, Module.id == Quiz.module_id).where(Quiz.is_retired.is_(False))
+    return list(session.scalars(found.order_by(*in_order)))

@@ -168,7 +168,8 @@ def test_nothing_changes_when_a_learner_posts(client, db, learner):
 def test_workspace_lists_modules_and_quizzes_with_state_editor_and_links(author, db):
     page = author.get("/author/").get_data(as_text=True)
     assert ">Authoring</a>" in page  # the navigation link for instructors
-    for text in ("Module Alpha", "Module Beta", "Module Gamma", "Quiz alpha", "Published", "the content files"):
+    imported = "Imported from the content files"
+    for text in ("Module Alpha", "Module Beta", "Module Gamma", "Quiz alpha", "Published", imported):
         assert text in page
     assert 'href="/author/courses/demo-course/modules/alpha"' in page
     assert 'href="/author/courses/demo-course/modules/alpha/revisions"' in page

@@ -104,6 +104,9 @@ def test_the_instructor_pages_start_at_one_place_that_links_learners_and_evaluat
         assert f'href="{link}"' in page
         assert client.get(link).status_code == 200
     assert 'href="/instructor/courses/demo-course/quizzes/alpha-quiz/analysis"' in page
+    # In the course's order: the module quizzes, then the final assessment (it was listed first).
+    order = [page.index(f"/quizzes/{slug}/analysis") for slug in ("alpha-quiz", "beta-quiz", "demo-final")]
+    assert order == sorted(order)
 
 
 @pytest.mark.parametrize(
