@@ -155,6 +155,7 @@ def test_a_certificate_issued_by_hand_reaches_a_holder_who_is_not_enrolled(app, 
     made = db.scalar(select(Certificate).where(Certificate.user_id == holder_user.id))
     page = client.get(f"/admin/certificates/{made.id}").get_data(as_text=True)
     assert "Completed</dt><dd>2 May 2024" in page and f"Download {made.number}.pdf" in page
+    assert "at most the course&#39;s maximum of" in page and "at most the hours claimed" not in page  # none claimed
     pdf = client.get(f"/admin/certificates/{made.id}/pdf")
     assert pdf.status_code == 200 and pdf.data[:5] == b"%PDF-"
     browser = app.test_client()

@@ -48,6 +48,7 @@ def test_revoking_a_certificate_tells_the_holder_and_the_dashboard_says_so(app, 
     login(user)
     page = client.get("/dashboard").get_data(as_text=True)
     assert f"Your certificate {certificate.number} was revoked on" in page and "no longer valid" in page
+    assert page.count(certificate.number) == 1 and "Earlier certificates" not in page  # said once, not listed again
 
 
 def test_no_revocation_mail_goes_to_an_account_closed_at_the_persons_request(app, db, inbox):
