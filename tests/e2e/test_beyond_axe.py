@@ -276,6 +276,24 @@ def test_reading_time_counts_a_still_reader_but_not_a_page_left_open(page, live_
     assert beats() == away + 1
 
 
+def test_the_reading_time_shown_grows_with_each_heartbeat(page, live_app):
+    """The walk-through: the time read was shown only as the page was loaded, so a reader could not see it count."""
+    join(page, "Watching Reader")
+    enrol_and_acknowledge(page)
+    page.add_init_script(
+        """const send = window.fetch;
+           window.fetch = (url, options) => String(url).endsWith('/heartbeat')
+             ? Promise.resolve(new Response('{"seat_seconds": 421}', {headers: {'Content-Type': 'application/json'}}))
+             : send(url, options);"""
+    )
+    page.clock.install()
+    page.goto(f"/courses/{COURSE}/modules/pharmacology")
+    shown = page.locator("[data-seat-minutes]")
+    expect(shown).to_have_text("0 min")
+    page.clock.run_for(31_000)
+    expect(shown).to_have_text("7 min")
+
+
 def test_enter_on_an_answer_chooses_it_and_does_not_submit_the_attempt(page, live_app):
     join(page, "Enter Presser, RN")
     enrol_and_acknowledge(page)

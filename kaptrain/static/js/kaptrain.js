@@ -2,7 +2,8 @@
    Seat time: while a module page is visible and the learner has scrolled, typed, touched or moved
    the pointer within the idle window (a few minutes: reading a dense paragraph needs no scroll),
    send a heartbeat each interval. The server credits at most one interval per beat, so a page
-   left open while away, or hidden, is not counted. */
+   left open while away, or hidden, is not counted. The reading time the server answers is shown at
+   once, so a reader sees it grow (and sees when it does not). */
 (function () {
   "use strict";
   var lesson = document.querySelector("[data-heartbeat-url]");
@@ -11,6 +12,7 @@
   var csrf = lesson.getAttribute("data-csrf");
   var seconds = parseInt(lesson.getAttribute("data-heartbeat-seconds"), 10) || 30;
   var idle = parseInt(lesson.getAttribute("data-idle-seconds"), 10) || 180;
+  var shown = lesson.querySelector("[data-seat-minutes]");
   var lastActivity = Date.now();
   ["scroll", "keydown", "mousemove", "pointerdown", "touchstart", "focusin"].forEach(function (name) {
     window.addEventListener(name, function () { lastActivity = Date.now(); }, { passive: true });
@@ -19,6 +21,12 @@
     var active = Date.now() - lastActivity < idle * 1000;
     if (document.visibilityState !== "visible" || !active) { return; }
     fetch(url, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (shown && data && typeof data.seat_seconds === "number") {
+          shown.textContent = Math.floor(data.seat_seconds / 60) + " min";
+        }
+      })
       .catch(function () { /* offline: this interval is simply not counted */ });
   }, seconds * 1000);
 })();
