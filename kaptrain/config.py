@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     # Addresses the site had before (comma-separated in KAPTRAIN_PREVIOUS_BASE_URLS): certificates issued under one
     # name it in their credential's id and status list, and the verify page still finds their record and status.
     "PREVIOUS_BASE_URLS": [],
-    "CERTIFICATE_PAGE_SIZE": "A4",  # or "Letter"
+    "CERTIFICATE_PAGE_SIZE": "A4",  # one of PAGE_SIZES
     "CERTIFICATE_NUMBER_PREFIX": "KAP",
     # Override the signatory named in course.yaml (e.g. per deployment).
     "CERTIFICATE_SIGNATORY_NAME": "",
@@ -72,7 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_PORT": 587,
     "SMTP_USERNAME": None,
     "SMTP_PASSWORD": None,
-    "SMTP_SECURITY": "starttls",
+    "SMTP_SECURITY": "starttls",  # one of SECURITY_MODES
     "SMTP_TIMEOUT": 10,
     "MAIL_FROM": "kaptrain <no-reply@localhost>",
     # Jobs (kaptrain/jobs.py): without REDIS_URL jobs run inline in the caller.
@@ -104,6 +104,14 @@ _INT_KEYS = {
 }
 _BOOL_KEYS = {"RATELIMIT_ENABLED"}
 _LIST_KEYS = {"SECRET_KEY_FALLBACKS", "PREVIOUS_BASE_URLS"}
+# Only these spellings: a typo such as "flase" must stop the start, not quietly turn rate limiting off.
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+# The values these settings may take, here so that a wrong one is refused at start and not at a learner's
+# certificate (kaptrain.certificates.pdf) or in every mail job (kaptrain.mail).
+PAGE_SIZES = ("A4", "Letter")
+SECURITY_MODES = ("starttls", "ssl", "none")
 
 # The constant development key of earlier versions. It signs nothing now; it only still opens two-factor secrets
 # sealed under it on an existing development database, which are sealed again under the new key at their next code.
@@ -121,14 +129,36 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         if raw is None:
             continue
         if key in _INT_KEYS:
-            out[key] = int(raw)
+            out[key] = _int(key, raw)
         elif key in _BOOL_KEYS:
-            out[key] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            out[key] = _bool(key, raw)
         elif key in _LIST_KEYS:
             out[key] = [item.strip() for item in raw.split(",") if item.strip()]
         else:
             out[key] = raw
     return out
+
+
+def _int(key: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"KAPTRAIN_{key} must be a whole number, not {raw!r}") from None
+
+
+def _bool(key: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"KAPTRAIN_{key} must be true or false (or 1/0, yes/no, on/off), not {raw!r}")
+
+
+def _check_choices(cfg: Mapping[str, Any]) -> None:
+    for key, choices in (("CERTIFICATE_PAGE_SIZE", PAGE_SIZES), ("SMTP_SECURITY", SECURITY_MODES)):
+        if cfg[key] not in choices:
+            raise ConfigError(f"KAPTRAIN_{key} must be one of {', '.join(choices)}, not {cfg[key]!r}")
 
 
 def installation_secret(path: Path) -> str:
@@ -175,6 +205,7 @@ def load_config(overrides: Mapping[str, Any] | None = None, environ: Mapping[str
     cfg = dict(DEFAULTS)
     cfg.update(_from_env(os.environ if environ is None else environ))
     cfg.update(overrides or {})
+    _check_choices(cfg)
     production = cfg["ENV"] == "production"
     if not cfg["SECRET_KEY"]:
         if production:

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import current_app
 
-SECURITY_MODES = ("starttls", "ssl", "none")
+from kaptrain.config import SECURITY_MODES
 
 # Mail lines are INFO; without a level of its own this logger would inherit the root's WARNING and
 # `make run` (no mail server) would drop the very messages it stands in for. Logging config can override it.

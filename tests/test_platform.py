@@ -87,6 +87,36 @@ def test_settings_come_from_kaptrain_environment_variables():
     assert load_config(environ={})["SESSION_COOKIE_SECURE"] is False
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1", True), ("YES", True), (" On ", True), ("true", True), ("0", False), ("No", False), ("off", False)],
+)
+def test_a_boolean_setting_accepts_the_usual_spellings(raw: str, expected: bool) -> None:
+    assert load_config(environ={"KAPTRAIN_RATELIMIT_ENABLED": raw})["RATELIMIT_ENABLED"] is expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        # A typo must stop the start, not quietly switch every login and verification limit off.
+        ("KAPTRAIN_RATELIMIT_ENABLED", "flase", "KAPTRAIN_RATELIMIT_ENABLED must be true or false .*'flase'"),
+        ("KAPTRAIN_RATELIMIT_ENABLED", "", "KAPTRAIN_RATELIMIT_ENABLED must be true or false .*''"),
+        ("KAPTRAIN_SESSION_HOURS", "12h", "KAPTRAIN_SESSION_HOURS must be a whole number, not '12h'"),
+        ("KAPTRAIN_SMTP_PORT", "", "KAPTRAIN_SMTP_PORT must be a whole number, not ''"),
+        ("KAPTRAIN_CERTIFICATE_PAGE_SIZE", "letter", "KAPTRAIN_CERTIFICATE_PAGE_SIZE must be one of A4, Letter"),
+        ("KAPTRAIN_SMTP_SECURITY", "tls", "KAPTRAIN_SMTP_SECURITY must be one of starttls, ssl, none, not 'tls'"),
+    ],
+)
+def test_a_setting_that_does_not_parse_is_refused_at_start(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(environ={variable: value})
+
+
+def test_a_setting_out_of_its_choices_is_refused_from_a_mapping_too() -> None:
+    with pytest.raises(ConfigError, match="KAPTRAIN_CERTIFICATE_PAGE_SIZE must be one of A4, Letter, not 'B5'"):
+        load_config({"CERTIFICATE_PAGE_SIZE": "B5"}, environ={})
+
+
 def test_models_and_migrations_agree(app):
     assert pending_model_changes(app.extensions["kaptrain.db"].engine) == []
 

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from kaptrain import audit
 from kaptrain.accounts.models import User
 from kaptrain.cache import VERSION_KEY
+from kaptrain.config import PAGE_SIZES
 from kaptrain.content.models import Course
 from kaptrain.db import Base, utcnow
 
-PAGE_SIZES = ("A4", "Letter")
 APPROVAL_MODES = ("automatic", "manual")
 # The settings that are not per course, and the config key that gives each one's environment default.
 SITE_KEYS = {

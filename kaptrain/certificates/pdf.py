@@ -26,9 +26,10 @@ from flask import current_app, render_template
 from weasyprint import HTML, Attachment
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from kaptrain.config import PAGE_SIZES
+
 log = logging.getLogger(__name__)
 
-PAGE_SIZES = ("A4", "Letter")
 # A certificate renders in about 0.2 s; 20 s means something is wrong (a pathological font or input).
 RENDER_TIMEOUT = 20.0
 CERTIFICATE_TEMPLATE = "certificates/pdf/certificate.html"
