@@ -354,7 +354,6 @@ def download_data() -> ResponseReturnValue:
     now = utcnow()
     document = personal_data(session, me, now)
     audit.record(session, "account.data_export", "user", me.id, actor_id=me.id, actor_label=me.email)
-    session.commit()
     body = json.dumps(document, ensure_ascii=False, indent=2, default=str)
     filename = f"my-data-{now:%Y-%m-%d}.json"
     return Response(
