@@ -395,7 +395,8 @@ def issue(
         raise CertificateError(f"Certificate {certificate.number or certificate.id} is not waiting to be issued.")
     now = now or utcnow()
     prefix = current_app.config["CERTIFICATE_NUMBER_PREFIX"]
-    certificate.number = f"{prefix}-{now.year}-{certificate.id:06d}"
+    # The year the holder's certificate is dated in, like every day it prints: not UTC's on New Year's Eve.
+    certificate.number = f"{prefix}-{certificate.local_day(now).year}-{certificate.id:06d}"
     certificate.status = CertificateStatus.ACTIVE
     certificate.issued_at = now
     months = certificate.course.certificate_validity_months

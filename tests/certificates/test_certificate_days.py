@@ -4,6 +4,7 @@ PDF, the email, the verification page, the API and the CE report; certificates f
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from flask import Flask
@@ -12,8 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from kaptrain.certificates import report, services
-from kaptrain.certificates.models import Certificate
-from tests.factories import certified, enrolled, make_user
+from kaptrain.certificates.models import Certificate, CertificateStatus
+from kaptrain.certificates.services import attest, submit_evaluation
+from tests.factories import certified, complete_learning, enrolled, evaluation_answers, make_user, record
 
 # 22:16 on 26 November in Toronto is 03:16 on 27 November in UTC.
 EVENING_IN_TORONTO = dt.datetime(2026, 11, 27, 3, 16, tzinfo=dt.UTC)
@@ -39,6 +41,32 @@ def test_every_place_states_the_day_in_the_holders_zone(
     assert f"{day} November 2026" in page and "holder's time zone" in page
     api = client.get(f"/api/v1/certificates/{certificate.code}").get_json()
     assert api["completed_on"] == api["issued_on"] == f"2026-11-{day}"
+
+
+@pytest.mark.parametrize(
+    ("zone", "moment", "year"),
+    [
+        # 23:30 on New Year's Eve in New York is 04:30 on 1 January in UTC.
+        ("America/New_York", dt.datetime(2027, 1, 1, 4, 30, tzinfo=dt.UTC), 2026),
+        # 09:00 on 1 January in Sydney is 22:00 on New Year's Eve in UTC.
+        ("Australia/Sydney", dt.datetime(2026, 12, 31, 22, 0, tzinfo=dt.UTC), 2027),
+    ],
+)
+def test_the_numbers_year_is_the_holders_year_at_issue(
+    app: Flask, db: Session, zone: str, moment: dt.datetime, year: int
+) -> None:
+    holder = make_user(db)
+    holder.time_zone = zone
+    enrolled(db, holder)
+    with app.app_context():
+        done = complete_learning(db, holder)
+        done.course.certificate_approval = "manual"  # pending, so that it is issued at the moment given
+        submit_evaluation(db, done, evaluation_answers(done.course))
+        certificate = attest(db, record(db, holder), holder, Decimal("2"))
+        assert certificate.status == CertificateStatus.PENDING
+        services.issue(db, certificate, actor_label="test", now=moment)
+        assert certificate.number == f"KAP-{year}-{certificate.id:06d}"
+        assert services.certificate_view(certificate).issued_on.year == year
 
 
 def evening_certificate(db: Session) -> Certificate:
