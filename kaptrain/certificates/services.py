@@ -5,6 +5,7 @@ entry in the same transaction. Emails and bulk work go through kaptrain.jobs, af
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import functools
 import hashlib
@@ -429,14 +430,11 @@ def _email_after_commit(session: Session, certificate_id: int, task: Certificate
 
 
 def _add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """The same day `months` later, or that month's last day when it is shorter (31 January + 1: 28/29 February)."""
     month = moment.month - 1 + months
     year, month = moment.year + month // 12, month % 12 + 1
-    for day in range(moment.day, 27, -1):  # 31 January + 1 month = 28/29 February
-        try:
-            return moment.replace(year=year, month=month, day=day)
-        except ValueError:
-            continue
-    return moment.replace(year=year, month=month, day=min(moment.day, 28))
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
 
 
 def verification_url(code: str) -> str:

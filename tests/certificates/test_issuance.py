@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -95,3 +96,18 @@ def test_manual_approval_waits_for_an_administrator(db):
     assert services.public_status(certificate).verdict == "pending"
     services.approve(db, certificate, actor_label="test")
     assert certificate.status == CertificateStatus.ACTIVE and certificate.number
+
+
+@pytest.mark.parametrize(
+    ("start", "months", "end"),
+    [
+        (dt.date(2026, 1, 31), 1, dt.date(2026, 2, 28)),
+        (dt.date(2028, 1, 31), 1, dt.date(2028, 2, 29)),  # a leap year
+        (dt.date(2028, 2, 29), 12, dt.date(2029, 2, 28)),
+        (dt.date(2026, 12, 31), 1, dt.date(2027, 1, 31)),  # into the next year
+        (dt.date(2026, 3, 15), 24, dt.date(2028, 3, 15)),
+    ],
+)
+def test_a_validity_period_ends_on_the_same_day_or_the_months_last(start: dt.date, months: int, end: dt.date) -> None:
+    moment = dt.datetime.combine(start, dt.time(23, 30), tzinfo=dt.UTC)
+    assert services._add_months(moment, months) == dt.datetime.combine(end, dt.time(23, 30), tzinfo=dt.UTC)  # noqa: SLF001
