@@ -228,8 +228,10 @@ def attest(
     except IntegrityError:
         raise CertificateError("You have already made your attestation for this course.") from None
     record.enrolment.claim_returned_at, record.enrolment.claim_returned_note = None, ""  # answered by this claim
-    completed_at = max((s.done_at for s in record.steps if s.done_at), default=now)
-    certificate = new_certificate(session, user, course, hours, max(completed_at, now))
+    # This attestation is the course's last step, so the course is completed now: every other step was done before
+    # it (max() only keeps a step stamped ahead of this clock from ending up after its own completion).
+    completed_at = max([now, *(s.done_at for s in record.steps if s.done_at)])
+    certificate = new_certificate(session, user, course, hours, completed_at)
     review = claim_needs_review(hours, record.active_seconds)
     if certificate_settings(session, course).approval == "automatic" and not review:
         issue(session, certificate, actor_id=user.id, action="certificate.issue")

@@ -12,6 +12,7 @@ from kaptrain.audit import AuditEntry
 from kaptrain.certificates import services
 from kaptrain.certificates.models import CertificateStatus, RevocationReason
 from kaptrain.courses.completion import StepKind
+from kaptrain.db import utcnow
 from tests.factories import certified, complete_learning, enrolled, evaluation_answers, make_user, record
 
 
@@ -35,6 +36,18 @@ def test_course_completes_through_evaluation_and_attestation_and_the_certificate
     assert [s.kind for s in now.steps if s.done][-2:] == [StepKind.EVALUATION, StepKind.ATTESTATION]
     actions = db.scalars(select(AuditEntry.action).where(AuditEntry.subject_id == certificate.id)).all()
     assert actions == ["certificate.issue"]
+
+
+def test_the_certificate_is_completed_at_the_attestation_not_at_the_last_quiz(db):
+    user = make_user(db)
+    enrolled(db, user)
+    done = complete_learning(db, user)
+    services.submit_evaluation(db, done, evaluation_answers(done.course))
+    before = record(db, user)
+    last_step = max(s.done_at for s in before.steps if s.done_at)
+    attested = utcnow() + dt.timedelta(days=3)  # the learner comes back days after the final assessment
+    certificate = services.attest(db, before, user, Decimal("2"), now=attested)
+    assert certificate.completed_at == attested and last_step < attested
 
 
 def test_a_later_profile_edit_does_not_change_the_issued_certificate(db):
