@@ -131,7 +131,6 @@ def init_web(app: Flask) -> None:
     app.jinja_env.filters["reject_none"] = lambda d: {k: v for k, v in d.items() if v is not None}
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["long_date"] = format_date  # a plain day ("5 March 2026"), as everywhere
-    # JSON as a person reads it, in page text (autoescaped there): "Zoë O'Brien", not tojson's \u escapes for scripts.
     app.jinja_env.globals["certificate_day"] = certificate_day
     app.jinja_env.globals["learner_day"] = learner_day
     app.jinja_env.filters["audit_value"] = audit_value
