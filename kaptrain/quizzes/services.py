@@ -421,8 +421,7 @@ def submit_attempt(
         )
     answers = parse_answers(attempt, form)
     if not _grade_once(session, attempt, answers, now):
-        session.refresh(attempt)
-        return attempt  # a concurrent submission graded it first
+        session.refresh(attempt)  # a concurrent submission graded it first: return its result
     return attempt
 
 
