@@ -72,12 +72,10 @@ def test_repeated_headings_are_numbered_in_linear_time():
     assert 'id="a-39999"' in html
 
 
-def test_unmatched_link_brackets_render_in_bounded_time():
-    """Each unmatched "[" made the parser look ahead through up to 100 nesting levels: 200,000 of them (text the
-    editor accepts) held the process for 10-14 s on every live preview. The CommonMark preset's 20 levels keep it
-    near 2 s; deeper nesting is shown as text."""
-    started = time.perf_counter()
-    html = render_markdown("![" * 100_000)
-    assert time.perf_counter() - started < 8  # about 3 s now against 14 s before; the bound only catches a return
-    assert html.count("![") == 100_000
-    assert render_markdown("> " * 30 + "deep").count("<blockquote>") == MAX_NESTING
+def test_markdown_nests_at_most_twenty_levels():
+    """Each unmatched "[" made the parser look ahead through up to 100 nesting levels (js-default's limit): 200,000
+    of them (text the editor accepts) held the process for 10-14 s on every live preview. At the CommonMark preset's
+    20 levels it takes about 2 s (a figure for the record: a wall-clock bound here failed on a loaded machine); the
+    limit itself is what is checked, and deeper nesting is shown as text."""
+    assert render_markdown("> " * 30 + "deep").count("<blockquote>") == MAX_NESTING == 20
+    assert render_markdown("[" * 1_000) == "<p>" + "[" * 1_000 + "</p>\n"
