@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from kaptrain.cli import DEMO_PASSWORD
 from kaptrain.quizzes.models import Attempt, AttemptStatus, QuizSettingsRevision, Vignette, VignetteRevision
-from tests.e2e.helpers import COURSE, answer_key, enrol_and_acknowledge, log_in
+from tests.e2e.helpers import COURSE, PASSWORD, answer_key, complete_requirements, enrol_and_acknowledge, log_in
 from tests.e2e.test_walk import join, open_attempt_id, pass_modules, tick
 
 pytestmark = pytest.mark.e2e
@@ -315,3 +315,23 @@ def test_enter_on_an_answer_chooses_it_and_does_not_submit_the_attempt(page, liv
         page.keyboard.press("Enter")
         expect(box).not_to_be_checked()
         assert page.url == attempt_url
+
+
+def test_an_evaluation_sent_after_the_login_ended_comes_back_as_it_was_left(page, live_app):
+    """The walk-through: ratings and a typed comment were lost when the login had ended before the form was sent
+    (quiz answers, saved as chosen, were kept)."""
+    email = join(page, "Evaluating Later, LCSW")
+    enrol_and_acknowledge(page)
+    complete_requirements(live_app, email)
+    page.goto(f"/courses/{COURSE}/evaluation")
+    page.get_by_role("group", name="Quality of the material").get_by_label("4", exact=True).check()
+    page.get_by_label("Other comments (optional)").fill("The dosing module was the most useful.")
+    page.context.clear_cookies()  # the login ends while the form is open
+    page.get_by_role("button", name="Submit the evaluation").click()
+    expect(page.get_by_text("You were signed out, so that form was not sent")).to_be_visible()
+    page.get_by_label("Email").fill(email)  # the login page, which leads back to the form
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Course evaluation")
+    expect(page.get_by_role("group", name="Quality of the material").get_by_label("4", exact=True)).to_be_checked()
+    expect(page.get_by_label("Other comments (optional)")).to_have_value("The dosing module was the most useful.")

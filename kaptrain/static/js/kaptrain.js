@@ -236,3 +236,47 @@
   if (!list || list.scrollWidth <= list.clientWidth) { return; }
   list.scrollLeft = current.offsetLeft - (list.clientWidth - current.offsetWidth) / 2;  // the list is positioned
 })();
+
+/* Forms marked data-keep-draft keep what was chosen and typed, in this browser tab only (sessionStorage), until
+   the server has taken them: a login that ended meanwhile sends the person to log in again, and the form then
+   comes back as they left it. A page marked data-draft-done (the form was received) forgets the draft. The key
+   names the account, so someone else logging in at the same tab does not get another person's answers. */
+(function () {
+  "use strict";
+  var store;
+  try { store = window.sessionStorage; } catch (e) { return; }
+  if (!store) { return; }
+  var prefix = "kaptrain-draft:";
+  document.querySelectorAll("[data-draft-done]").forEach(function (el) {
+    store.removeItem(prefix + el.getAttribute("data-draft-done"));
+  });
+  function kept(form) {
+    return Array.prototype.filter.call(form.elements, function (f) {
+      return f.name && f.name !== "csrf_token" && ["hidden", "password", "submit", "button", "file"].indexOf(f.type) === -1;
+    });
+  }
+  function choice(f) { return f.type === "radio" || f.type === "checkbox"; }
+  document.querySelectorAll("form[data-keep-draft]").forEach(function (form) {
+    var key = prefix + form.getAttribute("data-keep-draft");
+    var saved = null;
+    try { saved = JSON.parse(store.getItem(key) || "null"); } catch (e) { saved = null; }
+    var untouched = kept(form).every(function (f) { return choice(f) ? !f.checked : !f.value; });
+    if (saved && untouched) {  // a form the server filled in (its errors shown) keeps what was sent
+      kept(form).forEach(function (f) {
+        var values = saved[f.name];
+        if (!values) { return; }
+        if (choice(f)) { f.checked = values.indexOf(f.value) !== -1; } else { f.value = values[0] || ""; }
+      });
+    }
+    function save() {
+      var data = {};
+      kept(form).forEach(function (f) {
+        data[f.name] = data[f.name] || [];
+        if (!choice(f) || f.checked) { data[f.name].push(f.value); }
+      });
+      try { store.setItem(key, JSON.stringify(data)); } catch (e) { /* full or refused: nothing kept */ }
+    }
+    form.addEventListener("input", save);
+    form.addEventListener("change", save);
+  });
+})();
