@@ -22,7 +22,7 @@ from kaptrain.certificates.blueprint import bp
 from kaptrain.certificates.forms import CheckFileForm, FindCodeForm, upload_limit
 from kaptrain.certificates.models import Certificate, CertificateStatus
 from kaptrain.certificates.pdf import format_date, format_hours
-from kaptrain.db import finish_request, get_session
+from kaptrain.db import finish_request, get_session, utcnow
 from kaptrain.extensions import limiter
 from kaptrain.web import error_page, wait_words
 
@@ -97,6 +97,7 @@ def verify(code: str) -> ResponseReturnValue:
         replacement_revoked=replacement_revoked,
         replacement_revoked_on=_day(latest, latest.revoked_at),
         replaced_on=_day(replacement, replacement.issued_at) if replacement else None,
+        checked_at=utcnow(),
     )
 
 

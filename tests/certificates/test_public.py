@@ -77,6 +77,10 @@ def test_a_valid_certificate_shows_who_what_when_and_who_issued_it(client, db, i
         assert fact in body
     assert "Issued by" in body and c.provider in body
     assert EMAIL not in body and LICENCE not in body  # private: never shown publicly
+    # When it was checked, for a board that prints the page for its file.
+    checked = re.search(r"at the moment it was checked: <strong>([^<]+)</strong>", body)
+    assert checked is not None and format_date(utcnow().date()) in checked.group(1)
+    assert "max-age" not in client.get(f"/verify/{c.code}").headers.get("Cache-Control", "")  # never a stale stamp
     # The test site has no accreditation statement: the page says the hours are not CE credit.
     assert "Continuing-education credit" in body and "not approved for CE credit" in body
     c.accreditation_statement = "Approved by the Board."
