@@ -257,6 +257,14 @@ def test_a_double_submitted_publish_publishes_once(author, db):
     assert len(revisions.history(db, alpha(db))) == 2
 
 
+def test_the_editor_explains_the_formatting_it_accepts(author):
+    """The walk-through: the text is Markdown with the site's own boxed blocks (::: caution), and nothing said so."""
+    page = author.get(EDITOR).get_data(as_text=True)
+    assert "<summary>Formatting help</summary>" in page
+    for syntax in ("## Heading", "::: vignette", "key-points", "Smith (2020)"):
+        assert syntax in page
+
+
 def test_the_editor_shows_a_word_count(author):
     page = author.get(EDITOR).get_data(as_text=True)
     count = re.search(r'data-words="(\d+)"', page)
