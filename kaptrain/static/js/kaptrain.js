@@ -227,16 +227,6 @@
   });
 })();
 
-/* A menu that scrolls sideways (the administration menu on a phone) shows the current page's tab, not only the
-   first few. */
-(function () {
-  "use strict";
-  var current = document.querySelector(".sub-nav [aria-current]");
-  var list = current && current.closest("ul");
-  if (!list || list.scrollWidth <= list.clientWidth) { return; }
-  list.scrollLeft = current.offsetLeft - (list.clientWidth - current.offsetWidth) / 2;  // the list is positioned
-})();
-
 /* Forms marked data-keep-draft keep what was chosen and typed, in this browser tab only (sessionStorage), until
    the server has taken them: a login that ended meanwhile sends the person to log in again, and the form then
    comes back as they left it. A page marked data-draft-done (the form was received) forgets the draft. The key
