@@ -440,6 +440,22 @@ def test_a_checked_file_shows_its_verdict_accessibly(browser, base_url, learner_
     assert overflow <= 0, f"the checked file's verdict scrolls sideways by {overflow}px at 375px"
 
 
+def test_the_course_page_offers_enrolment_near_its_top_on_a_phone(browser, base_url):
+    """On a phone the enrol box comes after the description, far below the first screen (a walk-through measured
+    1,450 px): a link by the heading leads to it. A wide screen shows the box beside the heading, and no link."""
+    context = browser.new_context(base_url=base_url, viewport=PHONE)
+    page = context.new_page()
+    page.goto("/courses/kap-foundations")
+    jump = page.get_by_role("link", name="Enrol", exact=True)
+    expect(jump).to_be_in_viewport()
+    expect(page.get_by_role("link", name="Create an account to enrol")).not_to_be_in_viewport()
+    jump.click()
+    expect(page.get_by_role("link", name="Create an account to enrol")).to_be_in_viewport()
+    page.set_viewport_size({"width": 1280, "height": 900})
+    expect(jump).to_be_hidden()
+    context.close()
+
+
 def test_a_staff_header_on_a_phone_is_two_rows(browser, base_url, learner_state):
     """Seven menu entries took three rows (about 140 px) above every admin page on a phone; now the brand's mark and
     the menu share the rows, and the brand's name is still the home link's name."""
