@@ -368,7 +368,7 @@ def _to_login() -> ResponseReturnValue:
 
 
 SIGNED_OUT_SCRIPT = (
-    "You were signed out, so your last choice was not saved. Reload the page and sign in to go on: the answers "
+    "You were logged out, so your last choice was not saved. Reload the page and log in to go on: the answers "
     "saved before are kept."
 )
 EXPIRED_SCRIPT = "This page had been open too long, so your last choice was not saved. Reload the page to go on."
@@ -397,7 +397,7 @@ def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
             # Also when no cookie came at all: a session that ran out is a cookie the browser dropped. (A browser
             # that refuses cookies gets the login page, whose own form then says to accept them.)
             flash(
-                "You were signed out, so that form was not sent. Sign in to go back to it: anything saved before, "
+                "You were logged out, so that form was not sent. Log in to go back to it: anything saved before, "
                 "such as quiz answers, is kept.",
                 "info",
             )

@@ -48,7 +48,7 @@ def test_a_signed_out_quiz_submission_goes_through_the_login_back_to_the_attempt
     assert response.status_code == 302 and response.location.startswith("/login?next=")
     assert "/attempts/" in response.location
     login_page = signed_out.get(response.location).get_data(as_text=True)
-    assert "You were signed out, so that form was not sent" in login_page
+    assert "You were logged out, so that form was not sent" in login_page
     db.expire_all()
     assert db.get(quizzes.Attempt, attempt.id).status == quizzes.AttemptStatus.OPEN  # type: ignore[union-attr]
 
@@ -93,7 +93,7 @@ def test_a_script_saving_answers_with_a_stale_token_still_gets_a_400_it_can_read
     # The autosave asks for JSON, and shows its words beside the answers: signed out, or the page left too long.
     autosave = {"Referer": f"{SITE}/attempts/1", "Accept": "application/json", "X-CSRFToken": "old"}
     signed_out = client.post("/attempts/1/save", data={"a": "b"}, headers=autosave)
-    assert signed_out.status_code == 400 and "You were signed out" in signed_out.get_json()["error"]
+    assert signed_out.status_code == 400 and "You were logged out" in signed_out.get_json()["error"]
 
 
 def test_a_browser_keeping_no_cookie_is_told_about_cookies_not_sent_round_in_a_loop(app: Flask, csrf_on: None) -> None:

@@ -99,9 +99,9 @@ def confirm_email(token: str) -> ResponseReturnValue:
             elif current_user.id == account.id:
                 login_user(account)  # this browser stays signed in, under the new session version
                 devices.remember(account)  # and its own login count, under the new version
-                then = "Every other device was signed out."
+                then = "Every other device was logged out."
             else:  # followed in a browser signed in to another account, which stays as it was
-                then = f"That account's devices were signed out; you are still signed in as {current_user.email}."
+                then = f"That account's devices were logged out; you are still logged in as {current_user.email}."
             flash(f"The account's email address is now {account.email}. We have told {old_email}. {then}", "success")
         else:
             flash(f"Thank you: {account.email} is confirmed.", "success")

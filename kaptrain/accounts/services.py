@@ -55,7 +55,7 @@ class AccountDeactivated(AccountError):
 
     def __init__(self) -> None:
         super().__init__(
-            f"This account is deactivated, so it cannot sign in. If you think that is a mistake, contact "
+            f"This account is deactivated, so it cannot log in. If you think that is a mistake, contact "
             f"{the_sites_team()}.",
             "password",
         )

@@ -45,7 +45,7 @@ MAX_CODE_LENGTH = 40
 
 UNREADABLE = (
     "Codes from your authenticator app cannot be checked at the moment: this site's secret key was changed since "
-    "you set up two-factor sign-in. Sign in with one of your recovery codes, or ask an administrator to reset "
+    "you set up two-factor sign-in. Log in with one of your recovery codes, or ask an administrator to reset "
     "your two-factor sign-in."
 )
 WRONG_CODE = (
@@ -246,7 +246,7 @@ def disable(session: Session, user: User, current_password: str) -> None:
     """Switch two-factor sign-in off for a learner, after checking the password (staff must keep it)."""
     if user.must_use_two_factor:
         raise AccountError(
-            "Instructors and administrators must sign in with two factors, so it cannot be turned off. "
+            "Instructors and administrators must log in with two factors, so it cannot be turned off. "
             "If you lost your device, use a recovery code or ask another administrator to reset it.",
             "current_password",
         )

@@ -26,7 +26,7 @@ def require_two_factor_for_staff() -> ResponseReturnValue | None:
         return None
     if request.method == "GET":
         flash(
-            "Instructors and administrators sign in with two factors. Set it up now to continue: it takes a minute "
+            "Instructors and administrators log in with two factors. Set it up now to continue: it takes a minute "
             "with an authenticator app on your phone.",
             "info",
         )

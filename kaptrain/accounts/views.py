@@ -259,10 +259,10 @@ def logout() -> ResponseReturnValue:
         sid = browser_sessions.sid_of(cookie_session)
         if sid:
             browser_sessions.end(get_session(), sid, current_app.config["SESSION_HOURS"])
-            said = "You have logged out of this browser. Other devices signed in to your account stay signed in."
+            said = "You have logged out of this browser. Other devices logged in to your account stay logged in."
         else:  # a cookie from before logins had ids: only moving the session version ends it
             services.end_sessions(get_session(), user())
-            said = "You have logged out, here and on any other device or browser signed in to your account."
+            said = "You have logged out, here and on any other device or browser logged in to your account."
         _forget_this_browser()
         flash(said, "info")
     return redirect(url_for("courses.home"))
@@ -276,7 +276,7 @@ def logout_everywhere() -> ResponseReturnValue:
         fail(400, "The form expired. Reload the Account page and press the button again.")
     services.end_sessions(get_session(), user())
     _forget_this_browser()
-    flash("You have logged out here and on every other device or browser signed in to your account.", "info")
+    flash("You have logged out here and on every other device or browser logged in to your account.", "info")
     return redirect(url_for("courses.home"))
 
 

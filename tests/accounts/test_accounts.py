@@ -118,7 +118,7 @@ def test_logging_out_ends_this_browsers_session_only(app, client, db, login):
     phone = _and_a_phone(app, db, login)
     assert client.get("/dashboard").status_code == 200 and phone.get("/dashboard").status_code == 200
     home = client.post("/logout", follow_redirects=True).text
-    assert "You have logged out of this browser. Other devices signed in to your account stay signed in." in home
+    assert "You have logged out of this browser. Other devices logged in to your account stay logged in." in home
     response = client.get("/dashboard")
     assert response.status_code == 302 and "/login" in response.location
     assert phone.get("/dashboard").status_code == 200  # a timed quiz on the phone carries on

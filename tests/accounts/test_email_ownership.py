@@ -228,7 +228,7 @@ def test_changing_the_address_confirms_the_new_one_and_tells_the_old_one(app, cl
     path = link_in(confirmation)
     assert b"Move the account now at ana@example.org to" in client.get(path).data
     moved = client.post(path, follow_redirects=True)
-    assert moved.status_code == 200 and b"Every other device was signed out." in moved.data
+    assert moved.status_code == 200 and b"Every other device was logged out." in moved.data
     assert client.get("/account").status_code == 200  # the browser that followed the link stays signed in
     assert other_device.get("/account").status_code == 302  # every other session ended
     db.refresh(ana)
@@ -257,7 +257,7 @@ def test_a_change_link_followed_while_signed_in_to_another_account_leaves_that_b
     shared_browser.get(path)
     moved = shared_browser.post(path, follow_redirects=True).get_data(as_text=True)
     assert "The account&#39;s email address is now ana.moved@example.org." in moved
-    assert "you are still signed in as bo@example.org" in moved
+    assert "you are still logged in as bo@example.org" in moved
     assert shared_browser.get("/account").status_code == 200  # still Bo
     assert client.get("/account").status_code == 302  # Ana's own sessions ended
     db.refresh(other)

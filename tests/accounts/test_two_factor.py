@@ -220,7 +220,7 @@ def test_staff_without_it_are_sent_to_set_it_up_and_can_do_nothing_else(app, db,
     after = browser.get("/dashboard")
     assert after.status_code == 200 and 'href="/author/"' in after.get_data(as_text=True)  # the menu is back
     off = browser.post("/account/two-factor/disable", data={"off-current_password": PASSWORD})
-    assert off.status_code == 422 and b"must sign in with two factors" in off.data
+    assert off.status_code == 422 and b"must log in with two factors" in off.data
     assert browser.post("/logout").status_code == 302
 
 
