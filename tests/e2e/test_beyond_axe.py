@@ -328,7 +328,7 @@ def test_an_evaluation_sent_after_the_login_ended_comes_back_as_it_was_left(page
     page.get_by_label("Other comments (optional)").fill("The dosing module was the most useful.")
     page.context.clear_cookies()  # the login ends while the form is open
     page.get_by_role("button", name="Submit the evaluation").click()
-    expect(page.get_by_text("You were signed out, so that form was not sent")).to_be_visible()
+    expect(page.get_by_text("You were logged out, so that form was not sent")).to_be_visible()
     page.get_by_label("Email").fill(email)  # the login page, which leads back to the form
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()

@@ -194,6 +194,7 @@ CASES = [
 ]
 # Endpoints reached only by POST (or as a redirect) get no page of their own.
 POST_ONLY = {
+    "certificates.request_correction",  # answers with the dashboard, which has its case
     "accounts.logout",
     "accounts.logout_everywhere",
     "accounts.download_data",
