@@ -29,6 +29,17 @@ def start(client, slug: str = "alpha-quiz") -> int:
     return int(response.location.rsplit("/", 1)[1])
 
 
+def start_final(client, db, user) -> int:  # type: ignore[no-untyped-def]
+    """Take the learner through every module (the services), then start the final assessment in the browser."""
+    pass_quiz(db, user, "alpha-quiz")
+    pass_quiz(db, user, "beta-quiz")
+    gamma = record(db, user).modules[2]
+    gamma.progress = courses.open_module(db, user.id, gamma.module)
+    courses.mark_read(db, gamma)
+    db.commit()
+    return start(client, "demo-final")
+
+
 def attempt_form(db, attempt_id: int, right: bool = True) -> dict[str, list[str]]:
     db.expire_all()
     return correct_answers(db.get(Attempt, attempt_id), right)
@@ -201,14 +212,7 @@ def test_cooldown_after_the_allowed_attempts(client, db, learner):
 
 
 def test_late_submission_is_rejected_and_the_attempt_closes_as_not_passed(client, db, learner):
-    user = learner
-    pass_quiz(db, user, "alpha-quiz")
-    pass_quiz(db, user, "beta-quiz")
-    gamma = record(db, user).modules[2]
-    gamma.progress = courses.open_module(db, user.id, gamma.module)
-    courses.mark_read(db, gamma)
-    db.commit()
-    attempt_id = start(client, "demo-final")
+    attempt_id = start_final(client, db, learner)
     db.expire_all()
     attempt = db.get(Attempt, attempt_id)
     assert attempt.deadline_at is not None
@@ -306,14 +310,7 @@ def test_true_or_false_always_shows_true_first(db):
 def test_an_earlier_result_is_shown_while_a_later_attempt_has_run_out_of_time(client, db, learner):
     """Viewing attempt 1's result observes attempt 2's deadline and closes it: a GET that writes, so it must begin
     as a writer (on SQLite a reader's transaction cannot always take the write lock: a 500)."""
-    user = learner
-    pass_quiz(db, user, "alpha-quiz")
-    pass_quiz(db, user, "beta-quiz")
-    gamma = record(db, user).modules[2]
-    gamma.progress = courses.open_module(db, user.id, gamma.module)
-    courses.mark_read(db, gamma)
-    db.commit()
-    first = start(client, "demo-final")
+    first = start_final(client, db, learner)
     db.expire_all()
     assert client.post(f"/attempts/{first}/submit", data=correct_answers(db.get(Attempt, first), right=False))
     second = start(client, "demo-final")

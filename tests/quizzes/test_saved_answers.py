@@ -8,11 +8,10 @@ import re
 
 import pytest
 
-from kaptrain.courses import services as courses
 from kaptrain.quizzes import services
 from kaptrain.quizzes.models import Attempt, AttemptStatus
-from tests.factories import correct_answers, enrolled, make_user, pass_quiz, quiz, record
-from tests.quizzes.test_attempts import start
+from tests.factories import correct_answers, enrolled, make_user, quiz
+from tests.quizzes.test_attempts import start, start_final
 
 JSON = {"Accept": "application/json"}
 
@@ -132,16 +131,6 @@ def test_saving_to_a_submitted_attempt_is_refused_and_changes_nothing(client, db
     assert attempt.score == 100.0 and all(i.credit == 1.0 for i in attempt.items)
 
 
-def _final_attempt(client, db, user) -> int:
-    pass_quiz(db, user, "alpha-quiz")
-    pass_quiz(db, user, "beta-quiz")
-    gamma = record(db, user).modules[2]
-    gamma.progress = courses.open_module(db, user.id, gamma.module)
-    courses.mark_read(db, gamma)
-    db.commit()
-    return start(client, "demo-final")
-
-
 def _expire(db, attempt_id: int) -> None:
     attempt = _attempt(db, attempt_id)
     assert attempt.deadline_at is not None
@@ -150,7 +139,7 @@ def _expire(db, attempt_id: int) -> None:
 
 
 def test_saving_after_the_time_limit_is_refused(client, db, learner):
-    attempt_id = _final_attempt(client, db, learner)
+    attempt_id = start_final(client, db, learner)
     form = correct_answers(_attempt(db, attempt_id))
     _expire(db, attempt_id)
     response = client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON)
@@ -166,7 +155,7 @@ def test_saving_after_the_time_limit_is_refused(client, db, learner):
 
 
 def test_answers_saved_in_time_are_graded_when_the_time_runs_out(client, db, learner):
-    attempt_id = _final_attempt(client, db, learner)
+    attempt_id = start_final(client, db, learner)
     form = correct_answers(_attempt(db, attempt_id))
     assert client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON).status_code == 200
     _expire(db, attempt_id)
