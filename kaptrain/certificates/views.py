@@ -206,7 +206,8 @@ def request_correction(certificate_id: int) -> ResponseReturnValue:
     if asked:
         flash(
             "Your request was sent. An administrator will re-issue your certificate with the details on your profile; "
-            "we will email you when the corrected certificate is ready, and the verification link will then show it.",
+            "we will email you the corrected certificate, which has a verification link of its own (the old link will "
+            "then say it was replaced).",
             "success",
         )
     else:
