@@ -26,7 +26,7 @@ from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.instructor import oversight
 from kaptrain.quizzes.models import Accommodation, Attempt, AttemptStatus, Quiz, QuizKind
 from kaptrain.quizzes.services import current_block
-from tests.factories import course, make_user, quiz
+from tests.factories import course, enrolled, make_user, quiz
 
 # A fraction of a second near the next whole second: SQLite's date functions would round it up.
 START = dt.datetime(2026, 1, 5, 9, 0, 0, 999_950, tzinfo=dt.UTC)
@@ -398,3 +398,19 @@ def test_the_list_downloads_as_csv_with_its_filters_every_page(client, db, login
     stuck = list(csv.DictReader(io.StringIO(client.get(f"{url}.csv?stuck=1").data.decode("utf-8-sig"))))
     assert stuck and all(r["Stuck"] == "yes" for r in stuck)
     assert f'href="{url}.csv?stuck=1"' in client.get(f"{url}?stuck=1").text
+
+
+def test_the_list_marks_a_deactivated_learner_and_one_who_became_staff(client, db, login):
+    """The walk-through: a deactivated learner was listed like any other, with an address that no longer reaches
+    anyone who can log in, and a learner made an instructor showed no sign of it."""
+    gone, promoted, plain = (make_user(db, full_name=name) for name in ("Gone Away", "Now Staff", "Still Learning"))
+    for person in (gone, promoted, plain):
+        enrolled(db, person)
+    gone.is_active, promoted.role = False, Role.INSTRUCTOR
+    login(make_user(db, role=Role.INSTRUCTOR))
+    db.commit()
+    page = client.get("/instructor/courses/demo-course/learners").text
+    rows = {name: page.split(name)[1].split("</td>")[0] for name in ("Gone Away", "Now Staff", "Still Learning")}
+    assert "Deactivated: cannot log in" in rows["Gone Away"] and gone.email not in rows["Gone Away"]
+    assert "Now an instructor" in rows["Now Staff"] and promoted.email in rows["Now Staff"]
+    assert "badge" not in rows["Still Learning"] and plain.email in rows["Still Learning"]
