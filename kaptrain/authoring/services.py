@@ -287,7 +287,7 @@ def _course_id(session: Session, item: Item) -> int:
 
 
 def _draft_at(session: Session, item: Item, user: User, loaded_version: int | None) -> Draft:
-    draft = revisions.draft_for(session, item)
+    draft = revisions.draft_for(session, item, lock=True)
     if draft is None:
         raise StaleDraft(None, "There is no draft any more: someone else published or discarded it.")
     if draft.version != loaded_version:

@@ -156,10 +156,15 @@ def published_questions(session: Session, quiz_id: int) -> list[tuple[Question, 
     return [(q, r) for q, r in rows]
 
 
-def draft_for(session: Session, item: Item) -> Draft | None:
-    """The item's working draft, if someone has one open."""
+def draft_for(session: Session, item: Item, lock: bool = False) -> Draft | None:
+    """The item's working draft, if someone has one open. `lock` holds its row until the transaction ends
+    (PostgreSQL: FOR UPDATE, read again), so that two publishes of one draft sent at once are made one after the
+    other: the second then finds no draft."""
     column = getattr(Draft, kind_of(item).parent)
-    return session.scalar(select(Draft).where(column == item.id))
+    found = select(Draft).where(column == item.id)
+    if lock:
+        found = found.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(found)
 
 
 @dataclass
