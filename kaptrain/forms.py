@@ -33,6 +33,12 @@ MULTILINE_ALLOWED = frozenset("\t\n\r")
 # format character but the two joiners that Persian, Indic scripts and emoji need.
 DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 JOINERS = frozenset("\u200c\u200d")
+# Characters that draw nothing though they are not format characters: Hangul and halfwidth fillers, the braille
+# blank, the combining grapheme joiner, and the variation selectors (a name of them alone prints blank).
+BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u180b\u180c\u180d\u180f") | frozenset(
+    map(chr, [*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+)
+MAX_STACKED_MARKS = 3  # combining marks on one letter: Vietnamese needs two; more draws over the line above
 
 SINGLE_LINE_MESSAGE = (
     "Remove control characters (invisible characters such as line breaks, tabs, NUL, zero-width spaces or "
@@ -66,13 +72,32 @@ def whole_number(value: object) -> int | None:
 
 
 def has_hidden_characters(text: str, multiline: bool) -> bool:
-    """True when the text holds a control character (a text area keeps its line breaks and tabs) or a format
-    character that may hide or reorder what is shown (see DIRECTION_CONTROLS)."""
+    """True when the text holds a control character (a text area keeps its line breaks and tabs) or a character
+    that may hide or reorder what is shown (DIRECTION_CONTROLS; on a single line also any other format character
+    but a joiner between two letters of a script that needs it, a line or paragraph separator, a blank that draws
+    nothing, or a pile of combining marks)."""
     if has_control_characters(text, MULTILINE_ALLOWED if multiline else frozenset()):
         return True
     if multiline:
         return any(c in DIRECTION_CONTROLS for c in text)
-    return any(unicodedata.category(c) == "Cf" and c not in JOINERS for c in text)
+    stacked = 0
+    for i, c in enumerate(text):
+        category = unicodedata.category(c)
+        if c in JOINERS and not _joins_letters(text, i):
+            return True
+        if (category == "Cf" and c not in JOINERS) or category in ("Zl", "Zp") or c in BLANKS:
+            return True
+        stacked = stacked + 1 if category in ("Mn", "Me") else 0
+        if stacked > MAX_STACKED_MARKS:
+            return True
+    return False
+
+
+def _joins_letters(text: str, i: int) -> bool:
+    # Persian, the Indic scripts and emoji put a joiner between two characters, none of them ASCII: "Ru<ZWJ>iz"
+    # (a look-alike of "Ruiz"), a joiner at either end, or a name of joiners alone is not that.
+    before, after = text[i - 1 : i], text[i + 1 : i + 2]
+    return bool(before) and bool(after) and not before.isascii() and not after.isascii()
 
 
 def refuse_control_characters(form: Any, field: Field) -> None:

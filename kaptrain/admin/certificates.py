@@ -243,11 +243,17 @@ def _detail(
     attestation = services.attestations_for(get_session(), [c]).get(c.id)
     # A pending certificate prints the holder's profile as it is at approval (services.approve): show that.
     profile = get_session().get(User, c.user_id) if c.status == CertificateStatus.PENDING else None
+    # A re-issue prints the holder's profile as it is now: the page shows it, and the form carries its fingerprint.
+    reissuable = c.status in (CertificateStatus.ACTIVE, CertificateStatus.REVOKED)
+    now_printed = get_session().get(User, c.user_id) if reissuable else None
+    if reissue is None:
+        digest = services.holder_digest(now_printed) if now_printed is not None else ""
+        reissue = ReissueForm(formdata=None, holder=digest)
     # The holder asked for a corrected version: what the profile says now, beside what the certificate prints.
     asked = c.status == CertificateStatus.ACTIVE and c.correction_requested_at is not None
-    holder = get_session().get(User, c.user_id) if asked else None
-    if reissue is None and holder is not None:
-        reissue = ReissueForm(formdata=None, reason="Details corrected at the holder's request")
+    holder = now_printed if asked else None
+    if holder is not None and not reissue.reason.data:
+        reissue.reason.data = "Details corrected at the holder's request"
     if approve is None:
         digest = services.holder_digest(profile) if profile is not None else ""
         approve = ApproveOneForm(formdata=None, hours=format_hours(c.hours), holder=digest)
@@ -266,7 +272,8 @@ def _detail(
         verdict=services.public_status(c).verdict,
         replacement=services.replacement_of(get_session(), c),
         revoke_form=revoke or RevokeForm(formdata=None),
-        reissue_form=reissue or ReissueForm(formdata=None),
+        reissue_form=reissue,
+        now_printed=now_printed,
         correction_holder=holder,
         corrections=services.profile_changes(c, holder) if holder is not None else [],
     ), status
@@ -402,6 +409,14 @@ def reissue_certificate(certificate_id: int) -> ResponseReturnValue:
         if "csrf_token" in form.errors:
             fail(400, EXPIRED)
         return _detail(c, reissue=form, status=422)
+    holder = get_session().get(User, c.user_id)
+    if holder is not None and form.holder.data != services.holder_digest(holder):
+        form.holder.data = services.holder_digest(holder)  # re-issuing again prints what the page now shows
+        form.form_errors.append(
+            "The holder changed their profile after this page was shown, so nothing was issued. Check the details "
+            "the new certificate will print, below, then re-issue again."
+        )
+        return _detail(c, reissue=form, status=409)
     try:
         hours = services.parse_hours(form.hours.data, c.max_hours) if (form.hours.data or "").strip() else None
         new = services.reissue(

@@ -125,6 +125,9 @@ class ReissueForm(BaseForm):
     # The status the page showed: a certificate revoked or re-issued by someone else meanwhile is not re-issued
     # unseen (a replacement for a revocation made a moment ago is a decision of its own).
     seen_status = HiddenField()
+    # The holder's details as the page showed them (services.holder_digest): changed since, the re-issue waits, as an
+    # approval does, so the new certificate prints what the administrator checked.
+    holder = HiddenField()
     submit = SubmitField("Re-issue certificate")
 
 

@@ -968,10 +968,15 @@ _TRANSLITERATE = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "ð"
 
 
 def _plain(text: str) -> str:
-    """Text for comparing names: no accents, no apostrophes (straight or curly: "O’Brien" is "obrien"), case
-    folded, single spaces."""
+    """Text for comparing names: no accents, no apostrophes (straight or curly: "O’Brien" is "obrien"), no invisible
+    format characters, case folded, single spaces."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c) and c not in _APOSTROPHES)
+    # Invisible format characters (a joiner inside "Ru<ZWJ>iz") do not make another name.
+    plain = "".join(
+        c
+        for c in decomposed
+        if not unicodedata.combining(c) and c not in _APOSTROPHES and unicodedata.category(c) != "Cf"
+    )
     return " ".join(plain.translate(_TRANSLITERATE).split())
 
 

@@ -31,6 +31,13 @@ MESSAGE = b"Remove control characters"
         ("full_name", "Dana \u202eztiuR\u202c Smith"),
         ("full_name", "Dana Smith\u200b"),  # zero-width space: a second "Dana Smith" that looks the same
         ("licence_number", "PSY\u2066-1234\u2069"),
+        # A line separator broke the certificate's name onto a second line of the holder's choosing.
+        ("full_name", "Dana Ruiz\u2028Board-certified in Psychiatry"),
+        ("full_name", "Ru\u200diz"),  # a joiner inside a Latin name: "Ruiz" to the eye, not to a lookup
+        ("full_name", "\u200d\u200d\u200d"),  # a name of joiners alone prints blank
+        ("full_name", "\u3164\u3164"),  # the Hangul filler draws nothing
+        ("full_name", "Dana\u2800Ruiz"),  # nor does the braille blank
+        ("full_name", "Za\u0301\u0302\u0303\u0304lgo"),  # four marks on one letter draw over the next line
     ],
 )
 def test_register_refuses_control_characters(client, db, field, value):
@@ -42,11 +49,13 @@ def test_register_refuses_control_characters(client, db, field, value):
 
 
 def test_a_name_written_with_joiners_is_kept(client, db, login):
-    """Persian and Indic names need the zero-width non-joiner and joiner: they are not refused with the rest."""
+    """Persian and Indic names need the zero-width non-joiner and joiner between their letters, and Vietnamese stacks
+    two marks on a letter: they are not refused with the rest."""
     user = make_user(db)
     db.commit()
     login(user)
-    name = "Mohammad\u200cReza Tehr\u0101ni"
+    # Persian with a non-joiner, Vietnamese, Devanagari with a joiner.
+    name = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 Nguy\u1ec5n \u0915\u094d\u200d\u0937"
     response = client.post("/account", data={"full_name": name, "profession": "Social worker"})
     assert response.status_code in (200, 302) and MESSAGE not in response.data
     db.expire_all()

@@ -43,6 +43,12 @@ def holder(app, db, name: str, manual: bool = False) -> Certificate:  # type: ig
     return made
 
 
+def shown(db, c: Certificate, data: dict[str, str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """A re-issue form's fields with the holder's details as the certificate's page showed them (their fingerprint)."""
+    holder = db.get(User, c.user_id)
+    return {"holder": services.holder_digest(holder), **data}
+
+
 def entries(db, action: str) -> list[AuditEntry]:
     return list(db.scalars(select(AuditEntry).where(AuditEntry.action == action)))
 
@@ -128,7 +134,7 @@ def test_revoke_is_audited_then_one_linked_replacement_can_be_issued(app, client
     assert again.status_code == 409 and "flash flash-info" in again.text and "Nothing was changed." in again.text
 
     response = client.post(
-        f"/admin/certificates/{c.id}/reissue", data={"confirm_reissue": "y", "reason": "Revoked in error"}
+        f"/admin/certificates/{c.id}/reissue", data=shown(db, c, {"confirm_reissue": "y", "reason": "Revoked in error"})
     )
     assert response.status_code == 302
     db.expire_all()
@@ -142,7 +148,9 @@ def test_revoke_is_audited_then_one_linked_replacement_can_be_issued(app, client
     old_page = client.get(f"/admin/certificates/{c.id}").get_data(as_text=True)
     assert "Replaced by" in old_page and new.number in old_page and "Issue a replacement" not in old_page
     assert "Replaces (revoked)" in client.get(f"/admin/certificates/{new.id}").get_data(as_text=True)
-    again = client.post(f"/admin/certificates/{c.id}/reissue", data={"confirm_reissue": "y", "reason": "Twice"})
+    again = client.post(
+        f"/admin/certificates/{c.id}/reissue", data=shown(db, c, {"confirm_reissue": "y", "reason": "Twice"})
+    )
     assert again.status_code == 409 and f"already replaced by {new.number}" in again.get_data(as_text=True)
     assert db.scalar(select(func.count()).select_from(Certificate).where(Certificate.user_id == c.user_id)) == 2
 
@@ -176,7 +184,7 @@ def test_a_revoked_certificate_is_not_replaced_while_its_holder_holds_another(ap
     issue["completed_on"] = "2026-01-05"
     assert client.post("/admin/certificates/issue", data=issue).status_code == 302
     refused = client.post(
-        f"/admin/certificates/{c.id}/reissue", data={"confirm_reissue": "y", "reason": "Revoked in error"}
+        f"/admin/certificates/{c.id}/reissue", data=shown(db, c, {"confirm_reissue": "y", "reason": "Revoked in error"})
     )
     assert refused.status_code == 409 and "already has certificate" in refused.get_data(as_text=True)
     assert not entries(db, "certificate.reissue")
@@ -185,16 +193,20 @@ def test_a_revoked_certificate_is_not_replaced_while_its_holder_holds_another(ap
 def test_reissue_asks_why_then_supersedes_and_records_the_reason(app, client, db, admin):
     c = holder(app, db, "Reissue Me")
     db.commit()
-    unsaid = client.post(f"/admin/certificates/{c.id}/reissue", data={"confirm_reissue": "y", "reason": "  "})
+    unsaid = client.post(
+        f"/admin/certificates/{c.id}/reissue", data=shown(db, c, {"confirm_reissue": "y", "reason": "  "})
+    )
     assert unsaid.status_code == 422 and "Say why it is re-issued" in unsaid.get_data(as_text=True)
     db.refresh(c)
     assert c.status == CertificateStatus.ACTIVE  # nothing happened
-    unticked = client.post(f"/admin/certificates/{c.id}/reissue", data={"reason": "Name corrected on request"})
+    unticked = client.post(
+        f"/admin/certificates/{c.id}/reissue", data=shown(db, c, {"reason": "Name corrected on request"})
+    )
     assert unticked.status_code == 422 and "Tick the box to confirm the new certificate." in unticked.text
     db.refresh(c)
     assert c.status == CertificateStatus.ACTIVE
     data = {"confirm_reissue": "y", "reason": "Name corrected on request"}
-    response = client.post(f"/admin/certificates/{c.id}/reissue", data=data)
+    response = client.post(f"/admin/certificates/{c.id}/reissue", data=shown(db, c, data))
     assert response.status_code == 302
     db.refresh(c)
     assert c.status == CertificateStatus.SUPERSEDED
@@ -213,11 +225,11 @@ def test_a_reissue_from_a_page_shown_before_a_colleague_revoked_it_issues_nothin
         services.revoke(db, c, RevocationReason.ISSUED_IN_ERROR, "a colleague's revocation", actor_label="test")
         db.commit()
     data = {"confirm_reissue": "y", "reason": "Name corrected on request", "seen_status": "active"}
-    refused = client.post(f"/admin/certificates/{c.id}/reissue", data=data)
+    refused = client.post(f"/admin/certificates/{c.id}/reissue", data=shown(db, c, data))
     assert refused.status_code == 409 and "was revoked by someone else after this page was shown" in refused.text
     assert db.scalar(select(Certificate).where(Certificate.supersedes_id == c.id)) is None
     # Seen revoked now: a replacement is a decision of its own, and goes through.
-    again = client.post(f"/admin/certificates/{c.id}/reissue", data={**data, "seen_status": "revoked"})
+    again = client.post(f"/admin/certificates/{c.id}/reissue", data=shown(db, c, {**data, "seen_status": "revoked"}))
     assert again.status_code == 302
 
 
@@ -338,11 +350,11 @@ def test_a_replacement_may_correct_the_hours_within_the_claim(app, client, db, a
     assert "Hours to certify (optional)" in page
     for hours, words in (("99", "at most"), ("0", "more than 0"), ("2.1", "quarter-hour steps")):
         data = {"confirm_reissue": "y", "reason": "Hours agreed", "hours": hours}
-        refused = client.post(f"/admin/certificates/{c.id}/reissue", data=data)
+        refused = client.post(f"/admin/certificates/{c.id}/reissue", data=shown(db, c, data))
         assert refused.status_code == 422 and words in refused.get_data(as_text=True), hours
     assert db.scalar(select(func.count()).select_from(Certificate).where(Certificate.supersedes_id == c.id)) == 0
     data = {"reason": "Hours agreed with the learner", "hours": "1.5", "confirm_reissue": "y"}
-    assert client.post(f"/admin/certificates/{c.id}/reissue", data=data).status_code == 302
+    assert client.post(f"/admin/certificates/{c.id}/reissue", data=shown(db, c, data)).status_code == 302
     db.expire_all()
     new = db.scalar(select(Certificate).where(Certificate.supersedes_id == c.id))
     assert new is not None and new.hours == Decimal("1.5") and new.status == CertificateStatus.ACTIVE

@@ -3,6 +3,8 @@ the request waits on the administrators' Certificates page until one re-issues t
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -26,6 +28,15 @@ def holder(app, db, login):  # type: ignore[no-untyped-def]
     learner.full_name = "Dana A. Okafor-Reyes"
     db.commit()
     return learner, certificate
+
+
+def shown_holder(page: str) -> dict[str, str]:
+    """The re-issue form's fingerprint of the holder's details, as the certificate's page carries it."""
+    found = re.search(r'name="holder" type="hidden" value="([0-9a-f]*)"', page) or re.search(
+        r'type="hidden" name="holder" value="([0-9a-f]*)"', page
+    )
+    assert found, "no holder field on the re-issue form"
+    return {"holder": found.group(1)}
 
 
 def correction_entries(db) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
@@ -90,7 +101,7 @@ def test_the_request_waits_for_an_administrator_until_a_re_issue(app, client, db
     assert "Details corrected at the holder&#39;s request" in detail  # the re-issue's reason, filled in
     done = admin.post(
         f"/admin/certificates/{certificate.id}/reissue",
-        data={"confirm_reissue": "y", "reason": "Details corrected at the holder's request"},
+        data={**shown_holder(detail), "confirm_reissue": "y", "reason": "Details corrected at the holder's request"},
     )
     assert done.status_code == 302
     assert "Corrections asked for" not in admin.get("/admin/certificates").get_data(as_text=True)
@@ -101,3 +112,25 @@ def test_the_request_waits_for_an_administrator_until_a_re_issue(app, client, db
     assert current is not None and current.holder_name == "Dana A. Okafor-Reyes"
     assert db.get(User, learner.id).full_name == current.holder_name
     assert "Ask for a corrected certificate" not in client.get("/dashboard").get_data(as_text=True)
+
+
+def test_a_profile_changed_after_the_administrator_looked_is_not_printed_unseen(app, client, db, holder):
+    """The attack: the administrator checked "Dana A. Okafor-Reyes, licence CO-1"; the learner then changed the
+    profile to another name and licence, and the re-issue printed those. Now the re-issue waits, and the page shows
+    what it would print."""
+    learner, certificate = holder
+    assert client.post(f"/certificates/{certificate.id}/correction").status_code == 302
+    admin = app.test_client()
+    sign_in(admin, db, make_user(db, role=Role.ADMIN))
+    seen = shown_holder(admin.get(f"/admin/certificates/{certificate.id}").get_data(as_text=True))
+    learner.full_name, learner.licence_number = "Dr Victoria Jonas, MD", "MD-99999"
+    db.commit()
+    form = {**seen, "confirm_reissue": "y", "reason": "Details corrected at the holder's request"}
+    refused = admin.post(f"/admin/certificates/{certificate.id}/reissue", data=form)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and "The holder changed their profile after this page was shown" in page
+    assert "Dr Victoria Jonas, MD" in page and "MD-99999" in page  # what a re-issue would print now
+    db.expire_all()
+    assert db.get(Certificate, certificate.id).status == CertificateStatus.ACTIVE  # nothing was issued
+    again = admin.post(f"/admin/certificates/{certificate.id}/reissue", data={**form, **shown_holder(page)})
+    assert again.status_code == 302  # re-issued once the administrator has seen what it prints

@@ -577,6 +577,8 @@ def test_the_check_page_finds_a_certificate_by_its_address_or_code_or_number_wit
         # As a phone types an apostrophe (curly), without it, and hyphenated parts typed joined.
         ("Siobhán O'Brien-Smith", ["O’Brien-Smith", "OBrien-Smith", "obrien smith", "OBrienSmith"], ["Brien"]),
         ("Kim Min-jun", ["Minjun", "Min-jun", "Kim"], ["Minju", "Junmin"]),
+        # An invisible joiner stored inside a name (from before such names were refused) is no part of it.
+        ("Dana Ru\u200diz", ["Ruiz"], ["Ru"]),
     ],
 )
 def test_surnames_are_matched_as_a_board_types_them(client, issue, holder, found_by, not_by):
