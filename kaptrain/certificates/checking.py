@@ -30,23 +30,29 @@ MAX_STATUS_LIST = 2 * 1024 * 1024  # bytes read from a status list address at mo
 
 # Each reason as a heading and a sentence that says what it means for the person holding the file.
 # A genuine file whose certificate the site's record no longer stands behind: that comes first, not the signature.
+# Each says what the record says, after what is true of the file (GENUINE_FILE, or NOT_ISSUED_PDF for a PDF the
+# site did not issue).
 RECORD_TEXT: dict[str, tuple[str, str]] = {
     "superseded": (
         "Superseded certificate",
-        "The file is genuine and unaltered, but this site's record says the provider re-issued the certificate (to "
-        "correct a detail, say): this version is no longer the one in force, though the completion was not "
-        "withdrawn. Ask the holder for the current certificate.",
+        "this site's record says the provider re-issued the certificate (to correct a detail, say): this version is "
+        "no longer the one in force, though the completion was not withdrawn. Ask the holder for the current "
+        "certificate.",
     ),
     "revoked": (
         "Revoked certificate",
-        "The file is genuine and unaltered, but this site's record says the certificate was revoked: it is no "
-        "longer valid.",
+        "this site's record says the certificate was revoked: it is no longer valid.",
     ),
     "expired": (
         "Expired certificate",
-        "The file is genuine and unaltered, but this site's record says the certificate has expired.",
+        "this site's record says the certificate has expired.",
     ),
 }
+GENUINE_FILE = "The file is genuine and unaltered, but "
+NOT_ISSUED_PDF = (
+    "The credential inside this PDF is genuine, but the PDF itself is not the file this site issued (what it prints "
+    "may differ from what was certified), and "
+)
 # A genuine credential inside a PDF that is not, byte for byte, one the site issued for its certificate: someone may
 # have printed other words around a real credential (the credential of any certificate is public at its address).
 ALTERED_PDF = (
@@ -135,10 +141,10 @@ class FileCheck:
     def explanation(self) -> str:
         """What the verdict means, in a sentence."""
         if self.standing in RECORD_TEXT:
-            return RECORD_TEXT[self.standing][1]
+            return (NOT_ISSUED_PDF if self.pdf_issued is False else GENUINE_FILE) + RECORD_TEXT[self.standing][1]
         if self.standing == "altered":
             return ALTERED_PDF[1]
-        if self.pdf_issued:
+        if self.standing == "valid" and self.pdf_issued:
             return ISSUED_PDF
         return REASON_TEXT.get(self.verdict.reason, ("", "The credential could not be verified."))[1]
 
@@ -160,14 +166,20 @@ def check_file(session: Session, data: bytes) -> FileCheck:
     if verdict.reason == Reason.REVOKED:
         # Revoked in the status list: the site's record says whether by revocation or by a newer version, which
         # the certificate's page says too (both set the same bit).
-        return FileCheck(verdict, credential, record=site_record(session, credential))
+        record = site_record(session, credential)
+        return FileCheck(verdict, credential, record=record, pdf_issued=_issued(session, record, data))
     if not verdict.ok:
         return FileCheck(verdict, credential)
     record = site_record(session, credential)
     facts = credential_facts(credential, verdict, record)
+    return FileCheck(verdict, credential, facts, record, _issued(session, record, data))
+
+
+def _issued(session: Session, record: services.PublicStatus | None, data: bytes) -> bool | None:
+    """For a PDF whose certificate the site holds: whether it is a file the site issued for it (None otherwise)."""
     if record is None or not signing.is_pdf(data):
-        return FileCheck(verdict, credential, facts, record)
-    return FileCheck(verdict, credential, facts, record, services.issued_this_pdf(session, record.certificate, data))
+        return None
+    return services.issued_this_pdf(session, record.certificate, data)
 
 
 def site_record(session: Session, credential: Mapping[str, Any]) -> services.PublicStatus | None:

@@ -89,6 +89,16 @@ def attachment(pdf: bytes) -> bytes:
     return PdfReader(io.BytesIO(pdf)).attachments[signing.ATTACHMENT_NAME][0]
 
 
+def made_elsewhere(credential: bytes) -> bytes:
+    """A PDF this site never made (a blank page: it prints nothing the site wrote) carrying this credential."""
+    forged = PdfWriter()
+    forged.add_blank_page(842, 595)
+    forged.add_attachment(signing.ATTACHMENT_NAME, credential)
+    out = io.BytesIO()
+    forged.write(out)
+    return out.getvalue()
+
+
 def upload(client: FlaskClient, data: bytes, name: str = "certificate.pdf") -> tuple[int, str]:
     response = client.post("/verify", data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
     return response.status_code, response.get_data(as_text=True)
@@ -214,12 +224,7 @@ def test_a_genuine_credential_in_a_pdf_made_elsewhere_is_not_taken_for_the_issue
     name and more hours can carry a genuine one. The credential checks out; the PDF is said not to be the site's,
     and the page shows what the credential (not the PDF) states."""
     certificate = issue()
-    forged = PdfWriter()
-    forged.add_blank_page(842, 595)  # prints nothing this site wrote
-    forged.add_attachment(signing.ATTACHMENT_NAME, attachment(stored_pdf(app, db, certificate)))
-    out = io.BytesIO()
-    forged.write(out)
-    status, page = upload(client, out.getvalue())
+    status, page = upload(client, made_elsewhere(attachment(stored_pdf(app, db, certificate))))
     assert status == 200 and "Not the PDF this site issued" in page and "Valid credential" not in page
     assert 'class="verdict verdict-superseded"' in page  # the caution mark, not the green tick
     assert "Ana Ruiz" in page and "3.25 hours" in page and f"/verify/{certificate.code}" in page
@@ -310,6 +315,11 @@ def test_a_superseded_certificates_file_is_refused_and_the_record_says_why(app, 
         and "ask the holder for the current" in page
     )
     assert "later revoked" not in page  # the version that replaced it was not
+    assert "The file is genuine and unaltered" in page
+    # The old version's credential in a PDF made elsewhere: the record's verdict, and the file is not called genuine.
+    status, page = upload(client, made_elsewhere(attachment(stored_pdf(app, db, old))))
+    assert status == 422 and "Superseded certificate" in page and "genuine and unaltered" not in page
+    assert "the PDF itself is not the file this site issued" in page
 
 
 def test_a_checked_file_says_what_its_page_says_when_revoked_or_replaced_by_a_revoked_version(app, client, db, issue):
