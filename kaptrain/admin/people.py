@@ -229,7 +229,8 @@ def person_role(user_id: int) -> ResponseReturnValue:
     except accounts.AccountError as exc:
         form.role.errors = [str(exc)]
         return _record_page(person, 422, form)
-    if changed and person.id != user().id and not accounts.is_closed(person):
+    # Told at an address the person proved, and only while they can log in to use the new role.
+    if changed and person.id != user().id and person.is_active and person.is_email_confirmed:
         mailer.role_changed_by_staff(person, before)
     article = "an" if person.role.value[0] in "aeiou" else "a"
     now = (
@@ -255,9 +256,10 @@ def _status_change(
     except accounts.AccountError as exc:
         flash(str(exc), "error")
         return _record_page(person, 422)
-    if person.id != user().id:
+    told = person.id != user().id and person.is_email_confirmed  # never to an address nobody proved
+    if told:
         mailer.status_changed_by_staff(person)
-    flash(f"{person.full_name}'s account is {done}; they were emailed.", "success")
+    flash(f"{person.full_name}'s account is {done}{'; they were emailed' if told else ''}.", "success")
     return redirect(url_for("admin.person", user_id=person.id))
 
 

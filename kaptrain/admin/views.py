@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from wtforms import SelectChoice
 
@@ -14,7 +14,7 @@ from kaptrain.accounts.models import Role, User
 from kaptrain.accounts.services import find_user_by_email
 from kaptrain.admin.forms import AccommodationEditForm, AccommodationForm, WithdrawForm
 from kaptrain.auth import role_required, user
-from kaptrain.certificates.models import Certificate, CertificateStatus
+from kaptrain.certificates import services as certificate_services
 from kaptrain.db import get_session
 from kaptrain.errors import fail
 from kaptrain.forms import BaseForm
@@ -28,10 +28,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def waiting_certificates() -> int:
     """How many certificates wait for an administrator, for approval or for a correction their holder asked for:
     the admin menu on every admin page says so."""
-    waiting = (Certificate.status == CertificateStatus.PENDING) | (
-        (Certificate.status == CertificateStatus.ACTIVE) & Certificate.correction_requested_at.is_not(None)
-    )
-    return get_session().scalar(select(func.count()).select_from(Certificate).where(waiting)) or 0
+    return certificate_services.waiting_count(get_session())
 
 
 @bp.context_processor

@@ -226,6 +226,8 @@ def credential_facts(
     issuer = issuer if isinstance(issuer, Mapping) else {}
     hours = subject.get("creditsEarned")
     rows = [
+        # The number printed on the certificate, from the site's record (the credential names it by its address).
+        ("Certificate no.", (certificate.number or "") if certificate is not None else ""),
         ("Holder", _text(subject.get("name"))),
         ("Course", _text(achievement.get("name"))),
         ("Hours", _hours(hours)),

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -708,12 +708,26 @@ def request_correction(session: Session, certificate: Certificate, user: User) -
     return True
 
 
+# A correction asked for by a holder whose account is still active (one deactivated or closed since waits for no one:
+# a closed account's re-issue would print its pseudonym).
+_CORRECTION_ASKED = (
+    Certificate.status == CertificateStatus.ACTIVE,
+    Certificate.correction_requested_at.is_not(None),
+    User.is_active.is_(True),
+)
+
+
 def correction_requests(session: Session) -> list[tuple[Certificate, User]]:
     """Certificates in force whose holders asked for a corrected version, with each holder, oldest request first."""
-    asked = Certificate.correction_requested_at.is_not(None)
-    query = select(Certificate, User).join(User, User.id == Certificate.user_id)
-    query = query.where(Certificate.status == CertificateStatus.ACTIVE, asked)
+    query = select(Certificate, User).join(User, User.id == Certificate.user_id).where(*_CORRECTION_ASKED)
     return [(c, u) for c, u in session.execute(query.order_by(Certificate.correction_requested_at))]
+
+
+def waiting_count(session: Session) -> int:
+    """How many certificates wait for an administrator: claims to approve, and corrections holders asked for."""
+    pending = select(func.count()).select_from(Certificate).where(Certificate.status == CertificateStatus.PENDING)
+    corrections = select(func.count()).select_from(Certificate).join(User, User.id == Certificate.user_id)
+    return int(session.scalar(pending) or 0) + int(session.scalar(corrections.where(*_CORRECTION_ASKED)) or 0)
 
 
 def pending_certificates(session: Session) -> list[Certificate]:

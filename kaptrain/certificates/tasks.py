@@ -33,7 +33,7 @@ def send_issued_email(certificate_id: int) -> None:
     }
     mail.send(
         holder.email,
-        f"{_site()}: your certificate for {certificate.course_title}",
+        f"{_site()}: your {'corrected ' if certificate.supersedes else ''}certificate for {certificate.course_title}",
         render_template("certificates/email/issued.txt", **context),
     )
 

@@ -231,3 +231,22 @@ def test_a_person_is_told_when_an_administrator_changes_their_role_or_deactivate
         client.post(f"/admin/people/{ivy.id}/role", data={"role": "instructor", "confirm_role": "y"}).status_code == 302
     )
     assert len(mailbox.to("ivy@example.org")) == 3
+
+
+def test_no_role_or_status_email_goes_to_an_unproven_address_or_a_deactivated_account(client, db, mailbox, login):  # type: ignore[no-untyped-def]
+    """The second attack: a deactivated person was told to log in with a new role; an address nobody confirmed (it
+    may be a stranger's) was told of the account's changes."""
+    _admin(db, login)
+    unproven = make_user(db, full_name="Not Proven", email="unproven@example.org", confirmed=False)
+    away = make_user(db, full_name="Away Now", email="away@example.org")
+    away.is_active = False
+    db.commit()
+    done = client.post(
+        f"/admin/people/{unproven.id}/deactivate", data={"confirm_deactivate": "y"}, follow_redirects=True
+    )
+    assert "deactivated: they can no longer log in." in done.get_data(as_text=True)  # not "they were emailed"
+    assert (
+        client.post(f"/admin/people/{away.id}/role", data={"role": "instructor", "confirm_role": "y"}).status_code
+        == 302
+    )
+    assert mailbox.to("unproven@example.org") == [] and mailbox.to("away@example.org") == []

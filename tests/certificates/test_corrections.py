@@ -98,6 +98,7 @@ def test_the_request_waits_for_an_administrator_until_a_re_issue(app, client, db
     assert "Dana Okafor" in console and "Dana A. Okafor-Reyes" in console
     detail = admin.get(f"/admin/certificates/{certificate.id}").get_data(as_text=True)
     assert "asked on" in detail and "Their profile's name now differs" in detail
+    assert detail.index('id="correction"') < detail.index('id="reissue-h"') < detail.index('id="revoke-h"')
     assert "Details corrected at the holder&#39;s request" in detail  # the re-issue's reason, filled in
     done = admin.post(
         f"/admin/certificates/{certificate.id}/reissue",
@@ -134,3 +135,17 @@ def test_a_profile_changed_after_the_administrator_looked_is_not_printed_unseen(
     assert db.get(Certificate, certificate.id).status == CertificateStatus.ACTIVE  # nothing was issued
     again = admin.post(f"/admin/certificates/{certificate.id}/reissue", data={**form, **shown_holder(page)})
     assert again.status_code == 302  # re-issued once the administrator has seen what it prints
+
+
+def test_a_request_from_an_account_deactivated_or_closed_since_waits_for_no_one(app, client, db, holder):
+    """The second attack: a closed account's request stayed in the queue, and its re-issue would print the closed
+    account's pseudonym."""
+    learner, certificate = holder
+    assert client.post(f"/certificates/{certificate.id}/correction").status_code == 302
+    admin = app.test_client()
+    sign_in(admin, db, make_user(db, role=Role.ADMIN))
+    assert "Corrections asked for (1)" in admin.get("/admin/certificates").get_data(as_text=True)
+    learner.is_active = False
+    db.commit()
+    console = admin.get("/admin/certificates").get_data(as_text=True)
+    assert "Corrections asked for" not in console and "1 waiting" not in console

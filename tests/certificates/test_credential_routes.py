@@ -214,6 +214,7 @@ def test_a_good_pdf_is_valid_with_what_it_states(app, client, db, issue, no_netw
     assert status == 200 and "Valid credential" in page
     for fact in ("Ana Ruiz", certificate.course_title, "3.25 hours", certificate.provider):
         assert fact in page
+    assert f"<dt>Certificate no.</dt><dd>{certificate.number}</dd>" in page  # to match the paper
     assert certificate.credential["issuer"]["id"] in page  # which key signed it
     assert "record of this certificate agrees" in page and f"/verify/{certificate.code}" in page
     assert "the very file this site issued" in page

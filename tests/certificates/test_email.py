@@ -98,5 +98,7 @@ def test_the_email_says_when_fewer_hours_were_certified_than_claimed_and_what_a_
         replacement = services.reissue(db, waiting, actor_label="test", reason="revoked in error")
         db.commit()
     body = " ".join(inbox.messages[-1][2].get_content().split())
-    assert f"This certificate replaces certificate {waiting.number}, which is no longer valid." in body
+    assert f"This is a corrected version: it replaces certificate {waiting.number}, which is no longer the one" in body
+    assert "Your completion and hours were not withdrawn" in body
+    assert inbox.messages[-1][2]["Subject"].startswith("kaptrain: your corrected certificate for ")
     assert replacement.number in body and "you claimed" in body  # the replacement keeps the reviewed hours

@@ -240,6 +240,13 @@
   document.querySelectorAll("[data-draft-done]").forEach(function (el) {
     store.removeItem(prefix + el.getAttribute("data-draft-done"));
   });
+  // Logging out on purpose leaves nothing for the next person at this tab (a login that ran out keeps the drafts).
+  document.querySelectorAll("form[data-forget-drafts]").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      Object.keys(store).filter(function (key) { return key.indexOf(prefix) === 0; })
+        .forEach(function (key) { store.removeItem(key); });
+    });
+  });
   function kept(form) {
     return Array.prototype.filter.call(form.elements, function (f) {
       return f.name && f.name !== "csrf_token" && ["hidden", "password", "submit", "button", "file"].indexOf(f.type) === -1;
