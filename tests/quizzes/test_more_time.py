@@ -11,8 +11,7 @@ from kaptrain.audit import AuditEntry
 from kaptrain.quizzes import services, timing
 from kaptrain.quizzes.models import Attempt, AttemptStatus, QuizSettingsRevision
 from tests.factories import correct_answers, enrolled, make_user, quiz
-from tests.quizzes.test_attempts import start
-from tests.quizzes.test_saved_answers import _final_attempt
+from tests.quizzes.test_attempts import start, start_final
 
 
 def _attempt(db, attempt_id: int) -> Attempt:
@@ -32,7 +31,7 @@ def _allow(db, attempt_id: int, allowed: bool = True) -> None:
 
 
 def test_asking_for_more_time_moves_the_deadline_and_keeps_the_answers_sent(client, db, learner):
-    attempt_id = _final_attempt(client, db, learner)
+    attempt_id = start_final(client, db, learner)
     _allow(db, attempt_id)
     before = _attempt(db, attempt_id).deadline_at
     page = client.get(f"/attempts/{attempt_id}").data.decode()
@@ -50,7 +49,7 @@ def test_asking_for_more_time_moves_the_deadline_and_keeps_the_answers_sent(clie
 
 
 def test_more_time_is_refused_when_the_quiz_does_not_allow_it(client, db, learner):
-    attempt_id = _final_attempt(client, db, learner)
+    attempt_id = start_final(client, db, learner)
     before = _attempt(db, attempt_id).deadline_at
     assert "I need more time" not in client.get(f"/attempts/{attempt_id}").data.decode()
     response = client.post(f"/attempts/{attempt_id}/extend", data={})
@@ -61,7 +60,7 @@ def test_more_time_is_refused_when_the_quiz_does_not_allow_it(client, db, learne
 
 
 def test_more_time_is_bounded(client, db, learner):
-    attempt_id = _final_attempt(client, db, learner)
+    attempt_id = start_final(client, db, learner)
     _allow(db, attempt_id)
     before = _attempt(db, attempt_id).deadline_at
     for _ in range(timing.MAX_EXTENSIONS):
@@ -83,7 +82,7 @@ def test_an_untimed_quiz_has_no_time_to_add(client, db, learner):
 
 
 def test_no_time_is_added_once_the_time_ran_out(client, db, learner):
-    attempt_id = _final_attempt(client, db, learner)
+    attempt_id = start_final(client, db, learner)
     _allow(db, attempt_id)
     attempt = _attempt(db, attempt_id)
     attempt.deadline_at = attempt.deadline_at - dt.timedelta(minutes=31)

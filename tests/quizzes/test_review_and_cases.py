@@ -10,8 +10,7 @@ from sqlalchemy import select
 from kaptrain.quizzes import sections
 from kaptrain.quizzes.models import Attempt, Question, QuestionRevision, Vignette, VignetteRevision
 from tests.factories import correct_answers, pass_quiz
-from tests.quizzes.test_attempts import start
-from tests.quizzes.test_saved_answers import _final_attempt
+from tests.quizzes.test_attempts import start, start_final
 
 BODY = """## Routes of administration
 
@@ -64,7 +63,7 @@ def test_a_missed_question_links_to_its_section_in_the_module(client, db, learne
 
 
 def test_a_final_question_names_the_module_to_re_read(client, db, learner):
-    attempt_id = _final_attempt(client, db, learner)
+    attempt_id = start_final(client, db, learner)
     client.post(f"/attempts/{attempt_id}/submit", data=correct_answers(_attempt(db, attempt_id), right=False))
     page = client.get(f"/attempts/{attempt_id}/result").data.decode()
     assert re.search(
@@ -85,7 +84,7 @@ def test_the_learners_own_choice_is_marked_in_words_on_every_question(client, db
 
 
 def test_a_question_left_blank_says_so_in_the_review(client, db, learner):
-    attempt_id = _final_attempt(client, db, learner)
+    attempt_id = start_final(client, db, learner)
     attempt = _attempt(db, attempt_id)
     form = correct_answers(attempt)
     first = next(iter(form))
@@ -146,7 +145,7 @@ def test_the_instruction_is_not_repeated_when_the_stem_says_it(client, db, learn
 
 
 def test_the_review_lists_the_missed_questions_first_and_marks_each_verdict(client, db, learner):
-    attempt_id = _final_attempt(client, db, learner)
+    attempt_id = start_final(client, db, learner)
     attempt = _attempt(db, attempt_id)
     form = correct_answers(attempt)
     wrong = correct_answers(attempt, right=False)
