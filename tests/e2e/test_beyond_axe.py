@@ -172,6 +172,10 @@ def final_attempt(page, live_app):  # type: ignore[no-untyped-def]
     page.clock.install()
     page.goto(FINAL)
     page.get_by_role("button", name="Start the quiz").click()
+    # The attempt's page is loaded before the test acts on it: a reload while the start's redirect was still
+    # arriving once failed in CI ("Not attached to an active page").
+    expect(page).to_have_url(re.compile(r"/attempts/\d+$"))
+    page.wait_for_load_state()
     return email, open_attempt_id(live_app, email)
 
 
