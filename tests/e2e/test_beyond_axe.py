@@ -339,6 +339,7 @@ def test_an_evaluation_sent_after_the_login_ended_comes_back_as_it_was_left(page
     expect(page.get_by_role("heading", level=1)).to_have_text("Course evaluation")
     expect(page.get_by_role("group", name="Quality of the material").get_by_label("4", exact=True)).to_be_checked()
     expect(page.get_by_label("Other comments (optional)")).to_have_value("The dosing module was the most useful.")
+    expect(page.get_by_role("status").filter(has_text="Your answers from before were filled in again")).to_be_visible()
 
     # Logging out on purpose forgets the draft: nothing is left in the tab for the next person.
     page.get_by_label("Other comments (optional)").fill("A second thought.")

@@ -259,11 +259,20 @@
     try { saved = JSON.parse(store.getItem(key) || "null"); } catch (e) { saved = null; }
     var untouched = kept(form).every(function (f) { return choice(f) ? !f.checked : !f.value; });
     if (saved && untouched) {  // a form the server filled in (its errors shown) keeps what was sent
+      var restored = false;
       kept(form).forEach(function (f) {
         var values = saved[f.name];
         if (!values) { return; }
         if (choice(f)) { f.checked = values.indexOf(f.value) !== -1; } else { f.value = values[0] || ""; }
+        restored = restored || (choice(f) ? f.checked : f.value !== "");
       });
+      if (restored) {
+        var note = document.createElement("p");
+        note.className = "flash flash-info";
+        note.setAttribute("role", "status");
+        note.textContent = "Your answers from before were filled in again. They are not sent until you submit the form.";
+        form.parentNode.insertBefore(note, form);
+      }
     }
     function save() {
       var data = {};
