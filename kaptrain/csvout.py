@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TextIO
 
-from flask import Response, stream_with_context
+from flask import Response, current_app, stream_with_context
+from sqlalchemy.orm import Session
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
@@ -67,8 +68,17 @@ BYTE_ORDER_MARK = "\ufeff"
 
 def download(text_lines: Iterator[str], filename: str) -> Response:
     """A CSV download, streamed line by line (in the request's context), led by the byte-order mark."""
-    return Response(
-        stream_with_context(itertools.chain([BYTE_ORDER_MARK], text_lines)),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    response = Response(stream_with_context(itertools.chain([BYTE_ORDER_MARK], text_lines)), mimetype="text/csv")
+    response.headers.set("Content-Disposition", "attachment", filename=filename)
+    return response
+
+
+def read_apart(produce: Callable[[Session], Iterable[str]]) -> Iterator[str]:
+    """The lines `produce` makes, read in a session of their own, closed when the last line is sent. The request's
+    session is closed at teardown, before a streamed body is produced; a generator still reading through it would
+    open a transaction nobody closes (on SQLite, holding the write lock of an audited request)."""
+    session = current_app.extensions["kaptrain.db"].new_session(writer=False)
+    try:
+        yield from produce(session)
+    finally:
+        session.close()

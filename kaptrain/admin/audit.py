@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import current_app, render_template, request
+from flask import render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -80,13 +80,8 @@ def _subject_names(session: Session, entries: list[audit.AuditEntry]) -> dict[tu
 
 
 def _export(flt: audit.AuditFilter) -> Iterator[str]:
-    """The audit CSV read in a session of its own, closed when the last line is sent (the request's session is
-    closed at teardown, before a streamed body is produced: reading through it would leave a transaction open)."""
-    session = current_app.extensions["kaptrain.db"].new_session(writer=False)
-    try:
-        yield from audit.csv_lines(session, flt)
-    finally:
-        session.close()
+    """The audit CSV, read apart from the request (csvout.read_apart)."""
+    return csvout.read_apart(lambda session: audit.csv_lines(session, flt))
 
 
 @bp.route("/audit.csv")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app, render_template, request
+from flask import render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
@@ -152,15 +152,8 @@ def issued_by_hand(db: Session, course: Course) -> int:
 
 
 def _export(since: dt.date | None, until: dt.date | None) -> Iterator[str]:
-    """The completions CSV read in a session of its own, closed when the last line is sent.
-
-    The request's session is closed at teardown, before a streamed body is produced; a generator still using
-    it would open a transaction nobody closes (on SQLite, holding the write lock of this audited request)."""
-    session = current_app.extensions["kaptrain.db"].new_session(writer=False)
-    try:
-        yield from csvout.lines(COLUMNS, ce_report(session, since, until, BATCH))
-    finally:
-        session.close()
+    """The completions CSV, read apart from the request (csvout.read_apart)."""
+    return csvout.read_apart(lambda session: csvout.lines(COLUMNS, ce_report(session, since, until, BATCH)))
 
 
 def _range() -> DateRangeForm:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kaptrain import csvout
 from kaptrain.accounts.models import Role, User
@@ -72,16 +73,12 @@ def learners_csv(slug: str) -> ResponseReturnValue:
     stuck_only, step, name = _list_filters()
     course_id = course.id
 
-    def lines() -> Iterator[str]:
-        session = current_app.extensions["kaptrain.db"].new_session(writer=False)
-        try:
-            found = session.get(Course, course_id)
-            assert found is not None
-            yield from csvout.lines(oversight.CSV_HEADER, oversight.csv_rows(session, found, stuck_only, step, name))
-        finally:
-            session.close()
+    def lines(session: Session) -> Iterator[str]:
+        found = session.get(Course, course_id)
+        assert found is not None
+        yield from csvout.lines(oversight.CSV_HEADER, oversight.csv_rows(session, found, stuck_only, step, name))
 
-    return csvout.download(lines(), f"{course.slug}-learners.csv")
+    return csvout.download(csvout.read_apart(lines), f"{course.slug}-learners.csv")
 
 
 @bp.route("/courses/<slug>/learners/<int:user_id>")
@@ -130,10 +127,5 @@ def course_evaluations_csv(slug: str) -> ResponseReturnValue:
 
 
 def _evaluation_lines(course_id: int, objective_ids: list[str], group: int) -> Iterator[str]:
-    """The evaluations CSV read in a session of its own, closed when the last line is sent (the request's
-    session is closed at teardown, before a streamed body is produced)."""
-    session = current_app.extensions["kaptrain.db"].new_session(writer=False)
-    try:
-        yield from evaluations.csv_lines(session, course_id, objective_ids, group)
-    finally:
-        session.close()
+    """The evaluations CSV, read apart from the request (csvout.read_apart)."""
+    return csvout.read_apart(lambda session: evaluations.csv_lines(session, course_id, objective_ids, group))
