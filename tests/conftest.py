@@ -112,17 +112,23 @@ def extra_app(database_url: str) -> Iterator[Callable[..., Flask]]:
         limiter.reset()
 
 
+def load_fixture_course(application: Flask) -> None:
+    """Migrate the app's (empty) database and import the fixture course, committed."""
+    database: Database = application.extensions["kaptrain.db"]
+    upgrade(database.engine)
+    session = database.new_session()
+    import_content(session, read_content(FIXTURE_MODULES, FIXTURE_QUIZZES))
+    session.commit()
+    session.close()
+
+
 @pytest.fixture(scope="session")
 def app(database_url: str) -> Iterator[Flask]:
     """One app for the session, on a database migrated from empty with the fixture course loaded."""
     application = make_test_app(database_url)
     database: Database = application.extensions["kaptrain.db"]
     reset_database(database.engine)
-    upgrade(database.engine)
-    session = database.new_session()
-    import_content(session, read_content(FIXTURE_MODULES, FIXTURE_QUIZZES))
-    session.commit()
-    session.close()
+    load_fixture_course(application)
     yield application
     database.engine.dispose()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Callable
 from decimal import Decimal
 
 from flask import Flask
@@ -172,3 +174,23 @@ def forged(token: str) -> str:
     different signature (changing its last characters may not be, since base64 ignores their last bits)."""
     body, signature = token.rsplit(".", 1)
     return f"{body}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+
+
+def run_at_once(count: int, action: Callable[[], object]) -> list[BaseException]:
+    """Run `action` in `count` threads released together (a barrier); the errors they raised."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            barrier.wait(timeout=30)
+            action()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return errors

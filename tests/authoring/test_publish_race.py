@@ -4,7 +4,6 @@ moment: one publishes, the other is told the draft is gone, on a database of its
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -15,12 +14,9 @@ from sqlalchemy.orm import Session
 from kaptrain.accounts.models import Role, User
 from kaptrain.authoring import services
 from kaptrain.content import revisions
-from kaptrain.content.files import read_content
-from kaptrain.content.loader import import_content
 from kaptrain.content.models import Module, ModuleRevision
-from kaptrain.migrate import upgrade
-from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES, make_test_app
-from tests.factories import make_user
+from tests.conftest import load_fixture_course, make_test_app
+from tests.factories import make_user, run_at_once
 from tests.scratch_database import scratch_database
 
 AT_ONCE = 4
@@ -31,15 +27,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """An app on a database of its own, migrated, with the fixture course."""
     for url in scratch_database(tmp_path_factory.mktemp("publish-race"), "publishrace"):
         app = make_test_app(url)
-        database = app.extensions["kaptrain.db"]
-        upgrade(database.engine)
-        with app.app_context():
-            session = database.new_session()
-            import_content(session, read_content(FIXTURE_MODULES, FIXTURE_QUIZZES))
-            session.commit()
-            session.close()
+        load_fixture_course(app)
         yield app
-        database.engine.dispose()
+        app.extensions["kaptrain.db"].engine.dispose()
 
 
 def test_publishes_sent_at_once_publish_once(site: Flask) -> None:
@@ -53,25 +43,15 @@ def test_publishes_sent_at_once_publish_once(site: Flask) -> None:
         s.commit()
         module_id, author_id, version = alpha.id, author.id, draft.version
         before = s.scalar(select(func.count()).where(ModuleRevision.module_id == module_id))
-    barrier = threading.Barrier(AT_ONCE)
-    errors: list[BaseException] = []
 
     def publish() -> None:
-        try:
-            barrier.wait(timeout=30)
-            with site.app_context(), Session(engine) as s:
-                module, user = s.get(Module, module_id), s.get(User, author_id)
-                assert module is not None and user is not None
-                services.publish_draft(s, module, user, version)
-                s.commit()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            errors.append(exc)
+        with site.app_context(), Session(engine) as s:
+            module, user = s.get(Module, module_id), s.get(User, author_id)
+            assert module is not None and user is not None
+            services.publish_draft(s, module, user, version)
+            s.commit()
 
-    threads = [threading.Thread(target=publish) for _ in range(AT_ONCE)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    errors = run_at_once(AT_ONCE, publish)
     assert len(errors) == AT_ONCE - 1 and all(isinstance(e, services.StaleDraft) for e in errors), errors
     with Session(engine) as s:
         assert s.scalar(select(func.count()).where(ModuleRevision.module_id == module_id)) == before + 1

@@ -3,7 +3,6 @@ the second finds the first's result (on PostgreSQL the certificate's row is lock
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session
 from kaptrain.audit import AuditEntry
 from kaptrain.certificates import services
 from kaptrain.certificates.models import Certificate, CertificateStatus, RevocationReason, StatusList
-from tests.factories import certified, enrolled, make_user, purge_user
+from tests.factories import certified, enrolled, make_user, purge_user, run_at_once
 
 AT_ONCE = 4
 
@@ -42,26 +41,15 @@ def certificate_id(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]
 def at_once(app: Flask, certificate_id: int, act: Callable[[Session, Certificate], object]) -> list[BaseException]:
     """Run `act` on the certificate from AT_ONCE threads, each in its own session; the errors they raised."""
     engine = app.extensions["kaptrain.db"].engine
-    barrier = threading.Barrier(AT_ONCE)
-    errors: list[BaseException] = []
 
     def one() -> None:
-        try:
-            barrier.wait(timeout=30)
-            with app.app_context(), Session(engine) as s:
-                found = s.get(Certificate, certificate_id)
-                assert found is not None
-                act(s, found)
-                s.commit()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            errors.append(exc)
+        with app.app_context(), Session(engine) as s:
+            found = s.get(Certificate, certificate_id)
+            assert found is not None
+            act(s, found)
+            s.commit()
 
-    threads = [threading.Thread(target=one) for _ in range(AT_ONCE)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return errors
+    return run_at_once(AT_ONCE, one)
 
 
 def versions(app: Flask, certificate_id: int) -> list[tuple[int, CertificateStatus]]:
