@@ -241,11 +241,12 @@ def _detail(
 ) -> ResponseReturnValue:
     # The learner's claim beside the time the site measured when it was made, as a CE auditor compares them.
     attestation = services.attestations_for(get_session(), [c]).get(c.id)
-    # A pending certificate prints the holder's profile as it is at approval (services.approve): show that.
-    profile = get_session().get(User, c.user_id) if c.status == CertificateStatus.PENDING else None
-    # A re-issue prints the holder's profile as it is now: the page shows it, and the form carries its fingerprint.
-    reissuable = c.status in (CertificateStatus.ACTIVE, CertificateStatus.REVOKED)
-    now_printed = get_session().get(User, c.user_id) if reissuable else None
+    # An approval (pending) or a re-issue (active, revoked) prints the holder's profile as it is then: the page shows
+    # it, and each form carries its fingerprint (_changed_since_shown).
+    acting_on = (CertificateStatus.PENDING, CertificateStatus.ACTIVE, CertificateStatus.REVOKED)
+    holder_now = get_session().get(User, c.user_id) if c.status in acting_on else None
+    profile = holder_now if c.status == CertificateStatus.PENDING else None
+    now_printed = holder_now if c.status != CertificateStatus.PENDING else None
     if reissue is None:
         digest = services.holder_digest(now_printed) if now_printed is not None else ""
         reissue = ReissueForm(formdata=None, holder=digest)
@@ -323,6 +324,17 @@ def _no_longer_pending(c: Certificate, form: BaseForm) -> ResponseReturnValue | 
     return _detail(c, status=409)
 
 
+def _changed_since_shown(c: Certificate, form: ApproveOneForm | ReissueForm, then: str) -> bool:
+    """Whether the holder changed their profile after the page the form came from was shown: the administrator
+    approves or re-issues what they saw. When so, the form carries the new fingerprint and says what to do."""
+    holder = get_session().get(User, c.user_id)
+    if holder is None or form.holder.data == services.holder_digest(holder):
+        return False
+    form.holder.data = services.holder_digest(holder)  # sent again, the form acts on what the page now shows
+    form.form_errors.append(f"The holder changed their profile after this page was shown. {then}")
+    return True
+
+
 @bp.route("/certificates/<int:certificate_id>/approve", methods=["POST"])
 @role_required(Role.ADMIN)
 def approve_certificate(certificate_id: int) -> ResponseReturnValue:
@@ -334,13 +346,7 @@ def approve_certificate(certificate_id: int) -> ResponseReturnValue:
         return refused
     if not valid:
         return _detail(c, approve=form, status=422)
-    holder = get_session().get(User, c.user_id)
-    if holder is not None and form.holder.data != services.holder_digest(holder):
-        form.holder.data = services.holder_digest(holder)  # approving again approves what the page now shows
-        form.form_errors.append(
-            "The holder changed their profile after this page was shown. Check the details the certificate will "
-            "print, above, then approve again."
-        )
+    if _changed_since_shown(c, form, "Check the details the certificate will print, above, then approve again."):
         return _detail(c, approve=form, status=409)
     try:
         hours = services.parse_hours(form.hours.data or "", c.max_hours)
@@ -409,13 +415,9 @@ def reissue_certificate(certificate_id: int) -> ResponseReturnValue:
         if "csrf_token" in form.errors:
             fail(400, EXPIRED)
         return _detail(c, reissue=form, status=422)
-    holder = get_session().get(User, c.user_id)
-    if holder is not None and form.holder.data != services.holder_digest(holder):
-        form.holder.data = services.holder_digest(holder)  # re-issuing again prints what the page now shows
-        form.form_errors.append(
-            "The holder changed their profile after this page was shown, so nothing was issued. Check the details "
-            "the new certificate will print, below, then re-issue again."
-        )
+    if _changed_since_shown(
+        c, form, "Nothing was issued. Check the details the new certificate will print, below, then re-issue again."
+    ):
         return _detail(c, reissue=form, status=409)
     try:
         hours = services.parse_hours(form.hours.data, c.max_hours) if (form.hours.data or "").strip() else None

@@ -359,6 +359,15 @@ def new_certificate(
     return certificate
 
 
+# What a certificate prints from the holder's profile: its column, the profile's, and the name a holder knows it by.
+PRINTED_DETAILS = (
+    ("holder_name", "full_name", "name"),
+    ("holder_credential", "credential", "credential"),
+    ("licence_number", "licence_number", "licence number"),
+    ("jurisdiction", "jurisdiction", "licensing jurisdiction"),
+)
+
+
 def holder_digest(user: User) -> str:
     """A short fingerprint of what copy_holder would print for the user now: the approval page carries it, so an
     approval waits when the profile changed after the administrator looked (they approve what they saw)."""
@@ -369,10 +378,8 @@ def holder_digest(user: User) -> str:
 def copy_holder(certificate: Certificate, user: User) -> None:
     """The holder's details as the profile has them now: name, credential, licence and its jurisdiction, and the
     time zone the certificate's days are printed in."""
-    certificate.holder_name = user.full_name
-    certificate.holder_credential = user.credential
-    certificate.licence_number = user.licence_number
-    certificate.jurisdiction = user.jurisdiction
+    for printed, profile, _label in PRINTED_DETAILS:
+        setattr(certificate, printed, getattr(user, profile))
     certificate.time_zone = user.time_zone or "UTC"
 
 
@@ -657,15 +664,6 @@ def return_claim(session: Session, certificate: Certificate, note: str, actor_id
 
     after_commit(functools.partial(jobs.enqueue, tasks.send_claim_returned_email, enrolment.id), session)
     return enrolment
-
-
-# What copy_holder prints from the profile, as the holder would name each.
-PRINTED_DETAILS = (
-    ("holder_name", "full_name", "name"),
-    ("holder_credential", "credential", "credential"),
-    ("licence_number", "licence_number", "licence number"),
-    ("jurisdiction", "jurisdiction", "licensing jurisdiction"),
-)
 
 
 def profile_changes(certificate: Certificate, user: User) -> list[str]:
