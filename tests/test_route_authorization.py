@@ -223,6 +223,7 @@ TABLE: dict[tuple[str, str], Row] = {
     ("admin.reissue_certificate", "POST"): admin_only(422),  # no reason given
     ("admin.approve_certificate", "POST"): admin_only(409),  # certificate 1 is issued, not waiting
     ("admin.return_claim", "POST"): admin_only(409),  # certificate 1 is issued, not waiting
+    ("admin.decline_correction", "POST"): admin_only(409),  # certificate 1's holder asked for no correction
     ("admin.reports", "GET"): admin_only(200),
     ("admin.completions_csv", "GET"): admin_only(200),
     ("admin.audit_log", "GET"): admin_only(200),

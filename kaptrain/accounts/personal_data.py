@@ -184,6 +184,9 @@ def _certificate(certificate: Certificate) -> dict[str, Any]:
         "expires_at": _time(certificate.expires_at),
         "revoked_at": _time(certificate.revoked_at),
         "revocation_reason": certificate.revocation_reason.value if certificate.revocation_reason else None,
+        "correction_requested_at": _time(certificate.correction_requested_at),
+        "correction_declined_at": _time(certificate.correction_declined_at),
+        "correction_declined_note": certificate.correction_declined_note,
         "verify_at": url_for("certificates.verify", code=certificate.code, _external=True) if number else None,
     }
 

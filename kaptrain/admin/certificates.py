@@ -21,6 +21,7 @@ from kaptrain.admin.console_forms import (
     ApproveForm,
     ApproveOneForm,
     CertificateSearchForm,
+    DeclineCorrectionForm,
     IssueForm,
     ReissueForm,
     ReturnClaimForm,
@@ -238,6 +239,7 @@ def _detail(
     reissue: ReissueForm | None = None,
     approve: ApproveOneForm | None = None,
     return_form: ReturnClaimForm | None = None,
+    decline: DeclineCorrectionForm | None = None,
 ) -> ResponseReturnValue:
     # The learner's claim beside the time the site measured when it was made, as a CE auditor compares them.
     attestation = services.attestations_for(get_session(), [c]).get(c.id)
@@ -276,6 +278,7 @@ def _detail(
         reissue_form=reissue,
         now_printed=now_printed,
         correction_holder=holder,
+        decline_form=decline or DeclineCorrectionForm(formdata=None),
         corrections=services.profile_changes(c, holder) if holder is not None else [],
     ), status
 
@@ -382,6 +385,28 @@ def return_claim(certificate_id: int) -> ResponseReturnValue:
     flash(
         f"The claim of {holder} for “{course}” was returned to them with your note; they can attest again.", "success"
     )
+    return redirect(url_for("admin.certificates"))
+
+
+@bp.route("/certificates/<int:certificate_id>/decline-correction", methods=["POST"])
+@role_required(Role.ADMIN)
+def decline_correction(certificate_id: int) -> ResponseReturnValue:
+    """Answer the holder's correction request with a note instead of a re-issue."""
+    c = _certificate_or_404(certificate_id)
+    form = DeclineCorrectionForm()
+    valid = form.validate_on_submit()
+    if "csrf_token" in form.errors:
+        fail(400, EXPIRED)
+    if c.status != CertificateStatus.ACTIVE or c.correction_requested_at is None:
+        # Answered meanwhile (a second click, a colleague): said at the top, as the service would say it.
+        return _already(c, services.no_correction_waiting(c))
+    if not valid:
+        return _detail(c, decline=form, status=422)
+    try:
+        services.decline_correction(get_session(), c, form.note.data or "", actor_id=user().id)
+    except services.CertificateError as exc:
+        return _already(c, str(exc))
+    flash(f"The correction request for {c.number} was declined; {c.holder_name} is emailed your note.", "success")
     return redirect(url_for("admin.certificates"))
 
 

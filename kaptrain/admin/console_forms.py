@@ -65,6 +65,18 @@ class ReturnClaimForm(BaseForm):
     submit = SubmitField("Return the claim to the learner")
 
 
+class DeclineCorrectionForm(BaseForm):
+    """Answer a holder's correction request without re-issuing, with a note the holder reads."""
+
+    note = TextAreaField(
+        "Note to the holder",
+        validators=[DataRequired(message="Tell the holder why the certificate is not re-issued."), Length(max=2000)],
+        description="Why, and what to do: for example, that the licence number is not on the board's register, and "
+        "to correct it on their profile and ask again. The holder is emailed this note and sees it on My learning.",
+    )
+    submit = SubmitField("Decline the request")
+
+
 class IssueForm(BaseForm):
     """Issue a certificate for a completion recorded elsewhere."""
 

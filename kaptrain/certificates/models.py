@@ -214,8 +214,11 @@ class Certificate(Base):
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id", ondelete="RESTRICT"))
     superseded_at: Mapped[dt.datetime | None]
     # When the holder asked for a corrected version (their profile's name, credential or licence now differs from
-    # what it prints); an administrator's re-issue supersedes it, which ends the request.
+    # what it prints); an administrator's re-issue supersedes it, which ends the request, or they decline it with a
+    # note the holder reads (kept until the holder asks again).
     correction_requested_at: Mapped[dt.datetime | None]
+    correction_declined_at: Mapped[dt.datetime | None]
+    correction_declined_note: Mapped[str] = mapped_column(Text, default="")
     # The signed Open Badges 3.0 credential (kaptrain.certificates.signing), also embedded in the PDF.
     credential: Mapped[dict[str, Any] | None] = deferred(mapped_column(JSON))
 

@@ -427,7 +427,10 @@ def issue(
     return certificate
 
 
-CertificateEmail = Literal["send_issued_email", "send_revoked_email"]  # the kaptrain.certificates.tasks that mail
+# The kaptrain.certificates.tasks that mail, each given a certificate id.
+CertificateEmail = Literal[
+    "send_issued_email", "send_revoked_email", "send_correction_requested_email", "send_correction_declined_email"
+]
 
 
 def _email_after_commit(session: Session, certificate_id: int, task: CertificateEmail = "send_issued_email") -> None:
@@ -693,6 +696,8 @@ def request_correction(session: Session, certificate: Certificate, user: User) -
     if certificate.correction_requested_at is not None:
         return False
     certificate.correction_requested_at = utcnow()
+    # Asked again after a refusal: the refusal's note has been read and answered.
+    certificate.correction_declined_at, certificate.correction_declined_note = None, ""
     audit.record(
         session,
         "certificate.correction_requested",
@@ -703,7 +708,40 @@ def request_correction(session: Session, certificate: Certificate, user: User) -
         changed=", ".join(changes),
     )
     session.flush()
+    _email_after_commit(session, certificate.id, "send_correction_requested_email")
     return True
+
+
+def no_correction_waiting(certificate: Certificate) -> str:
+    """Why a correction request cannot be answered: there is none waiting."""
+    return (
+        f"No correction of certificate {certificate.number} is waiting: it was re-issued or answered already (by a "
+        "second click, or by a colleague), or never asked for."
+    )
+
+
+def decline_correction(session: Session, certificate: Certificate, note: str, *, actor_id: int) -> None:
+    """Answer a holder's correction request without re-issuing (the new details could not be confirmed, say): the
+    request ends, and the holder reads the note on the dashboard and in an email, and may ask again."""
+    _lock(session, certificate)
+    if certificate.status != CertificateStatus.ACTIVE or certificate.correction_requested_at is None:
+        raise CertificateError(no_correction_waiting(certificate), 409)
+    asked_at = certificate.correction_requested_at
+    certificate.correction_requested_at = None
+    certificate.correction_declined_at, certificate.correction_declined_note = utcnow(), note
+    audit.record(
+        session,
+        "certificate.correction_declined",
+        "certificate",
+        certificate.id,
+        actor_id=actor_id,
+        user_id=certificate.user_id,
+        number=certificate.number,
+        asked_at=asked_at.isoformat(),
+        note=note,
+    )
+    session.flush()
+    _email_after_commit(session, certificate.id, "send_correction_declined_email")
 
 
 # A correction asked for by a holder whose account is still active (one deactivated or closed since waits for no one:

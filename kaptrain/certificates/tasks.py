@@ -8,7 +8,7 @@ from flask import current_app, render_template
 from sqlalchemy import select
 
 from kaptrain import mail
-from kaptrain.accounts.models import User
+from kaptrain.accounts.models import Role, User
 from kaptrain.accounts.services import is_closed, the_sites_team
 from kaptrain.certificates import services
 from kaptrain.certificates.models import Certificate, CertificateStatus
@@ -77,6 +77,36 @@ def send_claim_returned_email(enrolment_id: int) -> None:
         learner.email,
         f"{_site()}: your hours claim for {enrolment.course.title} was returned",
         render_template("certificates/email/claim_returned.txt", **context),
+    )
+
+
+def send_correction_requested_email(certificate_id: int) -> None:
+    """Tell the site's administrators that a holder asked for a corrected certificate, with the page to answer on."""
+    session = get_session()
+    certificate = session.get(Certificate, certificate_id)
+    if certificate is None or certificate.correction_requested_at is None:
+        return  # answered before the mail went out
+    admins = session.scalars(select(User).where(User.role == Role.ADMIN, User.is_active.is_(True))).all()
+    body = render_template("certificates/email/correction_requested.txt", certificate=certificate)
+    for admin in admins:
+        mail.send(admin.email, f"{_site()}: a corrected certificate was asked for ({certificate.number})", body)
+
+
+def send_correction_declined_email(certificate_id: int) -> None:
+    """Tell the holder their correction request was declined, with the administrator's note."""
+    session = get_session()
+    certificate = session.get(Certificate, certificate_id)
+    if certificate is None or certificate.correction_declined_at is None:
+        return  # asked again before the mail went out
+    holder = session.get(User, certificate.user_id)
+    assert holder is not None
+    if is_closed(holder):
+        return
+    context = {"holder": holder, "certificate": certificate, "team": the_sites_team()}
+    mail.send(
+        holder.email,
+        f"{_site()}: your request for a corrected certificate {certificate.number}",
+        render_template("certificates/email/correction_declined.txt", **context),
     )
 
 

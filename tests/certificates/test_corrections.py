@@ -149,3 +149,101 @@ def test_a_request_from_an_account_deactivated_or_closed_since_waits_for_no_one(
     db.commit()
     console = admin.get("/admin/certificates").get_data(as_text=True)
     assert "Corrections asked for" not in console and "1 waiting" not in console
+
+
+def asked_for_by_an_admin(app, client, db, holder):  # type: ignore[no-untyped-def]
+    """The holder asks; an administrator's client and the certificate's page, as the administrator sees it."""
+    _learner, certificate = holder
+    assert client.post(f"/certificates/{certificate.id}/correction").status_code == 302
+    admin = app.test_client()
+    sign_in(admin, db, make_user(db, role=Role.ADMIN, full_name="Ada Admin"))
+    return admin, admin.get(f"/admin/certificates/{certificate.id}").get_data(as_text=True)
+
+
+def test_the_site_s_active_administrators_are_emailed_a_request(app, client, db, holder, inbox):
+    _learner, certificate = holder
+    active = make_user(db, role=Role.ADMIN, email="active-admin@example.org")
+    make_user(db, role=Role.ADMIN, email="former-admin@example.org").is_active = False
+    make_user(db, role=Role.INSTRUCTOR, email="instructor@example.org")
+    db.commit()
+    assert client.post(f"/certificates/{certificate.id}/correction").status_code == 302
+    assert client.post(f"/certificates/{certificate.id}/correction").status_code == 302  # asked again: no new email
+    [(_from, to, message)] = inbox.messages
+    assert to == [active.email] and certificate.number in message["Subject"]
+    body = " ".join(message.get_content().split())
+    assert f"/admin/certificates/{certificate.id}" in body and "Dana Okafor" in body
+
+
+def test_an_administrator_declines_with_a_note_the_holder_reads(app, client, db, holder, inbox):
+    learner, certificate = holder
+    admin, detail = asked_for_by_an_admin(app, client, db, holder)
+    assert "Or decline the request" in detail and f"/admin/certificates/{certificate.id}/decline-correction" in detail
+    inbox.messages.clear()  # the administrators' notice of the request
+    url = f"/admin/certificates/{certificate.id}/decline-correction"
+    blank = admin.post(url, data={"note": "   "})
+    assert blank.status_code == 422 and "Tell the holder why the certificate is not re-issued." in blank.text
+    note = "The licence number on your profile is not on the board's register. Check it, then ask again."
+    declined = admin.post(url, data={"note": note})
+    assert declined.status_code == 302 and declined.location.endswith("/admin/certificates")
+    console = admin.get("/admin/certificates").get_data(as_text=True)
+    assert "Corrections asked for" not in console and "1 waiting" not in console
+    entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "certificate.correction_declined"))
+    assert entry is not None and entry.details["note"] == note and entry.details["number"] == certificate.number
+    [(_from, to, message)] = inbox.messages
+    assert to == [learner.email] and certificate.number in message["Subject"]
+    assert note in " ".join(message.get_content().split())
+    db.expire_all()
+    assert db.get(Certificate, certificate.id).status == CertificateStatus.ACTIVE  # unchanged, still valid
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "Your request for a corrected certificate was declined" in page and "not on the board&#39;s register" in page
+    assert "Ask for a corrected certificate" in page  # the holder may correct the profile and ask again
+
+
+def test_a_second_decline_or_one_after_a_re_issue_changes_nothing(app, client, db, holder):
+    _learner, certificate = holder
+    admin, detail = asked_for_by_an_admin(app, client, db, holder)
+    url = f"/admin/certificates/{certificate.id}/decline-correction"
+    assert admin.post(url, data={"note": "Not confirmed."}).status_code == 302
+    twice = admin.post(url, data={"note": "Not confirmed."})  # a double submit, or a colleague's tab
+    assert twice.status_code == 409 and "No correction of certificate" in twice.text
+    assert "Nothing was changed" in twice.text
+    assert client.post(f"/certificates/{certificate.id}/correction").status_code == 302  # asked again
+    reissued = admin.post(
+        f"/admin/certificates/{certificate.id}/reissue",
+        data={**shown_holder(detail), "confirm_reissue": "y", "reason": "Details corrected at the holder's request"},
+    )
+    assert reissued.status_code == 302
+    late = admin.post(url, data={"note": "Not confirmed."})
+    assert late.status_code == 409 and "re-issued or answered already" in late.text
+    entries = db.scalars(select(AuditEntry).where(AuditEntry.action == "certificate.correction_declined")).all()
+    assert len(entries) == 1
+
+
+def test_asking_again_after_a_decline_replaces_the_note_with_the_new_request(app, client, db, holder):
+    _learner, certificate = holder
+    admin, _detail_page = asked_for_by_an_admin(app, client, db, holder)
+    assert (
+        admin.post(
+            f"/admin/certificates/{certificate.id}/decline-correction", data={"note": "Send us the board's letter."}
+        ).status_code
+        == 302
+    )
+    assert client.post(f"/certificates/{certificate.id}/correction").status_code == 302
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "It is waiting for an administrator" in page and "Send us the board" not in page
+    db.expire_all()
+    again = db.get(Certificate, certificate.id)
+    assert again.correction_declined_at is None and again.correction_declined_note == ""
+    assert "Corrections asked for (1)" in admin.get("/admin/certificates").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role", [Role.LEARNER, Role.INSTRUCTOR])
+def test_only_an_administrator_may_decline(app, client, db, holder, role):
+    _learner, certificate = holder
+    assert client.post(f"/certificates/{certificate.id}/correction").status_code == 302
+    other = app.test_client()
+    sign_in(other, db, make_user(db, role=role))
+    refused = other.post(f"/admin/certificates/{certificate.id}/decline-correction", data={"note": "No."})
+    assert refused.status_code == 403
+    db.expire_all()
+    assert db.get(Certificate, certificate.id).correction_requested_at is not None

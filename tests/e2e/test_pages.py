@@ -195,6 +195,7 @@ CASES = [
 # Endpoints reached only by POST (or as a redirect) get no page of their own.
 POST_ONLY = {
     "certificates.request_correction",  # answers with the dashboard, which has its case
+    "admin.decline_correction",  # answers with the certificates console, or the certificate's page on a mistake
     "accounts.logout",
     "accounts.logout_everywhere",
     "accounts.download_data",
