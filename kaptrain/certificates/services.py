@@ -872,10 +872,13 @@ def reissue(
             actor_label=actor_label, before=f"{certificate.hours:f}", after=f"{hours:f}", reason=reason.strip(),
         )  # fmt: skip
     new.time_zone = certificate.time_zone
-    new.course_title, new.delivery_format, new.provider = (
+    # Accreditation is never given or taken away by a re-issue: a statement set in Settings after this completion
+    # (or one withdrawn since) does not change what the completion was accredited for. The signatory signs anew.
+    new.course_title, new.delivery_format, new.provider, new.accreditation_statement = (
         certificate.course_title,
         certificate.delivery_format,
         certificate.provider,
+        certificate.accreditation_statement,
     )
     new.supersedes_id = certificate.id
     session.flush()

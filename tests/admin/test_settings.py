@@ -13,7 +13,7 @@ from kaptrain.admin import settings
 from kaptrain.audit import AuditEntry
 from kaptrain.certificates import services as certificates
 from kaptrain.certificates.models import CertificateStatus
-from tests.certificates.test_pdf import LETTER_LANDSCAPE, page_size_points
+from tests.certificates.test_pdf import LETTER_LANDSCAPE, page_size_points, pdf_text
 from tests.factories import certified, course, enrolled, make_user
 
 FORM = {
@@ -180,3 +180,30 @@ def test_a_claim_waiting_when_a_signatory_is_named_is_signed_by_them(app, client
         certificates.approve(db, waiting, actor_label="test")
         db.commit()
     assert waiting.status == CertificateStatus.ACTIVE and waiting.signatory_name == "Dr Jo Park"
+
+
+def test_a_re_issue_keeps_the_accreditation_its_completion_was_issued_with(app, client, db, admin, tmp_path):
+    """A statement set in Settings after a completion does not accredit it when its certificate is re-issued (a
+    name corrected, say), and one withdrawn since does not take the accreditation away."""
+    with app.app_context():
+        learner = make_user(db)
+        enrolled(db, learner)
+        plain = certified(db, learner)
+    assert plain.accreditation_statement in (None, "")
+    statement = "Northwind CE is approved by the Board to sponsor continuing education."
+    assert client.post("/admin/settings", data=FORM | {"accreditation_statement": statement}).status_code == 302
+    with app.app_context():
+        still_plain = certificates.reissue(db, plain, actor_label="test", reason="Name corrected")
+        printed = " ".join(pdf_text(certificates.stored_pdf(db, still_plain) or b"", tmp_path).split())
+        assert still_plain.accreditation_statement == plain.accreditation_statement
+        assert "Northwind CE is approved" not in printed
+
+        other = make_user(db)
+        enrolled(db, other)
+        accredited = certified(db, other)  # issued while the statement is set
+    assert accredited.accreditation_statement == statement
+    assert client.post("/admin/settings", data=FORM).status_code == 302  # withdrawn again
+    with app.app_context():
+        again = certificates.reissue(db, accredited, actor_label="test", reason="Licence corrected")
+        printed = " ".join(pdf_text(certificates.stored_pdf(db, again) or b"", tmp_path).split())
+    assert again.accreditation_statement == statement and "Northwind CE is approved" in printed
