@@ -108,10 +108,17 @@ def _too_deep(text: str) -> yaml.Mark | None:
 
 
 def _unreadable_scalar(loader: Any, root: yaml.Node) -> yaml.Node | None:
-    """The first scalar whose value cannot be built (a date like 2026-02-30, an integer of 5,000 digits)."""
+    """The first scalar whose value cannot be built (a date like 2026-02-30, an integer of 5,000 digits).
+
+    Each node is visited once: an alias shares its anchor's node, so the tree is a graph in which a few hundred
+    bytes can reach one list 9**8 times over (a YAML "billion laughs")."""
     todo = [root]
+    seen: set[int] = set()
     while todo:
         node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.ScalarNode):
             try:
                 loader.construct_object(node)
