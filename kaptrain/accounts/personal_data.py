@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from flask import url_for
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from kaptrain.accounts.models import User
 from kaptrain.audit import AuditEntry
 from kaptrain.certificates.models import Attestation, Certificate, Evaluation
+from kaptrain.certificates.services import verification_url
 from kaptrain.content.models import Course, Module, ModuleRevision
 from kaptrain.courses.models import Enrolment, ModuleProgress
 from kaptrain.quizzes.models import Attempt, AttemptItem
@@ -187,7 +187,8 @@ def _certificate(certificate: Certificate) -> dict[str, Any]:
         "correction_requested_at": _time(certificate.correction_requested_at),
         "correction_declined_at": _time(certificate.correction_declined_at),
         "correction_declined_note": certificate.correction_declined_note,
-        "verify_at": url_for("certificates.verify", code=certificate.code, _external=True) if number else None,
+        # The site's public address (KAPTRAIN_BASE_URL), as printed on the certificate, not the request's Host.
+        "verify_at": verification_url(certificate.code) if number else None,
     }
 
 

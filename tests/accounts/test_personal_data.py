@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -32,7 +33,7 @@ def _walk(value: Any) -> list[Any]:
 
 
 def test_a_certified_learner_downloads_their_own_records(
-    app: Flask, client: FlaskClient, learner: User, db: Session
+    app: Flask, client: FlaskClient, learner: User, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = make_user(db, email="someone.else@example.org", full_name="Someone Else")
     enrolled(db, other)
@@ -43,6 +44,7 @@ def test_a_certified_learner_downloads_their_own_records(
     page = client.get("/account").get_data(as_text=True)
     assert "Download my data (JSON)" in page
 
+    monkeypatch.setitem(app.config, "BASE_URL", "https://ce.example.org")  # not the request's host (localhost)
     response = _download(client)
     assert response.status_code == 200 and response.mimetype == "application/json"
     disposition = response.headers["Content-Disposition"]
@@ -62,7 +64,9 @@ def test_a_certified_learner_downloads_their_own_records(
     assert answer["question"] and answer["your_answer"] and set(answer["your_answer"]) <= set(answer["options_shown"])
 
     assert [c["number"] for c in data["certificates"]] == [certificate.number]
-    assert data["certificates"][0]["verify_at"].endswith(f"/verify/{certificate.code}")
+    # The address printed on the certificate (KAPTRAIN_BASE_URL), whatever Host the request came with.
+    assert data["certificates"][0]["verify_at"] == f"{app.config['BASE_URL'].rstrip('/')}/verify/{certificate.code}"
+    assert "localhost" not in response.get_data(as_text=True)
     assert data["certificates"][0]["hours"] == "3.50"
     assert len(data["course_evaluations"]) == 1 and len(data["attestations"]) == 1
     assert data["attestations"][0]["hours_claimed"] == "3.50"
