@@ -17,7 +17,7 @@ from kaptrain.certificates import services
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
 from kaptrain.content.models import Course
 from kaptrain.db import as_utc
-from kaptrain.quizzes.models import Attempt, Quiz, QuizKind
+from kaptrain.quizzes.models import Attempt, AttemptStatus, Quiz, QuizKind
 
 COLUMNS = (
     "number",
@@ -45,8 +45,9 @@ COLUMNS = (
     "revocation_note",  # the administrator's own words (the public page gives only the reason's category)
     "superseded_by",
     "supersedes",
-    "final_assessment_percent",  # the best passing attempt's score
-    "final_assessment_passed_on",
+    "final_assessment_percent",  # the score of the attempt that first passed (the one that completed the course)
+    "final_assessment_passed_on",  # ... and its day
+    "final_assessment_attempts",  # graded attempts at the final assessment, failed and passed
     "evaluation_submitted_on",
     "attested_on",
     "active_minutes",
@@ -110,26 +111,37 @@ def ce_report(
         window.append(Certificate.issued_at >= dt.datetime.combine(since, dt.time(), dt.UTC))
     if until is not None:
         window.append(Certificate.issued_at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC))
-    # The final assessment: the best score among the learner's passing attempts, and the day first passed.
-    final = (
+    # The final assessment: the score and day of the attempt that first passed, one attempt's both (a later, better
+    # attempt does not change when the course was completed), and how many graded attempts the learner made.
+    finals = (
         select(
             Attempt.user_id,
             Quiz.course_id,
-            func.max(Attempt.score).label("score"),
-            func.min(Attempt.submitted_at).label("passed_at"),
+            Attempt.score,
+            Attempt.submitted_at,
+            Attempt.passed,
+            func.count().over(partition_by=(Attempt.user_id, Quiz.course_id)).label("attempts"),
+            func.row_number()
+            .over(
+                partition_by=(Attempt.user_id, Quiz.course_id),
+                order_by=(Attempt.passed.desc(), Attempt.submitted_at, Attempt.id),
+            )
+            .label("n"),
         )
         .join(Quiz, Quiz.id == Attempt.quiz_id)
-        .where(Quiz.kind == QuizKind.FINAL, Attempt.passed.is_(True))
-        .group_by(Attempt.user_id, Quiz.course_id)
+        .where(Quiz.kind == QuizKind.FINAL, Attempt.status == AttemptStatus.SUBMITTED)
         .subquery()
     )
+    final = select(finals).where(finals.c.n == 1).subquery()
     rows = session.execute(
         select(
             Certificate,
             User.email,
             User.profession,
             final.c.score,
-            final.c.passed_at,
+            final.c.submitted_at,
+            final.c.passed,
+            final.c.attempts,
             Course.slug,
             newer.number,
             older.number,
@@ -159,8 +171,10 @@ def ce_report(
 
 def _row(row: Any, record: tuple[str, str, str]) -> list[str]:
     """One certificate's line of the report."""
-    c, email, profession, final_score, final_passed_at, slug = row[:6]
-    superseded_by, supersedes, evaluated_at, attested_at, active_seconds, claimed = row[6:]
+    c, email, profession, final_score, final_at, final_passed, final_attempts, slug = row[:8]
+    superseded_by, supersedes, evaluated_at, attested_at, active_seconds, claimed = row[8:]
+    if not final_passed:  # never passed (a certificate issued by hand): the attempts only
+        final_score = final_at = None
     issued_by, reduced_because, reissued_because = record
     # Credit designations are printed on a certificate only with an accreditation statement.
     credits = [str(d["credit_type"]) for d in c.designations] if c.accreditation_statement else []
@@ -191,7 +205,8 @@ def _row(row: Any, record: tuple[str, str, str]) -> list[str]:
         superseded_by or "",
         supersedes or "",
         "" if final_score is None else f"{final_score:g}",
-        _day(c, final_passed_at),
+        _day(c, final_at),
+        "" if final_attempts is None else str(final_attempts),
         _day(c, evaluated_at),
         _day(c, attested_at),
         "" if active_seconds is None else str(active_seconds // 60),

@@ -36,7 +36,7 @@ from kaptrain.certificates.report import COLUMNS
 from kaptrain.content.files import read_content
 from kaptrain.content.loader import import_content
 from kaptrain.db import get_session, utcnow
-from kaptrain.quizzes.models import Attempt, Quiz, QuizKind
+from kaptrain.quizzes.models import Attempt, AttemptStatus, Quiz, QuizKind
 from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES, make_test_app
 from tests.factories import certified, course, enrolled, make_user
 from tests.redis_support import REDIS_URL, run_flask, worker_env
@@ -348,6 +348,33 @@ def read_csv(text_: str) -> list[dict[str, str]]:
     rows = list(csv.reader(io.StringIO(text_)))
     assert tuple(rows[0]) == COLUMNS
     return [dict(zip(COLUMNS, row, strict=True)) for row in rows[1:]]
+
+
+def test_export_states_the_final_attempt_that_completed_the_course_and_the_attempts_made(db, runner, issue):
+    """The score and the day are those of the attempt that first passed (a later, better attempt does not move the
+    completion), and the count includes the failed attempts."""
+    kept = issue()
+    first_pass = db.scalar(
+        select(Attempt).join(Quiz).where(Attempt.user_id == kept.user_id, Quiz.kind == QuizKind.FINAL, Attempt.passed)
+    )
+    first_pass.score, first_pass.submitted_at = 85.0, dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)
+
+    def graded(number: int, score: float, day: int) -> Attempt:
+        return Attempt(
+            user_id=kept.user_id, quiz_id=first_pass.quiz_id, number=number, status=AttemptStatus.SUBMITTED,
+            started_at=dt.datetime(2026, 3, day, 14, tzinfo=dt.UTC),
+            submitted_at=dt.datetime(2026, 3, day, 15, tzinfo=dt.UTC), score=score,
+            passed=score >= first_pass.passing_score, passing_score=first_pass.passing_score,
+            settings_id=first_pass.settings_id,
+        )  # fmt: skip
+
+    db.add_all([graded(first_pass.number + 1, 40.0, 1), graded(first_pass.number + 2, 100.0, 9)])
+    db.flush()
+    result = certificates_cli(runner, "export", "--since", "2021-01-01")
+    assert result.exit_code == 0, result.output
+    row = {r["number"]: r for r in read_csv(result.stdout)}[kept.number]
+    assert (row["final_assessment_percent"], row["final_assessment_passed_on"]) == ("85", "2026-03-02")
+    assert row["final_assessment_attempts"] == "3"
 
 
 def test_export_writes_one_row_per_issued_certificate_with_the_ce_record(app, db, runner, issue):
