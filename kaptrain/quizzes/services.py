@@ -23,6 +23,7 @@ from kaptrain.db import utcnow
 from kaptrain.quizzes.accommodations import current_accommodation
 from kaptrain.quizzes.accommodations import grant_accommodation as grant_accommodation
 from kaptrain.quizzes.accommodations import withdraw_accommodation as withdraw_accommodation
+from kaptrain.quizzes.drawing import balanced_draw
 from kaptrain.quizzes.grading import REGISTRY, correct_ids, grade
 from kaptrain.quizzes.models import (
     Attempt,
@@ -227,7 +228,7 @@ def start_attempt(
         )
     rng = rng or random.SystemRandom()
     questions = revisions.published_questions(session, quiz.id)
-    drawn = rng.sample(questions, min(quiz.draw, len(questions)))
+    drawn = balanced_draw(questions, quiz.draw, lambda pair: pair[1].module_id, rng)
     cases = _published_cases(session, [rev for _, rev in drawn])
     now = utcnow()
     rules = state.rules
