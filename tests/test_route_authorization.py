@@ -105,6 +105,7 @@ TABLE: dict[tuple[str, str], Row] = {
     # ---------------------------------------------------------------- learner pages
     ("courses.home", "GET"): everyone(200),
     ("courses.catalogue", "GET"): everyone(200),
+    ("courses.records_policy", "GET"): everyone(200),
     ("courses.course", "GET"): everyone(200),
     ("courses.dashboard", "GET"): signed_in(200),
     ("courses.enrol", "POST"): signed_in(Redirect("/courses/demo-course/disclosures")),

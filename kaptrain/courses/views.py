@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
@@ -50,6 +50,12 @@ def home() -> ResponseReturnValue:
     session = get_session()
     accredited = bool(accreditation_statement(session))
     return render_template("courses/home.html", courses=services.catalogue_courses(session), accredited=accredited)
+
+
+@bp.route("/records-and-privacy")
+def records_policy() -> ResponseReturnValue:
+    """What the site keeps about a learner, who sees it, for how long, and how to ask or complain."""
+    return render_template("courses/records_policy.html")
 
 
 @bp.route("/courses")
@@ -105,12 +111,18 @@ def disclosures(slug: str) -> ResponseReturnValue:
         if first:
             return redirect(url_for("courses.module", slug=slug, module_slug=first[0].slug))
         return redirect(url_for("courses.course", slug=slug))
+    values = certificate_settings(session, c)
+    published = content_catalogue.current(session).by_id(c.id)
     return render_template(
         "courses/disclosures.html",
         course=c,
         enrolment=enrolment,
         form=form,
-        accreditation=certificate_settings(session, c).accreditation_statement or "",
+        accreditation=values.accreditation_statement or "",
+        approval=values.approval,
+        module_count=len(published.modules),
+        final=published.final,
+        review_factor=current_app.config["CLAIM_REVIEW_FACTOR"],
     )
 
 

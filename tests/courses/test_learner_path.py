@@ -77,6 +77,34 @@ def test_the_course_page_and_disclosures_name_the_release_the_review_date_and_th
     assert 'href="mailto:ce@provider.example"' in page
 
 
+def test_disclosures_say_how_to_earn_the_certificate_from_the_course_s_own_rules(app, client, db, login, monkeypatch):
+    demo = course(db)
+    demo.min_reading_percent, demo.certificate_approval = 50, "manual"
+    db.commit()
+    monkeypatch.setitem(app.config, "CLAIM_REVIEW_FACTOR", 3)
+    monkeypatch.setitem(app.config, "SUPPORT_EMAIL", "ce@provider.example")
+    login(make_user(db))
+    client.post("/courses/demo-course/enrol")
+    page = " ".join(client.get("/courses/demo-course/disclosures").text.split())
+    assert "How to earn your certificate" in page
+    assert "Work through the 3 modules in order" in page
+    assert "at least 50% of the module's estimated reading time" in page
+    assert "Pass the final assessment (50%, 30 minutes)." in page  # the fixture final's rules
+    assert "up to 3.5 hours" in page and "more than 3 times that time is reviewed" in page
+    assert "issued once the provider approves it" in page
+    assert "if you need an accommodation" in page and 'href="/records-and-privacy"' in page
+
+
+def test_the_records_page_says_what_is_kept_who_sees_it_and_whom_to_write_to(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "SUPPORT_EMAIL", "ce@provider.example")
+    page = " ".join(client.get("/records-and-privacy").text.split())
+    for heading in ("What is kept, and why", "Who can see it", "How long it is kept", "What you can do"):
+        assert heading in page
+    assert "Never the email address or the licence number" in page
+    assert "at least six years" in page and 'href="mailto:ce@provider.example"' in page
+    assert 'href="/records-and-privacy"' in client.get("/").text  # linked from every page's footer
+
+
 def test_disclosures_need_enrolment(client, db, login):
     login(make_user(db))
     response = client.get("/courses/demo-course/disclosures")

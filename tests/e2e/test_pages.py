@@ -87,6 +87,7 @@ CASES = [
     PageCase("register", "accounts.register", "anonymous", "/register"),
     PageCase("login", "accounts.login", "anonymous", "/login"),
     PageCase("catalogue", "courses.catalogue", "anonymous", "/courses"),
+    PageCase("records-policy", "courses.records_policy", "anonymous", "/records-and-privacy"),
     PageCase("course", "courses.course", "learner", "/courses/kap-foundations"),
     PageCase("disclosures", "courses.disclosures", "learner", "/courses/kap-foundations/disclosures"),
     PageCase("module", "courses.module", "learner", "/courses/kap-foundations/modules/pharmacology"),
