@@ -16,6 +16,7 @@ from kaptrain.audit import AuditEntry
 from kaptrain.certificates import services
 from kaptrain.certificates.models import Attestation, Certificate, CertificateStatus, Evaluation
 from kaptrain.content.models import Course
+from kaptrain.courses.models import Enrolment
 from kaptrain.db import as_utc
 from kaptrain.quizzes.models import Attempt, AttemptStatus, Quiz, QuizKind
 
@@ -45,6 +46,8 @@ COLUMNS = (
     "revocation_note",  # the administrator's own words (the public page gives only the reason's category)
     "superseded_by",
     "supersedes",
+    "enrolled_on",  # empty for a certificate issued by hand to someone never enrolled on the site
+    "disclosures_acknowledged_on",
     "final_assessment_percent",  # the score of the attempt that first passed (the one that completed the course)
     "final_assessment_passed_on",  # ... and its day
     "final_assessment_attempts",  # graded attempts at the final assessment, failed and passed
@@ -104,7 +107,7 @@ def ce_report(
     newer, older = aliased(Certificate), aliased(Certificate)
     same_learning = {
         model: and_(model.user_id == Certificate.user_id, model.course_id == Certificate.course_id)
-        for model in (Evaluation, Attestation)
+        for model in (Evaluation, Attestation, Enrolment)
     }
     window = [Certificate.status != CertificateStatus.PENDING]
     if since is not None:
@@ -149,6 +152,8 @@ def ce_report(
             Attestation.attested_at,
             Attestation.active_seconds,
             Attestation.hours_claimed,
+            Enrolment.enrolled_at,
+            Enrolment.disclosures_acknowledged_at,
         )
         .join(User, User.id == Certificate.user_id)
         .join(Course, Course.id == Certificate.course_id)
@@ -156,6 +161,7 @@ def ce_report(
         .outerjoin(older, older.id == Certificate.supersedes_id)
         .outerjoin(Evaluation, same_learning[Evaluation])
         .outerjoin(Attestation, same_learning[Attestation])
+        .outerjoin(Enrolment, same_learning[Enrolment])
         .outerjoin(final, and_(final.c.user_id == Certificate.user_id, final.c.course_id == Certificate.course_id))
         .where(*window)
         .order_by(Certificate.issued_at, Certificate.id)
@@ -172,7 +178,9 @@ def ce_report(
 def _row(row: Any, record: tuple[str, str, str]) -> list[str]:
     """One certificate's line of the report."""
     c, email, profession, final_score, final_at, final_passed, final_attempts, slug = row[:8]
-    superseded_by, supersedes, evaluated_at, attested_at, active_seconds, claimed = row[8:]
+    superseded_by, supersedes, evaluated_at, attested_at, active_seconds, claimed, enrolled_at, acknowledged_at = row[
+        8:
+    ]
     if not final_passed:  # never passed (a certificate issued by hand): the attempts only
         final_score = final_at = None
     issued_by, reduced_because, reissued_because = record
@@ -204,6 +212,8 @@ def _row(row: Any, record: tuple[str, str, str]) -> list[str]:
         c.revocation_note or "",
         superseded_by or "",
         supersedes or "",
+        _day(c, enrolled_at),
+        _day(c, acknowledged_at),
         "" if final_score is None else f"{final_score:g}",
         _day(c, final_at),
         "" if final_attempts is None else str(final_attempts),

@@ -35,6 +35,7 @@ from kaptrain.certificates.models import (
 from kaptrain.certificates.report import COLUMNS
 from kaptrain.content.files import read_content
 from kaptrain.content.loader import import_content
+from kaptrain.courses.models import Enrolment
 from kaptrain.db import get_session, utcnow
 from kaptrain.quizzes.models import Attempt, AttemptStatus, Quiz, QuizKind
 from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES, make_test_app
@@ -375,6 +376,9 @@ def test_export_states_the_final_attempt_that_completed_the_course_and_the_attem
     row = {r["number"]: r for r in read_csv(result.stdout)}[kept.number]
     assert (row["final_assessment_percent"], row["final_assessment_passed_on"]) == ("85", "2026-03-02")
     assert row["final_assessment_attempts"] == "3"
+    enrolment = db.scalar(select(Enrolment).where(Enrolment.user_id == kept.user_id))
+    assert row["enrolled_on"] == enrolment.enrolled_at.date().isoformat()
+    assert row["disclosures_acknowledged_on"] == enrolment.disclosures_acknowledged_at.date().isoformat()
 
 
 def test_export_writes_one_row_per_issued_certificate_with_the_ce_record(app, db, runner, issue):
