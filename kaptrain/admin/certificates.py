@@ -448,11 +448,11 @@ def reissue_certificate(certificate_id: int) -> ResponseReturnValue:
         hours = services.parse_hours(form.hours.data, c.max_hours) if (form.hours.data or "").strip() else None
         new = services.reissue(
             get_session(), c, actor_id=user().id, reason=form.reason.data or "", hours=hours,
-            seen_status=form.seen_status.data or None,
+            seen_status=form.seen_status.data or None, hours_reason=form.hours_reason.data or "",
         )  # fmt: skip
     except services.CertificateError as exc:
-        if exc.field == "hours":
-            form.hours.errors = [str(exc)]
+        if exc.field in ("hours", "hours_reason"):
+            getattr(form, exc.field).errors = [str(exc)]
             return _detail(c, reissue=form, status=422)
         return _already(c, str(exc))  # changed meanwhile (replaced, revoked): said at the top, not as a form error
     outcome = "stays revoked" if c.status == CertificateStatus.REVOKED else "is superseded"

@@ -73,6 +73,7 @@ class DeclineCorrectionForm(BaseForm):
         validators=[DataRequired(message="Tell the holder why the certificate is not re-issued."), Length(max=2000)],
         description="Why, and what to do: for example, that the licence number is not on the board's register, and "
         "to correct it on their profile and ask again. The holder is emailed this note and sees it on My learning.",
+        id="decline-note",  # the revoke form on the same page has its own "note"
     )
     submit = SubmitField("Decline the request")
 
@@ -127,9 +128,16 @@ class ReissueForm(BaseForm):
             DataRequired(message="Say why it is re-issued, e.g. the holder's name was corrected."),
             Length(max=1000),
         ],
+        id="reissue-reason",  # the revoke form on the same page has its own "reason"
     )
     # Text, not a number field: kaptrain.certificates.services.parse_hours says what is wrong in words.
     hours = StringField("Hours to certify (optional)", validators=[Length(max=20)])
+    hours_reason = TextAreaField(
+        "Why these hours (when you change them)",
+        validators=[Length(max=1000)],
+        description="Kept on record, and given in the CE report as the reason for the hours certified: e.g. the "
+        "hours the holder showed for study away from the site.",
+    )
     confirm_reissue = BooleanField(
         "Yes, issue the new certificate: the holder is emailed it, and a version still in force stops being valid",
         validators=[DataRequired(message="Tick the box to confirm the new certificate.")],

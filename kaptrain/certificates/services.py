@@ -824,13 +824,17 @@ def reissue(
     reason: str = "",
     hours: Decimal | None = None,
     seen_status: str | None = None,
+    hours_reason: str | None = None,
 ) -> Certificate:
     """Issue a new version from the holder's current profile (a corrected name, say). An active certificate is
     superseded by it; a revoked one stays revoked, and the new one is its replacement (a revocation made in error,
     say), linked to it so that its verification page can say that a replacement exists. The reason, when given, is
     kept in the audit entry. `hours`, when given, corrects the hours certified (a revocation over disputed hours,
-    say): at most the hours the learner claimed, or the course's maximum for a certificate issued by hand."""
+    say): at most the hours the learner claimed, or the course's maximum for a certificate issued by hand, with
+    `hours_reason` saying why (what a CE record gives as the reason for the hours; without it, `reason`: the CLI's
+    one reason serves both)."""
     _lock(session, certificate)
+    why_hours = (reason if hours_reason is None else hours_reason).strip()
     if seen_status and seen_status != certificate.status.value:  # the status the administrator's page showed
         raise CertificateError(
             f"This certificate was {certificate.status.value} by someone else after this page was shown, so nothing "
@@ -839,7 +843,9 @@ def reissue(
             "seen_status",
         )
     if hours is not None and hours != certificate.hours:
-        _check_corrected_hours(session, certificate, hours, reason)
+        _check_corrected_hours(
+            session, certificate, hours, why_hours, "reason" if hours_reason is None else "hours_reason"
+        )
     if certificate.status not in (CertificateStatus.ACTIVE, CertificateStatus.REVOKED):
         raise CertificateError(
             f"Only an active or revoked certificate can be re-issued; this one is {certificate.status.value}."
@@ -867,10 +873,6 @@ def reissue(
         approved = {d["credit_type"]: d for d in certificate.course.credit_designations}
         carried = [{**d, "hours": approved.get(d["credit_type"], d)["hours"]} for d in certificate.designations]
         new.hours, new.designations = hours, capped_designations(carried, hours)
-        audit.record(
-            session, "certificate.hours_changed", "certificate", certificate.id, actor_id=actor_id,
-            actor_label=actor_label, before=f"{certificate.hours:f}", after=f"{hours:f}", reason=reason.strip(),
-        )  # fmt: skip
     new.time_zone = certificate.time_zone
     # Accreditation is never given or taken away by a re-issue: a statement set in Settings after this completion
     # (or one withdrawn since) does not change what the completion was accredited for. The signatory signs anew.
@@ -884,19 +886,29 @@ def reissue(
     session.flush()
     session.refresh(new)
     why = reason.strip() or None
-    return issue(session, new, actor_id=actor_id, actor_label=actor_label, action="certificate.reissue", reason=why)
+    issued = issue(session, new, actor_id=actor_id, actor_label=actor_label, action="certificate.reissue", reason=why)
+    if hours is not None and hours != certificate.hours:
+        # On the version the hours were changed from (hours_reasons reads it there), naming the new one.
+        audit.record(
+            session, "certificate.hours_changed", "certificate", certificate.id, actor_id=actor_id,
+            actor_label=actor_label, before=f"{certificate.hours:f}", after=f"{hours:f}", reason=why_hours,
+            reissued_as=issued.number,
+        )  # fmt: skip
+    return issued
 
 
-def _check_corrected_hours(session: Session, certificate: Certificate, hours: Decimal, reason: str) -> None:
+def _check_corrected_hours(
+    session: Session, certificate: Certificate, hours: Decimal, reason: str, reason_field: str
+) -> None:
     """Hours a re-issue may certify instead: more than 0, at most what was claimed (or, issued by hand, the course's
-    maximum printed on it), with the reason on record."""
+    maximum printed on it), with the reason on record (asked for in `reason_field`)."""
     attestation = get_attestation(session, certificate.user_id, certificate.course_id)
     ceiling = attestation.hours_claimed if attestation is not None else certificate.max_hours
     if not Decimal(0) < hours <= ceiling:
         what = "the hours claimed" if attestation is not None else "the course's maximum"
         raise CertificateError(f"Certify more than 0 and at most {format_hours(ceiling)} hours, {what}.", 400, "hours")
-    if not reason.strip():
-        raise CertificateError("Say why the hours are changed.", 400, "reason")
+    if not reason:
+        raise CertificateError("Say why the hours are changed.", 400, reason_field)
 
 
 def _refuse_second_replacement(session: Session, revoked: Certificate) -> None:

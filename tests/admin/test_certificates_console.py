@@ -349,11 +349,17 @@ def test_a_replacement_may_correct_the_hours_within_the_claim(app, client, db, a
     page = client.get(f"/admin/certificates/{c.id}").get_data(as_text=True)
     assert "Hours to certify (optional)" in page
     for hours, words in (("99", "at most"), ("0", "more than 0"), ("2.1", "quarter-hour steps")):
-        data = {"confirm_reissue": "y", "reason": "Hours agreed", "hours": hours}
+        data = {"confirm_reissue": "y", "reason": "Hours agreed", "hours_reason": "Agreed", "hours": hours}
         refused = client.post(f"/admin/certificates/{c.id}/reissue", data=shown(db, c, data))
         assert refused.status_code == 422 and words in refused.get_data(as_text=True), hours
+    # The walk-through: the re-issue's "what changed" became the CE record's reason for the hours. The hours now
+    # need a reason of their own.
+    data = {"reason": "Revoked in error", "hours": "1.5", "confirm_reissue": "y"}
+    refused = client.post(f"/admin/certificates/{c.id}/reissue", data=shown(db, c, data))
+    assert refused.status_code == 422 and 'id="hours_reason-error"' in refused.text
+    assert "Say why the hours are changed." in refused.text
     assert db.scalar(select(func.count()).select_from(Certificate).where(Certificate.supersedes_id == c.id)) == 0
-    data = {"reason": "Hours agreed with the learner", "hours": "1.5", "confirm_reissue": "y"}
+    data |= {"hours_reason": "Hours agreed with the learner"}
     assert client.post(f"/admin/certificates/{c.id}/reissue", data=shown(db, c, data)).status_code == 302
     db.expire_all()
     new = db.scalar(select(Certificate).where(Certificate.supersedes_id == c.id))
@@ -361,6 +367,11 @@ def test_a_replacement_may_correct_the_hours_within_the_claim(app, client, db, a
     (changed,) = entries(db, "certificate.hours_changed")
     assert changed.details["before"] == "3.50" and changed.details["after"] == "1.50"  # 3.5 claimed and certified
     assert changed.details["reason"] == "Hours agreed with the learner"
+    assert changed.details["reissued_as"] == new.number  # logged on the old version, naming the new one
+    page = client.get(f"/admin/certificates/{new.id}").text
+    assert "fewer than claimed because: “Hours agreed with the learner”" in page and "Revoked in error”" not in page
+    report = client.get("/admin/reports/completions.csv?date_from=2000-01-01").get_data(as_text=True)
+    assert "Hours agreed with the learner" in report
 
 
 def test_hours_lowered_then_raised_again_get_the_accreditors_hours_back(app, client, db, admin):
