@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 import re
 from collections.abc import Sequence
@@ -386,13 +387,38 @@ def saved_answers(attempt: Attempt) -> dict[int, frozenset[str]]:
     return {item.id: frozenset(item.selected) for item in attempt.items if item.selected}
 
 
+class ChangedElsewhere(QuizError):
+    """The saved answers are no longer those the page sending a save was showing: another window or tab saved."""
+
+    def __init__(self, current: str) -> None:
+        super().__init__(
+            "Your answers were changed in another window or tab after this page was loaded, so this page's answers "
+            "were not saved over them. Reload the page to see the answers saved now, then go on there.",
+            409,
+        )
+        self.current = current  # the fingerprint of the answers saved now
+
+
+def answers_fingerprint(saved: dict[int, frozenset[str]]) -> str:
+    """A short digest of the saved answers, which a page carries so that its saves replace only what it showed."""
+    text = ";".join(f"{item}:{','.join(sorted(chosen))}" for item, chosen in sorted(saved.items()) if chosen)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def save_answers(
-    session: Session, attempt: Attempt, answers: dict[int, frozenset[str]], now: dt.datetime | None = None
-) -> None:
+    session: Session,
+    attempt: Attempt,
+    answers: dict[int, frozenset[str]],
+    now: dt.datetime | None = None,
+    shown: str | None = None,
+) -> str:
     """Keep the learner's answers on their open attempt as they go; a question sent without an answer is cleared.
+    Returns the fingerprint of the answers now saved.
 
     The attempt row is locked first (FOR UPDATE on PostgreSQL; SQLite writers are serialised), so a save can
-    never land on an attempt that a concurrent submission has just graded."""
+    never land on an attempt that a concurrent submission has just graded. `shown`, the fingerprint of the
+    answers the page was showing, refuses a save over answers another window or tab saved since (ChangedElsewhere):
+    each save sends the whole form, so a second tab's save would otherwise put back what the first one changed."""
     now = now or utcnow()
     row = session.execute(
         select(Attempt.status, Attempt.deadline_at).where(Attempt.id == attempt.id).with_for_update()
@@ -401,10 +427,19 @@ def save_answers(
         raise QuizError("This attempt has been submitted, so its answers can no longer change.", 409)
     if row.deadline_at is not None and now > row.deadline_at + GRACE:
         raise QuizError("The time limit for this attempt has run out, so answers can no longer be saved.", 409)
+    if shown is not None:
+        # Read under the lock: the items loaded with the attempt may predate another tab's committed save.
+        current = session.execute(
+            select(AttemptItem.id, AttemptItem.selected).where(AttemptItem.attempt_id == attempt.id)
+        ).all()
+        now_saved = answers_fingerprint({i: frozenset(sel) for i, sel in current if sel})
+        if now_saved != shown:
+            raise ChangedElsewhere(now_saved)
     for item in attempt.items:
         chosen = answers.get(item.id)
         item.selected = sorted(chosen) if chosen else None
     session.flush()
+    return answers_fingerprint(answers)
 
 
 def submit_attempt(

@@ -140,11 +140,18 @@ def _form_values(a: Attempt, answers: dict[int, frozenset[str]]) -> dict[str, li
 
 
 def _attempt_page(
-    a: Attempt, chosen: dict[str, list[str]], error: str | None, status: int = 200, unanswered: list[int] | None = None
+    a: Attempt,
+    chosen: dict[str, list[str]],
+    error: str | None,
+    status: int = 200,
+    unanswered: list[int] | None = None,
+    saved_as: str | None = None,
 ) -> ResponseReturnValue:
     seconds_left = int((a.deadline_at - utcnow()).total_seconds()) if a.deadline_at else None
     return render_template(
         "quizzes/attempt.html",
+        # The answers saved as this page shows them: its saves replace those only (services.save_answers).
+        saved_as=saved_as or services.answers_fingerprint(services.saved_answers(a)),
         attempt=a,
         quiz=a.quiz,
         error=error,
@@ -234,14 +241,22 @@ def save(attempt_id: int) -> ResponseReturnValue:
     now = utcnow()
     if not as_json and _closed_at_deadline(a, now):
         return redirect(url_for("quizzes.result", attempt_id=a.id))
+    sent = _answers_sent(request.form)
     try:
-        services.save_answers(get_session(), a, services.read_answers(a, _answers_sent(request.form)), now)
+        saved_as = services.save_answers(
+            get_session(), a, services.read_answers(a, sent), now, shown=request.form.get("saved_as") or None
+        )
+    except services.ChangedElsewhere as exc:
+        if as_json:
+            return jsonify(error=str(exc), changed_elsewhere=True), exc.status
+        # This page's choices stay on it, with what is saved now: saving again replaces that, knowingly.
+        return _attempt_page(a, sent, str(exc), exc.status, saved_as=exc.current)
     except services.QuizError as exc:
         if as_json:
             return jsonify(error=str(exc)), exc.status
         fail(exc.status, str(exc))
     if as_json:
-        return jsonify(saved=True, unanswered=services.unanswered(a, services.saved_answers(a)))
+        return jsonify(saved=True, saved_as=saved_as, unanswered=services.unanswered(a, services.saved_answers(a)))
     flash("Your answers are saved. You can leave this page and come back to them.", "success")
     return redirect(url_for("quizzes.attempt", attempt_id=a.id))
 

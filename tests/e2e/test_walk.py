@@ -163,6 +163,27 @@ def test_answers_are_saved_as_the_learner_goes_and_come_back(page, live_app):
     assert ticked(page) == {k: sorted(v) for k, v in key.items()}
 
 
+def test_a_second_tab_on_the_same_attempt_is_told_instead_of_undoing_the_first(page, live_app):
+    """The walk-through: the stale tab's save put back what the other tab had changed, and both said "saved"."""
+    email = join(page, "Two Tabs, LPC")
+    enrol_and_acknowledge(page)
+    page.goto(QUIZ)
+    page.get_by_role("button", name="Start the quiz").click()
+    other = page.context.new_page()  # the same attempt in a second tab
+    other.goto(page.url)
+    key = list(answer_key(live_app, email).items())
+    tick(other, dict(key[1:2]))
+    expect(other.locator("#save-status")).to_have_text("Your answers are saved as you choose them.")
+    tick(page, dict(key[:1]))
+    expect(page.locator("#save-status")).to_contain_text("changed in another window or tab")
+    tick(page, dict(key[2:3]))  # no more saves from the stale tab
+    third = page.context.new_page()
+    third.goto(page.url)
+    assert ticked(third) == {key[1][0]: sorted(key[1][1])}  # the second tab's answer stands, alone
+    for extra in (other, third):
+        extra.close()
+
+
 def test_answers_are_saved_without_javascript_by_the_save_button(browser, base_url, live_app):
     context = browser.new_context(base_url=base_url, java_script_enabled=False)
     page = context.new_page()

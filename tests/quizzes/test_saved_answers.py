@@ -63,8 +63,59 @@ def test_the_pages_script_saves_by_json_and_hears_which_questions_are_blank(clie
     del form[f"q-{last.id}"]
     response = client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON)
     assert response.status_code == 200
-    assert response.get_json() == {"saved": True, "unanswered": [last.position + 1]}
+    saved_as = services.answers_fingerprint(services.saved_answers(_attempt(db, attempt_id)))
+    assert response.get_json() == {"saved": True, "saved_as": saved_as, "unanswered": [last.position + 1]}
     assert services.unanswered(_attempt(db, attempt_id), services.saved_answers(_attempt(db, attempt_id))) == [3]
+
+
+def _shown(page: str) -> str:
+    """The fingerprint of the saved answers an attempt page carries (services.save_answers)."""
+    found = re.search(r'name="saved_as" value="([0-9a-f]{16})"', page)
+    assert found, "no saved_as field on the attempt page"
+    return found.group(1)
+
+
+def test_a_second_tab_s_save_does_not_put_back_what_the_first_changed(client, db, learner):
+    """The walk-through: each tab's save sent its whole form, so a stale tab silently undid the other's answers."""
+    attempt_id = start(client)
+    form = correct_answers(_attempt(db, attempt_id))
+    first, second, *_ = form
+    loaded = _shown(client.get(f"/attempts/{attempt_id}").text)  # both tabs load the page
+    in_b = client.post(f"/attempts/{attempt_id}/save", data={second: form[second], "saved_as": loaded}, headers=JSON)
+    assert in_b.status_code == 200 and in_b.get_json()["saved_as"] != loaded
+    in_a = client.post(f"/attempts/{attempt_id}/save", data={first: form[first], "saved_as": loaded}, headers=JSON)
+    assert in_a.status_code == 409 and in_a.get_json()["changed_elsewhere"] is True
+    assert "changed in another window or tab" in in_a.get_json()["error"]
+    kept = services.saved_answers(_attempt(db, attempt_id))
+    assert [f"q-{i}" for i in kept] == [second]  # tab B's answer stands
+    # Tab B goes on from what it saved: its fingerprint moved with its save.
+    b_again = {first: form[first], second: form[second], "saved_as": in_b.get_json()["saved_as"]}
+    assert client.post(f"/attempts/{attempt_id}/save", data=b_again, headers=JSON).status_code == 200
+    assert len(services.saved_answers(_attempt(db, attempt_id))) == 2
+
+
+def test_without_script_a_stale_save_shows_the_page_again_and_a_second_save_is_deliberate(client, db, learner):
+    attempt_id = start(client)
+    form = correct_answers(_attempt(db, attempt_id))
+    first, second, *_ = form
+    loaded = _shown(client.get(f"/attempts/{attempt_id}").text)
+    client.post(f"/attempts/{attempt_id}/save", data={second: form[second], "saved_as": loaded}, headers=JSON)
+    stale = client.post(f"/attempts/{attempt_id}/save", data={first: form[first], "saved_as": loaded})
+    page = stale.text
+    assert stale.status_code == 409 and "changed in another window or tab" in page
+    assert _ticked(page, first) == sorted(form[first])  # this page's choice is still on it, not lost
+    assert _shown(page) != loaded  # ... with what is saved now: saving again replaces it, knowingly
+    again = client.post(f"/attempts/{attempt_id}/save", data={first: form[first], "saved_as": _shown(page)})
+    assert again.status_code == 302
+    assert [f"q-{i}" for i in services.saved_answers(_attempt(db, attempt_id))] == [first]
+
+
+def test_a_save_from_a_page_without_the_fingerprint_is_kept(client, db, learner):
+    """A page loaded before the fingerprint existed still saves, as it did."""
+    attempt_id = start(client)
+    form = correct_answers(_attempt(db, attempt_id))
+    assert client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON).status_code == 200
+    assert len(services.saved_answers(_attempt(db, attempt_id))) == len(form)
 
 
 def test_a_question_sent_without_an_answer_is_cleared(client, db, learner):

@@ -130,15 +130,18 @@
   var url = form.getAttribute("data-save-url");
   var status = document.getElementById("save-status");
   var csrf = form.querySelector("input[name=csrf_token]");
+  var shown = form.querySelector("input[name=saved_as]");
   var busy = false;
   var again = false;
   var failed = false;
+  var elsewhere = false;  // another window or tab saved since this page loaded: no more saves from here
   function say(text) { if (status && status.textContent !== text) { status.textContent = text; } }
   function done() {
     busy = false;
     if (again) { again = false; save(); }
   }
   function save() {
+    if (elsewhere) { return; }
     if (busy) { again = true; return; }
     busy = true;
     fetch(url, {
@@ -149,8 +152,13 @@
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         if (response.ok) {
+          if (shown && body && body.saved_as) { shown.value = body.saved_as; }
           say(failed ? "Saved again: every answer you chose is kept." : "Your answers are saved as you choose them.");
           failed = false;
+        } else if (body && body.changed_elsewhere) {
+          elsewhere = true;
+          if (status) { status.classList.add("error-text"); }
+          say(body.error);
         } else {
           failed = true;
           say((body && body.error) || "Your last choice could not be saved. Use Save answers, or reload the page.");
