@@ -104,14 +104,20 @@ def register() -> ResponseReturnValue:
         else:
             # Named on the next page, so a typo can be seen.
             cookie_session[SENT_TO_KEY] = ["register", (form.email.data or "").strip()]
-            return redirect(url_for("accounts.registered"))
+            return redirect(url_for("accounts.registered", next=_came_from()))
     return render_template("accounts/register.html", form=form), 422 if form.errors else 200
+
+
+def _came_from() -> str | None:
+    """The page on this site a registration started from (a course's "Create an account to enrol"), to log in to."""
+    return safe_next(request.args.get("next"), "") or None
 
 
 @bp.route("/register/check-your-email")
 def registered() -> ResponseReturnValue:
     """What a registration answers, for a new address and a known one alike."""
-    return render_template("accounts/check_email.html", purpose="register", address=sent_to("register"))
+    address = sent_to("register")
+    return render_template("accounts/check_email.html", purpose="register", address=address, next=_came_from())
 
 
 def sent_to(purpose: str) -> str | None:

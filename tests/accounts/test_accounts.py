@@ -38,6 +38,28 @@ def test_register_creates_learner_with_argon2id_hash_who_can_log_in_at_once(clie
     assert client.get("/dashboard").status_code == 200
 
 
+def test_a_registration_begun_on_a_course_leads_back_to_it_after_login(client, db):
+    """The walk-through: "Create an account to enrol" led to My learning, and from there round to the course."""
+    course_page = client.get("/courses/demo-course").text
+    assert 'href="/register?next=/courses/demo-course"' in course_page
+    done = client.post("/register?next=/courses/demo-course", data=GOOD)
+    assert done.status_code == 302 and done.location == "/register/check-your-email?next=/courses/demo-course"
+    page = client.get(done.location).text
+    assert 'href="/login?next=/courses/demo-course"' in page and "go on to the course you chose" in page
+    logged_in = client.post(
+        "/login?next=/courses/demo-course", data={"email": GOOD["email"], "password": GOOD["password"]}
+    )
+    assert logged_in.status_code == 302 and logged_in.location == "/courses/demo-course"
+
+
+@pytest.mark.parametrize("elsewhere", ["//evil.example/", "https://evil.example/", "/\\evil.example"])
+def test_a_registration_never_leads_off_the_site(client, elsewhere):
+    done = client.post("/register", query_string={"next": elsewhere}, data=GOOD)
+    assert done.status_code == 302 and done.location == "/register/check-your-email"
+    page = client.get("/register/check-your-email", query_string={"next": elsewhere}).text
+    assert "evil.example" not in page
+
+
 def test_register_ignores_role_field(client, db):
     client.post("/register", data={**GOOD, "role": "admin"})
     user = db.scalar(select(User).where(User.email == "avery@example.org"))
