@@ -68,8 +68,11 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
         "The signature is this site's, and the credential is exactly as it was issued.",
     ),
     NO_CREDENTIAL: (
-        "No credential found in this file",
-        "Upload the certificate PDF as it was downloaded from this site, or the credential JSON beside it.",
+        "Nothing in this file to check",
+        "A transcript, a copy printed or saved again by another program, or a scan carries no credential, and that "
+        "alone does not make the certificate false. Check it instead by the verification address printed under its "
+        "QR code, or by its number and the holder's surname, below; or upload the PDF as it was downloaded from this "
+        "site.",
     ),
     Reason.MALFORMED: (
         "Not a credential this site can check",

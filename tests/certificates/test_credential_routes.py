@@ -423,6 +423,10 @@ def test_a_revoked_certificates_pdf_is_refused_as_revoked(app, client, db, issue
     assert f"/verify/{certificate.code}" in page  # the site's record, which says when and why
 
 
+# The caution for a file with no credential, and the look-up by number and surname it offers instead.
+NO_CREDENTIAL_WORDS = "does not make the certificate false. Check it instead by the verification address printed under"
+
+
 def _other_issuer(credential: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     key = Keyring(tmp_path / "someone-else").current()
     return sign({**credential, "issuer": {**credential["issuer"], "id": key.key_id}}, key)
@@ -435,9 +439,10 @@ def _unknown_context(credential: dict[str, Any], tmp_path: Path) -> dict[str, An
 @pytest.mark.parametrize(
     ("make", "heading", "words"),
     [
-        (lambda c, pdf, tmp: with_attachment(pdf, None), "No credential found", "no credential.json attachment"),
-        (lambda c, pdf, tmp: b"Certificate of completion, honest.", "No credential found", "neither a certificate"),
-        (lambda c, pdf, tmp: b"[1, 2, 3]", "No credential found", "not a credential"),
+        # No credential at all (a transcript, a re-saved copy, a scan): a caution that offers the look-up instead.
+        (lambda c, pdf, tmp: with_attachment(pdf, None), "Nothing in this file to check", NO_CREDENTIAL_WORDS),
+        (lambda c, pdf, tmp: b"Certificate of completion, honest.", "Nothing in this file", NO_CREDENTIAL_WORDS),
+        (lambda c, pdf, tmp: b"[1, 2, 3]", "Nothing in this file to check", NO_CREDENTIAL_WORDS),
         (lambda c, pdf, tmp: as_json({"name": "A certificate"}), "Not a credential this site", "malformed"),
         (lambda c, pdf, tmp: as_json(_other_issuer(c, tmp)), "Not issued by this site", "unknown issuer key"),
         (lambda c, pdf, tmp: as_json(_unknown_context(c, tmp)), "Unknown vocabulary", "context not shipped"),
@@ -458,6 +463,9 @@ def test_bad_files_get_a_verdict_in_words_and_nothing_is_fetched(
     status, page = upload(client, make(certificate.credential, stored_pdf(app, db, certificate), tmp_path))
     assert status == 422 and heading in page and words in page
     assert "Valid credential" not in page and "Ana Ruiz" not in page
+    if words == NO_CREDENTIAL_WORDS:
+        assert 'action="/verify/find"' in page and "verdict-revoked" not in page and "Reason:" not in page
+        assert "This PDF carries no signed credential" in page or "not a credential" in page or "neither" in page
 
 
 def test_no_file_is_a_form_error(client):
