@@ -46,20 +46,29 @@ def accommodations() -> ResponseReturnValue:
     form.quiz.choices = [SelectChoice(0, "Choose a quiz")] + [
         SelectChoice(q.id, q.title) for q in quizzes.all_quizzes(session)
     ]
-    if form.validate_on_submit():
-        learner = find_user_by_email(session, form.email.data or "")
-        quiz = session.get(Quiz, form.quiz.data)
-        if learner is None:
+    valid = form.validate_on_submit()
+    if form.is_submitted() and "csrf_token" not in form.errors:
+        # Every mistake at once, not one a submission: the account, the quiz and "nothing granted" with the fields'.
+        learner = find_user_by_email(session, form.email.data or "") if form.email.data else None
+        if form.email.data and not form.email.errors and learner is None:
             form.email.errors = ["No account has this email."]
-        elif quiz is None:
+        quiz = session.get(Quiz, form.quiz.data) if form.quiz.data else None
+        if quiz is None and not form.quiz.errors:
             form.quiz.errors = ["Choose a quiz."]
-        elif _saved(form, lambda: quizzes.grant_accommodation(
-            session, learner.id, quiz, form.extra_minutes.data or 0, form.extra_attempts.data or 0,
-            form.note.data or "", user().id,
-        )):  # fmt: skip
-            flash(f"Accommodation saved for {learner.full_name} on “{quiz.title}”.", "success")
-            _untimed_warning(quiz, form.extra_minutes.data)
-            return redirect(url_for("admin.accommodations"))
+        nothing = not (form.extra_minutes.data or form.extra_attempts.data)
+        if nothing and not (form.extra_minutes.errors or form.extra_attempts.errors):
+            form.extra_minutes.errors = [
+                "Grant extra minutes, extra attempts or both (to remove a grant, withdraw it)."
+            ]
+        if valid and learner is not None and quiz is not None and not form.errors:
+            who, on = learner, quiz
+            if _saved(form, lambda: quizzes.grant_accommodation(
+                session, who.id, on, form.extra_minutes.data or 0, form.extra_attempts.data or 0,
+                form.note.data or "", user().id,
+            )):  # fmt: skip
+                flash(f"Accommodation saved for {who.full_name} on “{on.title}”.", "success")
+                _untimed_warning(on, form.extra_minutes.data)
+                return redirect(url_for("admin.accommodations"))
     rows = session.execute(
         select(Accommodation, User, Quiz)
         .join(User, User.id == Accommodation.user_id)

@@ -17,7 +17,7 @@ from kaptrain.content.files import read_content
 from kaptrain.content.loader import import_content
 from kaptrain.courses import services as courses
 from kaptrain.quizzes import services
-from kaptrain.quizzes.models import Attempt, AttemptStatus, Question, QuestionRevision, QuestionType
+from kaptrain.quizzes.models import Accommodation, Attempt, AttemptStatus, Question, QuestionRevision, QuestionType
 from tests.conftest import FIXTURE_MODULES, FIXTURE_QUIZZES, sign_in
 from tests.factories import correct_answers, enrolled, make_user, pass_quiz, quiz, record, set_rules
 
@@ -270,6 +270,23 @@ def test_accommodation_form_errors(app, client, db):
     )
     assert response.status_code == 422
     assert b"Choose a quiz." in response.data and b"Use 0 to 600 minutes." in response.data
+
+
+def test_the_accommodation_form_says_every_mistake_at_once(client, db):
+    """The walk-through met one error a submission: the reason, then the email, then "grant something"."""
+    admin = make_user(db, role=Role.ADMIN)
+    db.commit()
+    sign_in(client, db, admin)
+    final = quiz(db, "demo-final")
+    response = client.post(
+        "/admin/accommodations",
+        data={"email": "nobody@example.org", "quiz": str(final.id), "extra_minutes": "0", "extra_attempts": "0"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    for said in ("Give the reason for this accommodation.", "No account has this email.", "extra attempts or both"):
+        assert said in page, said
+    assert db.scalar(select(func.count()).select_from(Accommodation)) == 0
 
 
 def test_review_shows_the_question_version_that_was_asked(client, db, learner):
