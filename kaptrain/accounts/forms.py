@@ -101,9 +101,15 @@ class ProfileFields(BaseForm):
         validators=[Optional(), Length(max=100)],
         description="Printed after your name on certificates.",
     )
-    licence_number = StringField("Licence number (optional)", validators=[Optional(), Length(max=100)])
+    licence_number = StringField(
+        "Licence number (optional)",
+        validators=[Optional(), Length(max=100)],
+        description="As the licensing board issued it.",
+    )
     jurisdiction = StringField(
-        "Licensing jurisdiction (optional, e.g. Colorado, Ontario)", validators=[Optional(), Length(max=100)]
+        "Licensing jurisdiction (optional)",
+        validators=[Optional(), Length(max=100)],
+        description="The state, province or country, e.g. Colorado.",
     )
     time_zone = _time_zone_field()
 

@@ -146,12 +146,14 @@ def _attempt_page(
     status: int = 200,
     unanswered: list[int] | None = None,
     saved_as: str | None = None,
+    error_heading: str | None = None,
 ) -> ResponseReturnValue:
     seconds_left = int((a.deadline_at - utcnow()).total_seconds()) if a.deadline_at else None
     return render_template(
         "quizzes/attempt.html",
         # The answers saved as this page shows them: its saves replace those only (services.save_answers).
         saved_as=saved_as or services.answers_fingerprint(services.saved_answers(a)),
+        error_heading=error_heading,
         attempt=a,
         quiz=a.quiz,
         error=error,
@@ -250,7 +252,9 @@ def save(attempt_id: int) -> ResponseReturnValue:
         if as_json:
             return jsonify(error=str(exc), changed_elsewhere=True), exc.status
         # This page's choices stay on it, with what is saved now: saving again replaces that, knowingly.
-        return _attempt_page(a, sent, str(exc), exc.status, saved_as=exc.current)
+        return _attempt_page(
+            a, sent, str(exc), exc.status, saved_as=exc.current, error_heading="Your answers were not saved"
+        )
     except services.QuizError as exc:
         if as_json:
             return jsonify(error=str(exc)), exc.status

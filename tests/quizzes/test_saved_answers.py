@@ -103,6 +103,7 @@ def test_without_script_a_stale_save_shows_the_page_again_and_a_second_save_is_d
     stale = client.post(f"/attempts/{attempt_id}/save", data={first: form[first], "saved_as": loaded})
     page = stale.text
     assert stale.status_code == 409 and "changed in another window or tab" in page
+    assert "Your answers were not saved" in page and "not submitted" not in page
     assert _ticked(page, first) == sorted(form[first])  # this page's choice is still on it, not lost
     assert _shown(page) != loaded  # ... with what is saved now: saving again replaces it, knowingly
     again = client.post(f"/attempts/{attempt_id}/save", data={first: form[first], "saved_as": _shown(page)})
