@@ -23,7 +23,7 @@ from kaptrain.quizzes.models import AttemptStatus, QuestionType
 
 _READ_SQL = (
     "SELECT a.status, a.deadline_at, a.started_at, a.passing_score, s.partial_credit, c.last_credit_at, "  # noqa: S608 - a constant
-    "i.id, i.position, i.option_order, r.type, r.options FROM attempts a "
+    "i.id, i.position, i.option_order, r.type, r.options, i.selected FROM attempts a "
     f"JOIN quiz_settings_revisions s ON s.id = a.settings_id JOIN users u ON {pagecache.SESSION_SQL} "
     "JOIN attempt_items i ON i.attempt_id = a.id JOIN question_revisions r ON r.id = i.question_revision_id "
     "LEFT JOIN activity_clocks c ON c.user_id = a.user_id "
@@ -80,9 +80,11 @@ def write_answers(
     run(answers_sql(len(items), sqlite=pagecache.on_sqlite()), params)
 
 
-def submit(learner: pagecache.Learner, attempt_id: int, form: dict[str, list[str]], now: dt.datetime) -> bool:
+def submit(
+    learner: pagecache.Learner, attempt_id: int, form: dict[str, list[str]], now: dt.datetime, shown: str | None = None
+) -> bool:
     """Grade the learner's open attempt from the form; False (nothing written) for anything the normal way must
-    handle (the session no longer good among them)."""
+    handle (the session no longer good among them, a page showing other answers than those saved: `shown`)."""
     user_id = learner.user_id
     with pagecache.statements() as run:
         rows = run(_READ_SQL, {**learner.params(), "id": attempt_id})
@@ -95,8 +97,12 @@ def submit(learner: pagecache.Learner, attempt_id: int, form: dict[str, list[str
         return False
     items = [
         PlainItem(item_id, position, _json(order), QuestionType(kind), _json(options))
-        for *_, item_id, position, order, kind, options in rows
+        for *_, item_id, position, order, kind, options, _selected in rows
     ]
+    if shown is not None:
+        saved = {row[6]: frozenset(_json(row[-1])) for row in rows if row[-1] and _json(row[-1])}
+        if services.answers_fingerprint(saved) != shown:
+            return False  # another tab saved since this page loaded: the normal way says so
     try:
         answers = services.check_answers(items, form)
     except services.QuizError:

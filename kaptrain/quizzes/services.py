@@ -388,15 +388,36 @@ def saved_answers(attempt: Attempt) -> dict[int, frozenset[str]]:
 
 
 class ChangedElsewhere(QuizError):
-    """The saved answers are no longer those the page sending a save was showing: another window or tab saved."""
+    """The saved answers are no longer those the page sending a save or a submission was showing: another window or
+    tab saved since. `saved` holds the answers saved now, for the page to show instead."""
 
-    def __init__(self, current: str) -> None:
+    def __init__(self, saved: dict[int, frozenset[str]], submitting: bool = False) -> None:
+        done = "nothing was submitted" if submitting else "this page's answers were not saved over them"
         super().__init__(
-            "Your answers were changed in another window or tab after this page was loaded, so this page's answers "
-            "were not saved over them. Reload the page to see the answers saved now, then go on there.",
+            f"Your answers were changed in another window or tab after this page was loaded, so {done}. The page "
+            "now shows the answers saved there: check them, then go on from here.",
             409,
         )
-        self.current = current  # the fingerprint of the answers saved now
+        self.saved = saved
+        self.current = answers_fingerprint(saved)
+
+
+def saved_now(session: Session, attempt_id: int) -> dict[int, frozenset[str]]:
+    """The answers saved on the attempt as the database holds them now (the attempt's loaded items may be older)."""
+    rows = session.execute(
+        select(AttemptItem.id, AttemptItem.selected).where(AttemptItem.attempt_id == attempt_id)
+    ).all()
+    return {item_id: frozenset(selected) for item_id, selected in rows if selected}
+
+
+def check_shown(session: Session, attempt: Attempt, shown: str | None, submitting: bool = False) -> None:
+    """Refuse (ChangedElsewhere) a save or submission from a page that showed other answers than those saved now;
+    a page that sent no fingerprint (one loaded before there was one) is not checked."""
+    if shown is None:
+        return
+    saved = saved_now(session, attempt.id)
+    if answers_fingerprint(saved) != shown:
+        raise ChangedElsewhere(saved, submitting)
 
 
 def answers_fingerprint(saved: dict[int, frozenset[str]]) -> str:
@@ -427,14 +448,7 @@ def save_answers(
         raise QuizError("This attempt has been submitted, so its answers can no longer change.", 409)
     if row.deadline_at is not None and now > row.deadline_at + GRACE:
         raise QuizError("The time limit for this attempt has run out, so answers can no longer be saved.", 409)
-    if shown is not None:
-        # Read under the lock: the items loaded with the attempt may predate another tab's committed save.
-        current = session.execute(
-            select(AttemptItem.id, AttemptItem.selected).where(AttemptItem.attempt_id == attempt.id)
-        ).all()
-        now_saved = answers_fingerprint({i: frozenset(sel) for i, sel in current if sel})
-        if now_saved != shown:
-            raise ChangedElsewhere(now_saved)
+    check_shown(session, attempt, shown)  # read under the lock: the loaded items may predate another tab's save
     for item in attempt.items:
         chosen = answers.get(item.id)
         item.selected = sorted(chosen) if chosen else None
@@ -443,9 +457,14 @@ def save_answers(
 
 
 def submit_attempt(
-    session: Session, attempt: Attempt, form: dict[str, list[str]], now: dt.datetime | None = None
+    session: Session,
+    attempt: Attempt,
+    form: dict[str, list[str]],
+    now: dt.datetime | None = None,
+    shown: str | None = None,
 ) -> Attempt:
-    """Grade an open attempt exactly once; a repeated submission returns the first result unchanged."""
+    """Grade an open attempt exactly once; a repeated submission returns the first result unchanged. `shown`: the
+    fingerprint of the answers the page was showing (a stale tab's submission is refused, as its saves are)."""
     now = now or utcnow()
     if attempt.status == AttemptStatus.SUBMITTED:
         return attempt
@@ -455,6 +474,7 @@ def submit_attempt(
             "accepted. The attempt is closed and counts as not passed.",
             409,
         )
+    check_shown(session, attempt, shown, submitting=True)
     answers = parse_answers(attempt, form)
     if not _grade_once(session, attempt, answers, now):
         session.refresh(attempt)  # a concurrent submission graded it first: return its result

@@ -167,6 +167,13 @@ def _attempt_page(
     ), status
 
 
+def _changed_elsewhere_page(a: Attempt, exc: services.ChangedElsewhere, heading: str) -> ResponseReturnValue:
+    """The attempt as another tab saved it, instead of the stale page's answers: going on from here loses nothing."""
+    return _attempt_page(
+        a, _form_values(a, exc.saved), str(exc), exc.status, saved_as=exc.current, error_heading=heading
+    )
+
+
 def _closed_at_deadline(a: Attempt, now: dt.datetime) -> bool:
     """Close an open attempt found past its deadline (committed with this response) and say so."""
     if a.status != AttemptStatus.OPEN or not services.is_expired(a, now):
@@ -200,7 +207,9 @@ def submit(attempt_id: int) -> ResponseReturnValue:
             )
         return redirect(url_for("quizzes.result", attempt_id=a.id))
     try:
-        services.submit_attempt(get_session(), a, form, now)
+        services.submit_attempt(get_session(), a, form, now, shown=request.form.get("saved_as") or None)
+    except services.ChangedElsewhere as exc:
+        return _changed_elsewhere_page(a, exc, "Your answers were not submitted")
     except services.Unanswered as exc:
         # Blanks refuse the submission, never the work: the answers sent are kept and the blanks named.
         services.save_answers(get_session(), a, exc.answers, now)
@@ -227,7 +236,7 @@ def _answers_sent(form: MultiDict[str, str]) -> dict[str, list[str]]:
 def _submit_fast(learner: pagecache.Learner, args: dict[str, Any], form: MultiDict[str, str]) -> BaseResponse | None:
     # Plain statements for the usual submission (kaptrain.quizzes.fast); anything else goes the normal way above.
     # Served in Flask's request or in the fast lane's (kaptrain.fastlane), which has no request: the form is given.
-    if not fast.submit(learner, args["attempt_id"], _answers_sent(form), utcnow()):
+    if not fast.submit(learner, args["attempt_id"], _answers_sent(form), utcnow(), form.get("saved_as") or None):
         return None
     return redirect(pagecache.location("quizzes.result", attempt_id=args["attempt_id"]))
 
@@ -251,10 +260,7 @@ def save(attempt_id: int) -> ResponseReturnValue:
     except services.ChangedElsewhere as exc:
         if as_json:
             return jsonify(error=str(exc), changed_elsewhere=True), exc.status
-        # This page's choices stay on it, with what is saved now: saving again replaces that, knowingly.
-        return _attempt_page(
-            a, sent, str(exc), exc.status, saved_as=exc.current, error_heading="Your answers were not saved"
-        )
+        return _changed_elsewhere_page(a, exc, "Your answers were not saved")
     except services.QuizError as exc:
         if as_json:
             return jsonify(error=str(exc)), exc.status

@@ -184,6 +184,33 @@ def test_a_second_tab_on_the_same_attempt_is_told_instead_of_undoing_the_first(p
         extra.close()
 
 
+def test_save_answers_pressed_while_a_choice_is_being_saved_is_not_taken_for_another_tab(page, live_app):
+    """The second walk-through: a choice's save still on its way, then "Save answers" at once, and the page said the
+    answers had been changed in another tab: the button sent the fingerprint from before the first save returned."""
+    email = join(page, "Quick Clicker")
+    enrol_and_acknowledge(page)
+    page.goto(QUIZ)
+    page.get_by_role("button", name="Start the quiz").click()
+    key = list(answer_key(live_app, email).items())
+    released = []
+
+    def slow_save(route):  # type: ignore[no-untyped-def]
+        if route.request.headers.get("accept") == "application/json" and not released:
+            answer = route.fetch()  # the script's save reaches the server and is saved ...
+            page.wait_for_timeout(800)  # ... but its answer is slow to come back
+            released.append(True)
+            route.fulfill(response=answer)
+        else:
+            route.continue_()
+
+    page.route("**/save", slow_save)
+    tick(page, dict(key[:1]))
+    page.get_by_role("button", name="Save answers").click()
+    expect(page.get_by_text("Your answers are saved. You can leave this page and come back to them.")).to_be_visible()
+    assert "changed in another window or tab" not in page.content()
+    page.unroute("**/save")
+
+
 def test_answers_are_saved_without_javascript_by_the_save_button(browser, base_url, live_app):
     context = browser.new_context(base_url=base_url, java_script_enabled=False)
     page = context.new_page()

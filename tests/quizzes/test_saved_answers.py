@@ -94,7 +94,7 @@ def test_a_second_tab_s_save_does_not_put_back_what_the_first_changed(client, db
     assert len(services.saved_answers(_attempt(db, attempt_id))) == 2
 
 
-def test_without_script_a_stale_save_shows_the_page_again_and_a_second_save_is_deliberate(client, db, learner):
+def test_without_script_a_stale_save_shows_what_the_other_tab_saved_and_goes_on_from_there(client, db, learner):
     attempt_id = start(client)
     form = correct_answers(_attempt(db, attempt_id))
     first, second, *_ = form
@@ -104,11 +104,30 @@ def test_without_script_a_stale_save_shows_the_page_again_and_a_second_save_is_d
     page = stale.text
     assert stale.status_code == 409 and "changed in another window or tab" in page
     assert "Your answers were not saved" in page and "not submitted" not in page
-    assert _ticked(page, first) == sorted(form[first])  # this page's choice is still on it, not lost
-    assert _shown(page) != loaded  # ... with what is saved now: saving again replaces it, knowingly
-    again = client.post(f"/attempts/{attempt_id}/save", data={first: form[first], "saved_as": _shown(page)})
-    assert again.status_code == 302
-    assert [f"q-{i}" for i in services.saved_answers(_attempt(db, attempt_id))] == [first]
+    # The walk-through: the refusal showed the stale answers, and saving from it again erased the other tab's.
+    assert _ticked(page, second) == sorted(form[second]) and _ticked(page, first) == []
+    going_on = {second: form[second], first: form[first], "saved_as": _shown(page)}  # as the page now sends it
+    assert client.post(f"/attempts/{attempt_id}/save", data=going_on).status_code == 302
+    assert {f"q-{i}" for i in services.saved_answers(_attempt(db, attempt_id))} == {first, second}
+
+
+def test_a_stale_tab_s_submission_grades_nothing_and_shows_what_was_saved(client, db, learner):
+    """The second walk-through: submitting from the stale tab wiped the answers the other tab had saved."""
+    attempt_id = start(client)
+    form = correct_answers(_attempt(db, attempt_id))
+    loaded = _shown(client.get(f"/attempts/{attempt_id}").text)
+    saved = client.post(f"/attempts/{attempt_id}/save", data={**form, "saved_as": loaded}, headers=JSON)
+    assert saved.status_code == 200  # tab B answered everything
+    first = next(iter(form))
+    stale = client.post(f"/attempts/{attempt_id}/submit", data={first: form[first], "saved_as": loaded})
+    page = stale.text
+    assert stale.status_code == 409 and "Your answers were not submitted" in page and "nothing was submitted" in page
+    attempt = _attempt(db, attempt_id)
+    assert attempt.status == AttemptStatus.OPEN and len(services.saved_answers(attempt)) == len(form)  # all kept
+    for name, values in form.items():
+        assert _ticked(page, name) == sorted(values)
+    done = client.post(f"/attempts/{attempt_id}/submit", data={**form, "saved_as": _shown(page)})
+    assert done.status_code == 302 and _attempt(db, attempt_id).status == AttemptStatus.SUBMITTED
 
 
 def test_a_save_from_a_page_without_the_fingerprint_is_kept(client, db, learner):

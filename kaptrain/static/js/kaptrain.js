@@ -122,7 +122,9 @@
 
 /* Quiz answers: each change is saved on the server as the learner goes (the form's "Save answers" button does
    the same without this script), so leaving a timed quiz and coming back loses nothing. Saves run one at a time;
-   a change made while one is on its way is sent when it returns. */
+   a change made while one is on its way is sent when it returns, and a button pressed meanwhile ("Save answers",
+   "Submit answers") is sent after it too: the page's fingerprint of the saved answers is then the one that save
+   returned, and the server does not mistake this tab for a stale one. */
 (function () {
   "use strict";
   var form = document.querySelector("form[data-save-url]");
@@ -135,11 +137,22 @@
   var again = false;
   var failed = false;
   var elsewhere = false;  // another window or tab saved since this page loaded: no more saves from here
+  var waiting = null;  // a button pressed while a save was on its way: [the button]
   function say(text) { if (status && status.textContent !== text) { status.textContent = text; } }
   function done() {
     busy = false;
-    if (again) { again = false; save(); }
+    if (again) { again = false; save(); return; }
+    if (waiting) {
+      var button = waiting[0];
+      waiting = null;
+      if (form.requestSubmit) { form.requestSubmit(button || undefined); } else if (button) { button.click(); }
+    }
   }
+  form.addEventListener("submit", function (event) {
+    if (!busy) { return; }
+    event.preventDefault();
+    waiting = [event.submitter || null];
+  });
   function save() {
     if (elsewhere) { return; }
     if (busy) { again = true; return; }
