@@ -101,7 +101,7 @@ def submit(
     ]
     if shown is not None:
         saved = {row[6]: frozenset(_json(row[-1])) for row in rows if row[-1] and _json(row[-1])}
-        if services.answers_fingerprint(saved) != shown:
+        if services.answers_fingerprint(items, saved) != shown:
             return False  # another tab saved since this page loaded: the normal way says so
     try:
         answers = services.check_answers(items, form)

@@ -391,7 +391,7 @@ class ChangedElsewhere(QuizError):
     """The saved answers are no longer those the page sending a save or a submission was showing: another window or
     tab saved since. `saved` holds the answers saved now, for the page to show instead."""
 
-    def __init__(self, saved: dict[int, frozenset[str]], submitting: bool = False) -> None:
+    def __init__(self, items: Sequence[Answerable], saved: dict[int, frozenset[str]], submitting: bool = False) -> None:
         done = "nothing was submitted" if submitting else "this page's answers were not saved over them"
         super().__init__(
             f"Your answers were changed in another window or tab after this page was loaded, so {done}. The page "
@@ -399,7 +399,7 @@ class ChangedElsewhere(QuizError):
             409,
         )
         self.saved = saved
-        self.current = answers_fingerprint(saved)
+        self.current = answers_fingerprint(items, saved)
 
 
 def saved_now(session: Session, attempt_id: int) -> dict[int, frozenset[str]]:
@@ -416,13 +416,22 @@ def check_shown(session: Session, attempt: Attempt, shown: str | None, submittin
     if shown is None:
         return
     saved = saved_now(session, attempt.id)
-    if answers_fingerprint(saved) != shown:
-        raise ChangedElsewhere(saved, submitting)
+    if answers_fingerprint(attempt.items, saved) != shown:
+        raise ChangedElsewhere(attempt.items, saved, submitting)
 
 
-def answers_fingerprint(saved: dict[int, frozenset[str]]) -> str:
-    """A short digest of the saved answers, which a page carries so that its saves replace only what it showed."""
-    text = ";".join(f"{item}:{','.join(sorted(chosen))}" for item, chosen in sorted(saved.items()) if chosen)
+def answers_fingerprint(items: Sequence[Answerable], saved: dict[int, frozenset[str]]) -> str:
+    """A short digest of the saved answers, which a page carries so that its saves replace only what it showed.
+
+    Made of each answer's shown positions, what the page itself sends, never of the stored option ids: those follow
+    the content file's order, where a key habitually sits first, and a digest of them could be matched against the
+    few candidates in a moment, undoing the shuffle (second attack review)."""
+    shown = {item.id: {oid: n for n, oid in enumerate(item.option_order)} for item in items}
+    text = ";".join(
+        f"{item}:{','.join(str(n) for n in sorted(shown.get(item, {}).get(oid, -1) for oid in chosen))}"
+        for item, chosen in sorted(saved.items())
+        if chosen
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -453,7 +462,7 @@ def save_answers(
         chosen = answers.get(item.id)
         item.selected = sorted(chosen) if chosen else None
     session.flush()
-    return answers_fingerprint(answers)
+    return answers_fingerprint(attempt.items, answers)
 
 
 def submit_attempt(

@@ -152,7 +152,7 @@ def _attempt_page(
     return render_template(
         "quizzes/attempt.html",
         # The answers saved as this page shows them: its saves replace those only (services.save_answers).
-        saved_as=saved_as or services.answers_fingerprint(services.saved_answers(a)),
+        saved_as=saved_as or services.answers_fingerprint(a.items, services.saved_answers(a)),
         error_heading=error_heading,
         attempt=a,
         quiz=a.quiz,

@@ -4,6 +4,7 @@ and the saves that are refused."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 
 import pytest
@@ -63,7 +64,8 @@ def test_the_pages_script_saves_by_json_and_hears_which_questions_are_blank(clie
     del form[f"q-{last.id}"]
     response = client.post(f"/attempts/{attempt_id}/save", data=form, headers=JSON)
     assert response.status_code == 200
-    saved_as = services.answers_fingerprint(services.saved_answers(_attempt(db, attempt_id)))
+    attempt = _attempt(db, attempt_id)
+    saved_as = services.answers_fingerprint(attempt.items, services.saved_answers(attempt))
     assert response.get_json() == {"saved": True, "saved_as": saved_as, "unanswered": [last.position + 1]}
     assert services.unanswered(_attempt(db, attempt_id), services.saved_answers(_attempt(db, attempt_id))) == [3]
 
@@ -128,6 +130,19 @@ def test_a_stale_tab_s_submission_grades_nothing_and_shows_what_was_saved(client
         assert _ticked(page, name) == sorted(values)
     done = client.post(f"/attempts/{attempt_id}/submit", data={**form, "saved_as": _shown(page)})
     assert done.status_code == 302 and _attempt(db, attempt_id).status == AttemptStatus.SUBMITTED
+
+
+def test_the_fingerprint_does_not_tell_which_option_of_the_file_was_chosen(client, db, learner):
+    """Stored option ids follow the file's order, where a key habitually sits first: a digest of them, matched
+    against the few candidates, gave each shown option's place in the file (second attack review)."""
+    attempt_id = start(client)
+    item = max(_attempt(db, attempt_id).items, key=lambda i: len(i.option_order))
+    by_stored_id = {hashlib.sha256(f"{item.id}:{oid}".encode()).hexdigest()[:16] for oid in item.option_order}
+    for shown in range(len(item.option_order)):
+        sent = {f"q-{item.id}": str(shown)}
+        saved_as = client.post(f"/attempts/{attempt_id}/save", data=sent, headers=JSON).get_json()["saved_as"]
+        assert saved_as not in by_stored_id
+        assert saved_as == hashlib.sha256(f"{item.id}:{shown}".encode()).hexdigest()[:16]  # what the page sent
 
 
 def test_a_save_from_a_page_without_the_fingerprint_is_kept(client, db, learner):
