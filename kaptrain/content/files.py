@@ -21,6 +21,12 @@ FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n(.*)\Z", re.DOTALL)
 # No content file needs more than five levels (a bank's questions, their options, an option's fields); libyaml
 # builds the node tree recursively in C, and a file nested some 50,000 levels deep crashes the process outright.
 MAX_NESTING = 40
+# No content file needs a number longer than this. YAML 1.1's base-60 numbers (`1:59:59`) are built digit group by
+# digit group in ever larger integers, in time that grows with the square of their length: a module file of 840 KB
+# holding one such number held a worker for 34 s (attack2 review). Decimal ones stop at int()'s 4,300 digits.
+MAX_NUMBER_CHARS = 100
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_RESOLVER = yaml.resolver.Resolver()
 HEADING = re.compile(r"^#{2,3}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
@@ -94,7 +100,8 @@ def _validation_problems(
 
 
 def _beyond_bounds(text: str) -> tuple[str, yaml.Mark] | None:
-    """What no content file needs, and where: collections nested deeper than MAX_NESTING, or an alias (`*name`).
+    """What no content file needs, and where: collections nested deeper than MAX_NESTING, an alias (`*name`), or a
+    number longer than MAX_NUMBER_CHARS.
     Read event by event (the parser keeps its own stack, so this never recurses); None when there is neither.
 
     An alias repeats its anchor's node without repeating its text, so a few hundred bytes of aliases of aliases
@@ -106,6 +113,8 @@ def _beyond_bounds(text: str) -> tuple[str, yaml.Mark] | None:
             return "it repeats a part with an alias (*name), which content files do not use: write it out", (
                 event.start_mark
             )
+        if isinstance(event, yaml.ScalarEvent) and len(event.value) > MAX_NUMBER_CHARS and _is_number(event):
+            return f"a number {len(event.value):,} characters long, which no content file needs", event.start_mark
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_NESTING:
@@ -113,6 +122,14 @@ def _beyond_bounds(text: str) -> tuple[str, yaml.Mark] | None:
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
     return None
+
+
+def _is_number(event: yaml.ScalarEvent) -> bool:
+    """Whether the scalar is built as an integer or a float: tagged so (`!!int`), or plain and reading as one."""
+    tag = event.tag
+    if tag in (None, "!"):
+        tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)
+    return tag in _NUMBER_TAGS
 
 
 def _unreadable_scalar(loader: Any, root: yaml.Node) -> yaml.Node | None:
