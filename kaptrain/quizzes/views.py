@@ -229,7 +229,8 @@ def _differ_from_graded(attempt: Attempt, form: dict[str, list[str]]) -> bool:
 
 
 def _answers_sent(form: MultiDict[str, str]) -> dict[str, list[str]]:
-    return {k: form.getlist(k) for k in form if k.startswith("q-")}
+    # A multipart part whose name holds a line break is read by Werkzeug as a field without a name (None).
+    return {k: form.getlist(k) for k in form if k and k.startswith("q-")}
 
 
 @pagecache.fast_path("quizzes.submit", method="POST")

@@ -303,3 +303,18 @@ def test_the_page_offers_saving_with_and_without_script(client, db, learner):
     assert f'data-save-url="/attempts/{attempt_id}/save"' in page
     assert f'formaction="/attempts/{attempt_id}/save">Save answers</button>' in page
     assert page.index(">Submit answers</button>") < page.index(">Save answers</button>")  # Enter submits
+
+
+@pytest.mark.parametrize("action", ["submit", "save"])
+def test_a_multipart_part_whose_name_holds_a_line_break_is_ignored_not_a_server_error(client, db, learner, action):
+    """Werkzeug reads such a part as a field named None; the answers' reading stopped on it with a 500 (fuzzing,
+    attack2 review)."""
+    attempt_id = start(client)
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="a\rb"; filename="x.png"\r\n\r\n\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="saved_as"\r\n\r\n\r\n--XyZ--\r\n'
+    )
+    response = client.post(
+        f"/attempts/{attempt_id}/{action}", data=body, content_type="multipart/form-data; boundary=XyZ"
+    )
+    assert response.status_code < 500
