@@ -102,7 +102,7 @@ def _validation_problems(
 def _beyond_bounds(text: str) -> tuple[str, yaml.Mark] | None:
     """What no content file needs, and where: collections nested deeper than MAX_NESTING, an alias (`*name`), or a
     number longer than MAX_NUMBER_CHARS.
-    Read event by event (the parser keeps its own stack, so this never recurses); None when there is neither.
+    Read event by event (the parser keeps its own stack, so this never recurses); None when there is none of them.
 
     An alias repeats its anchor's node without repeating its text, so a few hundred bytes of aliases of aliases
     name one list 9**8 times, and merge keys (`<<: [*a, *a, ...]`) make PyYAML copy the pairs that often while
