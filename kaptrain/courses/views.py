@@ -113,6 +113,8 @@ def disclosures(slug: str) -> ResponseReturnValue:
         return redirect(url_for("courses.course", slug=slug))
     values = certificate_settings(session, c)
     published = content_catalogue.current(session).by_id(c.id)
+    # The module quizzes' rules, when they are the same for every one (the shipped course's are), to state them once.
+    rules = {(q.passing_score, q.max_attempts, q.cooldown_hours) for q in published.current_quizzes.values()}
     return render_template(
         "courses/disclosures.html",
         course=c,
@@ -122,6 +124,7 @@ def disclosures(slug: str) -> ResponseReturnValue:
         approval=values.approval,
         module_count=len(published.modules),
         final=published.final,
+        quiz_rules=rules.pop() if len(rules) == 1 else None,
         review_factor=current_app.config["CLAIM_REVIEW_FACTOR"],
     )
 

@@ -89,7 +89,8 @@ def test_disclosures_say_how_to_earn_the_certificate_from_the_course_s_own_rules
     assert "How to earn your certificate" in page
     assert "Work through the 3 modules in order" in page
     assert "at least 50% of the module's estimated reading time" in page
-    assert "Pass the final assessment (50%, 30 minutes)." in page  # the fixture final's rules
+    assert "Confirm your email address with the link sent when you registered" in page
+    assert "Pass the final assessment: 50% or more; 3 attempts, then a 24-hour pause before the next 3; 30" in page
     assert "up to 3.5 hours" in page and "more than 3 times that time is reviewed" in page
     assert "issued once the provider approves it" in page
     assert "if you need an accommodation" in page and 'href="/records-and-privacy"' in page
