@@ -215,7 +215,7 @@ class Certificate(Base):
     superseded_at: Mapped[dt.datetime | None]
     # When the holder asked for a corrected version (their profile's name, credential or licence now differs from
     # what it prints); an administrator's re-issue supersedes it, which ends the request, or they decline it with a
-    # note the holder reads (kept until the holder asks again).
+    # note the holder reads (the last refusal is kept: an administrator answering a new request sees it).
     correction_requested_at: Mapped[dt.datetime | None]
     correction_declined_at: Mapped[dt.datetime | None]
     correction_declined_note: Mapped[str] = mapped_column(Text, default="")

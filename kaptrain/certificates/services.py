@@ -695,9 +695,7 @@ def request_correction(session: Session, certificate: Certificate, user: User) -
         )
     if certificate.correction_requested_at is not None:
         return False
-    certificate.correction_requested_at = utcnow()
-    # Asked again after a refusal: the refusal's note has been read and answered.
-    certificate.correction_declined_at, certificate.correction_declined_note = None, ""
+    certificate.correction_requested_at = utcnow()  # asked again after a refusal: the refusal stays for the record
     audit.record(
         session,
         "certificate.correction_requested",
