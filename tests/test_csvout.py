@@ -71,7 +71,9 @@ def test_the_evaluations_csv_neutralises_a_learners_comment(app, client, db, log
     ids = [o["id"] for o in course(db).objectives]
     learner = make_user(db)
     enrolled(db, learner)
-    answers = EvaluationAnswers(dict.fromkeys(ids, "met"), 5, 4, 5, False, "-1+1 brand named", "=cmd|' /C calc'!A0")
+    answers = EvaluationAnswers(
+        dict.fromkeys(ids, "met"), 5, 4, 5, False, "-1+1 brand named", "=cmd|' /C calc'!A0", evidence_balanced="yes"
+    )
     certificates.submit_evaluation(db, complete_learning(db, learner), answers)
     db.commit()
     body = client.get("/instructor/courses/demo-course/evaluations.csv").data.decode("utf-8-sig")

@@ -116,3 +116,37 @@ def test_0007_publishes_current_revisions_and_shares_cases(tmp_path):
             assert back == [("n", "case-a"), ("n", "case-a"), ("m", "case-a")]
     finally:
         engine.dispose()
+
+
+def test_0023_adds_the_evidence_answers_and_keeps_the_evaluations_and_their_triggers(tmp_path):
+    """Evaluations made before the balance and hours questions keep their answers and read as "not asked"; the page
+    versions' triggers (0011) on the table survive the upgrade and the downgrade, which a table rebuild would drop."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'at22.sqlite3'}")
+    evaluation = (
+        "INSERT INTO evaluations (id, user_id, course_id, objectives_met, relevance, quality, overall, free_of_bias,"
+        " bias_comment, comments, practice_change, change_plan, submitted_at)"
+        " VALUES (1, 1, 1, '{}', 4, 5, 4, 0, 'Brand X', 'Fine.', 'yes', 'Screen more.', :now)"
+    )
+    triggers = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'evaluations' ORDER BY name"
+    try:
+        upgrade(engine, "0001")
+        with engine.begin() as conn:
+            for statement in ROWS_AT_0001:
+                conn.execute(text(statement), {"now": NOW})
+        upgrade(engine, "0022_correction_declined")
+        with engine.begin() as conn:
+            conn.execute(text(evaluation), {"now": NOW})
+            before = conn.execute(text(triggers)).all()
+        assert before
+        upgrade(engine, "0023_evaluation_evidence")
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT evidence_balanced, evidence_comment, hours_spent FROM evaluations")).one()
+            assert tuple(row) == ("", "", None)
+            assert conn.execute(text(triggers)).all() == before
+        downgrade(engine, "0022_correction_declined")
+        with engine.connect() as conn:
+            kept = conn.execute(text("SELECT bias_comment, comments, practice_change, change_plan FROM evaluations"))
+            assert kept.all() == [("Brand X", "Fine.", "yes", "Screen more.")]
+            assert conn.execute(text(triggers)).all() == before
+    finally:
+        engine.dispose()

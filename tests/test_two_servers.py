@@ -202,7 +202,7 @@ def test_one_learner_alternating_between_two_servers(site: dict[str, str], site_
     evaluation = ok(browser.get(f"{a}/courses/demo-course/evaluation"))
     ok(browser.post(f"{a}/courses/demo-course/evaluation", allow_redirects=False, data={
         "csrf_token": csrf(evaluation), "objective_1": "met", "relevance": "5", "quality": "5", "overall": "5",
-        "free_of_bias": "yes", "practice_change": "already",
+        "free_of_bias": "yes", "evidence_balanced": "yes", "practice_change": "already",
     }), 302)  # fmt: skip
     attestation = ok(browser.get(f"{b}/courses/demo-course/attestation"))
     ok(browser.post(f"{b}/courses/demo-course/attestation", allow_redirects=False,

@@ -13,9 +13,14 @@ from wtforms.validators import DataRequired, Length, Optional, StopValidation, V
 
 from kaptrain.certificates.services import (
     ATTESTATION_STATEMENT,
+    EVIDENCE_ANSWERS,
+    EVIDENCE_UNANSWERED,
+    EVIDENCE_UNEXPLAINED,
     OBJECTIVE_ANSWERS,
     PRACTICE_CHANGE_ANSWERS,
+    CertificateError,
     EvaluationAnswers,
+    parse_hours_spent,
 )
 from kaptrain.content.models import Course
 from kaptrain.forms import BaseForm
@@ -48,7 +53,8 @@ def _rating(label: str, low: str, high: str) -> RadioField:
 
 
 class EvaluationForm(BaseForm):
-    """The CE evaluation: objectives met, ratings, commercial bias and comments (objective fields added per course)."""
+    """The CE evaluation: objectives met, ratings, commercial bias, balance and evidence, hours spent, practice change
+    and comments (objective fields added per course)."""
 
     objective_fields: list[tuple[str, str, str]] = []  # (field name, objective id, objective text)
     page_order: list[str] = []
@@ -65,6 +71,23 @@ class EvaluationForm(BaseForm):
         "If not, where did you see commercial bias?",
         # No Optional(): it would stop the chain on an empty answer before validate_bias_comment runs.
         validators=[Length(max=MAX_COMMENT, message=f"Keep this under {MAX_COMMENT} characters.")],
+    )
+    evidence_balanced = _radio(
+        "Was the content evidence-based and balanced, and clear about what is established and what is not, "
+        "including off-label use?",
+        [SelectChoice(value, label) for value, label in EVIDENCE_ANSWERS.items()],
+        EVIDENCE_UNANSWERED,
+    )
+    evidence_comment = TextAreaField(
+        "If partly or not, what was unbalanced or unclear?",
+        # No Optional(), as for bias_comment: validate_evidence_comment must run on an empty answer.
+        validators=[Length(max=MAX_COMMENT, message=f"Keep this under {MAX_COMMENT} characters.")],
+    )
+    # Text, not a number field: a browser sends a number field it cannot read as empty, and this one is optional,
+    # so what was typed would be dropped without a word; parse_hours_spent says what is wrong instead.
+    hours_spent = StringField(
+        "About how many hours did you spend on this course, including reading outside the site? (optional)",
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
     )
     practice_change = _radio(
         "Will you change anything in your practice as a result of this course?",
@@ -86,6 +109,18 @@ class EvaluationForm(BaseForm):
         if self.free_of_bias.data == "no" and not (field.data or "").strip():
             raise ValidationError("Tell us where you saw commercial bias, so it can be corrected.")
 
+    def validate_evidence_comment(self, field: Field) -> None:
+        """A "partly" or "no" to the balance and evidence question needs a word on what was not."""
+        if self.evidence_balanced.data in {"partly", "no"} and not (field.data or "").strip():
+            raise ValidationError(EVIDENCE_UNEXPLAINED)
+
+    def validate_hours_spent(self, field: Field) -> None:
+        """The hours spent, when given, are a number of quarter hours the service takes."""
+        try:
+            parse_hours_spent(field.data or "")
+        except CertificateError as exc:
+            raise ValidationError(str(exc)) from None
+
     def objectives(self) -> list[tuple[Field, str]]:
         """Each objective's field with the objective's text, in the course's order."""
         return [(self[name], text) for name, _id, text in self.objective_fields]
@@ -102,6 +137,9 @@ class EvaluationForm(BaseForm):
             comments=self.comments.data or "",
             practice_change=self.practice_change.data or "",
             change_plan=self.change_plan.data or "",
+            evidence_balanced=self.evidence_balanced.data or "",
+            evidence_comment=self.evidence_comment.data or "",
+            hours_spent=parse_hours_spent(self.hours_spent.data or ""),
         )
 
 
@@ -122,7 +160,7 @@ def evaluation_form(course: Course) -> EvaluationForm:
     # The error summary lists problems in the order the page shows the questions: the objectives come first.
     CourseEvaluationForm.page_order = [name for name, _id, _text in CourseEvaluationForm.objective_fields] + [
         *("relevance", "quality", "overall", "free_of_bias", "bias_comment"),
-        *("practice_change", "change_plan", "comments"),
+        *("evidence_balanced", "evidence_comment", "hours_spent", "practice_change", "change_plan", "comments"),
     ]
     return CourseEvaluationForm()
 

@@ -64,6 +64,12 @@ class Evaluation(Base):
     # ("": evaluations made before migration 0015), and what the learner plans to change.
     practice_change: Mapped[str] = mapped_column(String(20), default="", server_default="")
     change_plan: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Was the content evidence-based and balanced, clear about what is established and what is not (off-label use
+    # included)? "yes" | "partly" | "no" ("": evaluations made before migration 0023), and what was not.
+    evidence_balanced: Mapped[str] = mapped_column(String(10), default="", server_default="")
+    evidence_comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # About how many hours the learner spent on the course, reading outside the site included (optional).
+    hours_spent: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -52,6 +52,9 @@ PRACTICE_CHANGE_ANSWERS = {
     "no": "No",
     "unsure": "Not sure yet",
 }
+# Was the content evidence-based and balanced, and clear about what is established and what is not (ACCME Standard 1)?
+EVIDENCE_ANSWERS = {"yes": "Yes", "partly": "Partly", "no": "No"}
+MAX_HOURS_SPENT = Decimal(100)  # "about how many hours did you spend": more is a typing slip, not an estimate
 ATTESTATION_STATEMENT = (
     "I completed this course myself: I studied its modules and answered its quizzes and final assessment "
     "without anyone else answering for me, and the hours I claim are the time I actually spent on it."
@@ -136,6 +139,10 @@ class EvaluationAnswers:
     comments: str = ""
     practice_change: str = "unsure"
     change_plan: str = ""
+    # Keyword-only and without a default: a caller says what the learner answered, never "yes" by omission.
+    evidence_balanced: str = field(kw_only=True)
+    evidence_comment: str = field(default="", kw_only=True)
+    hours_spent: Decimal | None = field(default=None, kw_only=True)
 
 
 def submit_evaluation(session: Session, record: CourseRecord, answers: EvaluationAnswers) -> Evaluation:
@@ -151,6 +158,12 @@ def submit_evaluation(session: Session, record: CourseRecord, answers: Evaluatio
             raise CertificateError("Choose a rating from 1 to 5.", 400, name)
     if not answers.free_of_bias and not answers.bias_comment.strip():
         raise CertificateError("Tell us where you saw commercial bias, so it can be corrected.", 400, "bias_comment")
+    if answers.evidence_balanced not in EVIDENCE_ANSWERS:
+        raise CertificateError(EVIDENCE_UNANSWERED, 400, "evidence_balanced")
+    if answers.evidence_balanced != "yes" and not answers.evidence_comment.strip():
+        raise CertificateError(EVIDENCE_UNEXPLAINED, 400, "evidence_comment")
+    if answers.hours_spent is not None:
+        _quarter_hours(answers.hours_spent, MAX_HOURS_SPENT, HOURS_SPENT_WORDS)
     if answers.practice_change not in PRACTICE_CHANGE_ANSWERS:
         raise CertificateError("Say whether you will change your practice.", 400, "practice_change")
     evaluation = Evaluation(
@@ -165,6 +178,9 @@ def submit_evaluation(session: Session, record: CourseRecord, answers: Evaluatio
         comments=answers.comments.strip(),
         practice_change=answers.practice_change,
         change_plan=answers.change_plan.strip(),
+        evidence_balanced=answers.evidence_balanced,
+        evidence_comment=answers.evidence_comment.strip(),
+        hours_spent=None if answers.hours_spent is None else answers.hours_spent.quantize(Decimal("0.01")),
     )
     try:
         with session.begin_nested():
@@ -174,19 +190,67 @@ def submit_evaluation(session: Session, record: CourseRecord, answers: Evaluatio
     return evaluation
 
 
+@dataclass(frozen=True)
+class HoursWords:
+    """What a field of hours says when refused: its name, and a message for each way a number can be wrong."""
+
+    field: str
+    not_a_number: str
+    not_positive: str
+    too_many: str  # formatted with the maximum, as `most`
+    steps: str
+
+
+HOURS_CLAIMED_WORDS = HoursWords(
+    "hours",
+    "Enter the hours as a number, e.g. 7.5.",
+    "Enter more than 0 hours.",
+    "This course carries at most {most} hours.",
+    "Enter hours in quarter-hour steps (e.g. 6.25, 6.5, 6.75).",
+)
+# The evaluation's question is too long to head its errors in the page's summary (forms.html), so each says what
+# it is about.
+HOURS_SPENT_WORDS = HoursWords(
+    "hours_spent",
+    "Enter the hours you spent as a number, e.g. 7.5, or leave it empty.",
+    "Enter more than 0 hours spent, or leave it empty.",
+    "Enter at most {most} hours spent on the course.",
+    "Enter the hours you spent in quarter-hour steps (e.g. 6.25, 6.5, 6.75).",
+)
+EVIDENCE_UNANSWERED = "Say whether the content was evidence-based and balanced: yes, partly or no."
+EVIDENCE_UNEXPLAINED = "Tell us what was unbalanced or unclear about the evidence, so it can be corrected."
+
+
+def _quarter_hours(hours: Decimal, maximum: Decimal, words: HoursWords) -> Decimal:
+    """`hours` if it is a number of quarter hours, more than 0 and at most `maximum`, to two places."""
+    if not hours.is_finite() or hours <= 0:
+        raise CertificateError(words.not_positive, 400, words.field)
+    if hours > maximum:
+        raise CertificateError(words.too_many.format(most=format_hours(maximum)), 400, words.field)
+    if hours % QUARTER_HOUR:
+        raise CertificateError(words.steps, 400, words.field)
+    return hours.quantize(Decimal("0.01"))
+
+
+def _typed_hours(raw: str, words: HoursWords) -> Decimal:
+    """The number typed in a field of hours, or its refusal."""
+    try:
+        return Decimal(raw.strip())
+    except (InvalidOperation, AttributeError):
+        raise CertificateError(words.not_a_number, 400, words.field) from None
+
+
 def parse_hours(raw: str, maximum: Decimal) -> Decimal:
     """Hours claimed: a number of quarter hours, more than 0 and at most the course's maximum."""
-    try:
-        hours = Decimal(raw.strip())
-    except (InvalidOperation, AttributeError):
-        raise CertificateError("Enter the hours as a number, e.g. 7.5.", 400, "hours") from None
-    if not hours.is_finite() or hours <= 0:
-        raise CertificateError("Enter more than 0 hours.", 400, "hours")
-    if hours > maximum:
-        raise CertificateError(f"This course carries at most {format_hours(maximum)} hours.", 400, "hours")
-    if hours % QUARTER_HOUR:
-        raise CertificateError("Enter hours in quarter-hour steps (e.g. 6.25, 6.5, 6.75).", 400, "hours")
-    return hours.quantize(Decimal("0.01"))
+    return _quarter_hours(_typed_hours(raw, HOURS_CLAIMED_WORDS), maximum, HOURS_CLAIMED_WORDS)
+
+
+def parse_hours_spent(raw: str) -> Decimal | None:
+    """The evaluation's hours spent on the course: none when left empty, else quarter hours as parse_hours takes
+    them, more than 0 and at most MAX_HOURS_SPENT."""
+    if not raw.strip():
+        return None
+    return _quarter_hours(_typed_hours(raw, HOURS_SPENT_WORDS), MAX_HOURS_SPENT, HOURS_SPENT_WORDS)
 
 
 def attest(

@@ -354,6 +354,10 @@ def _evaluation_row(p: LearnerPlan, user_id: int, course: Course, shape: CourseS
         "overall": ratings[2],
         "free_of_bias": True,
         "bias_comment": "",
+        "evidence_balanced": "yes" if p.index % 9 else "partly",
+        "evidence_comment": "" if p.index % 9 else "Say which uses in the dosing module are off-label.",
+        # Every third learner leaves the optional question empty; the others say about what they claim, or more.
+        "hours_spent": None if p.index % 3 == 0 else Decimal(4 + p.index % 5) + Decimal("0.5") * (p.index % 2),
         "comments": "",
         "submitted_at": p.at(p.evaluated),
     }
@@ -465,7 +469,14 @@ def _issue_for_real(session: Session, course: Course, shape: CourseShape, plan: 
         raise SeedError(f"Seeded learner {plan.email} did not meet the course requirements (a planner bug).")
     row = _evaluation_row(plan, user_id, course, shape)
     answers = certificates.EvaluationAnswers(
-        row["objectives_met"], row["relevance"], row["quality"], row["overall"], True
+        row["objectives_met"],
+        row["relevance"],
+        row["quality"],
+        row["overall"],
+        True,
+        evidence_balanced=row["evidence_balanced"],
+        evidence_comment=row["evidence_comment"],
+        hours_spent=row["hours_spent"],
     )
     certificates.submit_evaluation(session, record, answers)
     record = completion.course_record(session, user_id, course, enrolment)

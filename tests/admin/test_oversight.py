@@ -75,7 +75,9 @@ def test_evaluations_stay_hidden_until_a_group_has_answered(client, db, instruct
     for n in range(2):
         learner = make_user(db)
         enrolled(db, learner)
-        answers = EvaluationAnswers(dict.fromkeys(ids, "met"), 5, 4, 5, True, comments=f"Only learner {n} wrote this.")
+        answers = EvaluationAnswers(
+            dict.fromkeys(ids, "met"), 5, 4, 5, True, comments=f"Only learner {n} wrote this.", evidence_balanced="yes"
+        )
         certificates.submit_evaluation(db, complete_learning(db, learner), answers)
     db.commit()
     page = client.get("/instructor/courses/demo-course/evaluations").get_data(as_text=True)
@@ -100,9 +102,20 @@ def test_evaluation_summary_matches_the_evaluations(client, db, instructor):
             comments="Very practical.",
             practice_change="yes",
             change_plan="Add a bladder-symptom question to every review.",
+            evidence_balanced="yes",
         ),
-        EvaluationAnswers(dict.fromkeys(ids, "partly"), 3, 4, 4, False, "Drug brand named often.", "", "already"),
-        EvaluationAnswers(dict.fromkeys(ids, "not_met"), 4, 2, 3, True, practice_change="yes"),
+        EvaluationAnswers(
+            dict.fromkeys(ids, "partly"),
+            3,
+            4,
+            4,
+            False,
+            "Drug brand named often.",
+            "",
+            "already",
+            evidence_balanced="yes",
+        ),
+        EvaluationAnswers(dict.fromkeys(ids, "not_met"), 4, 2, 3, True, practice_change="yes", evidence_balanced="yes"),
     ]
     for answers in given:
         learner = make_user(db)
@@ -137,7 +150,9 @@ def test_a_new_evaluation_never_shows_alone_so_it_cannot_be_matched_to_its_learn
     def evaluate(comment: str, rating: int) -> None:
         learner = make_user(db)
         enrolled(db, learner)
-        answers = EvaluationAnswers(dict.fromkeys(ids, "met"), rating, rating, rating, True, comments=comment)
+        answers = EvaluationAnswers(
+            dict.fromkeys(ids, "met"), rating, rating, rating, True, comments=comment, evidence_balanced="yes"
+        )
         certificates.submit_evaluation(db, complete_learning(db, learner), answers)
         db.commit()
 
@@ -176,7 +191,9 @@ def test_an_instructor_opens_a_learners_record_in_the_course(client, db, instruc
     enrolled(db, evaluated)
     ids = [o["id"] for o in course(db).objectives]
     certificates.submit_evaluation(
-        db, complete_learning(db, evaluated), EvaluationAnswers(dict.fromkeys(ids, "met"), 4, 4, 4, True)
+        db,
+        complete_learning(db, evaluated),
+        EvaluationAnswers(dict.fromkeys(ids, "met"), 4, 4, 4, True, evidence_balanced="yes"),
     )
     db.commit()
     table = client.get("/instructor/courses/demo-course/learners").get_data(as_text=True)

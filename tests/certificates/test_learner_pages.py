@@ -22,6 +22,8 @@ GOOD_EVALUATION = {
     "quality": "5",
     "overall": "4",
     "free_of_bias": "yes",
+    "evidence_balanced": "yes",
+    "hours_spent": "6.5",
     "practice_change": "yes",
     "change_plan": "Ask about urinary symptoms at every review.",
     "comments": "Clear and practical.",
@@ -90,6 +92,19 @@ def test_evaluation_form_shows_every_question(client, finished):
         ({"free_of_bias": "no"}, "Tell us where you saw commercial bias"),
         ({"free_of_bias": "no", "bias_comment": "   "}, "Tell us where you saw commercial bias"),
         ({"free_of_bias": "no", "overall": None}, "Tell us where you saw commercial bias"),  # said with the rest
+        ({"evidence_balanced": None}, "Say whether the content was evidence-based and balanced: yes, partly or no."),
+        ({"evidence_balanced": "mostly"}, "Say whether the content was evidence-based and balanced"),
+        ({"evidence_balanced": "partly"}, "Tell us what was unbalanced or unclear about the evidence"),
+        ({"evidence_balanced": "no", "evidence_comment": " \n "}, "Tell us what was unbalanced or unclear"),
+        ({"hours_spent": "seven"}, "Enter the hours you spent as a number, e.g. 7.5, or leave it empty."),
+        ({"hours_spent": "7,5"}, "Enter the hours you spent as a number"),
+        ({"hours_spent": "0"}, "Enter more than 0 hours spent, or leave it empty."),
+        ({"hours_spent": "-3"}, "Enter more than 0 hours spent"),
+        ({"hours_spent": "NaN"}, "Enter more than 0 hours spent"),
+        ({"hours_spent": "Infinity"}, "Enter more than 0 hours spent"),
+        ({"hours_spent": "100.25"}, "Enter at most 100.0 hours spent on the course."),
+        ({"hours_spent": "1e9"}, "Enter at most 100.0 hours spent on the course."),
+        ({"hours_spent": "7.3"}, "Enter the hours you spent in quarter-hour steps (e.g. 6.25, 6.5, 6.75)."),
         ({"comments": "bad\x00byte"}, "Remove control characters"),
         ({"comments": "fine \u202eton\u202c"}, "text-direction overrides"),  # shows as "fine not"
     ],
@@ -318,6 +333,10 @@ def test_error_summaries_read_as_sentences(client, db, finished):
     """A label ending in "?" is not followed by ":", and a long statement to tick is not repeated in the summary."""
     evaluation = _summary(client.post(EVALUATION, data={**GOOD_EVALUATION, "free_of_bias": ""}).get_data(as_text=True))
     assert "free of commercial bias? " in evaluation and "?:" not in evaluation
+    # The balance question is too long to repeat: its message names it.
+    unanswered = {k: v for k, v in GOOD_EVALUATION.items() if k != "evidence_balanced"}
+    balance = _summary(client.post(EVALUATION, data=unanswered).get_data(as_text=True))
+    assert ">Say whether the content was evidence-based and balanced: yes, partly or no.</a>" in balance
     client.post(EVALUATION, data=GOOD_EVALUATION)
     attestation = _summary(client.post(ATTESTATION, data={"hours": "2"}).get_data(as_text=True))
     assert "Tick the box" in attestation and "I completed" not in attestation
@@ -333,6 +352,58 @@ def test_the_evaluation_asks_whether_the_learner_will_change_their_practice(clie
     assert client.post(EVALUATION, data=GOOD_EVALUATION).status_code == 302
     stored = db.scalars(select(Evaluation)).one()
     assert (stored.practice_change, stored.change_plan) == ("yes", "Ask about urinary symptoms at every review.")
+
+
+def test_the_evaluation_asks_about_balance_and_evidence_after_commercial_bias(client, db, finished):
+    page = client.get(EVALUATION).get_data(as_text=True)
+    question = "Was the content evidence-based and balanced, and clear about what is established and what is not, "
+    assert question + "including off-label use?</legend>" in page
+    assert page.index("free of commercial bias") < page.index(question) < page.index("About how many hours")
+    assert page.index("About how many hours") < page.index("Will you change anything in your practice")
+    for label in ("Yes", "Partly", "No"):
+        assert f'value="{label.lower()}"> <span>{label}</span>' in page
+    assert 'inputmode="decimal"' in page and 'name="hours_spent"' in page
+
+
+@pytest.mark.parametrize("answer", ["partly", "no"])
+def test_a_partly_or_no_on_balance_needs_a_comment_and_keeps_what_was_typed(client, db, finished, answer):
+    typed = {**GOOD_EVALUATION, "evidence_balanced": answer, "hours_spent": "12.25", "comments": "Dense but good."}
+    response = client.post(EVALUATION, data=typed)
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    message = "Tell us what was unbalanced or unclear about the evidence, so it can be corrected."
+    # On the comment's field, tied to it for screen readers, and in the summary as a link to it.
+    assert f'<p class="error-text" id="evidence_comment-error">{message}</p>' in page
+    assert 'aria-describedby="evidence_comment-hint evidence_comment-error" aria-invalid="true"' in page
+    assert f'<a href="#evidence_comment">If partly or not, what was unbalanced or unclear? {message}</a>' in page
+    # Everything given stays given.
+    assert f'<input checked id="evidence_balanced-{["yes", "partly", "no"].index(answer)}"' in page
+    assert 'value="12.25"' in page and "Dense but good." in page and '<input checked id="relevance-3"' in page
+    assert count(db, Evaluation) == 0
+    typed["evidence_comment"] = "  The ketamine-for-pain section read as settled; it is off-label.  "
+    assert client.post(EVALUATION, data=typed).status_code == 302
+    saved = db.scalars(select(Evaluation)).one()
+    assert saved.evidence_balanced == answer
+    assert saved.evidence_comment == "The ketamine-for-pain section read as settled; it is off-label."
+
+
+def test_a_bad_hours_figure_is_said_on_its_field_and_kept(client, db, finished):
+    response = client.post(EVALUATION, data={**GOOD_EVALUATION, "hours_spent": "about ten"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    message = "Enter the hours you spent as a number, e.g. 7.5, or leave it empty."
+    assert f'<p class="error-text" id="hours_spent-error">{message}</p>' in page
+    assert 'aria-invalid="true"' in page and 'value="about ten"' in page
+    # The question is too long to head its error in the summary: the message says what it is about.
+    assert f'<li><a href="#hours_spent">{message}</a></li>' in page
+    assert count(db, Evaluation) == 0
+
+
+@pytest.mark.parametrize(("typed", "stored"), [("6.5", "6.50"), (" 12 ", "12.00"), ("100", "100.00"), ("", None)])
+def test_the_hours_spent_are_kept_or_left_out(client, db, finished, typed, stored):
+    assert client.post(EVALUATION, data={**GOOD_EVALUATION, "hours_spent": typed}).status_code == 302
+    saved = db.scalars(select(Evaluation)).one()
+    assert (saved.hours_spent is None and stored is None) or f"{saved.hours_spent:.2f}" == stored
 
 
 def test_evaluation_refuses_a_form_without_its_csrf_token(client, db, finished, csrf_on):

@@ -330,6 +330,11 @@ def test_an_evaluation_sent_after_the_login_ended_comes_back_as_it_was_left(page
     page.goto(f"/courses/{COURSE}/evaluation")
     page.get_by_role("group", name="Quality of the material").get_by_label("4", exact=True).check()
     page.get_by_label("Other comments (optional)").fill("The dosing module was the most useful.")
+    balance = page.get_by_role("group", name=re.compile(r"^Was the content evidence-based and balanced"))
+    balance.get_by_label("Partly").check()
+    page.get_by_label("If partly or not, what was unbalanced or unclear?").fill("Trial sizes were not given.")
+    hours_spent = page.get_by_label(re.compile(r"^About how many hours did you spend on this course"))
+    hours_spent.fill("9.75")
     page.context.clear_cookies()  # the login ends while the form is open
     page.get_by_role("button", name="Submit the evaluation").click()
     expect(page.get_by_text("You were logged out, so that form was not sent")).to_be_visible()
@@ -339,6 +344,11 @@ def test_an_evaluation_sent_after_the_login_ended_comes_back_as_it_was_left(page
     expect(page.get_by_role("heading", level=1)).to_have_text("Course evaluation")
     expect(page.get_by_role("group", name="Quality of the material").get_by_label("4", exact=True)).to_be_checked()
     expect(page.get_by_label("Other comments (optional)")).to_have_value("The dosing module was the most useful.")
+    expect(balance.get_by_label("Partly")).to_be_checked()
+    expect(page.get_by_label("If partly or not, what was unbalanced or unclear?")).to_have_value(
+        "Trial sizes were not given."
+    )
+    expect(hours_spent).to_have_value("9.75")
     expect(page.get_by_role("status").filter(has_text="Your answers from before were filled in again")).to_be_visible()
 
     # Logging out on purpose forgets the draft: nothing is left in the tab for the next person.

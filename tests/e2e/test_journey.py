@@ -115,10 +115,21 @@ def test_evaluate_attest_and_download_the_certificate(page, live_app):
     page.get_by_role("group", name="Relevance to your practice").get_by_label("5 · Highly relevant").check()
     page.get_by_role("group", name="Quality of the material").get_by_label("4", exact=True).check()
     page.get_by_role("group", name="Was the content free of commercial bias?").get_by_label("No").check()
-    page.get_by_role("button", name="Submit the evaluation").click()  # no overall rating, no bias comment
+    balance = page.get_by_role("group", name=re.compile(r"^Was the content evidence-based and balanced"))
+    balance.get_by_label("Partly").check()
+    hours_spent = page.get_by_label(re.compile(r"^About how many hours did you spend on this course"))
+    hours_spent.fill("ten")
+    page.get_by_role("button", name="Submit the evaluation").click()  # no overall rating, no bias or balance comment
     expect(page.get_by_role("alert")).to_contain_text("Choose a rating from 1 to 5.")
     expect(page.get_by_role("alert")).to_contain_text("Tell us where you saw commercial bias")
+    expect(page.get_by_role("alert")).to_contain_text("Tell us what was unbalanced or unclear about the evidence")
+    expect(page.get_by_role("alert")).to_contain_text("Enter the hours you spent as a number")
     expect(page.get_by_role("alert")).to_contain_text("Choose the answer closest to your plans.")
+    expect(balance.get_by_label("Partly")).to_be_checked()  # what was given stays given
+    expect(hours_spent).to_have_value("ten")
+    expect(hours_spent).to_have_accessible_description(re.compile(r"Enter the hours you spent as a number"))
+    page.get_by_label("If partly or not, what was unbalanced or unclear?").fill("Say which uses are off-label.")
+    hours_spent.fill("10.5")
     page.get_by_role("group", name="Overall rating of the course").get_by_label("4", exact=True).check()
     change = page.get_by_role("group", name="Will you change anything in your practice as a result of this course?")
     change.get_by_label("Yes, I plan to change something").check()
