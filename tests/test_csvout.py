@@ -72,11 +72,20 @@ def test_the_evaluations_csv_neutralises_a_learners_comment(app, client, db, log
     learner = make_user(db)
     enrolled(db, learner)
     answers = EvaluationAnswers(
-        dict.fromkeys(ids, "met"), 5, 4, 5, False, "-1+1 brand named", "=cmd|' /C calc'!A0", evidence_balanced="yes"
+        dict.fromkeys(ids, "met"),
+        5,
+        4,
+        5,
+        False,
+        "-1+1 brand named",
+        "=cmd|' /C calc'!A0",
+        evidence_balanced="no",
+        evidence_comment="@SUM(A1:A9) off-label use unnamed",
     )
     certificates.submit_evaluation(db, complete_learning(db, learner), answers)
     db.commit()
     body = client.get("/instructor/courses/demo-course/evaluations.csv").data.decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(body)))
     assert rows[0]["comments"] == "'=cmd|' /C calc'!A0" and rows[0]["bias_comment"] == "'-1+1 brand named"
+    assert rows[0]["evidence_comment"] == "'@SUM(A1:A9) off-label use unnamed"
     assert rows[0]["relevance"] == "5"

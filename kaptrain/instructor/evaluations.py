@@ -1,4 +1,5 @@
-"""The summary of a course's evaluations: ratings, objectives met, commercial bias, comments; and its CSV.
+"""The summary of a course's evaluations: ratings, objectives met, commercial bias, balance and evidence, hours spent,
+comments; and its CSV.
 
 Evaluations are anonymous to instructors, who can nevertheless see on the learners page who has reached the step
 after the evaluation. So results are released in whole groups of EVALUATION_MIN_GROUP (the first group once that
@@ -6,20 +7,27 @@ many learners have answered, the next when as many more have), comments and CSV 
 nothing about who answered when (sorted by what they say), and no date is shown with them, nor on a learner's record
 for instructors (a day or a month could single a learner out): a new evaluation never shows up alone, as the one row
 or comment that changed since the last look.
+
+The hours a learner spent on the course are shown only as the median of the released evaluations, and are not in
+the CSV: instructors see each learner's hours claimed on the learner's record, and many learners give the same
+figure for both, so an evaluation row carrying its hours could be matched to its learner, comments and all.
+(Administrators, who may see who wrote each evaluation, see the hours on the person's record.)
 """
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from sqlalchemy import ColumnElement, and_, false, func, select
 from sqlalchemy.orm import Session
 
 from kaptrain import csvout
 from kaptrain.certificates.models import Evaluation
-from kaptrain.certificates.services import OBJECTIVE_ANSWERS, PRACTICE_CHANGE_ANSWERS, RATINGS
+from kaptrain.certificates.services import EVIDENCE_ANSWERS, OBJECTIVE_ANSWERS, PRACTICE_CHANGE_ANSWERS, RATINGS
 from kaptrain.content.models import Course
 
 QUESTIONS = {
@@ -28,7 +36,7 @@ QUESTIONS = {
     "overall": "Overall rating",
 }
 CSV_COLUMNS = (
-    *("relevance", "quality", "overall", "free_of_bias", "bias_comment"),
+    *("relevance", "quality", "overall", "free_of_bias", "bias_comment", "evidence_balanced", "evidence_comment"),
     *("practice_change", "change_plan", "comments"),
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # see kaptrain.certificates.report
@@ -58,6 +66,13 @@ class Summary:
     # Commitment to change: {answer label: count} (evaluations from before the question left out), and the plans.
     practice_change: dict[str, int] = field(default_factory=dict)
     change_plans: list[str] = field(default_factory=list)
+    # Balance and evidence: {answer label: count} (evaluations from before the question left out), and the comments
+    # of those who answered partly or no.
+    evidence: dict[str, int] = field(default_factory=dict)
+    evidence_comments: list[str] = field(default_factory=list)
+    # Hours spent on the course: how many answered (the question is optional), and the median of their answers.
+    hours_answered: int = 0
+    hours_median: Decimal | None = None
 
 
 def count(session: Session, course_id: int) -> int:
@@ -109,7 +124,22 @@ def summarise(session: Session, course: Course, group: int) -> Summary:
     planned = select(Evaluation.change_plan).where(mine, Evaluation.change_plan != "").order_by(Evaluation.change_plan)
     summary = Summary(total, shown, ratings, objectives, len(bias), [b for b in bias if b], comments)
     summary.practice_change, summary.change_plans = change, list(session.scalars(planned))
+    _evidence(session, mine, summary)
     return summary
+
+
+def _evidence(session: Session, mine: ColumnElement[bool], summary: Summary) -> None:
+    """The balance and evidence answers, their comments, and the hours spent of the released evaluations."""
+    grouped = select(Evaluation.evidence_balanced, func.count()).where(mine).group_by(Evaluation.evidence_balanced)
+    answered = {value: int(n) for value, n in session.execute(grouped)}
+    summary.evidence = {label: answered.get(value, 0) for value, label in EVIDENCE_ANSWERS.items()}
+    # As bias comments: those given with the answer that asks for one, sorted by what they say.
+    unbalanced = Evaluation.evidence_balanced.in_(("partly", "no"))
+    said = select(Evaluation.evidence_comment).where(mine, unbalanced, Evaluation.evidence_comment != "")
+    summary.evidence_comments = list(session.scalars(said.order_by(Evaluation.evidence_comment)))
+    hours = [h for h in session.scalars(select(Evaluation.hours_spent).where(mine)) if h is not None]
+    summary.hours_answered = len(hours)
+    summary.hours_median = statistics.median(hours) if hours else None
 
 
 def csv_lines(session: Session, course_id: int, ids: list[str], group: int, batch: int = 500) -> Iterator[str]:
@@ -120,7 +150,8 @@ def csv_lines(session: Session, course_id: int, ids: list[str], group: int, batc
     mine = _released_filter(session, course_id, released(total, group))
     columns = (
         Evaluation.relevance, Evaluation.quality, Evaluation.overall, Evaluation.free_of_bias,
-        Evaluation.bias_comment, Evaluation.practice_change, Evaluation.change_plan, Evaluation.comments,
+        Evaluation.bias_comment, Evaluation.evidence_balanced, Evaluation.evidence_comment,
+        Evaluation.practice_change, Evaluation.change_plan, Evaluation.comments,
     )  # fmt: skip
     rows = session.execute(
         select(*columns, Evaluation.objectives_met).where(mine).order_by(*columns).execution_options(yield_per=batch)
@@ -128,8 +159,8 @@ def csv_lines(session: Session, course_id: int, ids: list[str], group: int, batc
     return csvout.lines(
         [*CSV_COLUMNS, *(f"objective:{i}" for i in ids)],
         (
-            [relevance, quality, overall, "yes" if free else "no", bias, change, plan, comments]
+            [relevance, quality, overall, "yes" if free else "no", bias, balanced, unbalanced, change, plan, comments]
             + [met.get(i, "") for i in ids]
-            for relevance, quality, overall, free, bias, change, plan, comments, met in rows
+            for relevance, quality, overall, free, bias, balanced, unbalanced, change, plan, comments, met in rows
         ),
     )

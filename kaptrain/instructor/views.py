@@ -101,7 +101,7 @@ def learner(slug: str, user_id: int) -> ResponseReturnValue:
 @bp.route("/courses/<slug>/evaluations")
 @role_required(Role.INSTRUCTOR)
 def course_evaluations(slug: str) -> ResponseReturnValue:
-    """The evaluation summary: ratings as charts with tables, objectives met, bias reports, comments."""
+    """The evaluation summary: ratings as charts with tables, objectives met, bias and balance, hours, comments."""
     course = _course_or_404(slug)
     group = current_app.config["EVALUATION_MIN_GROUP"]
     summary = evaluations.summarise(get_session(), course, group)

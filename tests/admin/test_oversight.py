@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -76,7 +77,15 @@ def test_evaluations_stay_hidden_until_a_group_has_answered(client, db, instruct
         learner = make_user(db)
         enrolled(db, learner)
         answers = EvaluationAnswers(
-            dict.fromkeys(ids, "met"), 5, 4, 5, True, comments=f"Only learner {n} wrote this.", evidence_balanced="yes"
+            dict.fromkeys(ids, "met"),
+            5,
+            4,
+            5,
+            True,
+            comments=f"Only learner {n} wrote this.",
+            evidence_balanced="partly",
+            evidence_comment=f"Learner {n} wanted the trial sizes.",
+            hours_spent=Decimal(6 + n),
         )
         certificates.submit_evaluation(db, complete_learning(db, learner), answers)
     db.commit()
@@ -84,6 +93,8 @@ def test_evaluations_stay_hidden_until_a_group_has_answered(client, db, instruct
     assert "2 learners have evaluated the course so far" in page and "at least 3" in page
     assert "Only learner" not in page and "mean" not in page and "evaluations.csv" not in page
     assert "Reported commercial bias" not in page  # a count of one or two would say what those learners answered
+    assert "Balance and evidence" not in page and "trial sizes" not in page
+    assert "Median" not in page and "Time spent" not in page  # nor the new questions' answers
     refused = client.get("/instructor/courses/demo-course/evaluations.csv")
     assert refused.status_code == 409 and "at least 3 learners" in refused.get_data(as_text=True)
     assert "Only learner" not in refused.get_data(as_text=True)
@@ -103,6 +114,7 @@ def test_evaluation_summary_matches_the_evaluations(client, db, instructor):
             practice_change="yes",
             change_plan="Add a bladder-symptom question to every review.",
             evidence_balanced="yes",
+            hours_spent=Decimal("9.5"),
         ),
         EvaluationAnswers(
             dict.fromkeys(ids, "partly"),
@@ -113,9 +125,20 @@ def test_evaluation_summary_matches_the_evaluations(client, db, instructor):
             "Drug brand named often.",
             "",
             "already",
-            evidence_balanced="yes",
+            evidence_balanced="partly",
+            evidence_comment="The esketamine section did not say which uses are off-label.",
         ),
-        EvaluationAnswers(dict.fromkeys(ids, "not_met"), 4, 2, 3, True, practice_change="yes", evidence_balanced="yes"),
+        EvaluationAnswers(
+            dict.fromkeys(ids, "not_met"),
+            4,
+            2,
+            3,
+            True,
+            practice_change="yes",
+            evidence_balanced="no",
+            evidence_comment="A single open-label study was presented as settled.",
+            hours_spent=Decimal(6),
+        ),
     ]
     for answers in given:
         learner = make_user(db)
@@ -132,6 +155,15 @@ def test_evaluation_summary_matches_the_evaluations(client, db, instructor):
     assert '<th scope="row">Yes, I plan to change something</th><td>2</td>' in page
     assert '<th scope="row">No change needed: I already practise this way</th><td>1</td>' in page
     assert "What learners plan to change (1)" in page and "Add a bladder-symptom question" in page
+    # Balance and evidence: counted as the answers were given, with the comments of "partly" and "no", sorted.
+    evidence = page[page.index('id="evidence-h"') : page.index('id="hours-h"')]
+    for label in ("Yes", "Partly", "No"):
+        assert f'<th scope="row">{label}</th><td>1</td>' in evidence
+    assert "What learners found unbalanced or unclear (2)" in evidence
+    assert evidence.index("A single open-label study") < evidence.index("The esketamine section")
+    # The hours spent: the median of the two who answered (6 and 9.5), beside the hours the course is approved for.
+    assert "Median <strong>7.75 hours</strong>" in page and "from the 2 of 3 learners who answered" in page
+    assert "approved for 3.5 CE hours" in page
     response = client.get("/instructor/courses/demo-course/evaluations.csv")
     assert response.is_streamed
     rows = list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"))))
@@ -140,6 +172,10 @@ def test_evaluation_summary_matches_the_evaluations(client, db, instructor):
     assert len(rows) == 3
     assert sorted(r["relevance"] for r in rows) == ["3", "4", "5"]
     assert [r["free_of_bias"] for r in rows].count("no") == 1
+    assert sorted(r["evidence_balanced"] for r in rows) == ["no", "partly", "yes"]
+    assert {r["evidence_balanced"]: r["evidence_comment"] for r in rows}["no"].startswith("A single open-label")
+    # No learner's hours: they could be matched to the hours claimed that the learner's record shows instructors.
+    assert not any("hours" in column for column in rows[0]) and "9.5" not in response.get_data(as_text=True)
 
 
 def test_a_new_evaluation_never_shows_alone_so_it_cannot_be_matched_to_its_learner(client, db, instructor):
@@ -147,11 +183,19 @@ def test_a_new_evaluation_never_shows_alone_so_it_cannot_be_matched_to_its_learn
     released in whole groups (3 here), in an order that says nothing about who answered when."""
     ids = [o["id"] for o in course(db).objectives]
 
-    def evaluate(comment: str, rating: int) -> None:
+    def evaluate(comment: str, rating: int, balanced: str = "yes", why: str = "", hours: int = 5) -> None:
         learner = make_user(db)
         enrolled(db, learner)
         answers = EvaluationAnswers(
-            dict.fromkeys(ids, "met"), rating, rating, rating, True, comments=comment, evidence_balanced="yes"
+            dict.fromkeys(ids, "met"),
+            rating,
+            rating,
+            rating,
+            True,
+            comments=comment,
+            evidence_balanced=balanced,
+            evidence_comment=why,
+            hours_spent=Decimal(hours),
         )
         certificates.submit_evaluation(db, complete_learning(db, learner), answers)
         db.commit()
@@ -162,15 +206,21 @@ def test_a_new_evaluation_never_shows_alone_so_it_cannot_be_matched_to_its_learn
     before_csv = client.get("/instructor/courses/demo-course/evaluations.csv").get_data(as_text=True)
     # Comments in the order of what they say, not of who answered first.
     assert before.index("Clear.") < before.index("Mostly useful.") < before.index("Zebra-striped slides.")
-    evaluate("The dosing module felt unsafe to me.", 1)
+    assert "Median <strong>5.0 hours</strong>" in before
+    evaluate("The dosing module felt unsafe to me.", 1, "no", "Off-label doses given as routine.", hours=40)
     after = client.get("/instructor/courses/demo-course/evaluations").get_data(as_text=True)
     after_csv = client.get("/instructor/courses/demo-course/evaluations.csv").get_data(as_text=True)
     assert "felt unsafe" not in after and "felt unsafe" not in after_csv and after_csv == before_csv
+    assert "Off-label doses" not in after and "Off-label doses" not in after_csv
+    assert "Median <strong>5.0 hours</strong>" in after and "from the 3 of 3 learners" in after  # not moved by 40
     assert "4 (3 shown below)" in after and "1 more will show when the group is complete" in after
     evaluate("Good.", 5)
     evaluate("Fine.", 4)
     released = client.get("/instructor/courses/demo-course/evaluations").get_data(as_text=True)
     assert "felt unsafe" in released and "shown below" not in released
+    evidence = released[released.index('id="evidence-h"') : released.index('id="hours-h"')]
+    assert "Off-label doses given as routine." in evidence and '<th scope="row">No</th><td>1</td>' in evidence
+    assert "from the 6 of 6 learners" in released
     body = client.get("/instructor/courses/demo-course/evaluations.csv").data.decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(body)))
     assert len(rows) == 6 and rows[0]["relevance"] == "1"  # sorted by the answers, not by when they came
