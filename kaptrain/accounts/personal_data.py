@@ -153,6 +153,9 @@ def _evaluation(evaluation: Evaluation, titles: dict[int, str]) -> dict[str, Any
         "overall": evaluation.overall,
         "free_of_commercial_bias": evaluation.free_of_bias,
         "bias_comment": evaluation.bias_comment,
+        "evidence_based_and_balanced": evaluation.evidence_balanced,
+        "evidence_comment": evaluation.evidence_comment,
+        "hours_spent": None if evaluation.hours_spent is None else _hours(evaluation.hours_spent),
         "comments": evaluation.comments,
     }
 

@@ -70,6 +70,9 @@ def test_a_certified_learner_downloads_their_own_records(
     assert data["certificates"][0]["hours"] == "3.50"
     assert len(data["course_evaluations"]) == 1 and len(data["attestations"]) == 1
     assert data["attestations"][0]["hours_claimed"] == "3.50"
+    evaluation = data["course_evaluations"][0]
+    assert (evaluation["evidence_based_and_balanced"], evaluation["evidence_comment"]) == ("yes", "")
+    assert evaluation["hours_spent"] == "3.50"  # what the learner said they spent (tests/factories.py)
 
     everything = _walk(data)
     text = json.dumps(data)

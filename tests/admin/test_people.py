@@ -116,6 +116,9 @@ def test_record_shows_courses_attempts_certificates_and_links_reviews(app, clien
     for a in attempts:
         assert f"/attempts/{a.id}/result" in page
     assert "Relevance 4/5" in page and "Hours claimed" in page
+    # The administrator, who may know who wrote an evaluation, sees the hours the learner said they spent.
+    assert "<dt>Evidence-based and balanced</dt><dd>Yes</dd>" in page
+    assert "<dt>Hours spent, as estimated</dt><dd>3.5</dd>" in page
     assert certificate.holder_name in page and "Print this record" in page
     result = client.get(f"/attempts/{attempts[0].id}/result")
     assert result.status_code == 200
