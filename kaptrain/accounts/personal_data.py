@@ -156,6 +156,8 @@ def _evaluation(evaluation: Evaluation, titles: dict[int, str]) -> dict[str, Any
         "evidence_based_and_balanced": evaluation.evidence_balanced,
         "evidence_comment": evaluation.evidence_comment,
         "hours_spent": None if evaluation.hours_spent is None else _hours(evaluation.hours_spent),
+        "practice_change": evaluation.practice_change,
+        "change_plan": evaluation.change_plan,
         "comments": evaluation.comments,
     }
 

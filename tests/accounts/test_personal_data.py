@@ -73,6 +73,7 @@ def test_a_certified_learner_downloads_their_own_records(
     evaluation = data["course_evaluations"][0]
     assert (evaluation["evidence_based_and_balanced"], evaluation["evidence_comment"]) == ("yes", "")
     assert evaluation["hours_spent"] == "3.50"  # what the learner said they spent (tests/factories.py)
+    assert (evaluation["practice_change"], evaluation["change_plan"]) == ("unsure", "")
 
     everything = _walk(data)
     text = json.dumps(data)
