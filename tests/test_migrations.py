@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from kaptrain.db import make_engine
@@ -148,5 +149,40 @@ def test_0023_adds_the_evidence_answers_and_keeps_the_evaluations_and_their_trig
             kept = conn.execute(text("SELECT bias_comment, comments, practice_change, change_plan FROM evaluations"))
             assert kept.all() == [("Brand X", "Fine.", "yes", "Screen more.")]
             assert conn.execute(text(triggers)).all() == before
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("table", "first", "last", "gone"),
+    [
+        ("courses", "0018_ended_sessions", "0019_course_release", {"released_on", "review_by", "team"}),
+        (
+            "certificates",
+            "0020_certificate_file_history",
+            "0022_correction_declined",
+            {"correction_requested_at", "correction_declined_at", "correction_declined_note"},
+        ),
+    ],
+)
+def test_columns_added_after_the_page_versions_come_and_go_with_the_tables_triggers(tmp_path, table, first, last, gone):
+    """Columns come and go without a table rebuild, which on SQLite drops the page versions' triggers (0011) on
+    the table: a downgrade and an upgrade again keep them."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'columns.sqlite3'}")
+    triggers = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t ORDER BY name"
+    try:
+        upgrade(engine, first)
+        with engine.connect() as conn:
+            before = conn.execute(text(triggers), {"t": table}).all()
+        assert before
+        upgrade(engine, last)
+        downgrade(engine, first)
+        with engine.connect() as conn:
+            assert conn.execute(text(triggers), {"t": table}).all() == before
+            columns = conn.execute(text("SELECT name FROM pragma_table_info(:t)"), {"t": table}).scalars()
+            assert not set(columns) & gone
+        upgrade(engine, last)
+        with engine.connect() as conn:
+            assert conn.execute(text(triggers), {"t": table}).all() == before
     finally:
         engine.dispose()

@@ -27,7 +27,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("courses") as batch:
-        batch.drop_column("team")
-        batch.drop_column("review_by")
-        batch.drop_column("released_on")
+    # Plain ALTER (SQLite 3.35 and later, PostgreSQL): a batch drop rebuilds the table on SQLite, which would drop its
+    # page-version triggers (0011).
+    for column in ("team", "review_by", "released_on"):
+        op.execute(f"ALTER TABLE courses DROP COLUMN {column}")

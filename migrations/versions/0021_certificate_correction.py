@@ -25,5 +25,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("certificates") as batch:
-        batch.drop_column("correction_requested_at")
+    # Plain ALTER (SQLite 3.35 and later, PostgreSQL): a batch drop rebuilds the table on SQLite, which would drop its
+    # page-version triggers (0011).
+    op.execute("ALTER TABLE certificates DROP COLUMN correction_requested_at")

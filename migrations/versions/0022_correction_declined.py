@@ -27,6 +27,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("certificates") as batch:
-        batch.drop_column("correction_declined_note")
-        batch.drop_column("correction_declined_at")
+    # Plain ALTER (SQLite 3.35 and later, PostgreSQL): a batch drop rebuilds the table on SQLite, which would drop its
+    # page-version triggers (0011).
+    op.execute("ALTER TABLE certificates DROP COLUMN correction_declined_note")
+    op.execute("ALTER TABLE certificates DROP COLUMN correction_declined_at")
