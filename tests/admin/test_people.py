@@ -10,6 +10,7 @@ from sqlalchemy import select
 from kaptrain.accounts import services as accounts
 from kaptrain.accounts.models import Role, User
 from kaptrain.audit import AuditEntry
+from kaptrain.certificates.models import Evaluation
 from kaptrain.certificates.pdf import format_date
 from kaptrain.quizzes.models import Attempt
 from tests.conftest import PASSWORD
@@ -119,6 +120,13 @@ def test_record_shows_courses_attempts_certificates_and_links_reviews(app, clien
     # The administrator, who may know who wrote an evaluation, sees the hours the learner said they spent.
     assert "<dt>Evidence-based and balanced</dt><dd>Yes</dd>" in page
     assert "<dt>Hours spent, as estimated</dt><dd>3.5</dd>" in page
+    evaluation = db.scalar(select(Evaluation).where(Evaluation.user_id == dana.id))
+    assert evaluation is not None
+    evaluation.objectives_met = {"one": "met", "two": "partly", "three": "not_met"}
+    db.commit()
+    # "Partly" and "not met" were counted as met: the record said N of N whatever the learner answered.
+    again = " ".join(client.get(f"/admin/people/{dana.id}").get_data(as_text=True).split())
+    assert "<dt>Objectives met</dt><dd>1 of 3; partly met: 1; not met: 1</dd>" in again
     assert certificate.holder_name in page and "Print this record" in page
     result = client.get(f"/attempts/{attempts[0].id}/result")
     assert result.status_code == 200
