@@ -134,12 +134,18 @@ def init_web(app: Flask) -> None:
     app.jinja_env.globals["certificate_day"] = certificate_day
     app.jinja_env.globals["learner_day"] = learner_day
     app.jinja_env.filters["audit_value"] = audit_value
+    app.jinja_env.filters["words"] = words
 
 
 _ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?")
 
 
 _CODE_WORD = re.compile(r"[a-z]+(?:_[a-z]+)+")
+
+
+def words(items: list[str]) -> str:
+    """A list as a sentence says it: "name", "name and licence number", "name, credential and licence number"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}" if items else ""
 
 
 def audit_value(value: object) -> str:

@@ -219,7 +219,7 @@ def _attachment(pdf: bytes) -> bytes:
     except (PyPdfError, ValueError, KeyError, TypeError, RecursionError):
         raise ValueError("This PDF could not be read.") from None
     if not contents:
-        raise ValueError(f"This PDF carries no signed credential (no attachment named {ATTACHMENT_NAME}).")
+        raise ValueError("This PDF carries no signed credential.")  # no attachment named ATTACHMENT_NAME
     return contents[0]
 
 

@@ -87,7 +87,9 @@ def send_correction_requested_email(certificate_id: int) -> None:
     if certificate is None or certificate.correction_requested_at is None:
         return  # answered before the mail went out
     admins = session.scalars(select(User).where(User.role == Role.ADMIN, User.is_active.is_(True))).all()
-    body = render_template("certificates/email/correction_requested.txt", certificate=certificate)
+    holder = session.get(User, certificate.user_id)
+    changes = services.profile_changes(certificate, holder) if holder is not None else []
+    body = render_template("certificates/email/correction_requested.txt", certificate=certificate, changes=changes)
     for admin in admins:
         mail.send(admin.email, f"{_site()}: a corrected certificate was asked for ({certificate.number})", body)
 

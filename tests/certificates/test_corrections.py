@@ -47,6 +47,12 @@ def test_the_dashboard_offers_a_correction_once_the_profile_differs(client, db, 
     learner, certificate = holder
     page = client.get("/dashboard").get_data(as_text=True)
     assert "This certificate prints the name you had when it was issued (“Dana Okafor”)" in page
+    learner.licence_number = "CO-77"
+    db.commit()
+    both = client.get("/dashboard").get_data(as_text=True)
+    assert "prints the name and licence number you had" in both  # said as a sentence says it
+    learner.licence_number = ""
+    db.commit()
     assert f'action="/certificates/{certificate.id}/correction"' in page
     learner.full_name = "Dana Okafor"  # back as printed: nothing to correct
     db.commit()
@@ -172,6 +178,7 @@ def test_the_site_s_active_administrators_are_emailed_a_request(app, client, db,
     assert to == [active.email] and certificate.number in message["Subject"]
     body = " ".join(message.get_content().split())
     assert f"/admin/certificates/{certificate.id}" in body and "Dana Okafor" in body
+    assert "their profile's name now differs from what it prints" in body
 
 
 def test_an_administrator_declines_with_a_note_the_holder_reads(app, client, db, holder, inbox):

@@ -99,6 +99,11 @@ def test_the_email_says_when_fewer_hours_were_certified_than_claimed_and_what_a_
         db.commit()
     body = " ".join(inbox.messages[-1][2].get_content().split())
     assert f"This is a corrected version: it replaces certificate {waiting.number}, which is no longer the one" in body
-    assert "Your completion and hours were not withdrawn" in body
+    assert "Your completion was not withdrawn." in body and "hours certified changed" not in body
     assert inbox.messages[-1][2]["Subject"].startswith("kaptrain: your corrected certificate for ")
     assert replacement.number in body and "you claimed" in body  # the replacement keeps the reviewed hours
+    with app.app_context():  # the second walk-through: hours changed, and the email said they were not
+        more = services.reissue(db, replacement, actor_label="test", reason="agreed", hours=Decimal("3"))
+        db.commit()
+    body = " ".join(inbox.messages[-1][2].get_content().split())
+    assert more.number in body and "the hours certified changed from 2.0 to 3.0" in body

@@ -75,3 +75,20 @@ def test_a_final_attempt_draws_from_every_module_of_the_fixture_course(app, db):
     draw = min(final.draw, len(bank))
     for module, size in modules.items():
         assert abs(drawn[module] - draw * size / len(bank)) < 1, (drawn, modules)
+
+
+def test_the_quiz_page_says_how_many_questions_pass_and_how_select_all_is_scored(client, db, learner):
+    """The second walk-through: "80%" without the count it means, and nothing on how "select all" is marked."""
+    alpha, final = quiz(db, "alpha-quiz"), quiz(db, "demo-final")
+    alpha_page = " ".join(client.get("/courses/demo-course/quizzes/alpha-quiz").text.split())
+    if alpha.partial_credit:
+        assert "earns a share of its mark for each correct option" in alpha_page
+    else:
+        needed = -(-alpha.draw * alpha.passing_score // 100)
+        said = f"Pass mark: {alpha.passing_score}% ({needed} of the {alpha.draw} questions answered right)"
+        assert said in alpha_page
+        assert "counts as right only when you choose every correct option and no other" in alpha_page
+    assert final.partial_credit  # the fixture final gives partial credit: no count of questions, the share rule
+    final_page = " ".join(client.get("/courses/demo-course/quizzes/demo-final").text.split())
+    assert f"Pass mark: {final.passing_score}%." in final_page and "with questions from every module" in final_page
+    assert "earns a share of its mark for each correct option you choose, less a share for each wrong one" in final_page
