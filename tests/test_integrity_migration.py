@@ -115,8 +115,8 @@ def test_down_to_0009_and_up_again_keeps_every_row(site: Flask) -> None:
     assert {"ck_attempts_open_or_graded", "ck_certificates_revoked", "ck_certificates_hours"} <= checks(engine)
     after = snapshot(engine)
     # Later migrations may add columns (0011 adds users.pages_version): compare the tables 0010 constrains.
-    # 0015's evaluation answers are dropped by a downgrade below it, and come back empty ("not asked").
-    dropped = {"practice_change", "change_plan"}
+    # 0015's and 0023's evaluation answers are dropped by a downgrade below them, and come back empty ("not asked").
+    dropped = {"practice_change", "change_plan", "evidence_balanced", "evidence_comment", "hours_spent"}
     for table in ("attempts", "attempt_items", "certificates", "certificate_files", "attestations", "evaluations"):
         assert [_without(r, dropped) for r in after[table]] == [_without(r, dropped) for r in kept[table]], table
     assert {r["practice_change"] for r in after["evaluations"]} == {""}
