@@ -49,10 +49,12 @@ def accommodations() -> ResponseReturnValue:
     valid = form.validate_on_submit()
     if form.is_submitted() and "csrf_token" not in form.errors:
         # Every mistake at once, not one a submission: the account, the quiz and "nothing granted" with the fields'.
-        learner = find_user_by_email(session, form.email.data or "") if form.email.data else None
-        if form.email.data and not form.email.errors and learner is None:
+        # Looked up only once the address itself passed its checks (one with a NUL byte never reaches PostgreSQL).
+        email_ok = bool(form.email.data) and not form.email.errors
+        learner = find_user_by_email(session, form.email.data or "") if email_ok else None
+        if email_ok and learner is None:
             form.email.errors = ["No account has this email."]
-        quiz = session.get(Quiz, form.quiz.data) if form.quiz.data else None
+        quiz = session.get(Quiz, form.quiz.data) if form.quiz.data and not form.quiz.errors else None
         if quiz is None and not form.quiz.errors:
             form.quiz.errors = ["Choose a quiz."]
         nothing = not (form.extra_minutes.data or form.extra_attempts.data)

@@ -287,6 +287,9 @@ def test_the_accommodation_form_says_every_mistake_at_once(client, db):
     for said in ("Give the reason for this accommodation.", "No account has this email.", "extra attempts or both"):
         assert said in page, said
     assert db.scalar(select(func.count()).select_from(Accommodation)) == 0
+    # An address that fails its own checks is not looked up (PostgreSQL refuses a NUL byte: it was a 500).
+    nul = client.post("/admin/accommodations", data={"email": "\x00", "quiz": "999999999999", "note": "x"})
+    assert nul.status_code == 422 and "No account has this email." not in nul.get_data(as_text=True)
 
 
 def test_review_shows_the_question_version_that_was_asked(client, db, learner):
