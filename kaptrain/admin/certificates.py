@@ -253,7 +253,7 @@ def _detail(
         digest = services.holder_digest(now_printed) if now_printed is not None else ""
         reissue = ReissueForm(formdata=None, holder=digest)
     # The holder asked for a corrected version: what the profile says now, beside what the certificate prints.
-    asked = c.status == CertificateStatus.ACTIVE and c.correction_requested_at is not None
+    asked = services.correction_waiting(c)
     holder = now_printed if asked else None
     if holder is not None and not reissue.reason.data:
         reissue.reason.data = "Details corrected at the holder's request"
@@ -397,7 +397,7 @@ def decline_correction(certificate_id: int) -> ResponseReturnValue:
     valid = form.validate_on_submit()
     if "csrf_token" in form.errors:
         fail(400, EXPIRED)
-    if c.status != CertificateStatus.ACTIVE or c.correction_requested_at is None:
+    if not services.correction_waiting(c):
         # Answered meanwhile (a second click, a colleague): said at the top, as the service would say it.
         return _already(c, services.no_correction_waiting(c))
     if not valid:

@@ -774,6 +774,11 @@ def request_correction(session: Session, certificate: Certificate, user: User) -
     return True
 
 
+def correction_waiting(certificate: Certificate) -> bool:
+    """Whether the holder asked for a corrected version of this certificate in force and no one has answered yet."""
+    return certificate.status == CertificateStatus.ACTIVE and certificate.correction_requested_at is not None
+
+
 def no_correction_waiting(certificate: Certificate) -> str:
     """Why a correction request cannot be answered: there is none waiting."""
     return (
@@ -786,9 +791,10 @@ def decline_correction(session: Session, certificate: Certificate, note: str, *,
     """Answer a holder's correction request without re-issuing (the new details could not be confirmed, say): the
     request ends, and the holder reads the note on the dashboard and in an email, and may ask again."""
     _lock(session, certificate)
-    if certificate.status != CertificateStatus.ACTIVE or certificate.correction_requested_at is None:
+    if not correction_waiting(certificate):
         raise CertificateError(no_correction_waiting(certificate), 409)
     asked_at = certificate.correction_requested_at
+    assert asked_at is not None  # correction_waiting
     certificate.correction_requested_at = None
     certificate.correction_declined_at, certificate.correction_declined_note = utcnow(), note
     audit.record(
